@@ -1,0 +1,342 @@
+"""GradRegModel: training with a penalty on the input gradient of Reg(x).
+
+Implements Eq. (2)-(4) of Yu et al., "Towards Robust Training of Neural
+Networks by Regularizing Adversarial Gradients":
+
+    L = CE(x, t) + c * L_norm(dReg(x)/dx)
+
+The penalty's weight gradient needs second derivatives; ``train_step`` gets
+them by double backpropagation with nested ``tf.GradientTape``s.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import keras
+import tensorflow as tf
+
+from keras_gradreg import regularizers as regs
+
+__all__ = ["GradRegModel"]
+
+
+class _Untracked:
+    """Holds a callable without letting Keras track it as a sub-layer."""
+
+    def __init__(self, function: Callable):
+        self.function = function
+
+
+def _is_softmax(activation) -> bool:
+    if activation is None:
+        return False
+    softmax_fns = (keras.activations.softmax, tf.nn.softmax)
+    name = getattr(activation, "__name__", "")
+    return activation in softmax_fns or name == "softmax"
+
+
+def _last_layer(base: keras.Model):
+    layers = getattr(base, "layers", None)
+    if not layers or not isinstance(base, (keras.Sequential, keras.Model)):
+        return None
+    functional = any(cls.__name__ == "Functional" for cls in type(base).__mro__)
+    if not functional and not isinstance(base, keras.Sequential):
+        return None  # subclassed model: the graph cannot be inspected.
+    return layers[-1]
+
+
+def _ends_in_softmax(base: keras.Model) -> bool:
+    last = _last_layer(base)
+    if last is None:
+        return False
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    return _is_softmax(getattr(last, "activation", None))
+
+
+def _logits_function(base: keras.Model) -> Callable:
+    """Returns ``f(x, training) -> logits`` for a base that ends in softmax."""
+    last = _last_layer(base)
+    fix = (
+        "Make the model return logits (e.g. Dense(num_classes) with no "
+        "activation), or end it with a linear layer followed by "
+        "keras.layers.Softmax()."
+    )
+    try:
+        features = keras.Model(base.inputs, last.input)
+    except (AttributeError, ValueError, TypeError) as error:
+        raise ValueError(
+            "The base model ends in a softmax and its pre-softmax logits "
+            f"cannot be recovered ({error}). {fix}"
+        ) from error
+    if isinstance(last, keras.layers.Softmax) or isinstance(
+        last, keras.layers.Activation
+    ):
+        return lambda x, training: features(x, training=training)
+    if isinstance(last, keras.layers.Dense):
+
+        def dense_logits(x, training):
+            hidden = features(x, training=training)
+            logits = keras.ops.matmul(hidden, last.kernel)
+            if last.use_bias:
+                logits = logits + last.bias
+            return logits
+
+        return dense_logits
+    raise ValueError(
+        f"The base model's last layer {last.name!r} ({type(last).__name__}) "
+        f"applies a softmax, and its logits cannot be recovered. {fix}"
+    )
+
+
+def _at_least_float32(tensor: tf.Tensor) -> tf.Tensor:
+    """Casts float16/bfloat16 to float32; keeps float32 and float64."""
+    if tensor.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(tensor, tf.float32)
+    return tensor
+
+
+def _replica_count() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+@keras.saving.register_keras_serializable(package="keras_gradreg")
+class GradRegModel(keras.Model):
+    """Wraps a classifier and trains it with an input-gradient penalty.
+
+    The training loss is the compiled loss plus ``c`` times the batch mean of
+    ``norm(dReg/dx)``, where Reg is ``regularizer`` applied to the base's
+    logits Z (Eq. 2-4 of Yu et al.). Its weight gradient is computed by double
+    backpropagation: an inner ``GradientTape`` gives dReg/dx, and the outer
+    tape differentiates the penalty built from it. One forward pass per step
+    feeds both the compiled loss and the penalty.
+
+    If the base ends in a softmax (a ``Softmax`` layer, an
+    ``Activation("softmax")`` layer, or a ``Dense`` layer with a softmax
+    activation), the penalty uses its pre-softmax logits, the paper's Z; the
+    wrapper's outputs (and so the compiled loss and metrics) stay the base's
+    probabilities. For a base that returns logits, compile with
+    ``from_logits=True``.
+
+    Logged metrics: ``loss`` is the total loss (compiled loss + c * penalty);
+    ``grad_loss`` is the penalty before multiplication by ``c``; both are
+    reported by ``fit`` and ``evaluate``.
+
+    Args:
+        base: A Keras classifier mapping inputs to class scores of shape
+            ``(batch, num_classes)``.
+        c: Penalty weight, ``>= 0``. ``c = 0`` is plain training.
+        regularizer: ``"logit_margin"`` (Eq. 3, the paper's Logit-reg),
+            ``"cross_entropy"`` (Xent-reg, Ross & Doshi-Velez 2017) or a
+            callable ``(logits, labels) -> per-example values`` receiving
+            float32 logits and int32 labels shaped ``(batch,)``. Register a
+            callable with ``keras.saving.register_keras_serializable`` to save
+            the model.
+        norm: ``"squared_l2"`` (default; the paper's "l2 loss of gradients"),
+            ``"l2"``, or ``"l1"``. The L1 norm is the dual of L-inf: to first
+            order an eps L-inf perturbation changes Reg by at most
+            ``eps * ||dReg/dx||_1``.
+        **kwargs: Forwarded to ``keras.Model`` (e.g. ``name``).
+
+    Raises:
+        ValueError: For a negative ``c``, an unknown regularizer or norm, or a
+            softmax-ending base whose logits cannot be recovered.
+        TypeError: If ``base`` is not a Keras model.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> model = GradRegModel(base, c=0.01)
+        >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(
+        ...     from_logits=True), metrics=["accuracy"])
+        >>> history = model.fit(np.ones((8, 4), "float32"), np.zeros(8),
+        ...                     epochs=1, verbose=0)
+        >>> sorted(history.history)
+        ['accuracy', 'grad_loss', 'loss']
+    """
+
+    def __init__(
+        self,
+        base: keras.Model,
+        c: float = 0.01,
+        regularizer: Union[str, Callable] = "logit_margin",
+        norm: Union[str, Callable] = "squared_l2",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(base, keras.layers.Layer):
+            raise TypeError(
+                f"base must be a Keras model, got {type(base).__name__}."
+            )
+        if not isinstance(c, (int, float)) or isinstance(c, bool) or c < 0:
+            raise ValueError(f"c must be a number >= 0, got {c!r}.")
+        self.base = base
+        self.c = float(c)
+        self.regularizer = regs.get_regularizer(regularizer)
+        self.norm = regs.get_norm(norm)
+        self.output_softmax = _ends_in_softmax(base)
+        if self.output_softmax:
+            self._logits_fn = _Untracked(_logits_function(base))
+        else:
+            self._logits_fn = _Untracked(
+                lambda x, training: base(x, training=training)
+            )
+        self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
+        if base.built:
+            self.built = True
+
+    # Forward passes -----------------------------------------------------
+
+    def logits(self, x, training: bool = False) -> tf.Tensor:
+        """Returns the base's pre-softmax logits Z(x), at least float32."""
+        return _at_least_float32(self._logits_fn.function(x, training))
+
+    def call(self, inputs, training=None):
+        logits = self._logits_fn.function(inputs, training)
+        if self.output_softmax:
+            return keras.ops.softmax(logits, axis=-1)
+        return logits
+
+    def _outputs(self, logits: tf.Tensor) -> tf.Tensor:
+        if self.output_softmax:
+            return tf.nn.softmax(logits, axis=-1)
+        return logits
+
+    def _check_inputs(self, x) -> tf.Tensor:
+        if not isinstance(x, (tf.Tensor, tf.Variable)) and not hasattr(
+            x, "dtype"
+        ):
+            x = tf.convert_to_tensor(x)
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating:
+            raise TypeError(
+                "GradRegModel needs floating-point inputs to differentiate "
+                f"through them, got {x.dtype}. Cast them first, e.g. "
+                "x = tf.cast(x, tf.float32) / 255."
+            )
+        return x
+
+    def _penalized_forward(self, x, y, training: bool):
+        """One forward pass giving outputs, logits and per-example penalties.
+
+        Must run inside the caller's outer tape so that the penalty's weight
+        gradient (the second backpropagation) is recorded.
+        """
+        x = self._check_inputs(x)
+        with tf.GradientTape() as input_tape:
+            input_tape.watch(x)
+            raw_logits = self._logits_fn.function(x, training)
+            logits = _at_least_float32(raw_logits)
+            labels = regs.sparse_labels(y, logits.shape[-1])
+            reg_sum = tf.reduce_sum(self.regularizer(logits, labels))
+        input_grads = input_tape.gradient(reg_sum, x)
+        penalties = _at_least_float32(self.norm(input_grads))
+        outputs = self._outputs(raw_logits)
+        return outputs, penalties
+
+    def input_gradients(self, x, y) -> tf.Tensor:
+        """Returns dReg/dx for a batch, shaped like ``x``.
+
+        Args:
+            x: A float batch of inputs.
+            y: Its labels, sparse or one-hot.
+
+        Returns:
+            The per-example gradient of the model's regularizer w.r.t. ``x``.
+        """
+        x = self._check_inputs(x)
+        return regs.input_gradients(
+            lambda inputs: self._logits_fn.function(inputs, False),
+            x,
+            y,
+            self.regularizer,
+        )
+
+    # Training and evaluation --------------------------------------------
+
+    @staticmethod
+    def _batch_mean(values, sample_weight) -> tf.Tensor:
+        """Mean like Keras' "sum_over_batch_size" reduction."""
+        count = tf.cast(tf.shape(values)[0], values.dtype)
+        if sample_weight is not None:
+            weights = tf.reshape(tf.cast(sample_weight, values.dtype), [-1])
+            values = values * weights
+        return tf.reduce_sum(values) / tf.maximum(count, 1.0)
+
+    def _penalized_losses(self, x, y, sample_weight, training: bool):
+        outputs, penalties = self._penalized_forward(x, y, training)
+        task_loss = self._compute_loss(
+            x=x, y=y, y_pred=outputs, sample_weight=sample_weight,
+            training=training,
+        )
+        grad_loss = self._batch_mean(penalties, sample_weight)
+        # Keras divides compiled losses by the replica count under
+        # tf.distribute; the penalty is scaled the same way.
+        replicas = _replica_count()
+        total = tf.cast(task_loss, grad_loss.dtype) + (
+            self.c * grad_loss / replicas
+        )
+        return outputs, total, grad_loss
+
+    def _update_trackers(self, x, total, grad_loss):
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        self._loss_tracker.update_state(
+            total * _replica_count(), sample_weight=batch_size
+        )
+        self.grad_loss_tracker.update_state(grad_loss, sample_weight=batch_size)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            outputs, total, grad_loss = self._penalized_losses(
+                x, y, sample_weight, training=True
+            )
+            scaled = self.optimizer.scale_loss(total)
+        weights = self.trainable_weights
+        grads = tape.gradient(scaled, weights)
+        self.optimizer.apply(grads, weights)
+        self._update_trackers(x, total, grad_loss)
+        return self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        outputs, total, grad_loss = self._penalized_losses(
+            x, y, sample_weight, training=False
+        )
+        self._update_trackers(x, total, grad_loss)
+        return self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
+
+    # Serialization ------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "base": keras.saving.serialize_keras_object(self.base),
+                "c": self.c,
+                "regularizer": _serialize_fn(self.regularizer),
+                "norm": _serialize_fn(self.norm),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["base"] = keras.saving.deserialize_keras_object(
+            config["base"], custom_objects=custom_objects
+        )
+        for key in ("regularizer", "norm"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key], custom_objects=custom_objects
+                )
+        return cls(**config)
+
+
+def _serialize_fn(function: Callable):
+    name = regs.name_of(function)
+    if isinstance(name, str):
+        return name
+    return keras.saving.serialize_keras_object(function)

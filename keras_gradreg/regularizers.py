@@ -1,0 +1,320 @@
+"""The paper's regularizer functions Reg(x) and the norms of dReg/dx.
+
+Ground floor of keras-gradreg: what Eq. (2) and (3) of Yu et al. define.
+
+* ``logit_margin``: Reg(x) = max_{i != t} Z(x)_i - Z(x)_t (Eq. 3), the paper's
+  regularizer ("Logit-reg").
+* ``cross_entropy``: Reg(x) = CE(softmax(Z(x)), t), the baseline of Ross &
+  Doshi-Velez (2017) ("Xent-reg").
+* ``squared_l2``, ``l2``, ``l1``: per-example norms L_norm of the input
+  gradient dReg/dx.
+
+All functions are usable without :class:`keras_gradreg.GradRegModel`, e.g.
+
+>>> import numpy as np
+>>> logits = np.array([[2.0, 1.0, 0.5]], "float32")
+>>> float(logit_margin(logits, np.array([0]))[0])
+-1.0
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import keras
+import tensorflow as tf
+
+__all__ = [
+    "logit_margin",
+    "cross_entropy",
+    "squared_l2",
+    "l2",
+    "l1",
+    "get_regularizer",
+    "get_norm",
+    "sparse_labels",
+    "input_gradients",
+]
+
+RegularizerFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def sparse_labels(labels, num_classes: int | None = None) -> tf.Tensor:
+    """Returns integer class indices shaped ``(batch,)``.
+
+    Accepts sparse labels shaped ``(batch,)`` or ``(batch, 1)`` and one-hot
+    (or soft) labels shaped ``(batch, num_classes)``; the latter are reduced
+    by ``argmax``.
+
+    Args:
+        labels: Label tensor or array.
+        num_classes: Number of classes; when given, a ``(batch, num_classes)``
+            label tensor with ``num_classes > 1`` is taken as one-hot.
+
+    Returns:
+        An ``int32`` tensor of shape ``(batch,)``.
+
+    Example:
+        >>> sparse_labels([[0, 1, 0], [1, 0, 0]], num_classes=3).numpy()
+        array([1, 0], dtype=int32)
+    """
+    labels = tf.convert_to_tensor(labels)
+    rank = labels.shape.rank
+    if rank == 2 and labels.shape[-1] is not None and labels.shape[-1] > 1:
+        if num_classes is not None and labels.shape[-1] != num_classes:
+            raise ValueError(
+                f"One-hot labels have {labels.shape[-1]} columns but the model "
+                f"has {num_classes} classes. Pass integer labels shaped "
+                "(batch,) or one-hot labels shaped (batch, num_classes)."
+            )
+        return tf.argmax(labels, axis=-1, output_type=tf.int32)
+    if rank == 2 or (rank is not None and rank > 2):
+        labels = tf.reshape(labels, [-1])
+    elif rank == 0:
+        raise ValueError(
+            "Labels must have a batch dimension: got a scalar. Pass integer "
+            "labels shaped (batch,) or one-hot labels shaped (batch, classes)."
+        )
+    if labels.dtype.is_floating:
+        labels = tf.round(labels)
+    return tf.cast(labels, tf.int32)
+
+
+def _true_class_mask(logits: tf.Tensor, labels) -> tf.Tensor:
+    num_classes = logits.shape[-1]
+    labels = sparse_labels(labels, num_classes)
+    depth = num_classes if num_classes is not None else tf.shape(logits)[-1]
+    return tf.cast(tf.one_hot(labels, depth, dtype=tf.int32), tf.bool)
+
+
+@keras.saving.register_keras_serializable(package="keras_gradreg")
+def logit_margin(logits, labels) -> tf.Tensor:
+    """Per-example logit margin Reg(x) = max_{i != t} Z_i - Z_t (Eq. 3).
+
+    Positive exactly when the example is misclassified. The true class is
+    masked with ``tf.where`` and the row minimum (never a large sentinel
+    constant), so the function is safe in float16.
+
+    Args:
+        logits: Pre-softmax class scores Z, shaped ``(batch, num_classes)``.
+        labels: True classes, sparse ``(batch,)`` or one-hot.
+
+    Returns:
+        A tensor shaped ``(batch,)`` in the dtype of ``logits``.
+
+    Example:
+        >>> z = tf.constant([[3.0, 1.0, 2.0]])
+        >>> logit_margin(z, [0]).numpy()
+        array([-1.], dtype=float32)
+    """
+    logits = tf.convert_to_tensor(logits)
+    is_true = _true_class_mask(logits, labels)
+    true_logit = tf.reduce_sum(
+        tf.where(is_true, logits, tf.zeros_like(logits)), axis=-1
+    )
+    row_min = tf.reduce_min(logits, axis=-1, keepdims=True)
+    wrong_logits = tf.where(is_true, row_min, logits)
+    return tf.reduce_max(wrong_logits, axis=-1) - true_logit
+
+
+@keras.saving.register_keras_serializable(package="keras_gradreg")
+def cross_entropy(logits, labels) -> tf.Tensor:
+    """Per-example softmax cross-entropy, the Xent-reg regularizer.
+
+    Ross & Doshi-Velez (2017), "Improving the Adversarial Robustness and
+    Interpretability of Deep Neural Networks by Regularizing their Input
+    Gradients".
+
+    Args:
+        logits: Pre-softmax class scores, shaped ``(batch, num_classes)``.
+        labels: True classes, sparse ``(batch,)`` or one-hot.
+
+    Returns:
+        A tensor shaped ``(batch,)``.
+
+    Example:
+        >>> z = tf.constant([[0.0, 0.0]])
+        >>> round(float(cross_entropy(z, [1])[0]), 4)
+        0.6931
+    """
+    logits = tf.convert_to_tensor(logits)
+    labels = sparse_labels(labels, logits.shape[-1])
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits
+    )
+
+
+def _flat(gradients: tf.Tensor) -> tf.Tensor:
+    gradients = tf.convert_to_tensor(gradients)
+    return tf.reshape(gradients, [tf.shape(gradients)[0], -1])
+
+
+@keras.saving.register_keras_serializable(package="keras_gradreg")
+def squared_l2(gradients) -> tf.Tensor:
+    """Per-example sum of squares of the input gradient (the paper's l2 loss).
+
+    Args:
+        gradients: dReg/dx, shaped ``(batch, ...)``.
+
+    Returns:
+        A tensor shaped ``(batch,)``.
+
+    Example:
+        >>> squared_l2(tf.constant([[3.0, 4.0]])).numpy()
+        array([25.], dtype=float32)
+    """
+    return tf.reduce_sum(tf.square(_flat(gradients)), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_gradreg")
+def l2(gradients) -> tf.Tensor:
+    """Per-example Euclidean norm of the input gradient.
+
+    Its gradient at a zero input gradient is defined as 0 (no NaN): the square
+    root is taken through a ``tf.where`` guard.
+
+    Args:
+        gradients: dReg/dx, shaped ``(batch, ...)``.
+
+    Returns:
+        A tensor shaped ``(batch,)``.
+
+    Example:
+        >>> l2(tf.constant([[3.0, 4.0]])).numpy()
+        array([5.], dtype=float32)
+    """
+    sum_squares = squared_l2(gradients)
+    positive = sum_squares > 0
+    safe = tf.where(positive, sum_squares, tf.ones_like(sum_squares))
+    return tf.where(positive, tf.sqrt(safe), tf.zeros_like(sum_squares))
+
+
+@keras.saving.register_keras_serializable(package="keras_gradreg")
+def l1(gradients) -> tf.Tensor:
+    """Per-example L1 norm of the input gradient.
+
+    The L1 norm is the dual of the L-inf norm: to first order, the largest
+    change of Reg under a perturbation with ``||delta||_inf <= eps`` is
+    ``eps * ||dReg/dx||_1``. Penalizing it therefore targets the L-inf threat
+    model that FGSM, BIM and PGD use.
+
+    Args:
+        gradients: dReg/dx, shaped ``(batch, ...)``.
+
+    Returns:
+        A tensor shaped ``(batch,)``.
+
+    Example:
+        >>> l1(tf.constant([[3.0, -4.0]])).numpy()
+        array([7.], dtype=float32)
+    """
+    return tf.reduce_sum(tf.abs(_flat(gradients)), axis=-1)
+
+
+REGULARIZERS = {"logit_margin": logit_margin, "cross_entropy": cross_entropy}
+NORMS = {"squared_l2": squared_l2, "l2": l2, "l1": l1}
+
+
+def get_regularizer(identifier: Union[str, RegularizerFn]) -> RegularizerFn:
+    """Returns the regularizer function for a name or a callable.
+
+    Args:
+        identifier: ``"logit_margin"``, ``"cross_entropy"`` or a callable
+            ``(logits, labels) -> per-example values``.
+
+    Returns:
+        The regularizer function.
+
+    Raises:
+        ValueError: For an unknown name or a non-callable.
+
+    Example:
+        >>> get_regularizer("logit_margin") is logit_margin
+        True
+    """
+    if isinstance(identifier, str):
+        if identifier not in REGULARIZERS:
+            raise ValueError(
+                f"Unknown regularizer {identifier!r}. Use one of "
+                f"{sorted(REGULARIZERS)} or a callable (logits, labels) -> "
+                "per-example values."
+            )
+        return REGULARIZERS[identifier]
+    if callable(identifier):
+        return identifier
+    raise ValueError(
+        f"regularizer must be a name or a callable, got {identifier!r}."
+    )
+
+
+def get_norm(identifier: Union[str, Callable]) -> Callable:
+    """Returns the norm function for a name or a callable.
+
+    Args:
+        identifier: ``"squared_l2"``, ``"l2"``, ``"l1"`` or a callable
+            ``gradients -> per-example values``.
+
+    Returns:
+        The norm function.
+
+    Raises:
+        ValueError: For an unknown name or a non-callable.
+
+    Example:
+        >>> get_norm("l1") is l1
+        True
+    """
+    if isinstance(identifier, str):
+        if identifier not in NORMS:
+            raise ValueError(
+                f"Unknown norm {identifier!r}. Use one of {sorted(NORMS)}."
+            )
+        return NORMS[identifier]
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"norm must be a name or a callable, got {identifier!r}.")
+
+
+def name_of(function: Callable) -> Union[str, Callable]:
+    """Returns the registered short name of a built-in function, else itself."""
+    for table in (REGULARIZERS, NORMS):
+        for name, candidate in table.items():
+            if candidate is function:
+                return name
+    return function
+
+
+def input_gradients(
+    logits_fn: Callable, x, labels, regularizer="logit_margin"
+) -> tf.Tensor:
+    """Gradient of the summed per-example regularizer w.r.t. the input.
+
+    Because each example's Reg depends only on its own input, the gradient of
+    the sum gives every example's own dReg/dx.
+
+    Args:
+        logits_fn: A callable (e.g. a Keras model) mapping ``x`` to logits.
+        x: A float batch of inputs.
+        labels: True classes, sparse or one-hot.
+        regularizer: A regularizer name or callable.
+
+    Returns:
+        dReg/dx, a float tensor shaped like ``x``.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+        >>> input_gradients(model, tf.ones((4, 2)), [0, 1, 2, 0]).shape
+        TensorShape([4, 2])
+    """
+    regularizer = get_regularizer(regularizer)
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        raise TypeError(
+            f"Inputs must be floating point to take gradients, got {x.dtype}. "
+            "Cast them, e.g. x = tf.cast(x, tf.float32) / 255."
+        )
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = tf.cast(logits_fn(x), tf.float32)
+        total = tf.reduce_sum(regularizer(logits, labels))
+    return tape.gradient(total, x)

@@ -1,0 +1,42 @@
+"""Shared pytest fixtures: quiet TensorFlow, seeds, the shared data folder."""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, so tf.distribute tests can mirror over them. This
+# must happen before TensorFlow initializes its runtime.
+_CPUS = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _CPUS[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MNIST_DIR = SHARED_DATA / "mnist"
+SPEECH_DIR = SHARED_DATA / "speech_commands_standin"
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_clear():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def mnist_dir():
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real MNIST not found at ../shared/data/mnist")
+    return MNIST_DIR
+
+
+@pytest.fixture
+def speech_dir():
+    if not (SPEECH_DIR / "testing_list.txt").exists():
+        pytest.skip("speech stand-in not found at ../shared/data")
+    return SPEECH_DIR
