@@ -97,6 +97,51 @@ def _at_least_float32(tensor: tf.Tensor) -> tf.Tensor:
     return tensor
 
 
+METHODS = ("double_backprop", "finite_difference")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_c(c) -> None:
+    if not _is_number(c) or not c >= 0 or c == float("inf"):
+        raise ValueError(f"c must be a finite number >= 0, got {c!r}.")
+
+
+def _unit_l2(gradients):
+    flat = tf.reshape(gradients, [tf.shape(gradients)[0], -1])
+    norms = tf.norm(flat, axis=-1)
+    safe = tf.where(norms > 0, norms, tf.ones_like(norms))
+    shape = tf.concat([tf.shape(norms), tf.ones_like(tf.shape(gradients)[1:])], 0)
+    return gradients / tf.reshape(safe, shape)
+
+
+_FD_DIRECTIONS = {
+    regs.squared_l2: _unit_l2,
+    regs.l2: _unit_l2,
+    regs.l1: tf.sign,
+}
+
+
+def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
+    """Sparse labels, with an in-graph check that they index a class."""
+    num_classes = logits.shape[-1]
+    labels = regs.sparse_labels(y, num_classes)
+    if num_classes is None:
+        return labels
+    message = (
+        f"Labels must be integers in [0, {num_classes}) for a model with "
+        f"{num_classes} classes (or one-hot rows of length {num_classes})."
+    )
+    checks = [
+        tf.debugging.assert_non_negative(labels, message=message),
+        tf.debugging.assert_less(labels, num_classes, message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(labels)
+
+
 def _replica_count() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -137,11 +182,22 @@ class GradRegModel(keras.Model):
             ``"l2"``, or ``"l1"``. The L1 norm is the dual of L-inf: to first
             order an eps L-inf perturbation changes Reg by at most
             ``eps * ||dReg/dx||_1``.
+        method: ``"double_backprop"`` (default, exact: nested tapes) or
+            ``"finite_difference"``: Finlay & Oberman (2019)'s approximation,
+            ``q = (Reg(x + h d) - Reg(x)) / h`` along the detached unit
+            gradient direction ``d``, penalized as ``q**2`` (squared_l2) or
+            ``|q|`` (l2, l1). It needs no second derivatives but a second
+            forward pass (dropout draws a second mask; BatchNormalization
+            updates its moving statistics twice per step).
+        fd_step: The finite-difference step ``h`` in input units (e.g. 0.01
+            for pixels in [0, 1], about 1 for pixels in [0, 255]).
         **kwargs: Forwarded to ``keras.Model`` (e.g. ``name``).
 
     Raises:
-        ValueError: For a negative ``c``, an unknown regularizer or norm, or a
-            softmax-ending base whose logits cannot be recovered.
+        ValueError: For a negative ``c``, an unknown regularizer, norm or
+            method, or a softmax-ending base whose logits cannot be
+            recovered. During ``fit``, labels out of range, non-finite inputs
+            and a base whose output is not 2-D raise errors that say so.
         TypeError: If ``base`` is not a Keras model.
 
     Example:
@@ -162,6 +218,8 @@ class GradRegModel(keras.Model):
         c: float = 0.01,
         regularizer: Union[str, Callable] = "logit_margin",
         norm: Union[str, Callable] = "squared_l2",
+        method: str = "double_backprop",
+        fd_step: float = 0.01,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -169,12 +227,28 @@ class GradRegModel(keras.Model):
             raise TypeError(
                 f"base must be a Keras model, got {type(base).__name__}."
             )
-        if not isinstance(c, (int, float)) or isinstance(c, bool) or c < 0:
-            raise ValueError(f"c must be a number >= 0, got {c!r}.")
+        _check_c(c)
+        if method not in METHODS:
+            raise ValueError(
+                f"Unknown method {method!r}. Use one of {list(METHODS)}."
+            )
+        if not _is_number(fd_step) or fd_step <= 0:
+            raise ValueError(f"fd_step must be a number > 0, got {fd_step!r}.")
         self.base = base
-        self.c = float(c)
         self.regularizer = regs.get_regularizer(regularizer)
         self.norm = regs.get_norm(norm)
+        if method == "finite_difference" and self.norm not in _FD_DIRECTIONS:
+            raise ValueError(
+                "method='finite_difference' supports the norms "
+                "'squared_l2', 'l2' and 'l1', not a custom callable."
+            )
+        self.method = method
+        self.fd_step = float(fd_step)
+        # A non-trainable variable, so that c can change during fit (see
+        # callbacks.PenaltySchedule) without retracing the train step.
+        self.c_variable = keras.Variable(
+            float(c), trainable=False, dtype="float32", name="c"
+        )
         self.output_softmax = _ends_in_softmax(base)
         if self.output_softmax:
             self._logits_fn = _Untracked(_logits_function(base))
@@ -185,6 +259,16 @@ class GradRegModel(keras.Model):
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
         if base.built:
             self.built = True
+
+    @property
+    def c(self) -> float:
+        """The penalty weight; assign to change it, also during ``fit``."""
+        return float(keras.ops.convert_to_numpy(self.c_variable))
+
+    @c.setter
+    def c(self, value: float):
+        _check_c(value)
+        self.c_variable.assign(float(value))
 
     # Forward passes -----------------------------------------------------
 
@@ -204,10 +288,6 @@ class GradRegModel(keras.Model):
         return logits
 
     def _check_inputs(self, x) -> tf.Tensor:
-        if not isinstance(x, (tf.Tensor, tf.Variable)) and not hasattr(
-            x, "dtype"
-        ):
-            x = tf.convert_to_tensor(x)
         x = tf.convert_to_tensor(x)
         if not x.dtype.is_floating:
             raise TypeError(
@@ -215,10 +295,25 @@ class GradRegModel(keras.Model):
                 f"through them, got {x.dtype}. Cast them first, e.g. "
                 "x = tf.cast(x, tf.float32) / 255."
             )
-        return x
+        return tf.debugging.assert_all_finite(
+            x, "GradRegModel inputs contain NaN or Inf values."
+        )
+
+    def _regularizer_values(self, x, y, training: bool):
+        """Forward pass: raw logits and per-example Reg(x) (float32+)."""
+        raw_logits = self._logits_fn.function(x, training)
+        logits = _at_least_float32(raw_logits)
+        if logits.shape.rank != 2:
+            raise ValueError(
+                "The base model must output a 2-D batch of class scores "
+                f"(batch, num_classes); got shape {logits.shape}. Add a "
+                "Flatten/GlobalPooling and a Dense(num_classes) head."
+            )
+        labels = _checked_labels(y, logits)
+        return raw_logits, self.regularizer(logits, labels), labels
 
     def _penalized_forward(self, x, y, training: bool):
-        """One forward pass giving outputs, logits and per-example penalties.
+        """One forward pass giving outputs and per-example penalties.
 
         Must run inside the caller's outer tape so that the penalty's weight
         gradient (the second backpropagation) is recorded.
@@ -226,14 +321,40 @@ class GradRegModel(keras.Model):
         x = self._check_inputs(x)
         with tf.GradientTape() as input_tape:
             input_tape.watch(x)
-            raw_logits = self._logits_fn.function(x, training)
-            logits = _at_least_float32(raw_logits)
-            labels = regs.sparse_labels(y, logits.shape[-1])
-            reg_sum = tf.reduce_sum(self.regularizer(logits, labels))
+            raw_logits, reg_values, labels = self._regularizer_values(
+                x, y, training
+            )
+            reg_sum = tf.reduce_sum(reg_values)
         input_grads = input_tape.gradient(reg_sum, x)
-        penalties = _at_least_float32(self.norm(input_grads))
-        outputs = self._outputs(raw_logits)
-        return outputs, penalties
+        if self.method == "finite_difference":
+            penalties = self._finite_difference_penalty(
+                x, labels, reg_values, tf.stop_gradient(input_grads), training
+            )
+        else:
+            penalties = _at_least_float32(self.norm(input_grads))
+        return self._outputs(raw_logits), penalties
+
+    def _finite_difference_penalty(
+        self, x, labels, reg_values, input_grads, training
+    ):
+        """Finlay & Oberman (2019): the norm as a squared difference quotient.
+
+        With d the (detached) direction in which the gradient's norm is its
+        inner product (g/||g||_2 for the L2 norms, sign(g) for L1),
+        q = (Reg(x + h d) - Reg(x)) / h approximates ||g||; the penalty is
+        q**2 (squared_l2) or |q| (l2, l1): bounded below by 0, so the network
+        cannot game it, and its weight gradient needs no second derivatives.
+        """
+        direction = _FD_DIRECTIONS[self.norm](input_grads)
+        step = tf.cast(self.fd_step, x.dtype)
+        shifted_logits = _at_least_float32(
+            self._logits_fn.function(x + step * direction, training)
+        )
+        shifted = self.regularizer(shifted_logits, labels)
+        quotient = (shifted - reg_values) / tf.cast(step, reg_values.dtype)
+        if self.norm is regs.squared_l2:
+            return tf.square(quotient)
+        return tf.abs(quotient)
 
     def input_gradients(self, x, y) -> tf.Tensor:
         """Returns dReg/dx for a batch, shaped like ``x``.
@@ -266,6 +387,10 @@ class GradRegModel(keras.Model):
 
     def _penalized_losses(self, x, y, sample_weight, training: bool):
         outputs, penalties = self._penalized_forward(x, y, training)
+        # The penalty depends on the label range checks: order the compiled
+        # loss after them so bad labels get our message, not the loss's.
+        with tf.control_dependencies([penalties]):
+            y = tf.nest.map_structure(tf.identity, y)
         task_loss = self._compute_loss(
             x=x, y=y, y_pred=outputs, sample_weight=sample_weight,
             training=training,
@@ -274,9 +399,8 @@ class GradRegModel(keras.Model):
         # Keras divides compiled losses by the replica count under
         # tf.distribute; the penalty is scaled the same way.
         replicas = _replica_count()
-        total = tf.cast(task_loss, grad_loss.dtype) + (
-            self.c * grad_loss / replicas
-        )
+        c = tf.cast(self.c_variable, grad_loss.dtype)
+        total = tf.cast(task_loss, grad_loss.dtype) + c * grad_loss / replicas
         return outputs, total, grad_loss
 
     def _update_trackers(self, x, total, grad_loss):
@@ -317,6 +441,8 @@ class GradRegModel(keras.Model):
                 "c": self.c,
                 "regularizer": _serialize_fn(self.regularizer),
                 "norm": _serialize_fn(self.norm),
+                "method": self.method,
+                "fd_step": self.fd_step,
             }
         )
         return config

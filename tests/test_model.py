@@ -310,7 +310,7 @@ def test_mirrored_strategy_matches_single_device():
     np.testing.assert_allclose(single_logs["grad_loss"], mirrored_logs["grad_loss"], rtol=1e-4)
 
 
-@pytest.mark.parametrize("bad", [-0.1, "x", None])
+@pytest.mark.parametrize("bad", [-0.1, "x", None, float("nan"), float("inf")])
 def test_bad_c_raises(bad):
     with pytest.raises(ValueError, match="c must be"):
         GradRegModel(_tanh_mlp(), c=bad)
@@ -354,3 +354,98 @@ def test_mnist_penalty_shrinks_input_gradients(mnist_dir):
         accuracy = model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
         assert accuracy > 0.7, (c, accuracy)
     assert norms[1.0] * 2 <= norms[0.0], norms
+
+
+def test_finite_difference_approaches_exact_gradient():
+    base = _tanh_mlp(dtype="float64", inputs=3, classes=4)
+    x, y = _data(n=8, dtype="float64", seed=5)
+    x = tf.constant(x)
+
+    def weight_gradient(model):
+        with tf.GradientTape() as tape:
+            _, penalties = model._penalized_forward(x, y, False)
+            value = tf.reduce_mean(penalties)
+        grads = tape.gradient(value, base.trainable_weights)
+        return np.concatenate([
+            np.zeros(w.shape).ravel() if g is None else g.numpy().ravel()
+            for g, w in zip(grads, base.trainable_weights)
+        ])
+
+    exact = weight_gradient(GradRegModel(base, c=1.0))
+    errors = []
+    for step in (1e-1, 1e-2, 1e-3):
+        approx = weight_gradient(
+            GradRegModel(base, c=1.0, method="finite_difference", fd_step=step)
+        )
+        errors.append(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[2] < 1e-2, errors
+
+
+def test_finite_difference_trains_and_saves(tmp_path):
+    x, y = _data(n=32)
+    model = GradRegModel(_tanh_mlp(), c=0.1, method="finite_difference", fd_step=0.05)
+    model.compile("adam", _sparse_ce())
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert history.history["grad_loss"][0] > 0
+    model.save(tmp_path / "fd.keras")
+    loaded = keras.models.load_model(tmp_path / "fd.keras")
+    assert (loaded.method, loaded.fd_step) == ("finite_difference", 0.05)
+
+
+def test_c_can_change_during_fit_without_retracing():
+    x, y = _data(n=32)
+    model = GradRegModel(_tanh_mlp(), c=0.0)
+    model.compile(keras.optimizers.SGD(0.0), _sparse_ce())
+    first = model.evaluate(x, y, verbose=0, return_dict=True)
+    model.fit(x, y, epochs=1, verbose=0)
+    train_function = model.train_function
+    model.c = 2.0
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.train_function is train_function
+    second = model.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(
+        second["loss"], first["loss"] + 2.0 * first["grad_loss"], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "labels,match",
+    [(np.array([0, 4]), "Labels must be integers in \\[0, 4\\)"),
+     (np.array([-1, 0]), "Labels must be integers")],
+)
+def test_out_of_range_labels_raise(labels, match):
+    model = GradRegModel(_tanh_mlp())
+    model.compile("sgd", _sparse_ce())
+    with pytest.raises(Exception, match=match):
+        model.fit(np.zeros((2, 3), "float32"), labels, verbose=0)
+
+
+def test_non_finite_inputs_raise():
+    model = GradRegModel(_tanh_mlp())
+    model.compile("sgd", _sparse_ce())
+    x = np.zeros((2, 3), "float32")
+    x[0, 0] = np.nan
+    with pytest.raises(Exception, match="NaN or Inf"):
+        model.fit(x, np.array([0, 1]), verbose=0)
+
+
+def test_non_2d_output_raises():
+    base = keras.Sequential([keras.Input((4, 3)), keras.layers.Dense(2)])
+    model = GradRegModel(base)
+    model.compile("sgd", _sparse_ce())
+    with pytest.raises(ValueError, match="2-D batch of class scores"):
+        model.fit(np.zeros((2, 4, 3), "float32"), np.array([0, 1]), verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"regularizer": "nope"}, "Unknown regularizer"),
+     ({"norm": "linf"}, "Unknown norm"),
+     ({"method": "magic"}, "Unknown method"),
+     ({"fd_step": 0.0}, "fd_step"),
+     ({"method": "finite_difference", "norm": lambda g: g}, "custom callable")],
+)
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GradRegModel(_tanh_mlp(), **kwargs)
