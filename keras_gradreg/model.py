@@ -142,6 +142,31 @@ def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
         return tf.identity(labels)
 
 
+def _first_local_value(strategy, value):
+    if isinstance(value, tf.distribute.DistributedValues):
+        return strategy.experimental_local_results(value)[0]
+    return value
+
+
+def _multi_worker_logs(logs: dict) -> dict:
+    """Gives scalar logs a length-1 axis under multi-worker training.
+
+    Keras 3 (seen in 3.15) reduces step outputs of a multi-worker
+    ``MultiWorkerMirroredStrategy`` with ``strategy.reduce("MEAN", v,
+    axis=0)``, which fails on scalars; a length-1 axis reduces to the scalar.
+    """
+    strategy = tf.distribute.get_strategy()
+    multi_worker = isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()  # noqa: SLF001
+    if not multi_worker:
+        return logs
+    return {
+        name: tf.reshape(value, [1]) if value.shape.rank == 0 else value
+        for name, value in logs.items()
+    }
+
+
 def _replica_count() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
@@ -421,7 +446,8 @@ class GradRegModel(keras.Model):
         grads = tape.gradient(scaled, weights)
         self.optimizer.apply(grads, weights)
         self._update_trackers(x, total, grad_loss)
-        return self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
+        logs = self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
+        return _multi_worker_logs(logs)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -429,7 +455,29 @@ class GradRegModel(keras.Model):
             x, y, sample_weight, training=False
         )
         self._update_trackers(x, total, grad_loss)
-        return self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
+        logs = self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
+        return _multi_worker_logs(logs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Builds from one replica's batch instead of a cross-replica mean.
+
+        Keras 3 (seen in 3.15) averages the first distributed batch with
+        ``strategy.reduce`` before building, which fails eagerly under
+        ``MultiWorkerMirroredStrategy`` (a PerReplica cannot become a
+        tensor). Taking the first local replica's batch builds the same
+        shapes and works under every strategy.
+        """
+        strategy = self._distribute_strategy
+        if iterator is None or strategy is None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        for _, _, batches in iterator:
+            data_batch = tf.nest.map_structure(
+                lambda value: _first_local_value(strategy, value),
+                next(batches),
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
     # Serialization ------------------------------------------------------
 
