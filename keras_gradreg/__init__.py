@@ -4,9 +4,29 @@ Implements Yu et al., "Towards Robust Training of Neural Networks by
 Regularizing Adversarial Gradients", for Keras 3 on TensorFlow.
 """
 
+from keras_gradreg import audio
+from keras_gradreg import callbacks
+from keras_gradreg import datasets
+from keras_gradreg import models
 from keras_gradreg import regularizers
+from keras_gradreg.audio import MFCC
+from keras_gradreg.callbacks import GradientNormLogger
+from keras_gradreg.callbacks import RobustAccuracyCallback
+from keras_gradreg.callbacks import WeightHistogramLogger
 from keras_gradreg.model import GradRegModel
 
 __version__ = "0.1.0"
 
-__all__ = ["GradRegModel", "regularizers", "__version__"]
+__all__ = [
+    "GradRegModel",
+    "GradientNormLogger",
+    "MFCC",
+    "RobustAccuracyCallback",
+    "WeightHistogramLogger",
+    "audio",
+    "callbacks",
+    "datasets",
+    "models",
+    "regularizers",
+    "__version__",
+]
