@@ -18,83 +18,16 @@ import tensorflow as tf
 
 from keras_gradreg import regularizers as regs
 
+from keras_gradreg._wrapper import (  # noqa: F401  (re-exported for attacks)
+    WrappedClassifier,
+    _at_least_float32,
+    _ends_in_softmax,
+    _logits_function,
+    _multi_worker_logs,
+    _replica_count,
+)
+
 __all__ = ["GradRegModel"]
-
-
-class _Untracked:
-    """Holds a callable without letting Keras track it as a sub-layer."""
-
-    def __init__(self, function: Callable):
-        self.function = function
-
-
-def _is_softmax(activation) -> bool:
-    if activation is None:
-        return False
-    softmax_fns = (keras.activations.softmax, tf.nn.softmax)
-    name = getattr(activation, "__name__", "")
-    return activation in softmax_fns or name == "softmax"
-
-
-def _last_layer(base: keras.Model):
-    layers = getattr(base, "layers", None)
-    if not layers or not isinstance(base, (keras.Sequential, keras.Model)):
-        return None
-    functional = any(cls.__name__ == "Functional" for cls in type(base).__mro__)
-    if not functional and not isinstance(base, keras.Sequential):
-        return None  # subclassed model: the graph cannot be inspected.
-    return layers[-1]
-
-
-def _ends_in_softmax(base: keras.Model) -> bool:
-    last = _last_layer(base)
-    if last is None:
-        return False
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    return _is_softmax(getattr(last, "activation", None))
-
-
-def _logits_function(base: keras.Model) -> Callable:
-    """Returns ``f(x, training) -> logits`` for a base that ends in softmax."""
-    last = _last_layer(base)
-    fix = (
-        "Make the model return logits (e.g. Dense(num_classes) with no "
-        "activation), or end it with a linear layer followed by "
-        "keras.layers.Softmax()."
-    )
-    try:
-        features = keras.Model(base.inputs, last.input)
-    except (AttributeError, ValueError, TypeError) as error:
-        raise ValueError(
-            "The base model ends in a softmax and its pre-softmax logits "
-            f"cannot be recovered ({error}). {fix}"
-        ) from error
-    if isinstance(last, keras.layers.Softmax) or isinstance(
-        last, keras.layers.Activation
-    ):
-        return lambda x, training: features(x, training=training)
-    if isinstance(last, keras.layers.Dense):
-
-        def dense_logits(x, training):
-            hidden = features(x, training=training)
-            logits = keras.ops.matmul(hidden, last.kernel)
-            if last.use_bias:
-                logits = logits + last.bias
-            return logits
-
-        return dense_logits
-    raise ValueError(
-        f"The base model's last layer {last.name!r} ({type(last).__name__}) "
-        f"applies a softmax, and its logits cannot be recovered. {fix}"
-    )
-
-
-def _at_least_float32(tensor: tf.Tensor) -> tf.Tensor:
-    """Casts float16/bfloat16 to float32; keeps float32 and float64."""
-    if tensor.dtype in (tf.float16, tf.bfloat16):
-        return tf.cast(tensor, tf.float32)
-    return tensor
 
 
 METHODS = ("double_backprop", "finite_difference")
@@ -142,37 +75,8 @@ def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
         return tf.identity(labels)
 
 
-def _first_local_value(strategy, value):
-    if isinstance(value, tf.distribute.DistributedValues):
-        return strategy.experimental_local_results(value)[0]
-    return value
-
-
-def _multi_worker_logs(logs: dict) -> dict:
-    """Gives scalar logs a length-1 axis under multi-worker training.
-
-    Keras 3 (seen in 3.15) reduces step outputs of a multi-worker
-    ``MultiWorkerMirroredStrategy`` with ``strategy.reduce("MEAN", v,
-    axis=0)``, which fails on scalars; a length-1 axis reduces to the scalar.
-    """
-    strategy = tf.distribute.get_strategy()
-    multi_worker = isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()  # noqa: SLF001
-    if not multi_worker:
-        return logs
-    return {
-        name: tf.reshape(value, [1]) if value.shape.rank == 0 else value
-        for name, value in logs.items()
-    }
-
-
-def _replica_count() -> int:
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
 @keras.saving.register_keras_serializable(package="keras_gradreg")
-class GradRegModel(keras.Model):
+class GradRegModel(WrappedClassifier):
     """Wraps a classifier and trains it with an input-gradient penalty.
 
     The training loss is the compiled loss plus ``c`` times the batch mean of
@@ -247,11 +151,6 @@ class GradRegModel(keras.Model):
         fd_step: float = 0.01,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if not isinstance(base, keras.layers.Layer):
-            raise TypeError(
-                f"base must be a Keras model, got {type(base).__name__}."
-            )
         _check_c(c)
         if method not in METHODS:
             raise ValueError(
@@ -259,7 +158,7 @@ class GradRegModel(keras.Model):
             )
         if not _is_number(fd_step) or fd_step <= 0:
             raise ValueError(f"fd_step must be a number > 0, got {fd_step!r}.")
-        self.base = base
+        super().__init__(base, **kwargs)
         self.regularizer = regs.get_regularizer(regularizer)
         self.norm = regs.get_norm(norm)
         if method == "finite_difference" and self.norm not in _FD_DIRECTIONS:
@@ -274,16 +173,8 @@ class GradRegModel(keras.Model):
         self.c_variable = keras.Variable(
             float(c), trainable=False, dtype="float32", name="c"
         )
-        self.output_softmax = _ends_in_softmax(base)
-        if self.output_softmax:
-            self._logits_fn = _Untracked(_logits_function(base))
-        else:
-            self._logits_fn = _Untracked(
-                lambda x, training: base(x, training=training)
-            )
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
-        if base.built:
-            self.built = True
+        self._mark_built()
 
     @property
     def c(self) -> float:
@@ -296,33 +187,6 @@ class GradRegModel(keras.Model):
         self.c_variable.assign(float(value))
 
     # Forward passes -----------------------------------------------------
-
-    def logits(self, x, training: bool = False) -> tf.Tensor:
-        """Returns the base's pre-softmax logits Z(x), at least float32."""
-        return _at_least_float32(self._logits_fn.function(x, training))
-
-    def call(self, inputs, training=None):
-        logits = self._logits_fn.function(inputs, training)
-        if self.output_softmax:
-            return keras.ops.softmax(logits, axis=-1)
-        return logits
-
-    def _outputs(self, logits: tf.Tensor) -> tf.Tensor:
-        if self.output_softmax:
-            return tf.nn.softmax(logits, axis=-1)
-        return logits
-
-    def _check_inputs(self, x) -> tf.Tensor:
-        x = tf.convert_to_tensor(x)
-        if not x.dtype.is_floating:
-            raise TypeError(
-                "GradRegModel needs floating-point inputs to differentiate "
-                f"through them, got {x.dtype}. Cast them first, e.g. "
-                "x = tf.cast(x, tf.float32) / 255."
-            )
-        return tf.debugging.assert_all_finite(
-            x, "GradRegModel inputs contain NaN or Inf values."
-        )
 
     def _regularizer_values(self, x, y, training: bool):
         """Forward pass: raw logits and per-example Reg(x) (float32+)."""
@@ -458,34 +322,12 @@ class GradRegModel(keras.Model):
         logs = self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
         return _multi_worker_logs(logs)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Builds from one replica's batch instead of a cross-replica mean.
-
-        Keras 3 (seen in 3.15) averages the first distributed batch with
-        ``strategy.reduce`` before building, which fails eagerly under
-        ``MultiWorkerMirroredStrategy`` (a PerReplica cannot become a
-        tensor). Taking the first local replica's batch builds the same
-        shapes and works under every strategy.
-        """
-        strategy = self._distribute_strategy
-        if iterator is None or strategy is None:
-            return super()._maybe_symbolic_build(iterator, data_batch)
-        for _, _, batches in iterator:
-            data_batch = tf.nest.map_structure(
-                lambda value: _first_local_value(strategy, value),
-                next(batches),
-            )
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
     # Serialization ------------------------------------------------------
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "base": keras.saving.serialize_keras_object(self.base),
                 "c": self.c,
                 "regularizer": _serialize_fn(self.regularizer),
                 "norm": _serialize_fn(self.norm),
@@ -498,15 +340,12 @@ class GradRegModel(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        config["base"] = keras.saving.deserialize_keras_object(
-            config["base"], custom_objects=custom_objects
-        )
         for key in ("regularizer", "norm"):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(
                     config[key], custom_objects=custom_objects
                 )
-        return cls(**config)
+        return super().from_config(config, custom_objects)
 
 
 def _serialize_fn(function: Callable):
