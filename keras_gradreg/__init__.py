@@ -9,6 +9,7 @@ from keras_gradreg import callbacks
 from keras_gradreg import datasets
 from keras_gradreg import models
 from keras_gradreg import regularizers
+from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.audio import MFCC
 from keras_gradreg.callbacks import GradientNormLogger
 from keras_gradreg.callbacks import RobustAccuracyCallback
@@ -18,6 +19,7 @@ from keras_gradreg.model import GradRegModel
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdversarialTrainingModel",
     "GradRegModel",
     "GradientNormLogger",
     "MFCC",
