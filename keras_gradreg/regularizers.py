@@ -54,6 +54,11 @@ def sparse_labels(labels, num_classes: int | None = None) -> tf.Tensor:
     Returns:
         An ``int32`` tensor of shape ``(batch,)``.
 
+    Raises:
+        ValueError: For scalar labels or one-hot labels of the wrong width.
+        tf.errors.InvalidArgumentError: When ``num_classes`` is given and a
+            label lies outside ``[0, num_classes)`` (checked in-graph).
+
     Example:
         >>> sparse_labels([[0, 1, 0], [1, 0, 0]], num_classes=3).numpy()
         array([1, 0], dtype=int32)
@@ -77,7 +82,19 @@ def sparse_labels(labels, num_classes: int | None = None) -> tf.Tensor:
         )
     if labels.dtype.is_floating:
         labels = tf.round(labels)
-    return tf.cast(labels, tf.int32)
+    labels = tf.cast(labels, tf.int32)
+    if num_classes is None:
+        return labels
+    message = (
+        f"Labels must be integers in [0, {num_classes}) for a model with "
+        f"{num_classes} classes (or one-hot rows of length {num_classes})."
+    )
+    checks = [
+        tf.debugging.assert_non_negative(labels, message=message),
+        tf.debugging.assert_less(labels, num_classes, message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(labels)
 
 
 def _true_class_mask(logits: tf.Tensor, labels) -> tf.Tensor:

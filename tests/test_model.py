@@ -449,3 +449,19 @@ def test_non_2d_output_raises():
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GradRegModel(_tanh_mlp(), **kwargs)
+
+
+@pytest.mark.parametrize("regularizer", ["logit_margin", "cross_entropy"])
+def test_saved_model_loads_in_safe_mode_without_code(tmp_path, regularizer):
+    import json
+    import zipfile
+
+    model = GradRegModel(_tanh_mlp(), c=0.1, regularizer=regularizer)
+    path = tmp_path / "safe.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        config = archive.read("config.json").decode()
+    assert "lambda" not in config.lower() and "__lambda__" not in config
+    json.loads(config)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert loaded.regularizer.__name__ == regularizer
