@@ -4,9 +4,11 @@ Implements Yu et al., "Towards Robust Training of Neural Networks by
 Regularizing Adversarial Gradients", for Keras 3 on TensorFlow.
 """
 
+from keras_gradreg import attacks
 from keras_gradreg import audio
 from keras_gradreg import callbacks
 from keras_gradreg import datasets
+from keras_gradreg import evaluation
 from keras_gradreg import models
 from keras_gradreg import regularizers
 from keras_gradreg.adversarial_training import AdversarialTrainingModel
@@ -14,6 +16,8 @@ from keras_gradreg.audio import MFCC
 from keras_gradreg.callbacks import GradientNormLogger
 from keras_gradreg.callbacks import RobustAccuracyCallback
 from keras_gradreg.callbacks import WeightHistogramLogger
+from keras_gradreg.evaluation import RobustnessReport
+from keras_gradreg.evaluation import robust_accuracy
 from keras_gradreg.model import GradRegModel
 
 __version__ = "0.1.0"
@@ -24,11 +28,15 @@ __all__ = [
     "GradientNormLogger",
     "MFCC",
     "RobustAccuracyCallback",
+    "RobustnessReport",
     "WeightHistogramLogger",
+    "attacks",
     "audio",
     "callbacks",
     "datasets",
+    "evaluation",
     "models",
     "regularizers",
+    "robust_accuracy",
     "__version__",
 ]

@@ -1,0 +1,410 @@
+"""Shared machinery of the attacks: checks, losses, projection, batching.
+
+Every attack builds one compiled ``tf.function`` per (model, settings) and
+runs it once per batch. Numbers that may change between calls (eps, step
+size, number of steps, clip values, seed) are tensor arguments, so changing
+them never retraces.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import weakref
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gradreg import regularizers as regs
+from keras_gradreg._wrapper import WrappedClassifier, _ends_in_softmax, _logits_function
+
+LOSSES = ("ce", "cw", "dlr")
+
+# model -> {settings: tf.function}. Weak keys: a cache never keeps a model
+# alive. Callables that cannot be weakly referenced are not cached.
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+# Argument checks --------------------------------------------------------
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_number(name: str, value, minimum: float, strict: bool) -> float:
+    """Returns ``value`` as a float after checking it is a finite bound."""
+    if not _is_number(value) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}.")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}.")
+    return float(value)
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """Returns ``value`` after checking it is an integer ``>= minimum``."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_clip(clip_min, clip_max) -> None:
+    """Checks the clip range; either bound may be None (unbounded)."""
+    for name, value in (("clip_min", clip_min), ("clip_max", clip_max)):
+        if value is not None and (not _is_number(value) or not math.isfinite(value)):
+            raise TypeError(
+                f"{name} must be a finite number or None, got {value!r}."
+            )
+    if clip_min is not None and clip_max is not None and clip_min >= clip_max:
+        raise ValueError(
+            f"clip_min must be < clip_max, got clip_min={clip_min!r} and "
+            f"clip_max={clip_max!r}. Pass None for an unbounded side."
+        )
+
+
+def check_loss(loss: str, allowed) -> str:
+    if loss not in allowed:
+        raise ValueError(f"loss must be one of {list(allowed)}, got {loss!r}.")
+    return loss
+
+
+def check_seed(seed) -> int:
+    """Returns the seed, drawing one from NumPy's global generator if None."""
+    if seed is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    return check_int("seed", seed, minimum=0)
+
+
+def as_inputs(x, clip_min, clip_max) -> tf.Tensor:
+    """Converts ``x`` to a float tensor inside the clip range."""
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        raise TypeError(
+            f"Attacks need floating-point inputs, got {x.dtype}. Cast them "
+            "first, e.g. x = x.astype('float32') / 255."
+        )
+    if x.shape.rank is None or x.shape.rank < 2:
+        raise ValueError(
+            f"x must be a batch shaped (batch, features...), got shape {x.shape}."
+        )
+    if clip_min is not None and x.shape[0] and float(tf.reduce_min(x)) < clip_min:
+        raise ValueError(
+            f"x has values below clip_min={clip_min}; pass clip_min=None for "
+            "unbounded features or rescale the inputs."
+        )
+    if clip_max is not None and x.shape[0] and float(tf.reduce_max(x)) > clip_max:
+        raise ValueError(
+            f"x has values above clip_max={clip_max}; pass clip_max=None for "
+            "unbounded features or rescale the inputs."
+        )
+    return x
+
+
+def as_labels(labels, x: tf.Tensor, name: str = "y") -> tf.Tensor:
+    """Sparse int32 labels shaped ``(batch,)`` matching ``x``."""
+    labels = regs.sparse_labels(labels)
+    if labels.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{name} has {labels.shape[0]} entries but x has {x.shape[0]} "
+            "examples."
+        )
+    return labels
+
+
+def prepare(model, x, y, target, clip_min, clip_max):
+    """Checks and converts the data of an attack call.
+
+    Returns:
+        ``(x, labels, targeted)``: ``labels`` are the targets when ``target``
+        is given, else the true labels (the model's predictions if ``y`` is
+        None, which avoids label leaking).
+    """
+    check_clip(clip_min, clip_max)
+    x = as_inputs(x, clip_min, clip_max)
+    if target is not None:
+        return x, as_labels(target, x, "target"), True
+    if y is None:
+        logits = predict_logits(model, x)
+        return x, tf.argmax(logits, axis=-1, output_type=tf.int32), False
+    return x, as_labels(y, x), False
+
+
+# Models -----------------------------------------------------------------
+
+
+def logits_function(model) -> Callable:
+    """Returns ``f(x) -> float32 logits`` for a model, in inference mode.
+
+    A :class:`keras_gradreg.GradRegModel` or ``AdversarialTrainingModel`` is
+    attacked through
+    ``model.logits``; a functional or Sequential model ending in a softmax
+    through its pre-softmax logits; any other model or callable is assumed
+    to return logits.
+    """
+    if isinstance(model, keras.Model) and not isinstance(model, WrappedClassifier):
+        if _ends_in_softmax(model):
+            pre_softmax = _logits_function(model)
+            return tf.autograph.experimental.do_not_convert(
+                lambda x: tf.cast(pre_softmax(x, False), tf.float32)
+            )
+    if isinstance(model, keras.layers.Layer):
+        return _weak_logits(model)
+    if callable(model):
+        return lambda x: tf.cast(model(x), tf.float32)
+    raise TypeError(
+        f"model must be a Keras model or a callable returning logits, got "
+        f"{type(model).__name__}."
+    )
+
+
+def _weak_logits(model) -> Callable:
+    """Logits of a Keras model, holding it weakly so the cache can free it."""
+    ref = weakref.ref(model)
+    is_wrapper = isinstance(model, WrappedClassifier)
+
+    @tf.autograph.experimental.do_not_convert
+    def logits(x):
+        live = ref()
+        if live is None:
+            raise RuntimeError("The attacked model was garbage-collected.")
+        if is_wrapper:
+            return live.logits(x, training=False)
+        return tf.cast(live(x, training=False), tf.float32)
+
+    return logits
+
+
+def compiled(model, settings: tuple, build: Callable) -> Callable:
+    """Returns the cached ``build(logits_fn)`` for ``(model, settings)``."""
+    try:
+        per_model = _CACHE.setdefault(model, {})
+    except TypeError:  # not weakly referenceable: build every time.
+        return build(logits_function(model))
+    if settings not in per_model:
+        per_model[settings] = build(logits_function(model))
+    return per_model[settings]
+
+
+def cached_functions(model) -> dict:
+    """The compiled functions cached for ``model`` (for tests and tuning)."""
+    return dict(_CACHE.get(model, {}))
+
+
+# Losses (all maximized by the attacker) ---------------------------------
+
+
+def cw_loss(logits, labels, confidence: float = 50.0) -> tf.Tensor:
+    """Capped C&W margin min(max_{i != t} Z_i - Z_t, confidence), maximized.
+
+    It is minus the L-inf C&W objective max(Z_t - max_{i != t} Z_i, -k) of
+    Carlini & Wagner (2017), with ``t`` the true class and ``k`` the
+    confidence: once the wrong-class margin reaches ``k`` its gradient is 0
+    and the attack stops pushing.
+
+    Args:
+        logits: Class scores Z shaped ``(batch, classes)``.
+        labels: True classes, sparse or one-hot.
+        confidence: The cap k, ``>= 0``.
+
+    Returns:
+        A float32 tensor shaped ``(batch,)``, at most ``confidence``.
+
+    Example:
+        >>> cw_loss(tf.constant([[5.0, 0.0, 1.0]]), [2], 3.0).numpy()
+        array([3.], dtype=float32)
+    """
+    logits = tf.cast(logits, tf.float32)
+    margin = regs.logit_margin(logits, labels)
+    return tf.minimum(margin, tf.cast(confidence, tf.float32))
+
+
+def dlr_loss(logits, labels) -> tf.Tensor:
+    """Difference of Logits Ratio of Croce & Hein (2020), maximized.
+
+    DLR = -(Z_y - max_{i != y} Z_i) / (Z_pi1 - Z_pi3 + 1e-12), where
+    Z_pi1 >= Z_pi2 >= Z_pi3 are the sorted logits. It is invariant to shifts
+    and positive rescaling of the logits.
+
+    Args:
+        logits: Class scores shaped ``(batch, classes)`` with >= 3 classes.
+        labels: True classes, sparse or one-hot.
+
+    Returns:
+        A float32 tensor shaped ``(batch,)``.
+
+    Raises:
+        ValueError: With fewer than 3 classes.
+
+    Example:
+        >>> dlr_loss(tf.constant([[4.0, 2.0, 0.0]]), [0]).numpy()
+        array([-0.5], dtype=float32)
+    """
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] is not None and logits.shape[-1] < 3:
+        raise ValueError(
+            "The DLR loss needs at least 3 classes, the model has "
+            f"{logits.shape[-1]}. Use loss='ce'."
+        )
+    top3 = tf.math.top_k(logits, k=3).values
+    margin = regs.logit_margin(logits, labels)
+    return margin / (top3[:, 0] - top3[:, 2] + 1e-12)
+
+
+def objective(loss: str, targeted: bool, confidence) -> Callable:
+    """Returns ``f(logits, labels) -> per-example value to maximize``.
+
+    For a targeted attack ``labels`` are the targets and the objective pulls
+    the logits towards them.
+    """
+    if loss == "ce":
+        sign = -1.0 if targeted else 1.0
+        return lambda z, t: sign * regs.cross_entropy(z, t)
+    if loss == "cw":
+        if targeted:
+            return lambda z, t: tf.minimum(
+                -regs.logit_margin(z, t), tf.cast(confidence, tf.float32)
+            )
+        return lambda z, t: cw_loss(z, t, confidence)
+    if loss == "dlr":
+        if targeted:
+            raise ValueError("loss='dlr' is untargeted; use loss='ce' with target.")
+        return dlr_loss
+    raise ValueError(f"Unknown loss {loss!r}.")
+
+
+def success(logits: tf.Tensor, labels: tf.Tensor, targeted: bool) -> tf.Tensor:
+    """Per-example attack success: misclassified, or classified as target."""
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    if targeted:
+        return tf.equal(predicted, labels)
+    return tf.not_equal(predicted, labels)
+
+
+def loss_and_gradient(logits_fn, objective_fn, x_adv, labels):
+    """One forward and backward pass: logits, per-example loss, d loss/dx."""
+    with tf.GradientTape() as tape:
+        tape.watch(x_adv)
+        logits = tf.cast(logits_fn(x_adv), tf.float32)
+        values = objective_fn(logits, labels)
+        total = tf.reduce_sum(values)
+    gradient = tape.gradient(total, x_adv)
+    if gradient is None:
+        gradient = tf.zeros_like(x_adv)
+    return logits, values, gradient
+
+
+# Geometry ---------------------------------------------------------------
+
+
+def per_example(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """Reshapes a ``(batch,)`` tensor to broadcast against ``like``."""
+    shape = tf.concat(
+        [tf.shape(values), tf.ones([tf.rank(like) - 1], tf.int32)], axis=0
+    )
+    return tf.reshape(values, shape)
+
+
+def where(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """``tf.where`` with a per-example mask over batched tensors."""
+    if a.shape.rank is not None and a.shape.rank > 1:
+        mask = tf.broadcast_to(per_example(mask, a), tf.shape(a))
+    return tf.where(mask, a, b)
+
+
+def projector(has_min: bool, has_max: bool) -> Callable:
+    """Returns ``project(x_adv, x, eps, clip_min, clip_max)``.
+
+    Projects onto the intersection of the L-inf eps-ball around ``x`` and the
+    clip range (a box, so clipping to one after the other is exact).
+    """
+
+    def project(x_adv, x, eps, clip_min, clip_max):
+        x_adv = tf.clip_by_value(x_adv, x - eps, x + eps)
+        if has_min:
+            x_adv = tf.maximum(x_adv, clip_min)
+        if has_max:
+            x_adv = tf.minimum(x_adv, clip_max)
+        return x_adv
+
+    return project
+
+
+def random_start(x, eps, seed, restart):
+    """Uniform noise in [-eps, eps], reproducible from (seed, restart)."""
+    restart_seed = tf.random.experimental.stateless_fold_in(seed, restart)
+    noise = tf.random.stateless_uniform(
+        tf.shape(x), seed=restart_seed, minval=-1.0, maxval=1.0, dtype=x.dtype
+    )
+    return x + eps * noise
+
+
+def signature(x: tf.Tensor, scalars: int) -> list:
+    """``input_signature``: x with a free batch size, labels, seed, steps, and
+    ``scalars`` float scalars in x's dtype."""
+    features = [None] + x.shape.as_list()[1:]
+    return [
+        tf.TensorSpec(features, x.dtype),
+        tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([2], tf.int64),
+        tf.TensorSpec([], tf.int32),
+    ] + [tf.TensorSpec([], x.dtype)] * scalars
+
+
+# Batching ---------------------------------------------------------------
+
+
+def run_batched(
+    run: Callable,
+    x: tf.Tensor,
+    labels: tf.Tensor,
+    seed: int,
+    steps: int,
+    scalars: list,
+    batch_size: Optional[int],
+) -> tf.Tensor:
+    """Runs ``run(x, labels, seed, steps, *scalars)`` per batch; concatenates.
+
+    Each batch gets its own seed ``[seed, batch_index]``.
+    """
+    total = int(x.shape[0])
+    if total == 0:
+        return tf.identity(x)
+    size = total if batch_size is None else batch_size
+    steps = tf.constant(steps, tf.int32)
+    scalars = [tf.constant(value, x.dtype) for value in scalars]
+    outputs = []
+    for index, start in enumerate(range(0, total, size)):
+        batch_seed = tf.constant([seed, index], tf.int64)
+        outputs.append(
+            run(x[start : start + size], labels[start : start + size],
+                batch_seed, steps, *scalars)
+        )
+    return outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=0)
+
+
+def predict_logits(model, x, batch_size: int = 256) -> tf.Tensor:
+    """Float32 logits of ``model`` on ``x``, compiled and batched."""
+    x = tf.convert_to_tensor(x)
+
+    def build(logits_fn):
+        return tf.function(
+            logits_fn,
+            input_signature=[
+                tf.TensorSpec([None] + x.shape.as_list()[1:], x.dtype)
+            ],
+        )
+
+    settings = ("predict", tuple(x.shape.as_list()[1:]), x.dtype.name)
+    predict = compiled(model, settings, build)
+    outputs = [
+        predict(x[start : start + batch_size])
+        for start in range(0, int(x.shape[0]), batch_size)
+    ]
+    if not outputs:
+        return tf.zeros([0, 0], tf.float32)
+    return tf.concat(outputs, axis=0)

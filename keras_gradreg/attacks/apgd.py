@@ -1,0 +1,217 @@
+"""Auto-PGD (APGD), L-inf, of Croce & Hein (2020).
+
+"Reliable evaluation of adversarial robustness with an ensemble of diverse
+parameter-free attacks" (ICML 2020). PGD without a step size to tune:
+
+* step size starts at 2 * eps per example;
+* momentum: z = P(x_k + eta * sign(grad)),
+  x_{k+1} = P(x_k + 0.75 (z - x_k) + 0.25 (x_k - x_{k-1}))
+  (no momentum on the first step);
+* checkpoints: the first after 22% of the steps, then intervals shrinking by
+  3% of the steps down to 6%. At a checkpoint the step of an example is
+  halved, and it restarts from its best point so far, if its loss increased
+  in at most 75% of the steps since the last checkpoint, or if its step was
+  not halved at the last checkpoint and its best loss has not improved
+  since;
+* per example the attack returns a misclassified iterate if it found one,
+  otherwise its highest-loss point; over restarts, a misclassified point
+  beats the highest loss.
+
+The oscillation test counts increases of the loss over consecutive
+iterates since the previous checkpoint (the first interval compares with the
+loss at the start point).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+from keras_gradreg.attacks import _core
+
+__all__ = ["apgd"]
+
+MOMENTUM = 0.75
+OSCILLATION_FRACTION = 0.75
+
+
+def _schedule(steps: tf.Tensor):
+    """First checkpoint interval, its decrement and its minimum (in steps)."""
+    first = tf.maximum(22 * steps // 100, 1)
+    decrement = tf.maximum(3 * steps // 100, 1)
+    minimum = tf.maximum(6 * steps // 100, 1)
+    return first, decrement, minimum
+
+
+def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
+                eps, start, clip_min, clip_max):
+    """One APGD run from ``start``.
+
+    Returns:
+        ``(best_point, best_loss, adversarial_point, fooled)``.
+    """
+    def bounded(point):
+        return project(point, x, eps, clip_min, clip_max)
+
+    x_adv = bounded(start)
+    logits, loss, gradient = _core.loss_and_gradient(
+        logits_fn, objective, x_adv, labels
+    )
+    fooled = _core.success(logits, labels, targeted)
+    x_best_adv, x_best, grad_best, loss_best = x_adv, x_adv, gradient, loss
+    batch = tf.shape(x)[0]
+    step = tf.fill([batch], 2.0 * tf.cast(eps, tf.float32))
+    interval, decrement, minimum = _schedule(steps)
+    since_check = tf.constant(0)
+    increases = tf.zeros([batch], tf.float32)
+    previous_loss = loss
+    loss_best_at_check = loss_best
+    halved_at_check = tf.ones([batch], tf.bool)
+    x_previous = x_adv
+
+    for i in tf.range(steps):
+        momentum = tf.where(i > 0, MOMENTUM, 1.0)
+        step_x = tf.cast(_core.per_example(step, x_adv), x_adv.dtype)
+        momentum_x = tf.cast(momentum, x_adv.dtype)
+        z = bounded(x_adv + step_x * tf.sign(gradient))
+        x_next = bounded(
+            x_adv + momentum_x * (z - x_adv)
+            + (1 - momentum_x) * (x_adv - x_previous)
+        )
+        x_previous, x_adv = x_adv, x_next
+        logits, loss, gradient = _core.loss_and_gradient(
+            logits_fn, objective, x_adv, labels
+        )
+        succeeded = _core.success(logits, labels, targeted)
+        x_best_adv = _core.where(succeeded, x_adv, x_best_adv)
+        fooled = fooled | succeeded
+        improved = loss > loss_best
+        x_best = _core.where(improved, x_adv, x_best)
+        grad_best = _core.where(improved, gradient, grad_best)
+        loss_best = tf.where(improved, loss, loss_best)
+        increases += tf.cast(loss > previous_loss, tf.float32)
+        previous_loss = loss
+
+        since_check += 1
+        at_check = tf.equal(since_check, interval)
+        oscillating = increases <= OSCILLATION_FRACTION * tf.cast(
+            interval, tf.float32
+        )
+        stalled = ~halved_at_check & (loss_best_at_check >= loss_best)
+        halve = at_check & (oscillating | stalled)
+        step = tf.where(halve, step / 2.0, step)
+        x_adv = _core.where(halve, x_best, x_adv)
+        gradient = _core.where(halve, grad_best, gradient)
+        halved_at_check = tf.where(at_check, halve, halved_at_check)
+        loss_best_at_check = tf.where(at_check, loss_best, loss_best_at_check)
+        increases = tf.where(at_check, tf.zeros_like(increases), increases)
+        interval = tf.where(
+            at_check, tf.maximum(interval - decrement, minimum), interval
+        )
+        since_check = tf.where(at_check, 0, since_check)
+    return x_best, loss_best, x_best_adv, fooled
+
+
+def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max):
+    """Compiles APGD with restarts for one (model, settings)."""
+    project = _core.projector(has_min, has_max)
+
+    @tf.function(input_signature=_core.signature(x_example, 3))
+    def run(x, labels, seed, steps, eps, clip_min, clip_max):
+        objective = _core.objective(loss, targeted, 0.0)
+        logits = tf.cast(logits_fn(x), tf.float32)
+        best_x = x
+        best_loss = objective(logits, labels)
+        fooled = _core.success(logits, labels, targeted)
+        for restart in tf.range(restarts):
+            start = _core.random_start(x, eps, seed, restart)
+            point, point_loss, adversarial, run_fooled = _single_run(
+                logits_fn, objective, project, x, labels, targeted, steps,
+                eps, start, clip_min, clip_max,
+            )
+            newly_fooled = run_fooled & ~fooled
+            higher = ~fooled & ~run_fooled & (point_loss > best_loss)
+            best_x = _core.where(newly_fooled, adversarial, best_x)
+            best_x = _core.where(higher, point, best_x)
+            best_loss = tf.where(higher, point_loss, best_loss)
+            fooled = fooled | run_fooled
+        return best_x
+
+    return run
+
+
+def apgd(
+    model,
+    x,
+    y,
+    eps: float,
+    steps: int = 100,
+    loss: str = "ce",
+    restarts: int = 1,
+    seed: Optional[int] = None,
+    clip_min: Optional[float] = 0.0,
+    clip_max: Optional[float] = 1.0,
+    target=None,
+    batch_size: Optional[int] = 256,
+) -> tf.Tensor:
+    """Auto-PGD, L-inf, with its step-size schedule, momentum and restarts.
+
+    Croce & Hein (2020). See the module docstring for the schedule. Threat
+    model: white-box, L-inf radius ``eps`` inside ``[clip_min, clip_max]``.
+    An example already misclassified (or, with ``target``, already classified
+    as its target) is returned unchanged.
+
+    Args:
+        model: A Keras model returning logits, a GradRegModel, or a callable.
+        x: Float inputs shaped ``(batch, ...)``.
+        y: True labels, sparse or one-hot; None uses the model's predictions.
+        eps: L-inf radius, ``>= 0``.
+        steps: Iterations per restart, ``>= 1`` (AutoAttack uses 100).
+        loss: ``"ce"`` (cross-entropy) or ``"dlr"`` (Difference of Logits
+            Ratio, needs >= 3 classes; untargeted only).
+        restarts: Number of random restarts, ``>= 1``.
+        seed: Seed of the random starts; None draws one from NumPy.
+        clip_min: Lower bound of valid inputs, or None.
+        clip_max: Upper bound of valid inputs, or None.
+        target: Optional target classes (with ``loss="ce"``): descends the
+            target's cross-entropy.
+        batch_size: Examples per compiled call; None for one batch.
+
+    Returns:
+        Adversarial examples shaped like ``x``.
+
+    Raises:
+        ValueError, TypeError: For invalid arguments.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.full((2, 4), 0.5, "float32")
+        >>> apgd(model, x, [0, 1], eps=0.1, steps=10, seed=0).shape
+        TensorShape([2, 4])
+    """
+    eps = _core.check_number("eps", eps, 0.0, strict=False)
+    steps = _core.check_int("steps", steps)
+    restarts = _core.check_int("restarts", restarts)
+    if batch_size is not None:
+        batch_size = _core.check_int("batch_size", batch_size)
+    _core.check_loss(loss, ("ce", "dlr"))
+    if loss == "dlr" and target is not None:
+        raise ValueError("loss='dlr' is untargeted; use loss='ce' with target.")
+    seed = _core.check_seed(seed)
+    x, labels, targeted = _core.prepare(model, x, y, target, clip_min, clip_max)
+    settings = (
+        "apgd", loss, targeted, restarts, clip_min is not None,
+        clip_max is not None, tuple(x.shape.as_list()[1:]), x.dtype.name,
+    )
+    run = _core.compiled(
+        model,
+        settings,
+        lambda logits_fn: _build(
+            logits_fn, x, loss, targeted, restarts, clip_min is not None,
+            clip_max is not None,
+        ),
+    )
+    scalars = [eps, clip_min or 0.0, clip_max or 0.0]
+    return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
