@@ -38,7 +38,8 @@ def _is_number(value) -> bool:
 
 
 def _check_c(c) -> None:
-    if not _is_number(c) or not c >= 0 or c == float("inf"):
+    # c lives in a float32 variable: it must fit there.
+    if not _is_number(c) or not 0 <= c <= 3.4e38:
         raise ValueError(f"c must be a finite number >= 0, got {c!r}.")
 
 
