@@ -14,6 +14,7 @@ from keras_gradreg import regularizers
 from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.audio import MFCC
 from keras_gradreg.callbacks import GradientNormLogger
+from keras_gradreg.callbacks import PenaltySchedule
 from keras_gradreg.callbacks import RobustAccuracyCallback
 from keras_gradreg.callbacks import WeightHistogramLogger
 from keras_gradreg.evaluation import RobustnessReport
@@ -27,6 +28,7 @@ __all__ = [
     "GradRegModel",
     "GradientNormLogger",
     "MFCC",
+    "PenaltySchedule",
     "RobustAccuracyCallback",
     "RobustnessReport",
     "WeightHistogramLogger",
