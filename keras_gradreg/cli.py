@@ -21,7 +21,6 @@ command.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -31,52 +30,33 @@ import tempfile
 from typing import Optional, Sequence
 
 import keras
-import numpy as np
 
-from keras_gradreg import datasets
 from keras_gradreg import evaluation
 from keras_gradreg import regularizers
+from keras_gradreg._cli_io import check_compatible
+from keras_gradreg._cli_io import check_fresh
+from keras_gradreg._cli_io import load_data
+from keras_gradreg._cli_io import load_model
+from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_settings import NPZ_PREFIX  # noqa: F401
+from keras_gradreg._cli_settings import PAPER_SETTINGS
+from keras_gradreg._cli_settings import AttackSettings
+from keras_gradreg._cli_settings import CommandLineError
+from keras_gradreg._cli_settings import attack_settings
+from keras_gradreg._cli_settings import attack_specs
+from keras_gradreg._cli_settings import check_dataset
+from keras_gradreg._cli_settings import check_positive
+from keras_gradreg._cli_settings import parse_attacks
 from keras_gradreg.model import GradRegModel
 
 __all__ = ["main", "build_parser", "PAPER_SETTINGS", "AttackSettings"]
 
 PROG = "keras-gradreg"
-NPZ_PREFIX = "npz:"
 EVALUATE_FILES = (
     "results.json", "results.md", "results.csv", "accuracy_vs_eps.png",
     "report.json",
 )
 FINETUNE_ATTACKS = ("fgsm", "pgd")
-
-
-@dataclasses.dataclass(frozen=True)
-class AttackSettings:
-    """L-inf attack settings: radii (as given), steps, step size, clip range.
-
-    Example:
-        >>> PAPER_SETTINGS["mnist"].eps
-        ('0.1', '0.2', '0.3')
-    """
-
-    eps: tuple
-    step_size: Optional[float]
-    steps: Optional[int]
-    clip_min: Optional[float]
-    clip_max: Optional[float]
-
-
-# Section 4 of Yu et al.: MNIST in [0, 1], CIFAR-10 in [0, 255], MFCCs.
-PAPER_SETTINGS = {
-    "mnist": AttackSettings(("0.1", "0.2", "0.3"), 0.05, 10, 0.0, 1.0),
-    "cifar10": AttackSettings(("3", "6", "9"), 1.0, 10, 0.0, 255.0),
-    "speech_commands": AttackSettings(
-        ("0.25", "0.5", "0.75"), 0.002, 8, None, None
-    ),
-}
-
-
-class CommandLineError(Exception):
-    """Bad input: reported as one line on stderr, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,240 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_eps(text: str) -> tuple:
-    """``"0.1,0.2"`` -> ``("0.1", "0.2")``, each a finite number > 0."""
-    values = tuple(part.strip() for part in text.split(","))
-    for value in values:
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number <= 0:
-            raise CommandLineError(
-                f"--eps {text!r}: {value!r} is not a number > 0; give "
-                "comma-separated radii such as 0.1,0.2,0.3."
-            )
-    if len({float(value) for value in values}) != len(values):
-        raise CommandLineError(f"--eps {text!r} repeats a radius.")
-    return values
-
-
-def _parse_attacks(text: str) -> tuple:
-    names = tuple(part.strip() for part in text.split(","))
-    unknown = [name for name in names if name not in evaluation.ATTACKS]
-    if unknown:
-        raise CommandLineError(
-            f"unknown attack {unknown[0]!r}: use a comma-separated list of "
-            f"{', '.join(evaluation.ATTACKS)}."
-        )
-    if len(set(names)) != len(names):
-        raise CommandLineError(f"--attacks {text!r} repeats an attack.")
-    return names
-
-
-def _check_dataset(spec: str) -> None:
-    if spec.startswith(NPZ_PREFIX) or spec in PAPER_SETTINGS:
-        return
-    raise CommandLineError(
-        f"unknown dataset {spec!r}: use one of {', '.join(PAPER_SETTINGS)} "
-        "or npz:FILE."
-    )
-
-
-def _required(value, flag: str, dataset: str):
-    if value is None:
-        raise CommandLineError(
-            f"{flag} is required for dataset {dataset!r}: the paper's "
-            f"settings cover only {', '.join(PAPER_SETTINGS)}."
-        )
-    return value
-
-
-def _clip_range(args, paper: Optional[AttackSettings]) -> tuple:
-    if args.no_clip:
-        if args.clip_min is not None or args.clip_max is not None:
-            raise CommandLineError("--no_clip excludes --clip_min/--clip_max.")
-        return None, None
-    if paper is None and (args.clip_min is None or args.clip_max is None):
-        raise CommandLineError(
-            f"dataset {args.dataset!r} needs --clip_min and --clip_max (the "
-            "range of valid inputs) or --no_clip."
-        )
-    low = args.clip_min if args.clip_min is not None else paper.clip_min
-    high = args.clip_max if args.clip_max is not None else paper.clip_max
-    if low is not None and high is not None and low >= high:
-        raise CommandLineError(
-            f"--clip_min {low} must be < --clip_max {high}."
-        )
-    return low, high
-
-
-def attack_settings(args, iterative: bool) -> AttackSettings:
-    """The attack settings of parsed ``args``: the paper's, then the flags.
-
-    Args:
-        args: Parsed arguments of ``evaluate`` or ``finetune``.
-        iterative: Whether an iterative attack needs ``steps``/``step_size``.
-
-    Raises:
-        CommandLineError: For unparsable eps, or a setting that a dataset
-            without paper defaults is missing.
-    """
-    _check_dataset(args.dataset)
-    paper = PAPER_SETTINGS.get(args.dataset)
-
-    def pick(name: str):
-        given = getattr(args, name)
-        return given if given is not None else getattr(paper, name, None)
-
-    eps = _parse_eps(args.eps) if args.eps is not None else pick("eps")
-    eps = _required(eps, "--eps", args.dataset)
-    step_size, steps = pick("step_size"), pick("steps")
-    if iterative:
-        _required(step_size, "--step_size", args.dataset)
-        _required(steps, "--steps", args.dataset)
-    for flag, value in (("--step_size", step_size), ("--steps", steps)):
-        if value is not None and not value > 0:
-            raise CommandLineError(f"{flag} must be > 0, got {value}.")
-    return AttackSettings(eps, step_size, steps, *_clip_range(args, paper))
-
-
-def _attack_specs(names: Sequence[str], settings: AttackSettings,
-                  args) -> dict:
-    """``{name: (name, kwargs)}`` for :class:`RobustnessReport`."""
-    clip = {"clip_min": settings.clip_min, "clip_max": settings.clip_max}
-    iterative = {"step_size": settings.step_size, "steps": settings.steps}
-    kwargs = {
-        "fgsm": clip,
-        "bim": {**clip, **iterative},
-        "cw": {**clip, **iterative},
-        "pgd": {**clip, **iterative, "restarts": args.pgd_restarts,
-                "seed": args.seed},
-        "apgd": {**clip, "steps": args.apgd_steps, "seed": args.seed},
-    }
-    return {name: (name, kwargs[name]) for name in names}
-
-
-def _check_positive(args, names: Sequence[str]) -> None:
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise CommandLineError(f"--{name} must be >= 1, got {value}.")
-
-
-# Files -----------------------------------------------------------------------
-
-
-def _check_fresh(paths: Sequence[str], overwrite: bool) -> None:
-    for path in paths:
-        if os.path.exists(path) and not overwrite:
-            raise CommandLineError(
-                f"{path} exists; pass --overwrite to replace it."
-            )
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= 400 else text[:397] + "..."
-
-
-def load_model(path: str) -> keras.Model:
-    """Loads a saved Keras model, or raises a one-line CommandLineError."""
-    if not os.path.isfile(path):
-        raise CommandLineError(f"model file {path} not found.")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for bad files.
-        raise CommandLineError(
-            f"cannot load model {path}: {_one_line(error)}"
-        ) from error
-
-
-def _load_npz(path: str) -> tuple:
-    if not os.path.isfile(path):
-        raise CommandLineError(f"data file {path} not found.")
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = {"x", "y"} - set(arrays.files)
-            if missing:
-                raise CommandLineError(
-                    f"{path} must hold arrays 'x' and 'y'; it holds "
-                    f"{sorted(arrays.files)}."
-                )
-            return arrays["x"], arrays["y"]
-    except (OSError, ValueError) as error:
-        raise CommandLineError(
-            f"cannot read {path} as .npz: {_one_line(error)}"
-        ) from error
-
-
-def _as_sparse_labels(y: np.ndarray, source: str) -> np.ndarray:
-    """Integer class labels from sparse, ``(n, 1)`` or one-hot labels."""
-    if y.ndim == 2:
-        y = y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=-1)
-    numeric = np.issubdtype(y.dtype, np.number)
-    if y.ndim != 1 or not numeric or np.any(np.mod(y, 1) != 0) or y.min() < 0:
-        raise CommandLineError(
-            f"the labels of {source} must be class indices >= 0 (or one-hot "
-            "rows)."
-        )
-    return y.astype("int64")
-
-
-def load_data(spec: str, split: str, data_dir, limit) -> tuple:
-    """Returns ``(x, y)``: float32 inputs and int64 class labels.
-
-    Raises:
-        CommandLineError: For an unknown dataset, an unreadable file or
-            data that cannot be loaded.
-    """
-    _check_dataset(spec)
-    if spec.startswith(NPZ_PREFIX):
-        x, y = _load_npz(spec[len(NPZ_PREFIX):])
-        x, y = x[:limit], y[:limit]
-    else:
-        try:
-            dataset = datasets.load(spec, split, data_dir=data_dir)
-            x, y = datasets.to_arrays(dataset, limit=limit)
-        except Exception as error:  # tfds and file errors come in many types.
-            raise CommandLineError(
-                f"cannot load {spec} {split}: {_one_line(error)}"
-            ) from error
-    if len(x) == 0 or len(x) != len(y):
-        raise CommandLineError(
-            f"{spec} needs as many labels as inputs (> 0), got {len(x)} "
-            f"inputs and {len(y)} labels."
-        )
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype("float32")
-    return x, _as_sparse_labels(np.asarray(y), spec)
-
-
-def check_compatible(model: keras.Model, x: np.ndarray, y: np.ndarray,
-                     source: str) -> None:
-    """Raises CommandLineError if ``model`` cannot take ``x`` or ``y``."""
-    network = model.base if isinstance(model, GradRegModel) else model
-    inputs = getattr(network, "inputs", None) or []
-    if len(inputs) > 1:
-        raise CommandLineError("models with several inputs are not supported.")
-    if inputs:
-        expected = tuple(inputs[0].shape[1:])
-        fits = len(expected) == x.ndim - 1 and all(
-            want in (None, got) for want, got in zip(expected, x.shape[1:])
-        )
-        if not fits:
-            raise CommandLineError(
-                f"the model takes inputs of shape {expected} but {source} has "
-                f"examples of shape {tuple(x.shape[1:])}."
-            )
-    classes = getattr(network, "output_shape", (None,))[-1]
-    if classes is not None and y.max() >= classes:
-        raise CommandLineError(
-            f"{source} has label {int(y.max())} but the model has {classes} "
-            "classes."
-        )
-
-
 # evaluate --------------------------------------------------------------------
 
 
@@ -417,6 +163,18 @@ def _simple_results(entry: dict, attacks, eps: tuple) -> dict:
         results[attack] = {value: entry[attack][f"{float(value):g}"]
                            for value in eps}
     return results
+
+
+def _robustness(model, data, attacks: Sequence[str],
+                settings: AttackSettings, args) -> tuple:
+    """Runs a RobustnessReport; returns it and its accuracies by user eps."""
+    report = evaluation.RobustnessReport(
+        {"model": model}, attack_specs(attacks, settings, args),
+        [float(value) for value in settings.eps],
+        batch_size=args.batch_size or 256, verbose=1,
+    )
+    entry = report.run(data)["model"]
+    return report, _simple_results(entry, attacks, settings.eps)
 
 
 def format_table(results: dict, eps: tuple) -> str:
@@ -454,28 +212,22 @@ def _write_evaluation(report, results: dict, out: str) -> None:
 
 def evaluate_command(args) -> dict:
     """Runs ``keras-gradreg evaluate``; returns the results written."""
-    _check_dataset(args.dataset)
-    attacks = _parse_attacks(args.attacks)
+    check_dataset(args.dataset)
+    attacks = parse_attacks(args.attacks)
     iterative = any(name in ("bim", "cw", "pgd") for name in attacks)
     settings = attack_settings(args, iterative)
-    _check_positive(args, ["num_examples", "batch_size", "pgd_restarts",
-                           "apgd_steps"])
+    check_positive(args, ["num_examples", "batch_size", "pgd_restarts",
+                          "apgd_steps"])
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandLineError(f"--out {args.out} is a file, not a folder.")
-    _check_fresh([os.path.join(args.out, n) for n in EVALUATE_FILES],
-                 args.overwrite)
+    check_fresh([os.path.join(args.out, n) for n in EVALUATE_FILES],
+                args.overwrite)
     model = load_model(args.model)
     x, y = load_data(args.dataset, args.split, args.data_dir,
                      args.num_examples)
     check_compatible(model, x, y, args.dataset)
     print(f"Evaluating {args.model} on {len(x)} examples of {args.dataset}.")
-    report = evaluation.RobustnessReport(
-        {"model": model}, _attack_specs(attacks, settings, args),
-        [float(value) for value in settings.eps],
-        batch_size=args.batch_size or 256, verbose=1,
-    )
-    entry = report.run((x, y))["model"]
-    results = _simple_results(entry, attacks, settings.eps)
+    report, results = _robustness(model, (x, y), attacks, settings, args)
     _write_evaluation(report, results, args.out)
     print(format_table(results, settings.eps))
     for warning in report.results["warnings"]:
@@ -499,7 +251,7 @@ def _wrap(model: keras.Model, args) -> GradRegModel:
     try:
         return GradRegModel(base, c=c, regularizer=regularizer, norm=norm)
     except (TypeError, ValueError) as error:
-        raise CommandLineError(_one_line(error)) from error
+        raise CommandLineError(one_line(error)) from error
 
 
 def _optimizer(args) -> keras.optimizers.Optimizer:
@@ -513,16 +265,6 @@ def _optimizer(args) -> keras.optimizers.Optimizer:
             f"unknown optimizer {args.optimizer!r}: use a Keras optimizer "
             "name such as adam or sgd."
         ) from error
-
-
-def _robustness(model, data, settings: AttackSettings, args) -> dict:
-    report = evaluation.RobustnessReport(
-        {"model": model}, _attack_specs(FINETUNE_ATTACKS, settings, args),
-        [float(value) for value in settings.eps],
-        batch_size=args.batch_size or 256, verbose=1,
-    )
-    entry = report.run(data)["model"]
-    return _simple_results(entry, FINETUNE_ATTACKS, settings.eps)
 
 
 def _print_comparison(before: dict, after: dict, eps: tuple) -> None:
@@ -540,17 +282,17 @@ def finetune_command(args) -> dict:
     """Runs ``keras-gradreg finetune``; returns accuracies before and after."""
     eval_spec = args.eval_dataset or args.dataset
     for spec in (args.dataset, eval_spec):
-        _check_dataset(spec)
+        check_dataset(spec)
     settings = attack_settings(args, iterative=True)
-    _check_positive(args, ["num_examples", "batch_size", "epochs",
-                           "eval_examples", "pgd_restarts"])
+    check_positive(args, ["num_examples", "batch_size", "epochs",
+                          "eval_examples", "pgd_restarts"])
     if args.c is not None and not 0 <= args.c < math.inf:
         raise CommandLineError(
             f"--c must be a finite number >= 0, got {args.c}."
         )
     if not args.out.endswith(".keras"):
         raise CommandLineError(f"--out {args.out} must end in .keras.")
-    _check_fresh([args.out], args.overwrite)
+    check_fresh([args.out], args.overwrite)
     optimizer = _optimizer(args)
     model = load_model(args.model)
     train = load_data(args.dataset, args.split, args.data_dir,
@@ -562,14 +304,15 @@ def finetune_command(args) -> dict:
     keras.utils.set_random_seed(args.seed)
     robust = _wrap(model, args)
     print(f"Accuracy of {args.model} before fine-tuning:")
-    before = _robustness(robust, held_out, settings, args)
+    _, before = _robustness(robust, held_out, FINETUNE_ATTACKS, settings,
+                            args)
     robust.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(
         from_logits=not robust.output_softmax), metrics=["accuracy"])
     print(f"Fine-tuning with c={robust.c:g} for {args.epochs} epoch(s):")
     robust.fit(*train, batch_size=args.batch_size or 50, epochs=args.epochs,
                verbose=1)
     print("Accuracy after fine-tuning:")
-    after = _robustness(robust, held_out, settings, args)
+    _, after = _robustness(robust, held_out, FINETUNE_ATTACKS, settings, args)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     robust.save(args.out)
     _print_comparison(before, after, settings.eps)
@@ -614,5 +357,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except Exception as error:  # A one-line report, as promised; see --debug.
         if debug:
             raise
-        _fail(f"{type(error).__name__}: {_one_line(error)} (rerun with "
+        _fail(f"{type(error).__name__}: {one_line(error)} (rerun with "
               "--debug for the traceback)", 1)

@@ -10,103 +10,20 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import warnings
 from typing import Callable, Iterable, Optional, Union
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_gradreg import attacks as attacks_lib
-from keras_gradreg import regularizers as regs
+from keras_gradreg import _masking_checks
+from keras_gradreg import _report_files
+from keras_gradreg import _evaluation_core
+from keras_gradreg._evaluation_core import ATTACKS, DEFAULT_STEPS  # noqa: F401
 from keras_gradreg.attacks import _core
 
 __all__ = ["robust_accuracy", "RobustnessReport", "ATTACKS"]
 
-ATTACKS = {
-    "fgsm": attacks_lib.fgsm,
-    "bim": attacks_lib.bim,
-    "cw": attacks_lib.cw_linf,
-    "pgd": attacks_lib.pgd,
-    "apgd": attacks_lib.apgd,
-}
-_NEEDS_STEP = (attacks_lib.bim, attacks_lib.cw_linf, attacks_lib.pgd)
-DEFAULT_STEPS = 10
 _RESERVED = ("transfer", "transfer_eps", "masking_checks", "warnings", "settings")
-
-
-# Attacks and data -------------------------------------------------------
-
-
-def _attack_function(attack) -> Callable:
-    if callable(attack):
-        return attack
-    if attack in ATTACKS:
-        return ATTACKS[attack]
-    raise ValueError(
-        f"Unknown attack {attack!r}: use one of {sorted(ATTACKS)} or a "
-        "callable attack(model, x, y, eps=eps, **kwargs) -> x_adv."
-    )
-
-
-def _craft(model, x, y, attack: Callable, eps: float, kwargs: dict):
-    """Adversarial examples; named attacks get steps 10, step 2.5 eps/steps."""
-    kwargs = dict(kwargs)
-    if attack in _NEEDS_STEP:
-        kwargs.setdefault("steps", DEFAULT_STEPS)
-        kwargs.setdefault("step_size", 2.5 * eps / kwargs["steps"])
-    return attack(model, x, y, eps=eps, **kwargs)
-
-
-def _correct(model, x, labels: np.ndarray, batch_size: int) -> np.ndarray:
-    logits = _core.predict_logits(model, x, batch_size)
-    return np.argmax(logits.numpy(), axis=-1) == labels
-
-
-def _is_batched(dataset: tf.data.Dataset, model) -> bool:
-    x_spec, y_spec = tuple(dataset.element_spec)[:2]
-    if y_spec.shape.rank == 0:
-        return False
-    if x_spec.shape.rank and x_spec.shape[0] is None:
-        return True
-    inputs = getattr(model, "inputs", None) or getattr(
-        getattr(model, "base", None), "inputs", None
-    )
-    if inputs:
-        return x_spec.shape.rank == len(inputs[0].shape)
-    raise ValueError(
-        "Cannot tell whether the dataset is batched; batch it with "
-        "dataset.batch(n) before passing it."
-    )
-
-
-def _batches(data, batch_size: int, model):
-    """Yields ``(x, sparse labels)`` numpy batches and the batch count."""
-    if isinstance(data, tf.data.Dataset):
-        if not _is_batched(data, model):
-            data = data.batch(batch_size)
-        count = int(data.cardinality())
-        count = count if count >= 0 else None
-        batches = (
-            (np.asarray(e[0]), regs.sparse_labels(e[1]).numpy())
-            for e in data.as_numpy_iterator()
-        )
-        return batches, count
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(
-            "data must be a tuple (x, y) of arrays or a tf.data.Dataset of "
-            f"(x, y) elements, got {type(data).__name__}."
-        )
-    x = np.asarray(data[0])
-    labels = regs.sparse_labels(data[1]).numpy()
-    if len(x) != len(labels):
-        raise ValueError(f"x has {len(x)} examples but y has {len(labels)}.")
-    starts = range(0, len(x), batch_size)
-    batches = ((x[s : s + batch_size], labels[s : s + batch_size]) for s in starts)
-    return batches, len(starts)
 
 
 def robust_accuracy(
@@ -151,14 +68,14 @@ def robust_accuracy(
     """
     _core.check_number("eps", eps, 0.0, strict=False)
     batch_size = _core.check_int("batch_size", batch_size)
-    attack_fn = None if attack is None else _attack_function(attack)
-    batches, count = _batches(data, batch_size, model)
+    attack_fn = None if attack is None else _evaluation_core.attack_function(attack)
+    batches, count = _evaluation_core.batches(data, batch_size, model)
     progbar = keras.utils.Progbar(count, verbose=verbose, unit_name="batch")
     correct, total = 0, 0
     for x, labels in batches:
         if attack_fn is not None and eps > 0:
-            x = _craft(model, x, labels, attack_fn, eps, attack_kwargs)
-        correct += int(_correct(model, x, labels, batch_size).sum())
+            x = _evaluation_core.craft(model, x, labels, attack_fn, eps, attack_kwargs)
+        correct += int(_evaluation_core.correct(model, x, labels, batch_size).sum())
         total += len(labels)
         progbar.add(1, [("accuracy", correct / max(total, 1))])
     if total == 0:
@@ -177,28 +94,10 @@ def _normalize_attacks(attacks) -> dict:
     specs = {}
     for name, spec in attacks.items():
         attack, kwargs = spec if isinstance(spec, tuple) else (spec, {})
-        specs[str(name)] = (_attack_function(attack), dict(kwargs))
+        specs[str(name)] = (_evaluation_core.attack_function(attack), dict(kwargs))
     if not specs:
         raise ValueError("attacks is empty.")
     return specs
-
-
-def _eps_key(eps: float) -> str:
-    return f"{eps:g}"
-
-
-_CHECKS = {
-    "iterative_at_least_fgsm": "at least as strong as FGSM",
-    "monotone_in_eps": "accuracy non-increasing in eps",
-    "large_eps_to_chance": "accuracy at large eps at most chance + margin",
-    "whitebox_at_least_transfer": "white-box at least as strong as transfer",
-}
-
-
-def _check(kind, passed, failure, **where) -> dict:
-    """One masking check; ``message`` is ``failure`` when it did not pass."""
-    message = failure if not passed else f"ok: {_CHECKS[kind]}"
-    return {"check": kind, **where, "passed": bool(passed), "message": message}
 
 
 class RobustnessReport:
@@ -296,23 +195,25 @@ class RobustnessReport:
         return self.eps_values + [e for e in extra if e not in self.eps_values]
 
     def _evaluate_batch(self, x, labels, store: dict) -> None:
-        for source, model in self.models.items():
-            store.setdefault(("clean", source), []).append(
-                _correct(model, x, labels, self.batch_size)
+        def record(key: tuple, model, inputs) -> None:
+            store.setdefault(key, []).append(
+                _evaluation_core.correct(model, inputs, labels, self.batch_size)
             )
+
+        for source, model in self.models.items():
+            record(("clean", source), model, x)
         for attack_name, (attack, kwargs) in self.attacks.items():
             for eps in self._all_eps():
                 for source, model in self.models.items():
-                    x_adv = _craft(model, x, labels, attack, eps, kwargs)
+                    x_adv = _evaluation_core.craft(
+                        model, x, labels, attack, eps, kwargs
+                    )
                     targets = self.models if eps == self.transfer_eps else {
                         source: model
                     }
                     for target, target_model in targets.items():
-                        store.setdefault(
-                            (source, target, attack_name, eps), []
-                        ).append(
-                            _correct(target_model, x_adv, labels, self.batch_size)
-                        )
+                        record((source, target, attack_name, eps),
+                               target_model, x_adv)
 
     def run(self, data) -> dict:
         """Evaluates every model, attack and eps on ``data``; returns results.
@@ -329,7 +230,9 @@ class RobustnessReport:
         """
         store = {}
         any_model = next(iter(self.models.values()))
-        batches, count = _batches(data, self.batch_size, any_model)
+        batches, count = _evaluation_core.batches(
+            data, self.batch_size, any_model
+        )
         progbar = keras.utils.Progbar(count, verbose=self.verbose)
         num_classes = None
         for x, labels in batches:
@@ -349,12 +252,13 @@ class RobustnessReport:
         entry = {"clean": float(clean.mean())}
         worst_case = {}
         for eps in self.eps_values:
+            key = _evaluation_core.eps_key(eps)
             robust = clean.copy()
             for attack in self.attacks:
                 hit = correct[(name, name, attack, eps)]
-                entry.setdefault(attack, {})[_eps_key(eps)] = float(hit.mean())
+                entry.setdefault(attack, {})[key] = float(hit.mean())
                 robust &= hit
-            worst_case[_eps_key(eps)] = float(robust.mean())
+            worst_case[key] = float(robust.mean())
         entry["worst_case"] = worst_case
         if self.large_eps is not None:
             entry["large_eps"] = {"eps": self.large_eps}
@@ -398,96 +302,13 @@ class RobustnessReport:
             for source in self.models
         }
         results["transfer_eps"] = eps
-        checks = self._masking_checks(results, num_classes)
+        checks = _masking_checks.masking_checks(self, results, num_classes)
         results["masking_checks"] = checks
         results["warnings"] = [c["message"] for c in checks if not c["passed"]]
         num_examples = len(correct[("clean", next(iter(self.models)))])
         results["settings"] = self._settings(num_classes, num_examples)
         return results
 
-    # Masking checks -------------------------------------------------------
-
-    def _masking_checks(self, results: dict, num_classes: int) -> list:
-        checks = []
-        for model in self.models:
-            checks += self._fgsm_checks(model, results[model])
-            checks += self._monotone_checks(model, results[model])
-            if self.large_eps is not None:
-                checks.append(
-                    self._chance_check(model, results[model], num_classes)
-                )
-        return checks + self._transfer_checks(results)
-
-    def _fgsm_checks(self, model: str, entry: dict) -> list:
-        fgsm = [n for n, (fn, _) in self.attacks.items() if fn is attacks_lib.fgsm]
-        if not fgsm:
-            return []
-        checks = []
-        for attack in self.attacks:
-            for eps in map(_eps_key, self.eps_values):
-                if attack == fgsm[0]:
-                    continue
-                acc, fgsm_acc = entry[attack][eps], entry[fgsm[0]][eps]
-                checks.append(_check(
-                    "iterative_at_least_fgsm", acc <= fgsm_acc + self.tolerance,
-                    f"{model}: {attack} ({acc:.2%}) is weaker than FGSM "
-                    f"({fgsm_acc:.2%}) at eps={eps}: the attack may be weak "
-                    "or the gradients masked.",
-                    model=model, attack=attack, eps=eps,
-                ))
-        return checks
-
-    def _monotone_checks(self, model: str, entry: dict) -> list:
-        checks = []
-        for attack in self.attacks:
-            series = [("0", entry["clean"])] + [
-                (e, entry[attack][e]) for e in map(_eps_key, self.eps_values)
-            ]
-            rises = [
-                f"{a[1]:.2%} at eps={a[0]} -> {b[1]:.2%} at eps={b[0]}"
-                for a, b in zip(series, series[1:])
-                if b[1] > a[1] + self.tolerance
-            ]
-            checks.append(_check(
-                "monotone_in_eps", not rises,
-                f"{model}: accuracy under {attack} increases with eps: "
-                + ", ".join(rises) + ".",
-                model=model, attack=attack,
-            ))
-        return checks
-
-    def _chance_check(self, model: str, entry: dict, num_classes: int) -> dict:
-        best = min(entry["large_eps"][a] for a in self.attacks)
-        bound = 1.0 / num_classes + self.chance_margin
-        return _check(
-            "large_eps_to_chance", best <= bound,
-            f"{model}: at eps={self.large_eps:g} the strongest attack leaves "
-            f"{best:.2%} accuracy, above chance + margin ({bound:.2%}): the "
-            "attacks may be failing.",
-            model=model, eps=_eps_key(self.large_eps),
-        )
-
-    def _transfer_checks(self, results: dict) -> list:
-        checks = []
-        matrix = results["transfer"]
-        for target in self.models:
-            for attack in self.attacks:
-                white = matrix[target][target][attack]
-                for source in self.models:
-                    if source == target:
-                        continue
-                    moved = matrix[source][target][attack]
-                    checks.append(_check(
-                        "whitebox_at_least_transfer",
-                        white <= moved + self.tolerance,
-                        f"{target}: white-box {attack} ({white:.2%}) is weaker "
-                        f"than {attack} transferred from {source} ({moved:.2%}) "
-                        f"at eps={self.transfer_eps:g}: a sign of masked "
-                        "gradients.",
-                        model=target, source=source, attack=attack,
-                        eps=_eps_key(self.transfer_eps),
-                    ))
-        return checks
 
     # Writing ----------------------------------------------------------------
 
@@ -508,112 +329,6 @@ class RobustnessReport:
         """
         if self.results is None:
             raise RuntimeError("Call run(data) before save(out_dir).")
-        os.makedirs(out_dir, exist_ok=True)
-        paths = {
-            "json": os.path.join(out_dir, "results.json"),
-            "md": os.path.join(out_dir, "results.md"),
-            "csv": os.path.join(out_dir, "results.csv"),
-            "png": os.path.join(out_dir, "accuracy_vs_eps.png"),
-        }
-        with open(paths["json"], "w") as handle:
-            json.dump(self.results, handle, indent=2)
-        with open(paths["md"], "w") as handle:
-            handle.write(_markdown(self.results, self.models, self.attacks))
-        with open(paths["csv"], "w", newline="") as handle:
-            csv.writer(handle).writerows(
-                _csv_rows(self.results, self.models, self.attacks)
-            )
-        try:
-            _plot(self.results, self.models, self.attacks, paths["png"])
-        except ImportError:
-            warnings.warn("matplotlib is not installed: no accuracy_vs_eps.png.")
-            del paths["png"]
-        return paths
-
-
-
-# Writers ------------------------------------------------------------------
-
-
-def _percent(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
-def _markdown(results: dict, models: dict, attacks: dict) -> str:
-    eps_keys = [_eps_key(e) for e in results["settings"]["eps_values"]]
-    columns = [(a, e) for a in list(attacks) + ["worst_case"] for e in eps_keys]
-    lines = [
-        "# Robustness report",
-        "",
-        f"{results['settings']['num_examples']} examples; accuracy in %; "
-        "white-box L-inf attacks; worst_case = per-example worst over all "
-        "attacks and the clean prediction.",
-        "",
-        "| Model | Natural | "
-        + " | ".join(f"{a} eps={e}" for a, e in columns) + " |",
-        "|---" * (len(columns) + 2) + "|",
-    ]
-    for name in models:
-        row = [name, _percent(results[name]["clean"])]
-        row += [_percent(results[name][a][e]) for a, e in columns]
-        lines.append("| " + " | ".join(row) + " |")
-    transfer = results["transfer"]
-    pairs = [(a, s) for a in attacks for s in models]
-    lines += [
-        "",
-        f"## Transfer attacks at eps={results['transfer_eps']:g} (%)",
-        "",
-        "Rows: the model evaluated; columns: attack / model the examples were "
-        "crafted on (the diagonal is white-box).",
-        "",
-        "| Model | " + " | ".join(f"{a} / {s}" for a, s in pairs) + " |",
-        "|---" * (len(pairs) + 1) + "|",
-    ]
-    for target in models:
-        row = [target] + [_percent(transfer[s][target][a]) for a, s in pairs]
-        lines.append("| " + " | ".join(row) + " |")
-    checks = results["masking_checks"]
-    lines += ["", "## Masking checks", "",
-              f"{len(checks) - len(results['warnings'])} of {len(checks)} "
-              "checks passed.", ""]
-    lines += [f"- **WARNING**: {message}" for message in results["warnings"]]
-    return "\n".join(lines) + "\n"
-
-
-def _csv_rows(results: dict, models: dict, attacks: dict) -> list:
-    rows = [["kind", "source", "target", "attack", "eps", "accuracy"]]
-    for name in models:
-        rows.append(["clean", name, name, "", 0.0, results[name]["clean"]])
-        for attack in list(attacks) + ["worst_case"]:
-            kind = "worst_case" if attack == "worst_case" else "white_box"
-            for eps, acc in results[name][attack].items():
-                rows.append([kind, name, name, attack, float(eps), acc])
-    for source, targets in results["transfer"].items():
-        for target, accs in targets.items():
-            for attack, acc in accs.items():
-                rows.append(["transfer", source, target, attack,
-                             results["transfer_eps"], acc])
-    return rows
-
-
-def _plot(results: dict, models: dict, attacks: dict, path: str) -> None:
-    # A bare Figure renders with Agg and leaves pyplot's backend untouched.
-    from matplotlib.figure import Figure
-
-    panels = list(attacks) + ["worst_case"]
-    eps_values = [0.0] + list(results["settings"]["eps_values"])
-    figure = Figure(figsize=(3.2 * len(panels), 3.0))
-    axes = figure.subplots(1, len(panels), squeeze=False)
-    for axis, attack in zip(axes[0], panels):
-        for name in models:
-            accs = [results[name]["clean"]] + [
-                results[name][attack][_eps_key(e)] for e in eps_values[1:]
-            ]
-            axis.plot(eps_values, accs, marker="o", label=name)
-        axis.set_title(attack)
-        axis.set_xlabel("eps (L-inf)")
-        axis.set_ylim(0.0, 1.02)
-    axes[0][0].set_ylabel("accuracy")
-    axes[0][-1].legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+        return _report_files.write(
+            self.results, self.models, self.attacks, out_dir
+        )

@@ -1,0 +1,169 @@
+"""What the ``keras-gradreg`` flags mean: datasets, attacks and their settings.
+
+Bad flags raise :class:`CommandLineError`, which the command reports as one
+line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional, Sequence
+
+from keras_gradreg import evaluation
+
+NPZ_PREFIX = "npz:"
+
+
+class CommandLineError(Exception):
+    """Bad input: reported as one line on stderr, exit status 2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSettings:
+    """L-inf attack settings: radii (as given), steps, step size, clip range.
+
+    Example:
+        >>> PAPER_SETTINGS["mnist"].eps
+        ('0.1', '0.2', '0.3')
+    """
+
+    eps: tuple
+    step_size: Optional[float]
+    steps: Optional[int]
+    clip_min: Optional[float]
+    clip_max: Optional[float]
+
+
+# Section 4 of Yu et al.: MNIST in [0, 1], CIFAR-10 in [0, 255], MFCCs.
+PAPER_SETTINGS = {
+    "mnist": AttackSettings(("0.1", "0.2", "0.3"), 0.05, 10, 0.0, 1.0),
+    "cifar10": AttackSettings(("3", "6", "9"), 1.0, 10, 0.0, 255.0),
+    "speech_commands": AttackSettings(
+        ("0.25", "0.5", "0.75"), 0.002, 8, None, None
+    ),
+}
+
+
+def parse_eps(text: str) -> tuple:
+    """``"0.1,0.2"`` -> ``("0.1", "0.2")``, each a finite number > 0."""
+    values = tuple(part.strip() for part in text.split(","))
+    for value in values:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number <= 0:
+            raise CommandLineError(
+                f"--eps {text!r}: {value!r} is not a number > 0; give "
+                "comma-separated radii such as 0.1,0.2,0.3."
+            )
+    if len({float(value) for value in values}) != len(values):
+        raise CommandLineError(f"--eps {text!r} repeats a radius.")
+    return values
+
+
+def parse_attacks(text: str) -> tuple:
+    """``"fgsm,pgd"`` -> ``("fgsm", "pgd")``, each in evaluation.ATTACKS."""
+    names = tuple(part.strip() for part in text.split(","))
+    unknown = [name for name in names if name not in evaluation.ATTACKS]
+    if unknown:
+        raise CommandLineError(
+            f"unknown attack {unknown[0]!r}: use a comma-separated list of "
+            f"{', '.join(evaluation.ATTACKS)}."
+        )
+    if len(set(names)) != len(names):
+        raise CommandLineError(f"--attacks {text!r} repeats an attack.")
+    return names
+
+
+def check_dataset(spec: str) -> None:
+    """Raises CommandLineError unless ``spec`` is a paper dataset or npz."""
+    if spec.startswith(NPZ_PREFIX) or spec in PAPER_SETTINGS:
+        return
+    raise CommandLineError(
+        f"unknown dataset {spec!r}: use one of {', '.join(PAPER_SETTINGS)} "
+        "or npz:FILE."
+    )
+
+
+def _required(value, flag: str, dataset: str):
+    if value is None:
+        raise CommandLineError(
+            f"{flag} is required for dataset {dataset!r}: the paper's "
+            f"settings cover only {', '.join(PAPER_SETTINGS)}."
+        )
+    return value
+
+
+def _clip_range(args, paper: Optional[AttackSettings]) -> tuple:
+    if args.no_clip:
+        if args.clip_min is not None or args.clip_max is not None:
+            raise CommandLineError("--no_clip excludes --clip_min/--clip_max.")
+        return None, None
+    if paper is None and (args.clip_min is None or args.clip_max is None):
+        raise CommandLineError(
+            f"dataset {args.dataset!r} needs --clip_min and --clip_max (the "
+            "range of valid inputs) or --no_clip."
+        )
+    low = args.clip_min if args.clip_min is not None else paper.clip_min
+    high = args.clip_max if args.clip_max is not None else paper.clip_max
+    if low is not None and high is not None and low >= high:
+        raise CommandLineError(
+            f"--clip_min {low} must be < --clip_max {high}."
+        )
+    return low, high
+
+
+def attack_settings(args, iterative: bool) -> AttackSettings:
+    """The attack settings of parsed ``args``: the paper's, then the flags.
+
+    Args:
+        args: Parsed arguments of ``evaluate`` or ``finetune``.
+        iterative: Whether an iterative attack needs ``steps``/``step_size``.
+
+    Raises:
+        CommandLineError: For unparsable eps, or a setting that a dataset
+            without paper defaults is missing.
+    """
+    check_dataset(args.dataset)
+    paper = PAPER_SETTINGS.get(args.dataset)
+
+    def pick(name: str):
+        given = getattr(args, name)
+        return given if given is not None else getattr(paper, name, None)
+
+    eps = parse_eps(args.eps) if args.eps is not None else pick("eps")
+    eps = _required(eps, "--eps", args.dataset)
+    step_size, steps = pick("step_size"), pick("steps")
+    if iterative:
+        _required(step_size, "--step_size", args.dataset)
+        _required(steps, "--steps", args.dataset)
+    for flag, value in (("--step_size", step_size), ("--steps", steps)):
+        if value is not None and not value > 0:
+            raise CommandLineError(f"{flag} must be > 0, got {value}.")
+    return AttackSettings(eps, step_size, steps, *_clip_range(args, paper))
+
+
+def attack_specs(names: Sequence[str], settings: AttackSettings,
+                 args) -> dict:
+    """``{name: (name, kwargs)}`` for :class:`RobustnessReport`."""
+    clip = {"clip_min": settings.clip_min, "clip_max": settings.clip_max}
+    iterative = {"step_size": settings.step_size, "steps": settings.steps}
+    kwargs = {
+        "fgsm": clip,
+        "bim": {**clip, **iterative},
+        "cw": {**clip, **iterative},
+        "pgd": {**clip, **iterative, "restarts": args.pgd_restarts,
+                "seed": args.seed},
+        "apgd": {**clip, "steps": args.apgd_steps, "seed": args.seed},
+    }
+    return {name: (name, kwargs[name]) for name in names}
+
+
+def check_positive(args, names: Sequence[str]) -> None:
+    """Raises CommandLineError if a flag among ``names`` is given and < 1."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CommandLineError(f"--{name} must be >= 1, got {value}.")

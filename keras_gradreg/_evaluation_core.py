@@ -1,0 +1,111 @@
+"""Attack lookup and data batching shared by evaluation and its reports.
+
+* :func:`attack_function`: an attack name of :data:`ATTACKS` or a callable.
+* :func:`craft`: adversarial examples, with the default steps and step size
+  of named iterative attacks.
+* :func:`correct`: which examples a model classifies correctly.
+* :func:`batches`: ``(x, sparse labels)`` numpy batches of arrays or a
+  ``tf.data.Dataset``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from keras_gradreg import attacks as attacks_lib
+from keras_gradreg import regularizers as regs
+from keras_gradreg.attacks import _core
+
+ATTACKS = {
+    "fgsm": attacks_lib.fgsm,
+    "bim": attacks_lib.bim,
+    "cw": attacks_lib.cw_linf,
+    "pgd": attacks_lib.pgd,
+    "apgd": attacks_lib.apgd,
+}
+_NEEDS_STEP = (attacks_lib.bim, attacks_lib.cw_linf, attacks_lib.pgd)
+DEFAULT_STEPS = 10
+
+
+def attack_function(attack) -> Callable:
+    """The attack named ``attack`` in :data:`ATTACKS`, or ``attack`` itself.
+
+    Raises:
+        ValueError: For a name that is not in :data:`ATTACKS`.
+    """
+    if callable(attack):
+        return attack
+    if attack in ATTACKS:
+        return ATTACKS[attack]
+    raise ValueError(
+        f"Unknown attack {attack!r}: use one of {sorted(ATTACKS)} or a "
+        "callable attack(model, x, y, eps=eps, **kwargs) -> x_adv."
+    )
+
+
+def craft(model, x, y, attack: Callable, eps: float, kwargs: dict):
+    """Adversarial examples; named attacks get steps 10, step 2.5 eps/steps."""
+    kwargs = dict(kwargs)
+    if attack in _NEEDS_STEP:
+        kwargs.setdefault("steps", DEFAULT_STEPS)
+        kwargs.setdefault("step_size", 2.5 * eps / kwargs["steps"])
+    return attack(model, x, y, eps=eps, **kwargs)
+
+
+def correct(model, x, labels: np.ndarray, batch_size: int) -> np.ndarray:
+    """Boolean array: whether ``model`` classifies each example correctly."""
+    logits = _core.predict_logits(model, x, batch_size)
+    return np.argmax(logits.numpy(), axis=-1) == labels
+
+
+def eps_key(eps: float) -> str:
+    """The key of ``eps`` in results dicts, e.g. ``"0.1"``."""
+    return f"{eps:g}"
+
+
+def _is_batched(dataset: tf.data.Dataset, model) -> bool:
+    x_spec, y_spec = tuple(dataset.element_spec)[:2]
+    if y_spec.shape.rank == 0:
+        return False
+    if x_spec.shape.rank and x_spec.shape[0] is None:
+        return True
+    inputs = getattr(model, "inputs", None) or getattr(
+        getattr(model, "base", None), "inputs", None
+    )
+    if inputs:
+        return x_spec.shape.rank == len(inputs[0].shape)
+    raise ValueError(
+        "Cannot tell whether the dataset is batched; batch it with "
+        "dataset.batch(n) before passing it."
+    )
+
+
+def batches(data, batch_size: int, model):
+    """Yields ``(x, sparse labels)`` numpy batches and the batch count."""
+    if isinstance(data, tf.data.Dataset):
+        if not _is_batched(data, model):
+            data = data.batch(batch_size)
+        count = int(data.cardinality())
+        count = count if count >= 0 else None
+        numpy_batches = (
+            (np.asarray(e[0]), regs.sparse_labels(e[1]).numpy())
+            for e in data.as_numpy_iterator()
+        )
+        return numpy_batches, count
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(
+            "data must be a tuple (x, y) of arrays or a tf.data.Dataset of "
+            f"(x, y) elements, got {type(data).__name__}."
+        )
+    x = np.asarray(data[0])
+    labels = regs.sparse_labels(data[1]).numpy()
+    if len(x) != len(labels):
+        raise ValueError(f"x has {len(x)} examples but y has {len(labels)}.")
+    starts = range(0, len(x), batch_size)
+    numpy_batches = (
+        (x[s : s + batch_size], labels[s : s + batch_size]) for s in starts
+    )
+    return numpy_batches, len(starts)

@@ -1,0 +1,119 @@
+"""Gradient-masking sanity checks of a :class:`RobustnessReport`'s results.
+
+After Athalye et al. (2018) and Carlini et al. (2019); each check is a dict
+``{"check", ..., "passed", "message"}``:
+
+* ``iterative_at_least_fgsm``: every other attack is at least as strong as
+  FGSM at the same eps (when FGSM is among the attacks);
+* ``monotone_in_eps``: accuracy never increases with eps (clean first);
+* ``large_eps_to_chance``: at ``large_eps`` the strongest attack brings
+  accuracy to at most chance + ``chance_margin``;
+* ``whitebox_at_least_transfer``: white-box accuracy is at most every
+  transfer accuracy against the same target.
+"""
+
+from __future__ import annotations
+
+from keras_gradreg import attacks as attacks_lib
+from keras_gradreg._evaluation_core import eps_key
+
+_CHECKS = {
+    "iterative_at_least_fgsm": "at least as strong as FGSM",
+    "monotone_in_eps": "accuracy non-increasing in eps",
+    "large_eps_to_chance": "accuracy at large eps at most chance + margin",
+    "whitebox_at_least_transfer": "white-box at least as strong as transfer",
+}
+
+
+def _check(kind, passed, failure, **where) -> dict:
+    """One masking check; ``message`` is ``failure`` when it did not pass."""
+    message = failure if not passed else f"ok: {_CHECKS[kind]}"
+    return {"check": kind, **where, "passed": bool(passed), "message": message}
+
+
+def masking_checks(report, results: dict, num_classes: int) -> list:
+    """All checks of ``report`` (a RobustnessReport) on its ``results``."""
+    checks = []
+    for model in report.models:
+        checks += _fgsm_checks(report, model, results[model])
+        checks += _monotone_checks(report, model, results[model])
+        if report.large_eps is not None:
+            checks.append(
+                _chance_check(report, model, results[model], num_classes)
+            )
+    return checks + _transfer_checks(report, results)
+
+
+def _fgsm_checks(report, model: str, entry: dict) -> list:
+    fgsm = [n for n, (fn, _) in report.attacks.items() if fn is attacks_lib.fgsm]
+    if not fgsm:
+        return []
+    checks = []
+    for attack in report.attacks:
+        for eps in map(eps_key, report.eps_values):
+            if attack == fgsm[0]:
+                continue
+            acc, fgsm_acc = entry[attack][eps], entry[fgsm[0]][eps]
+            checks.append(_check(
+                "iterative_at_least_fgsm", acc <= fgsm_acc + report.tolerance,
+                f"{model}: {attack} ({acc:.2%}) is weaker than FGSM "
+                f"({fgsm_acc:.2%}) at eps={eps}: the attack may be weak "
+                "or the gradients masked.",
+                model=model, attack=attack, eps=eps,
+            ))
+    return checks
+
+
+def _monotone_checks(report, model: str, entry: dict) -> list:
+    checks = []
+    for attack in report.attacks:
+        series = [("0", entry["clean"])] + [
+            (e, entry[attack][e]) for e in map(eps_key, report.eps_values)
+        ]
+        rises = [
+            f"{a[1]:.2%} at eps={a[0]} -> {b[1]:.2%} at eps={b[0]}"
+            for a, b in zip(series, series[1:])
+            if b[1] > a[1] + report.tolerance
+        ]
+        checks.append(_check(
+            "monotone_in_eps", not rises,
+            f"{model}: accuracy under {attack} increases with eps: "
+            + ", ".join(rises) + ".",
+            model=model, attack=attack,
+        ))
+    return checks
+
+
+def _chance_check(report, model: str, entry: dict, num_classes: int) -> dict:
+    best = min(entry["large_eps"][a] for a in report.attacks)
+    bound = 1.0 / num_classes + report.chance_margin
+    return _check(
+        "large_eps_to_chance", best <= bound,
+        f"{model}: at eps={report.large_eps:g} the strongest attack leaves "
+        f"{best:.2%} accuracy, above chance + margin ({bound:.2%}): the "
+        "attacks may be failing.",
+        model=model, eps=eps_key(report.large_eps),
+    )
+
+
+def _transfer_checks(report, results: dict) -> list:
+    checks = []
+    matrix = results["transfer"]
+    for target in report.models:
+        for attack in report.attacks:
+            white = matrix[target][target][attack]
+            for source in report.models:
+                if source == target:
+                    continue
+                moved = matrix[source][target][attack]
+                checks.append(_check(
+                    "whitebox_at_least_transfer",
+                    white <= moved + report.tolerance,
+                    f"{target}: white-box {attack} ({white:.2%}) is weaker "
+                    f"than {attack} transferred from {source} ({moved:.2%}) "
+                    f"at eps={report.transfer_eps:g}: a sign of masked "
+                    "gradients.",
+                    model=target, source=source, attack=attack,
+                    eps=eps_key(report.transfer_eps),
+                ))
+    return checks
