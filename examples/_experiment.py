@@ -1,0 +1,527 @@
+"""Shared code of the example experiments (Section 4 of Yu et al.).
+
+Each example (``mnist.py``, ``cifar10.py``, ``speech_commands.py``) trains
+the paper's Natural, Xent-reg and Logit-reg models on one dataset, evaluates
+them with :class:`keras_gradreg.RobustnessReport` under the paper's FGSM,
+BIM and C&W attacks (and, as honesty checks, PGD and APGD), and writes
+``results.json``, ``results.md`` (the paper's table layout), plots and the
+trained ``.keras`` models. ``sweep_c.py`` reuses the training code to choose
+the penalty weights c. Only the package's public API is used here.
+
+Example:
+    >>> settings = SETTINGS["mnist"]  # doctest: +SKIP
+    >>> run(settings)  # after absl parsed the flags  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from typing import Callable, List, Optional
+
+from absl import flags
+import keras
+import tensorflow as tf
+
+import keras_gradreg
+from keras_gradreg import datasets, models
+
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperSettings:
+    """The paper's setting of one dataset, and our training defaults.
+
+    Attributes:
+        dataset: Name for :func:`keras_gradreg.datasets.load`.
+        title: Name in tables.
+        build_model: Returns a fresh, uncompiled network returning logits.
+        eps_values: The L-inf radii of Tables 1-3, in input units.
+        step_size: Step of the iterative attacks (BIM, C&W).
+        steps: Iterations of the iterative attacks.
+        clip_min: Lower bound of valid inputs, None for unbounded features.
+        clip_max: Upper bound of valid inputs, None for unbounded features.
+        epochs: Default training epochs.
+        batch_size: Default training batch size.
+        c_xent: Default c of Xent-reg (from ``examples/sweep_c.py``).
+        c_logit: Default c of Logit-reg (from ``examples/sweep_c.py``).
+        confidence: The C&W cap k.
+    """
+
+    dataset: str
+    title: str
+    build_model: Callable[[], keras.Model]
+    eps_values: tuple
+    step_size: float
+    steps: int
+    clip_min: Optional[float]
+    clip_max: Optional[float]
+    epochs: int
+    batch_size: int
+    c_xent: float
+    c_logit: float
+    confidence: float = 50.0
+
+    @property
+    def clip(self) -> dict:
+        return {"clip_min": self.clip_min, "clip_max": self.clip_max}
+
+
+# The c values are starting points, not yet measured with sweep_c.py. The
+# penalty is a squared L2 norm of dReg/dx, so c scales with the input units
+# squared: CIFAR-10 pixels are 0-255, i.e. gradients 255x smaller than on the
+# [0, 1] scale of MNIST.
+SETTINGS = {
+    "mnist": PaperSettings(
+        "mnist", "MNIST", models.mnist_cnn, (0.1, 0.2, 0.3), 0.05, 10,
+        0.0, 1.0, epochs=10, batch_size=50, c_xent=1.0, c_logit=0.03,
+    ),
+    "cifar10": PaperSettings(
+        "cifar10", "CIFAR-10", models.cifar10_cnn, (3.0, 6.0, 9.0), 1.0, 10,
+        0.0, 255.0, epochs=30, batch_size=128, c_xent=1e4, c_logit=300.0,
+    ),
+    "speech_commands": PaperSettings(
+        "speech_commands", "Speech Commands", models.speech_cnn,
+        (0.25, 0.5, 0.75), 0.002, 8, None, None, epochs=20, batch_size=100,
+        c_xent=1.0, c_logit=0.03,
+    ),
+}
+EXTRA_ATTACKS = ("pgd", "apgd")
+PAPER_ATTACKS = {"fgsm": "FGSM", "bim": "BIM", "cw": "C&W"}
+EXTRA_TITLES = {"pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR"}
+ROW_TITLES = {
+    "natural": "Natural Model", "xent_reg": "Xent-reg Model",
+    "logit_reg": "Logit-reg Model", "fgsm_rs_at": "FGSM-RS adv. training",
+    "pgd_at": "PGD adv. training",
+}
+
+
+# Flags -------------------------------------------------------------------
+
+
+def _define(define: Callable, name: str, default, help_text: str) -> None:
+    """Defines a flag once (the examples share this module in one process)."""
+    if name not in FLAGS:
+        define(name, default, help_text)
+
+
+def _per_dataset(field: str) -> str:
+    values = ", ".join(f"{k} {getattr(s, field):g}" for k, s in SETTINGS.items())
+    return f"Default: the dataset's ({values})."
+
+
+def define_training_flags() -> None:
+    """Flags shared by the examples and ``sweep_c.py``."""
+    _define(flags.DEFINE_string, "data_dir", None,
+            "Local MNIST IDX / Speech Commands folder, or a tfds data_dir.")
+    _define(flags.DEFINE_string, "out", None,
+            "Output folder. Default: runs/<dataset>.")
+    _define(flags.DEFINE_integer, "epochs", None,
+            "Training epochs. " + _per_dataset("epochs"))
+    _define(flags.DEFINE_integer, "batch_size", None,
+            "Training batch size. " + _per_dataset("batch_size"))
+    _define(flags.DEFINE_float, "learning_rate", 1e-3, "Adam learning rate.")
+    _define(flags.DEFINE_integer, "train_size", None,
+            "Training examples (the first ones). Default: the full split.")
+    _define(lambda name, default, help_text: flags.DEFINE_enum(
+        name, default, ["squared_l2", "l2", "l1"], help_text),
+        "norm_logit", "squared_l2",
+        "Norm of Logit-reg's penalty: squared_l2 (the paper's), l2 or l1.")
+    _define(flags.DEFINE_integer, "eval_batch_size", 500,
+            "Examples per attack batch.")
+    _define(flags.DEFINE_integer, "seed", 0, "Seed of weights, data order, attacks.")
+
+
+def define_experiment_flags() -> None:
+    """Flags of the three examples (on top of the training flags)."""
+    define_training_flags()
+    _define(flags.DEFINE_integer, "test_size", None,
+            "Test examples (the first ones). Default: the full split.")
+    _define(flags.DEFINE_float, "c_xent", None,
+            "c of Xent-reg. " + _per_dataset("c_xent"))
+    _define(flags.DEFINE_float, "c_logit", None,
+            "c of Logit-reg. " + _per_dataset("c_logit"))
+    _define(flags.DEFINE_string, "extra_attacks", "pgd,apgd",
+            "Comma-separated attacks beyond the paper's, as honesty checks: "
+            "pgd (random start, restarts) and apgd (APGD-CE and APGD-DLR). "
+            "'' for none.")
+    _define(flags.DEFINE_integer, "extra_steps", None,
+            "Iterations of PGD (per restart, step 2.5 eps / steps) and APGD. "
+            "Default: the paper's BIM iterations (the same budget), "
+            + _per_dataset("steps"))
+    _define(flags.DEFINE_integer, "extra_restarts", 1,
+            "Random restarts of PGD and APGD.")
+
+
+def flag_values(names: List[str]) -> dict:
+    """Returns ``{name: value}`` of the given flags, for results.json."""
+    return {name: FLAGS[name].value for name in names if name in FLAGS}
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+# Models -----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """How to build one model of the comparison, and what to record of it."""
+
+    name: str
+    build: Callable[[], keras.Model]
+    info: dict
+
+
+def paper_models(settings: PaperSettings, c_xent: float, c_logit: float,
+                 norm_logit: str = "squared_l2") -> List[ModelSpec]:
+    """Natural, Xent-reg (Ross & Doshi-Velez 2017) and Logit-reg (Eq. 3).
+
+    Example:
+        >>> [s.name for s in paper_models(SETTINGS["mnist"], 1.0, 0.03)]
+        ['natural', 'xent_reg', 'logit_reg']
+    """
+    def regularized(c, regularizer, norm):
+        return lambda: keras_gradreg.GradRegModel(
+            settings.build_model(), c=c, regularizer=regularizer, norm=norm)
+
+    return [
+        ModelSpec("natural", settings.build_model, {"kind": "natural"}),
+        ModelSpec("xent_reg", regularized(c_xent, "cross_entropy", "squared_l2"),
+                  {"kind": "gradreg", "regularizer": "cross_entropy",
+                   "norm": "squared_l2", "c": c_xent}),
+        ModelSpec("logit_reg", regularized(c_logit, "logit_margin", norm_logit),
+                  {"kind": "gradreg", "regularizer": "logit_margin",
+                   "norm": norm_logit, "c": c_logit}),
+    ]
+
+
+def adversarial_training_models(
+    settings: PaperSettings, names: List[str], train_eps: float, pgd_steps: int
+) -> List[ModelSpec]:
+    """FGSM-RS (Wong et al. 2020) and PGD (Madry et al. 2018) baselines.
+
+    FGSM-RS: one step of 1.25 eps from a random start; PGD: ``pgd_steps``
+    steps of 2.5 eps / steps from a random start, both at ``train_eps``.
+
+    Raises:
+        ValueError: For an unknown name, ``train_eps <= 0`` or
+            ``pgd_steps < 1``.
+
+    Example:
+        >>> specs = adversarial_training_models(
+        ...     SETTINGS["mnist"], ["fgsm_rs"], 0.3, 10)
+        >>> specs[0].name, specs[0].info["step_size"]
+        ('fgsm_rs_at', 0.375)
+    """
+    if not train_eps > 0 or pgd_steps < 1:
+        raise ValueError(
+            f"Need --train_eps > 0 and --pgd_steps >= 1, got {train_eps} and "
+            f"{pgd_steps}.")
+    recipes = {
+        "fgsm_rs": dict(steps=1, step_size=1.25 * train_eps),
+        "pgd": dict(steps=pgd_steps, step_size=2.5 * train_eps / pgd_steps),
+    }
+    specs = []
+    for name in names:
+        if name not in recipes:
+            raise ValueError(
+                f"Unknown baseline {name!r}: use a comma-separated subset of "
+                f"{sorted(recipes)}, or '' for none.")
+        recipe = dict(recipes[name], eps=train_eps, random_start=True)
+        specs.append(ModelSpec(
+            f"{name}_at",
+            lambda recipe=recipe: keras_gradreg.AdversarialTrainingModel(
+                settings.build_model(), **recipe, **settings.clip),
+            {"kind": "adversarial_training", **recipe}))
+    return specs
+
+
+def parse_list(text: str) -> List[str]:
+    """Splits a comma-separated flag value, dropping blanks.
+
+    Example:
+        >>> parse_list("fgsm_rs, pgd,")
+        ['fgsm_rs', 'pgd']
+    """
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
+                learning_rate: float):
+    """Compiles and fits one model; returns it, its wall time and history."""
+    print(f"\n== Training {spec.name} ({spec.info}) for {epochs} epochs",
+          flush=True)
+    model = spec.build()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    # `train` is shuffled by tf.data (see `batched`); shuffle=False only
+    # silences Keras' warning that it cannot shuffle a dataset itself.
+    history = model.fit(train, epochs=epochs, verbose=2, shuffle=False)
+    seconds = time.perf_counter() - start
+    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    return model, seconds, history
+
+
+# Data and attacks ------------------------------------------------------------
+
+
+def split_name(base: str, size: Optional[int]) -> str:
+    """``"train"`` or the first ``size`` examples, ``"train[:size]"``.
+
+    Raises:
+        ValueError: For a size that is not positive.
+
+    Example:
+        >>> split_name("test", 1000), split_name("train", None)
+        ('test[:1000]', 'train')
+    """
+    if size is None:
+        return base
+    if size <= 0:
+        raise ValueError(f"Sizes must be positive, got {size} for {base}.")
+    return f"{base}[:{size}]"
+
+
+def batched(dataset: tf.data.Dataset, batch_size: int, seed: int):
+    """Caches, shuffles (reshuffled each epoch) and batches training data."""
+    return (dataset.cache().shuffle(20_000, seed=seed)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def paper_attacks(settings: PaperSettings) -> dict:
+    """FGSM, BIM and C&W with the paper's step size, iterations and k.
+
+    Returns:
+        ``{name: (attack, kwargs)}`` for :class:`RobustnessReport`; the step
+        is given explicitly (the report's default is 2.5 eps / steps).
+
+    Example:
+        >>> paper_attacks(SETTINGS["mnist"])["bim"][1]["step_size"]
+        0.05
+    """
+    iterative = dict(step_size=settings.step_size, steps=settings.steps,
+                     **settings.clip)
+    return {
+        "fgsm": ("fgsm", dict(settings.clip)),
+        "bim": ("bim", iterative),
+        "cw": ("cw", dict(iterative, confidence=settings.confidence)),
+    }
+
+
+def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
+                  restarts: int, seed: int) -> dict:
+    """PGD (step 2.5 eps / steps) and APGD-CE/DLR (Croce & Hein 2020).
+
+    Args:
+        settings: The dataset's settings (for the clip range).
+        names: Subset of ``EXTRA_ATTACKS``; "apgd" gives APGD-CE and DLR.
+        steps: Iterations per restart.
+        restarts: Random restarts.
+        seed: Seed of the random starts.
+
+    Raises:
+        ValueError: For an unknown attack name.
+
+    Example:
+        >>> sorted(extra_attacks(SETTINGS["mnist"], ["apgd"], 10, 1, 0))
+        ['apgd_ce', 'apgd_dlr']
+    """
+    unknown = sorted(set(names) - set(EXTRA_ATTACKS))
+    if unknown:
+        raise ValueError(
+            f"Unknown extra attacks {unknown}: use a comma-separated subset of "
+            f"{list(EXTRA_ATTACKS)}, or '' for none.")
+    common = dict(steps=steps, restarts=restarts, seed=seed, **settings.clip)
+    specs = {}
+    if "pgd" in names:
+        specs["pgd"] = ("pgd", dict(common))
+    if "apgd" in names:
+        specs["apgd_ce"] = ("apgd", dict(common, loss="ce"))
+        specs["apgd_dlr"] = ("apgd", dict(common, loss="dlr"))
+    return specs
+
+
+# Writing ------------------------------------------------------------------
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _accuracy_table(results: dict, names: List[str], attacks: dict,
+                    with_clean: bool) -> List[str]:
+    eps_keys = list(results[names[0]][next(iter(attacks))])
+    header = ["Models"] + (["Natural"] if with_clean else [])
+    header += [f"{title} {e}" for title in attacks.values() for e in eps_keys]
+    rows = []
+    for name in names:
+        row = [ROW_TITLES.get(name, name)]
+        row += [_pct(results[name]["clean"])] if with_clean else []
+        row += [_pct(results[name][a][e]) for a in attacks for e in eps_keys]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def _transfer_table(results: dict, names: List[str]) -> List[str]:
+    short = {"natural": "Natural", "xent_reg": "Xent", "logit_reg": "Logit",
+             "fgsm_rs_at": "FGSM-RS AT", "pgd_at": "PGD AT"}
+    pairs = [(a, s) for a in PAPER_ATTACKS for s in names]
+    header = ["Models"] + [
+        f"{PAPER_ATTACKS[a]} / {short.get(s, s)}" for a, s in pairs]
+    rows = [[ROW_TITLES.get(t, t)] + [
+        _pct(results["transfer"][s][t][a]) for a, s in pairs] for t in names]
+    return _table(header, rows)
+
+
+def _time_table(training: dict, evaluation_s: float) -> List[str]:
+    rows = [[name, str(entry["epochs"]), f"{entry.get('c', '')}",
+             f"{entry['wall_time_s']:.1f}",
+             f"{entry['wall_time_s'] / max(entry['epochs'], 1):.1f}"]
+            for name, entry in training.items()]
+    lines = _table(["Model", "epochs", "c", "training (s)", "s / epoch"], rows)
+    return lines + ["", f"Evaluation (all models and attacks): "
+                        f"{evaluation_s:.1f} s."]
+
+
+def markdown(settings: PaperSettings, results: dict) -> str:
+    """The paper's Tables 1-3 (white-box) and 4-6 (transfer), plus checks."""
+    names = list(results["training"])
+    extras = {k: v for k, v in EXTRA_TITLES.items() if k in results[names[0]]}
+    size = results["settings"]["num_examples"]
+    lines = [
+        f"# {settings.title}: test accuracy under adversarial attacks (%)", "",
+        f"{size} test examples; white-box L-inf attacks; BIM and C&W "
+        f"{settings.steps} iterations of step {settings.step_size:g}, C&W "
+        f"k = {settings.confidence:g}. Natural = clean accuracy.", "",
+    ] + _accuracy_table(results, names, PAPER_ATTACKS, with_clean=True)
+    if extras:
+        lines += ["", "## Stronger attacks (honesty checks, not in the paper)",
+                  "", "Worst case: per example, over all attacks and the "
+                  "clean prediction.", ""]
+        lines += _accuracy_table(results, names,
+                                 dict(extras, worst_case="Worst case"),
+                                 with_clean=False)
+    lines += ["", f"## Transfer attacks at eps={results['transfer_eps']:g} (%)",
+              "", "Rows: the model evaluated; columns: attack / model the "
+              "examples were crafted on (the diagonal is white-box).", ""]
+    lines += _transfer_table(results, names)
+    lines += ["", "## Wall time", ""]
+    lines += _time_table(results["training"], results["wall_time_s"]["evaluation"])
+    checks = results["masking_checks"]
+    lines += ["", "## Masking checks", "", f"{len(checks) - len(results['warnings'])}"
+              f" of {len(checks)} checks passed.", ""]
+    lines += [f"- **WARNING**: {message}" for message in results["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_training(training: dict, path: str) -> Optional[str]:
+    """Plots loss and accuracy per epoch of every model into ``path``."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        warnings.warn("matplotlib is not installed: no training_curves.png.")
+        return None
+    figure = Figure(figsize=(8, 3))
+    axes = figure.subplots(1, 2)
+    for name, entry in training.items():
+        for axis, key in zip(axes, ("loss", "accuracy")):
+            values = entry["history"].get(key, [])
+            axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
+            axis.set_xlabel("epoch")
+            axis.set_title(f"training {key}")
+    axes[1].legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path
+
+
+# The experiment -------------------------------------------------------------
+
+
+def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
+        extra_flags: List[str] = ()) -> dict:
+    """Trains, evaluates and writes one dataset's experiment from the flags.
+
+    Args:
+        settings: The dataset's paper settings.
+        extra_models: More models to train and compare (e.g. adversarial
+            training baselines).
+        extra_flags: Names of example-specific flags to record.
+
+    Returns:
+        The results dict, also written to ``<out>/results.json``.
+    """
+    out = FLAGS.out or os.path.join("runs", settings.dataset)
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(FLAGS.seed)
+    c_xent = _or(FLAGS.c_xent, settings.c_xent)
+    c_logit = _or(FLAGS.c_logit, settings.c_logit)
+    epochs = _or(FLAGS.epochs, settings.epochs)
+    batch_size = _or(FLAGS.batch_size, settings.batch_size)
+    attacks = dict(paper_attacks(settings), **extra_attacks(
+        settings, parse_list(FLAGS.extra_attacks),
+        _or(FLAGS.extra_steps, settings.steps),
+        FLAGS.extra_restarts, FLAGS.seed))
+    specs = paper_models(settings, c_xent, c_logit, FLAGS.norm_logit)
+    specs += list(extra_models)
+
+    train = datasets.load(settings.dataset, split_name("train", FLAGS.train_size),
+                          FLAGS.data_dir)
+    train = batched(train, batch_size, FLAGS.seed)
+    test = datasets.to_arrays(datasets.load(
+        settings.dataset, split_name("test", FLAGS.test_size), FLAGS.data_dir))
+
+    trained, training = {}, {}
+    for spec in specs:
+        model, seconds, history = train_model(spec, train, epochs,
+                                              FLAGS.learning_rate)
+        model.save(os.path.join(out, f"{spec.name}.keras"))
+        trained[spec.name] = model
+        training[spec.name] = dict(spec.info, epochs=epochs,
+                                   wall_time_s=seconds, history=history)
+
+    print(f"\n== Evaluating on {len(test[1])} test examples", flush=True)
+    start = time.perf_counter()
+    report = keras_gradreg.RobustnessReport(
+        trained, attacks, settings.eps_values,
+        batch_size=FLAGS.eval_batch_size, verbose=1)
+    results = report.run(test)
+    evaluation_s = time.perf_counter() - start
+
+    names = ["data_dir", "out", "epochs", "batch_size", "learning_rate",
+             "train_size", "test_size", "c_xent", "c_logit", "norm_logit",
+             "extra_attacks", "extra_steps", "extra_restarts",
+             "eval_batch_size", "seed", *extra_flags]
+    results["settings"].update(
+        dataset=settings.dataset, flags=flag_values(names),
+        resolved=dict(out=out, epochs=epochs, batch_size=batch_size,
+                      c_xent=c_xent, c_logit=c_logit),
+        paper={k: v for k, v in dataclasses.asdict(settings).items()
+               if k != "build_model"})
+    results["c"] = {"xent_reg": c_xent, "logit_reg": c_logit}
+    results["training"] = training
+    results["wall_time_s"] = {
+        "training": {name: e["wall_time_s"] for name, e in training.items()},
+        "evaluation": evaluation_s,
+    }
+    report.save(out)  # results.json/.csv and accuracy_vs_eps.png
+    with open(os.path.join(out, "results.md"), "w") as handle:
+        handle.write(markdown(settings, results))
+    plot_training(training, os.path.join(out, "training_curves.png"))
+    print("\n" + markdown(settings, results), flush=True)
+    print(f"Wrote {out}/results.json, results.md, plots and models.", flush=True)
+    return results

@@ -1,0 +1,192 @@
+r"""Chooses the penalty weight c of Xent-reg and Logit-reg on validation data.
+
+The paper does not state c. For each c of a grid this trains Xent-reg
+(cross-entropy regularizer) and Logit-reg (logit margin, Eq. 3) on the
+training split minus its last ``--val_size`` examples, plus one Natural
+model for reference, and measures clean, FGSM and BIM accuracy (the paper's
+eps, step and iterations) on those held-out ``--val_size`` training examples:
+a validation split carved from the training data, never the test set.
+
+The chosen c of each regularizer maximizes the mean FGSM and BIM accuracy
+over the paper's eps among the c whose clean accuracy is at most
+``--max_clean_drop`` below the Natural model's; ``null`` when none is. Set
+the examples' ``--c_xent`` / ``--c_logit`` defaults (``SETTINGS`` in
+``examples/_experiment.py``) from it.
+
+    python examples/sweep_c.py --dataset mnist --data_dir ../shared/data/mnist \
+        --train_size 10000 --val_size 2000 --epochs 3 --out runs/sweep_mnist
+
+Writes ``sweep.json`` and ``sweep.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+from absl import app, flags
+import keras
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _experiment  # noqa: E402
+
+import keras_gradreg  # noqa: E402
+from keras_gradreg import datasets  # noqa: E402
+
+FLAGS = flags.FLAGS
+_experiment.define_training_flags()
+flags.DEFINE_enum("dataset", "mnist", sorted(_experiment.SETTINGS),
+                  "The dataset, with the paper's attack settings.")
+flags.DEFINE_list(
+    "c_xent_grid", None,
+    "c values of Xent-reg. Default: the example's c times 0.1, 0.3, 1, 3, 10.")
+flags.DEFINE_list(
+    "c_logit_grid", None,
+    "c values of Logit-reg. Default: the example's c times 0.1, 0.3, 1, 3, 10.")
+flags.DEFINE_integer("val_size", 5000,
+                     "Validation examples, taken from the end of the training split.")
+flags.DEFINE_float("max_clean_drop", 0.03,
+                   "Largest allowed drop of clean validation accuracy below "
+                   "the Natural model's, as a fraction.")
+
+GRID_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
+REGULARIZERS = {"xent_reg": "cross_entropy", "logit_reg": "logit_margin"}
+
+
+def grid(values: Optional[list], default_c: float) -> list:
+    """Parses a grid flag; None gives ``default_c`` times GRID_FACTORS.
+
+    Raises:
+        ValueError: For a value that is not a number >= 0.
+
+    Example:
+        >>> grid(["0.1", "1"], 5.0), grid(None, 2.0)[:2]
+        ([0.1, 1.0], [0.2, 0.6])
+    """
+    if values is None:
+        return [round(default_c * f, 12) for f in GRID_FACTORS]
+    try:
+        parsed = [float(value) for value in values]
+    except ValueError as error:
+        raise ValueError(f"c grids must be numbers, got {values}.") from error
+    if any(c < 0 for c in parsed):
+        raise ValueError(f"c must be >= 0, got {values}.")
+    return parsed
+
+
+def score(entry: dict) -> float:
+    """Mean FGSM and BIM accuracy over the eps: the sweep's criterion."""
+    accs = [acc for attack in ("fgsm", "bim") for acc in entry[attack].values()]
+    return sum(accs) / len(accs)
+
+
+def choose(entries: list, natural_clean: float, max_clean_drop: float):
+    """The c of the best-scoring entry clean enough, or None."""
+    allowed = [e for e in entries if e["clean"] >= natural_clean - max_clean_drop]
+    return max(allowed, key=lambda e: e["score"])["c"] if allowed else None
+
+
+def _evaluate(settings, model, validation) -> dict:
+    attacks = {k: v for k, v in _experiment.paper_attacks(settings).items()
+               if k in ("fgsm", "bim")}
+    report = keras_gradreg.RobustnessReport(
+        {"model": model}, attacks, settings.eps_values,
+        batch_size=FLAGS.eval_batch_size, verbose=1)
+    entry = report.run(validation)["model"]
+    return {key: entry[key] for key in ("clean", "fgsm", "bim")}
+
+
+def _train_and_evaluate(settings, spec, train, validation, epochs) -> dict:
+    model, seconds, history = _experiment.train_model(
+        spec, train, epochs, FLAGS.learning_rate)
+    entry = dict(c=spec.info.get("c"), train_time_s=seconds,
+                 **_evaluate(settings, model, validation))
+    entry["score"] = score(entry)
+    entry["final_grad_loss"] = history.get("grad_loss", [None])[-1]
+    return entry
+
+
+def _markdown(sweep: dict) -> str:
+    natural = sweep["natural"]
+    eps = list(natural["fgsm"])
+    header = (["Model", "c", "clean"] + [f"FGSM {e}" for e in eps]
+              + [f"BIM {e}" for e in eps] + ["score", "train (s)"])
+    lines = [
+        f"# c sweep on {sweep['settings']['dataset']} (validation accuracy, %)",
+        "", f"{sweep['settings']['val_size']} validation examples carved from "
+        "the training split; score = mean FGSM and BIM accuracy; chosen: "
+        f"{sweep['chosen']} (clean at most "
+        f"{100 * sweep['settings']['max_clean_drop']:.1f} points below "
+        "Natural).", "",
+        "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    rows = [("natural", natural)] + [
+        (name, e) for name in REGULARIZERS for e in sweep[name]]
+    for name, e in rows:
+        cells = [name, f"{e['c'] if e['c'] is not None else ''}",
+                 f"{100 * e['clean']:.1f}"]
+        cells += [f"{100 * e[a][k]:.1f}" for a in ("fgsm", "bim") for k in eps]
+        cells += [f"{100 * e['score']:.1f}", f"{e['train_time_s']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv) -> None:
+    """Runs the sweep (flags already parsed by absl)."""
+    del argv
+    settings = _experiment.SETTINGS[FLAGS.dataset]
+    out = FLAGS.out or os.path.join("runs", f"sweep_{FLAGS.dataset}")
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(FLAGS.seed)
+    grids = {"xent_reg": grid(FLAGS.c_xent_grid, settings.c_xent),
+             "logit_reg": grid(FLAGS.c_logit_grid, settings.c_logit)}
+    if FLAGS.val_size <= 0:
+        raise ValueError(f"--val_size must be > 0, got {FLAGS.val_size}.")
+    train_split = f"train[:-{FLAGS.val_size}]"
+    train = datasets.load(settings.dataset, train_split, FLAGS.data_dir)
+    if FLAGS.train_size is not None:
+        train = train.take(FLAGS.train_size)
+    batch_size = settings.batch_size if FLAGS.batch_size is None else FLAGS.batch_size
+    train = _experiment.batched(train, batch_size, FLAGS.seed)
+    validation = datasets.to_arrays(datasets.load(
+        settings.dataset, f"train[-{FLAGS.val_size}:]", FLAGS.data_dir))
+    epochs = settings.epochs if FLAGS.epochs is None else FLAGS.epochs
+
+    start = time.perf_counter()
+    natural_spec = _experiment.ModelSpec(
+        "natural", settings.build_model, {"kind": "natural"})
+    sweep = {"natural": _train_and_evaluate(
+        settings, natural_spec, train, validation, epochs)}
+    for name, regularizer in REGULARIZERS.items():
+        sweep[name] = []
+        for c in grids[name]:
+            spec = _experiment.ModelSpec(
+                name, lambda c=c, r=regularizer: keras_gradreg.GradRegModel(
+                    settings.build_model(), c=c, regularizer=r,
+                    norm=FLAGS.norm_logit if r == "logit_margin" else "squared_l2"),
+                {"kind": "gradreg", "regularizer": regularizer, "c": c})
+            sweep[name].append(_train_and_evaluate(
+                settings, spec, train, validation, epochs))
+    sweep["chosen"] = {
+        name: choose(sweep[name], sweep["natural"]["clean"], FLAGS.max_clean_drop)
+        for name in REGULARIZERS}
+    sweep["settings"] = dict(
+        _experiment.flag_values([
+            "dataset", "data_dir", "epochs", "batch_size", "learning_rate",
+            "train_size", "val_size", "norm_logit", "max_clean_drop",
+            "eval_batch_size", "seed"]),
+        epochs=epochs, batch_size=batch_size, grids=grids, out=out,
+        train_split=train_split, val_examples=len(validation[1]),
+        wall_time_s=time.perf_counter() - start)
+    with open(os.path.join(out, "sweep.json"), "w") as handle:
+        json.dump(sweep, handle, indent=2)
+    text = _markdown(sweep)
+    with open(os.path.join(out, "sweep.md"), "w") as handle:
+        handle.write(text)
+    print("\n" + text, flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)

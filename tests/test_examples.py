@@ -1,0 +1,280 @@
+"""Tests of the example experiments in examples/, run in-process.
+
+The three examples run end to end on tiny data (CIFAR-10 through mocked
+tfds, MNIST and Speech Commands through the local files), and their
+results.json is checked for shape and against accuracies recomputed here from
+the saved models. The helpers of ``_experiment.py`` and ``sweep_c.py`` are
+checked on hand-made numbers.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import sys
+
+from absl import flags
+from absl.testing import flagsaver
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import keras_gradreg
+from keras_gradreg import datasets
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+FLAGS = flags.FLAGS
+PAPER_MODELS = ("natural", "xent_reg", "logit_reg")
+PAPER_ATTACKS = ("fgsm", "bim", "cw")
+
+
+def _load_example(name: str):
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mnist = _load_example("mnist")
+cifar10 = _load_example("cifar10")
+speech_commands = _load_example("speech_commands")
+sweep_c = _load_example("sweep_c")
+experiment = sys.modules["_experiment"]  # the examples' shared module
+
+
+def _tiny_network(input_shape, num_classes, scale=1.0):
+    """A network small enough for end-to-end runs in seconds."""
+    def build():
+        return keras.Sequential([
+            keras.Input(input_shape),
+            keras.layers.Rescaling(scale),
+            keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="conv1"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes, name="fc2"),
+        ])
+    return build
+
+
+TINY = {
+    "mnist": _tiny_network((28, 28, 1), 10),
+    "cifar10": _tiny_network((32, 32, 3), 10, scale=1 / 255),
+    "speech_commands": _tiny_network((49, 40, 1), 12),
+}
+
+
+def _run(module, monkeypatch, **flag_values) -> None:
+    """Runs ``module.main`` with a tiny network and the given flags.
+
+    The flags are parsed from ``--name=value`` and restored afterwards. The
+    paper's networks are checked in test_models.py and below
+    (test_examples_use_the_paper_networks); here they would cost minutes.
+    """
+    dataset = flag_values.get("dataset") or module.SETTINGS.dataset
+    tiny = dataclasses.replace(
+        experiment.SETTINGS[dataset], build_model=TINY[dataset])
+    monkeypatch.setitem(experiment.SETTINGS, dataset, tiny)
+    if hasattr(module, "SETTINGS"):
+        monkeypatch.setattr(module, "SETTINGS", tiny)
+    argv = ["example"] + [f"--{k}={v}" for k, v in flag_values.items()]
+    with flagsaver.flagsaver():
+        FLAGS(argv)
+        module.main([])
+
+
+def _check_results(out: pathlib.Path, eps_keys, models=PAPER_MODELS,
+                   attacks=PAPER_ATTACKS) -> dict:
+    """Checks the files and the results.json shape the issue asks for."""
+    results = json.loads((out / "results.json").read_text())
+    for model in models:
+        assert set(results[model]) >= {"clean", *attacks}
+        assert 0.0 <= results[model]["clean"] <= 1.0
+        for attack in attacks:
+            assert list(results[model][attack]) == eps_keys
+            assert all(0.0 <= a <= 1.0 for a in results[model][attack].values())
+        assert (out / f"{model}.keras").exists()
+        assert results["wall_time_s"]["training"][model] > 0
+    assert results["transfer_eps"] == float(eps_keys[-1])
+    assert set(results["transfer"]) == set(models)
+    for source in models:
+        assert set(results["transfer"][source]) == set(models)
+        for target in models:
+            assert set(results["transfer"][source][target]) == set(attacks)
+    assert results["wall_time_s"]["evaluation"] > 0
+    assert results["settings"]["flags"]["epochs"] == 1
+    for name in ("results.md", "accuracy_vs_eps.png", "training_curves.png"):
+        assert (out / name).stat().st_size > 0
+    markdown = (out / "results.md").read_text()
+    assert "| Natural Model | " + f"{100 * results['natural']['clean']:.1f}" in markdown
+    return results
+
+
+def _accuracy(model, x, y, attack=None, **kwargs) -> float:
+    if attack is not None:
+        x = attack(model, x, y, **kwargs)
+    predictions = np.argmax(keras.ops.convert_to_numpy(model(x)), axis=-1)
+    return float(np.mean(predictions == y))
+
+
+# End-to-end runs ---------------------------------------------------------------
+
+
+def test_cifar10_example_through_tfds(tmp_path, monkeypatch):
+    with tfds.testing.mock_data(num_examples=20):
+        _run(cifar10, monkeypatch, out=tmp_path, train_size=20, test_size=10,
+             epochs=1, extra_attacks="", eval_batch_size=10)
+        x, y = datasets.to_arrays(datasets.load("cifar10", "test[:10]"))
+    results = _check_results(tmp_path, ["3", "6", "9"])
+    assert results["settings"]["attacks"]["bim"]["kwargs"] == {
+        "step_size": 1.0, "steps": 10, "clip_min": 0.0, "clip_max": 255.0}
+    natural = keras.models.load_model(tmp_path / "natural.keras")
+    assert results["natural"]["clean"] == pytest.approx(
+        _accuracy(natural, x, y))
+    assert results["natural"]["fgsm"]["9"] == pytest.approx(_accuracy(
+        natural, x, y, keras_gradreg.attacks.fgsm, eps=9.0, clip_min=0.0,
+        clip_max=255.0))
+
+
+@pytest.mark.large
+def test_mnist_example_on_idx_files(tmp_path, mnist_dir, monkeypatch):
+    _run(mnist, monkeypatch, data_dir=mnist_dir, out=tmp_path,
+         train_size=300, test_size=30, epochs=1, extra_attacks="pgd", extra_steps=2,
+         c_logit=0.05, norm_logit="l1")
+    results = _check_results(tmp_path, ["0.1", "0.2", "0.3"],
+                             attacks=PAPER_ATTACKS + ("pgd",))
+    assert results["c"] == {"xent_reg": 1.0, "logit_reg": 0.05}
+    assert results["training"]["logit_reg"]["norm"] == "l1"
+    assert len(results["training"]["natural"]["history"]["loss"]) == 1
+    x, y = datasets.to_arrays(datasets.load("mnist", "test[:30]", mnist_dir))
+    logit_reg = keras.models.load_model(tmp_path / "logit_reg.keras")
+    # The paper's BIM: 10 steps of 0.05 (not the library's 2.5 eps / steps).
+    assert results["logit_reg"]["bim"]["0.1"] == pytest.approx(_accuracy(
+        logit_reg, x, y, keras_gradreg.attacks.bim, eps=0.1, step_size=0.05,
+        steps=10))
+
+
+@pytest.mark.large
+def test_speech_example_perturbs_unclipped_mfcc(tmp_path, speech_dir,
+                                                 monkeypatch):
+    _run(speech_commands, monkeypatch, data_dir=speech_dir, out=tmp_path,
+         train_size=100, test_size=24, epochs=1, extra_attacks="")
+    results = _check_results(tmp_path, ["0.25", "0.5", "0.75"])
+    assert results["settings"]["attacks"]["fgsm"]["kwargs"] == {
+        "clip_min": None, "clip_max": None}
+    assert results["settings"]["num_classes"] == 12
+    x, y = datasets.to_arrays(datasets.load("speech_commands", "test[:24]",
+                                            speech_dir))
+    natural = keras.models.load_model(tmp_path / "natural.keras")
+    assert results["natural"]["fgsm"]["0.75"] == pytest.approx(_accuracy(
+        natural, x, y, keras_gradreg.attacks.fgsm, eps=0.75, clip_min=None,
+        clip_max=None))
+
+
+def test_examples_use_the_paper_networks():
+    assert mnist.SETTINGS.build_model is keras_gradreg.models.mnist_cnn
+    assert cifar10.SETTINGS.build_model is keras_gradreg.models.cifar10_cnn
+    assert speech_commands.SETTINGS.build_model is keras_gradreg.models.speech_cnn
+    assert [s.eps_values for s in experiment.SETTINGS.values()] == [
+        (0.1, 0.2, 0.3), (3.0, 6.0, 9.0), (0.25, 0.5, 0.75)]
+
+
+# Helpers -------------------------------------------------------------------
+
+
+def test_extra_attacks_use_the_paper_clip_and_budget():
+    settings = experiment.SETTINGS["cifar10"]
+    specs = experiment.extra_attacks(settings, ["pgd", "apgd"], 10, 2, 0)
+    assert sorted(specs) == ["apgd_ce", "apgd_dlr", "pgd"]
+    assert specs["apgd_dlr"] == ("apgd", {
+        "steps": 10, "restarts": 2, "seed": 0, "clip_min": 0.0,
+        "clip_max": 255.0, "loss": "dlr"})
+    assert experiment.extra_attacks(settings, [], 10, 1, 0) == {}
+    with pytest.raises(ValueError, match="Unknown extra attacks"):
+        experiment.extra_attacks(settings, ["autoattack"], 10, 1, 0)
+
+
+def test_paper_attacks_match_section_4():
+    mnist_cw = experiment.paper_attacks(experiment.SETTINGS["mnist"])["cw"]
+    assert mnist_cw == ("cw", {"step_size": 0.05, "steps": 10, "clip_min": 0.0,
+                               "clip_max": 1.0, "confidence": 50.0})
+    speech_bim = experiment.paper_attacks(
+        experiment.SETTINGS["speech_commands"])["bim"]
+    assert speech_bim == ("bim", {"step_size": 0.002, "steps": 8,
+                                  "clip_min": None, "clip_max": None})
+
+
+def test_adversarial_training_baselines_follow_their_recipes():
+    settings = experiment.SETTINGS["mnist"]
+    fgsm_rs, pgd = experiment.adversarial_training_models(
+        settings, ["fgsm_rs", "pgd"], train_eps=0.3, pgd_steps=10)
+    assert (fgsm_rs.name, pgd.name) == ("fgsm_rs_at", "pgd_at")
+    assert fgsm_rs.info["steps"] == 1
+    assert fgsm_rs.info["step_size"] == pytest.approx(0.375)  # 1.25 * 0.3
+    assert pgd.info["step_size"] == pytest.approx(0.075)  # 2.5 * 0.3 / 10
+    model = pgd.build()
+    assert isinstance(model, keras_gradreg.AdversarialTrainingModel)
+    with pytest.raises(ValueError, match="Unknown baseline"):
+        experiment.adversarial_training_models(settings, ["trades"], 0.3, 10)
+    with pytest.raises(ValueError, match="pgd_steps"):
+        experiment.adversarial_training_models(settings, ["pgd"], 0.3, 0)
+
+
+def test_paper_models_are_configured_as_named():
+    natural, xent, logit = experiment.paper_models(
+        experiment.SETTINGS["mnist"], c_xent=2.0, c_logit=0.5, norm_logit="l1")
+    xent_model, logit_model = xent.build(), logit.build()
+    assert xent_model.c == 2.0 and logit_model.c == 0.5
+    assert xent_model.get_config()["regularizer"] == "cross_entropy"
+    assert logit_model.get_config()["norm"] == "l1"
+    assert not isinstance(natural.build(), keras_gradreg.GradRegModel)
+
+
+def test_split_name_and_parse_list():
+    assert experiment.split_name("train", None) == "train"
+    assert experiment.split_name("test", 50) == "test[:50]"
+    with pytest.raises(ValueError, match="positive"):
+        experiment.split_name("test", 0)
+    assert experiment.parse_list(" pgd, ,apgd ") == ["pgd", "apgd"]
+    assert experiment.parse_list("") == []
+
+
+def _sweep_entry(c, clean, fgsm, bim):
+    entry = {"c": c, "clean": clean, "fgsm": {"0.1": fgsm[0], "0.2": fgsm[1]},
+             "bim": {"0.1": bim[0], "0.2": bim[1]}}
+    entry["score"] = sweep_c.score(entry)
+    return entry
+
+
+def test_sweep_scores_and_choice():
+    weak = _sweep_entry(0.1, 0.99, (0.5, 0.2), (0.3, 0.0))
+    strong = _sweep_entry(1.0, 0.97, (0.8, 0.6), (0.7, 0.5))
+    too_costly = _sweep_entry(10.0, 0.90, (0.9, 0.9), (0.9, 0.9))
+    assert weak["score"] == pytest.approx((0.5 + 0.2 + 0.3 + 0.0) / 4)
+    entries = [weak, strong, too_costly]
+    assert sweep_c.choose(entries, natural_clean=0.99, max_clean_drop=0.03) == 1.0
+    assert sweep_c.choose(entries, natural_clean=0.99, max_clean_drop=0.1) == 10.0
+    assert sweep_c.choose(entries[1:], 0.99, 0.01) is None
+
+
+def test_sweep_grid():
+    assert sweep_c.grid(None, 0.03) == pytest.approx([0.003, 0.009, 0.03, 0.09, 0.3])
+    assert sweep_c.grid(["0", "2.5"], 1.0) == [0.0, 2.5]
+    with pytest.raises(ValueError, match=">= 0"):
+        sweep_c.grid(["-1"], 1.0)
+    with pytest.raises(ValueError, match="numbers"):
+        sweep_c.grid(["big"], 1.0)
+
+
+@pytest.mark.large
+def test_sweep_holds_out_validation_from_training(tmp_path, mnist_dir,
+                                                  monkeypatch):
+    _run(sweep_c, monkeypatch, dataset="mnist", data_dir=mnist_dir,
+         out=tmp_path, train_size=100,
+         val_size=20, epochs=1, c_xent_grid="1", c_logit_grid="0.03")
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    assert [e["c"] for e in sweep["logit_reg"]] == [0.03]
+    assert set(sweep["chosen"]) == {"xent_reg", "logit_reg"}
+    assert sweep["settings"]["val_examples"] == 20
+    assert sweep["settings"]["train_split"] == "train[:-20]"
+    assert (tmp_path / "sweep.md").read_text().startswith("# c sweep on mnist")
