@@ -1,0 +1,486 @@
+"""Training cost of GradReg vs natural and min-max training, as ratios.
+
+Times one "epoch" (a fixed number of optimizer steps, ``--steps_per_epoch``,
+on random data of the right shape) of each training method on the paper's
+MNIST and CIFAR-10 networks, and the throughput of each attack:
+
+* ``natural``: plain Keras training of the network (the reference, 1.0x);
+* ``gradreg``: :class:`keras_gradreg.GradRegModel`, Logit-reg, squared L2,
+  exact double backpropagation;
+* ``gradreg_fd``: the same with ``method="finite_difference"``;
+* ``fgsm_rs``: FGSM with random start (Wong et al., 2020), 1 attack step;
+* ``pgd7``, ``pgd10``, ``pgd40``: PGD-k min-max training (Madry et al.,
+  2018), k attack steps of 2.5 eps / k per optimizer step.
+
+Design, so that the numbers survive a shared, noisy machine:
+
+* All models are built, compiled and traced first; each then runs
+  ``--warmup_steps`` untimed steps (tracing and first-call costs stay out of
+  the timings).
+* Timing is round-robin: each of ``--rounds`` rounds times one epoch of every
+  model in turn. A model's ratio to natural is taken within each round and
+  the median over rounds is reported, with its min-max spread; so is the
+  median of the seconds per epoch.
+* An epoch calls the compiled train function that ``fit`` calls each step
+  (``model.train_function``) ``steps_per_epoch`` times on one dataset
+  iterator, then waits for the last loss. ``fit`` itself adds a fixed cost
+  per call (about 1 s here: iterator and callback setup) that would shrink
+  the ratios of short epochs towards 1.
+* Wall-clock and process CPU seconds are both recorded; on a machine shared
+  with other jobs the CPU-time ratio is the steadier of the two.
+
+Attack throughput (examples per second) is measured the same way on the
+natural network: one call of each attack on one batch per round.
+
+Usage:
+    python benchmarks/step_time.py --networks mnist,cifar10 --rounds 5 \\
+        --steps_per_epoch 20,10 --batch_size 128 --out /tmp/step_time
+
+Writes ``step_time.json`` and ``step_time.md`` to ``--out`` (if given) and
+prints the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from absl import app, flags
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_gradreg
+from keras_gradreg import attacks, models
+
+FLAGS = flags.FLAGS
+
+
+def _define(define: Callable, name: str, default, *args) -> None:
+    """Defines a flag once (examples that share the process define some)."""
+    if name not in FLAGS:
+        define(name, default, *args)
+
+
+_define(flags.DEFINE_list, "networks", ["mnist", "cifar10"],
+        "Networks to time: mnist, cifar10.")
+_define(flags.DEFINE_list, "models",
+        ["natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7", "pgd10",
+         "pgd40"],
+        "Training methods to time; natural (the reference) is always timed. "
+        "Append _xla to a name (e.g. gradreg_xla) for jit_compile=True.")
+_define(flags.DEFINE_list, "attacks", ["fgsm", "bim", "pgd", "apgd"],
+        "Attacks whose throughput to measure (empty: none).")
+_define(flags.DEFINE_integer, "rounds", 5, "Timed rounds (round-robin).")
+_define(flags.DEFINE_list, "steps_per_epoch", ["20"],
+        "Optimizer steps per timed epoch: one value for all networks or one "
+        "per network, in --networks order.")
+_define(flags.DEFINE_integer, "batch_size", None,
+        "Training and attack batch size (default 128).")
+_define(flags.DEFINE_integer, "warmup_steps", 2,
+        "Untimed steps per model (and calls per attack) before timing.")
+_define(flags.DEFINE_integer, "attack_steps", 10,
+        "Iterations of BIM, PGD and APGD in the throughput benchmark.")
+_define(flags.DEFINE_string, "out", None,
+        "Folder for step_time.json and step_time.md (default: print only).")
+_define(flags.DEFINE_integer, "seed", 0, "Seed of weights and data.")
+_define(flags.DEFINE_enum, "jit_compile", "auto", ["auto", "true", "false"],
+        "XLA for every model's train step (Keras' auto: off on CPU-only "
+        "machines).")
+
+DEFAULT_BATCH_SIZE = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A network to benchmark and its attack setting.
+
+    Attributes:
+        build: Returns a fresh, uncompiled network returning logits.
+        input_shape: Shape of one example.
+        num_classes: Number of classes.
+        eps: L-inf radius of the training attacks, in input units.
+        clip_max: Upper end of the input range (the lower end is 0).
+    """
+
+    build: Callable[[], keras.Model]
+    input_shape: tuple
+    num_classes: int
+    eps: float
+    clip_max: float
+
+
+NETWORKS: Dict[str, Network] = {
+    # Madry et al.'s MNIST setting: pixels in [0, 1], eps 0.3.
+    "mnist": Network(models.mnist_cnn, (28, 28, 1), 10, 0.3, 1.0),
+    # cifar10_cnn takes pixels in [0, 255]; eps 8 is Madry et al.'s 8/255.
+    "cifar10": Network(models.cifar10_cnn, (32, 32, 3), 10, 8.0, 255.0),
+}
+
+MODELS = ("natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7", "pgd10",
+          "pgd40")
+# Not timed by default: any model above with XLA, e.g. "gradreg_xla".
+XLA_SUFFIX = "_xla"
+ATTACKS = ("fgsm", "bim", "pgd", "apgd")
+
+
+# Models -------------------------------------------------------------------
+
+
+def _pgd_training(base, network: Network, steps: int):
+    return keras_gradreg.AdversarialTrainingModel(
+        base, eps=network.eps, step_size=2.5 * network.eps / steps,
+        steps=steps, clip_min=0.0, clip_max=network.clip_max)
+
+
+def build_model(name: str, network: Network,
+                jit_compile="auto") -> keras.Model:
+    """Returns the training model ``name`` around a fresh network, compiled.
+
+    Args:
+        name: One of ``MODELS``, or one of them + ``"_xla"`` (compiled with
+            ``jit_compile=True`` whatever ``jit_compile`` says).
+        network: The network and its attack setting.
+        jit_compile: Passed to ``compile`` (``"auto"``, True or False).
+
+    Returns:
+        A compiled Keras model (Adam, sparse cross-entropy on logits,
+        accuracy).
+
+    Raises:
+        ValueError: For an unknown name.
+
+    Example:
+        >>> model = build_model("gradreg", NETWORKS["mnist"])  # doctest: +SKIP
+    """
+    if name.endswith(XLA_SUFFIX):
+        return build_model(name[:-len(XLA_SUFFIX)], network, True)
+    base = network.build()
+    if name == "natural":
+        model = base
+    elif name in ("gradreg", "gradreg_fd"):
+        method = "finite_difference" if name == "gradreg_fd" else (
+            "double_backprop")
+        model = keras_gradreg.GradRegModel(
+            base, c=0.01, regularizer="logit_margin", norm="squared_l2",
+            method=method, fd_step=0.01 * network.clip_max)
+    elif name == "fgsm_rs":
+        model = keras_gradreg.AdversarialTrainingModel(
+            base, eps=network.eps, step_size=1.25 * network.eps, steps=1,
+            clip_min=0.0, clip_max=network.clip_max)
+    elif name.startswith("pgd") and name[3:].isdigit():
+        model = _pgd_training(base, network, int(name[3:]))
+    else:
+        raise ValueError(f"Unknown model {name!r}. Use one of {list(MODELS)}.")
+    model.compile(
+        keras.optimizers.Adam(1e-4),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def random_dataset(network: Network, batch_size: int, seed: int,
+                   batches: int = 4) -> tf.data.Dataset:
+    """An endless dataset cycling a few random batches of the right shape."""
+    rng = np.random.default_rng(seed)
+    count = batches * batch_size
+    x = rng.uniform(0, network.clip_max, (count, *network.input_shape))
+    y = rng.integers(0, network.num_classes, count)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (x.astype("float32"), y.astype("int32")))
+    return dataset.batch(batch_size, drop_remainder=True).cache().repeat()
+
+
+# Timing -------------------------------------------------------------------
+
+
+def _timed(run: Callable[[], None]) -> Dict[str, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def _epoch_runner(model: keras.Model, dataset: tf.data.Dataset,
+                  steps: int, warmup_steps: int) -> Callable[[], None]:
+    """Traces ``model``'s train step and returns a function running an epoch."""
+    model.fit(dataset, epochs=1, steps_per_epoch=max(warmup_steps, 1),
+              verbose=0)
+    iterator = iter(dataset)
+
+    def epoch():
+        for _ in range(steps):
+            logs = model.train_function(iterator)
+        float(logs["loss"])  # waits for the last step
+
+    return epoch
+
+
+def _attack_runner(name: str, model: keras.Model, network: Network,
+                   x: np.ndarray, y: np.ndarray,
+                   steps: int) -> Callable[[], None]:
+    eps, clip = network.eps, {"clip_min": 0.0, "clip_max": network.clip_max}
+    batch = {"batch_size": len(x)}
+    calls = {
+        "fgsm": lambda: attacks.fgsm(model, x, y, eps, **clip, **batch),
+        "bim": lambda: attacks.bim(model, x, y, eps, 2.5 * eps / steps, steps,
+                                   **clip, **batch),
+        "pgd": lambda: attacks.pgd(model, x, y, eps, 2.5 * eps / steps, steps,
+                                   seed=0, **clip, **batch),
+        "apgd": lambda: attacks.apgd(model, x, y, eps, steps, seed=0, **clip,
+                                     **batch),
+    }
+    return lambda: np.asarray(calls[name]())
+
+
+def round_robin(runners: Dict[str, Callable[[], None]], rounds: int,
+                warmup: int = 0) -> Dict[str, List[Dict[str, float]]]:
+    """Times every runner once per round, in turn, after ``warmup`` calls.
+
+    Returns:
+        For each runner, its list of ``{"wall": s, "cpu": s}`` per round.
+    """
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in runners}
+    for index in range(rounds):
+        for name, run in runners.items():
+            times[name].append(_timed(run))
+        print(f"  round {index + 1}/{rounds}: " + ", ".join(
+            f"{name} {t[-1]['wall']:.2f}s" for name, t in times.items()),
+            flush=True)
+    return times
+
+
+def summarize(values: Sequence[float]) -> Dict[str, float]:
+    """Median, min and max of a list of numbers (and the list itself)."""
+    return {"median": statistics.median(values), "min": min(values),
+            "max": max(values), "all": list(values)}
+
+
+def _ratios(times, reference) -> Dict[str, dict]:
+    """Per-round ratios of wall and CPU time to ``reference``, summarized."""
+    return {
+        "wall": summarize([t["wall"] / r["wall"]
+                           for t, r in zip(times, reference)]),
+        "cpu": summarize([t["cpu"] / r["cpu"]
+                          for t, r in zip(times, reference)]),
+    }
+
+
+def _training_rows(times, network_name: str, steps: int) -> List[dict]:
+    rows = []
+    for name, model_times in times.items():
+        to_natural = _ratios(model_times, times["natural"])
+        row = {
+            "network": network_name,
+            "model": name,
+            "steps_per_epoch": steps,
+            "seconds_per_epoch": summarize([t["wall"] for t in model_times]),
+            "cpu_seconds_per_epoch": summarize(
+                [t["cpu"] for t in model_times]),
+            "ratio_to_natural": to_natural["wall"],
+            "cpu_ratio_to_natural": to_natural["cpu"],
+        }
+        if "gradreg" in times:
+            row["ratio_to_gradreg"] = _ratios(
+                model_times, times["gradreg"])["wall"]
+        rows.append(row)
+    return rows
+
+
+def time_training(network_name: str, model_names: Sequence[str], steps: int,
+                  batch_size: int, rounds: int, warmup_steps: int,
+                  seed: int, jit_compile="auto") -> List[dict]:
+    """Times one epoch of each training method, round-robin.
+
+    Returns:
+        One row per model: seconds per epoch and ratios to natural (within
+        each round), each summarized by ``summarize``.
+    """
+    network = NETWORKS[network_name]
+    dataset = random_dataset(network, batch_size, seed)
+    runners = {}
+    for name in model_names:
+        keras.utils.set_random_seed(seed)
+        print(f"{network_name}/{name}: tracing", flush=True)
+        runners[name] = _epoch_runner(
+            build_model(name, network, jit_compile), dataset, steps,
+            warmup_steps)
+    return _training_rows(round_robin(runners, rounds), network_name, steps)
+
+
+def time_attacks(network_name: str, attack_names: Sequence[str],
+                 attack_steps: int, batch_size: int, rounds: int,
+                 warmup: int, seed: int) -> List[dict]:
+    """Measures attack throughput on one batch, round-robin.
+
+    Returns:
+        One row per attack with examples per second (median, min, max).
+    """
+    network = NETWORKS[network_name]
+    keras.utils.set_random_seed(seed)
+    model = network.build()
+    x, y = next(iter(random_dataset(network, batch_size, seed)))
+    x, y = x.numpy(), y.numpy()
+    runners = {name: _attack_runner(name, model, network, x, y, attack_steps)
+               for name in attack_names}
+    print(f"{network_name}: attacks", flush=True)
+    times = round_robin(runners, rounds, warmup=max(warmup, 1))
+    return [{
+        "network": network_name,
+        "attack": name,
+        "steps": 1 if name == "fgsm" else attack_steps,
+        "batch_size": batch_size,
+        "examples_per_second": summarize(
+            [batch_size / t["wall"] for t in times[name]]),
+    } for name in attack_names]
+
+
+# Report -------------------------------------------------------------------
+
+
+def machine() -> dict:
+    """The CPU model, core count and library versions of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo
+                     if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version(),
+            "date": datetime.date.today().isoformat()}
+
+
+def _spread(stats: dict, digits: int = 2) -> str:
+    return (f"{stats['median']:.{digits}f} "
+            f"({stats['min']:.{digits}f}-{stats['max']:.{digits}f})")
+
+
+def markdown(results: dict) -> str:
+    """The results as Markdown tables (medians, with min-max over rounds)."""
+    lines = [
+        "| network | model | steps/epoch | s/epoch | ratio to natural "
+        "(wall) | ratio to natural (CPU time) | ratio to GradReg (wall) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in results["training"]:
+        to_gradreg = row.get("ratio_to_gradreg")
+        lines.append(
+            f"| {row['network']} | {row['model']} | {row['steps_per_epoch']} "
+            f"| {_spread(row['seconds_per_epoch'])} "
+            f"| {_spread(row['ratio_to_natural'])} "
+            f"| {_spread(row['cpu_ratio_to_natural'])} "
+            f"| {_spread(to_gradreg) if to_gradreg else '-'} |")
+    if results["attacks"]:
+        lines += ["", "| network | attack | steps | examples/s |",
+                  "|---|---|---|---|"]
+        for row in results["attacks"]:
+            lines.append(
+                f"| {row['network']} | {row['attack']} | {row['steps']} "
+                f"| {_spread(row['examples_per_second'], 0)} |")
+    return "\n".join(lines) + "\n"
+
+
+# Command line -------------------------------------------------------------
+
+
+def _check_names(kind: str, names: Sequence[str], known: Sequence[str]):
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise app.UsageError(
+            f"Unknown {kind} {unknown}. Use some of {list(known)}.")
+
+
+def _steps_per_network(networks: Sequence[str]) -> Dict[str, int]:
+    try:
+        steps = [int(value) for value in FLAGS.steps_per_epoch]
+    except ValueError as error:
+        raise app.UsageError(
+            f"--steps_per_epoch must be integers, got {FLAGS.steps_per_epoch}."
+        ) from error
+    if len(steps) == 1:
+        steps = steps * len(networks)
+    if len(steps) != len(networks) or min(steps) < 1:
+        raise app.UsageError(
+            "--steps_per_epoch needs one integer >= 1, or one per network "
+            f"({len(networks)}), got {FLAGS.steps_per_epoch}.")
+    return dict(zip(networks, steps))
+
+
+def _settings() -> dict:
+    _check_names("networks", FLAGS.networks, list(NETWORKS))
+    _check_names("models", FLAGS.models,
+                 MODELS + tuple(m + XLA_SUFFIX for m in MODELS))
+    _check_names("attacks", FLAGS.attacks, ATTACKS)
+    for name in ("rounds", "attack_steps"):
+        if FLAGS[name].value < 1:
+            raise app.UsageError(f"--{name} must be >= 1.")
+    batch_size = FLAGS.batch_size or DEFAULT_BATCH_SIZE
+    if batch_size < 1 or FLAGS.warmup_steps < 0:
+        raise app.UsageError("--batch_size must be >= 1, --warmup_steps >= 0.")
+    model_names = ["natural"] + [m for m in FLAGS.models if m != "natural"]
+    return {"networks": list(FLAGS.networks), "models": model_names,
+            "attacks": list(FLAGS.attacks), "rounds": FLAGS.rounds,
+            "steps_per_epoch": _steps_per_network(FLAGS.networks),
+            "batch_size": batch_size, "warmup_steps": FLAGS.warmup_steps,
+            "attack_steps": FLAGS.attack_steps, "seed": FLAGS.seed,
+            "jit_compile": {"auto": "auto", "true": True, "false": False}[
+                FLAGS.jit_compile]}
+
+
+def run(settings: dict, out: Optional[str] = None) -> dict:
+    """Runs the benchmark; writes step_time.json and step_time.md to ``out``.
+
+    Args:
+        settings: As built from the flags (see ``_settings``).
+        out: Output folder, or None to only print.
+
+    Returns:
+        The results: ``machine``, ``settings``, ``training`` and ``attacks``
+        rows.
+    """
+    s = settings
+    results = {"machine": machine(), "settings": s, "training": [],
+               "attacks": []}
+    for network in s["networks"]:
+        results["training"] += time_training(
+            network, s["models"], s["steps_per_epoch"][network],
+            s["batch_size"], s["rounds"], s["warmup_steps"], s["seed"],
+            s["jit_compile"])
+        if s["attacks"]:
+            results["attacks"] += time_attacks(
+                network, s["attacks"], s["attack_steps"], s["batch_size"],
+                s["rounds"], s["warmup_steps"], s["seed"])
+    table = markdown(results)
+    print(table)
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "step_time.json"), "w") as file:
+            json.dump(results, file, indent=2)
+        with open(os.path.join(out, "step_time.md"), "w") as file:
+            file.write(table)
+    return results
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    tf.get_logger().setLevel("ERROR")  # retracing notes: one trace per model
+    run(_settings(), FLAGS.out)
+
+
+if __name__ == "__main__":
+    app.run(main)

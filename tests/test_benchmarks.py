@@ -1,0 +1,157 @@
+"""Smoke and unit tests of benchmarks/step_time.py (no timing assertions).
+
+The benchmark runs end to end on a tiny network in seconds, so that it cannot
+rot; its bookkeeping (ratios within rounds, medians) is checked against
+numbers recomputed here from the raw timings it writes.
+"""
+
+import importlib.util
+import json
+import pathlib
+import statistics
+import sys
+
+from absl import app, flags
+from absl.testing import flagsaver
+import keras
+import pytest
+
+import keras_gradreg
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+FLAGS = flags.FLAGS
+
+
+def _load_step_time():
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_step_time", BENCHMARKS / "step_time.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+step_time = _load_step_time()
+
+
+def _tiny_network():
+    return keras.Sequential([
+        keras.Input((6, 6, 1)),
+        keras.layers.Conv2D(2, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3),
+    ])
+
+
+TINY = step_time.Network(_tiny_network, (6, 6, 1), 3, eps=0.1, clip_max=1.0)
+
+
+def _run_main(monkeypatch, **flag_values):
+    monkeypatch.setitem(step_time.NETWORKS, "tiny", TINY)
+    argv = ["step_time"] + [f"--{k}={v}" for k, v in flag_values.items()]
+    with flagsaver.flagsaver():
+        FLAGS(argv)
+        step_time.main(["step_time"])
+
+
+def test_main_runs_every_model_and_attack(monkeypatch, tmp_path):
+    _run_main(monkeypatch, networks="tiny", rounds=2, steps_per_epoch=1,
+              batch_size=8, attack_steps=2, warmup_steps=1, out=tmp_path)
+    results = json.loads((tmp_path / "step_time.json").read_text())
+    table = (tmp_path / "step_time.md").read_text()
+
+    assert [row["model"] for row in results["training"]] == list(
+        step_time.MODELS)
+    natural = results["training"][0]["seconds_per_epoch"]["all"]
+    gradreg = results["training"][1]["seconds_per_epoch"]["all"]
+    for row in results["training"]:
+        seconds = row["seconds_per_epoch"]["all"]
+        assert len(seconds) == 2 and min(seconds) > 0
+        assert row["seconds_per_epoch"]["median"] == pytest.approx(
+            statistics.median(seconds))
+        ratios = [t / n for t, n in zip(seconds, natural)]
+        assert row["ratio_to_natural"]["all"] == pytest.approx(ratios)
+        assert row["ratio_to_natural"]["median"] == pytest.approx(
+            statistics.median(ratios))
+        assert row["ratio_to_gradreg"]["all"] == pytest.approx(
+            [t / g for t, g in zip(seconds, gradreg)])
+        assert f"| tiny | {row['model']} | 1 |" in table
+    assert results["training"][0]["cpu_ratio_to_natural"]["all"] == [1.0, 1.0]
+
+    assert [row["attack"] for row in results["attacks"]] == list(
+        step_time.ATTACKS)
+    assert [row["steps"] for row in results["attacks"]] == [1, 2, 2, 2]
+    for row in results["attacks"]:
+        assert row["examples_per_second"]["min"] > 0
+    assert results["machine"]["cores"] >= 1
+    assert results["settings"]["steps_per_epoch"] == {"tiny": 1}
+
+
+def test_natural_is_always_timed_first(monkeypatch, tmp_path):
+    _run_main(monkeypatch, networks="tiny", models="pgd7", rounds=1,
+              steps_per_epoch=1, batch_size=4, attacks="", warmup_steps=0,
+              jit_compile="false", out=tmp_path)
+    results = json.loads((tmp_path / "step_time.json").read_text())
+    assert [row["model"] for row in results["training"]] == [
+        "natural", "pgd7"]
+    assert "ratio_to_gradreg" not in results["training"][1]
+    assert "| tiny | pgd7 | 1 |" in (tmp_path / "step_time.md").read_text()
+    assert results["attacks"] == []
+    assert results["settings"]["jit_compile"] is False
+
+
+@pytest.mark.parametrize("flag_values, message", [
+    ({"models": "natural,pgd3"}, "Unknown models"),
+    ({"networks": "imagenet"}, "Unknown networks"),
+    ({"attacks": "cw"}, "Unknown attacks"),
+    ({"steps_per_epoch": "2,3"}, "one per network"),
+    ({"steps_per_epoch": "many"}, "must be integers"),
+    ({"rounds": 0}, "--rounds must be >= 1"),
+])
+def test_bad_flags_raise_usage_errors(monkeypatch, flag_values, message):
+    with pytest.raises(app.UsageError, match=message):
+        _run_main(monkeypatch, **{"networks": "tiny", **flag_values})
+
+
+@pytest.mark.parametrize("name, model_class, steps, step_size", [
+    ("gradreg", keras_gradreg.GradRegModel, None, None),
+    ("gradreg_fd", keras_gradreg.GradRegModel, None, None),
+    ("fgsm_rs", keras_gradreg.AdversarialTrainingModel, 1, 0.125),
+    ("pgd7", keras_gradreg.AdversarialTrainingModel, 7, 0.25 / 7),
+    ("pgd40", keras_gradreg.AdversarialTrainingModel, 40, 0.25 / 40),
+])
+def test_build_model_uses_the_recipes(name, model_class, steps, step_size):
+    model = step_time.build_model(name, TINY)
+    assert type(model) is model_class and model.compiled
+    if steps is not None:  # Madry: 2.5 eps / k; Wong et al.: 1.25 eps
+        assert (model.steps, model.eps) == (steps, 0.1)
+        assert model.step_size == pytest.approx(step_size)
+    else:
+        expected = "finite_difference" if name.endswith("fd") else (
+            "double_backprop")
+        assert model.method == expected
+
+
+def test_natural_is_the_plain_network():
+    model = step_time.build_model("natural", TINY)
+    assert type(model) is keras.Sequential
+
+
+@pytest.mark.parametrize("jit_compile", [False, "auto"])
+def test_xla_suffix_forces_jit_compile(jit_compile):
+    model = step_time.build_model("gradreg_xla", TINY, jit_compile)
+    assert type(model) is keras_gradreg.GradRegModel
+    assert model.jit_compile is True
+    assert step_time.build_model("gradreg", TINY, False).jit_compile is False
+
+
+def test_summarize():
+    assert step_time.summarize([3.0, 1.0, 2.0, 10.0]) == {
+        "median": 2.5, "min": 1.0, "max": 10.0, "all": [3.0, 1.0, 2.0, 10.0]}
+
+
+def test_random_dataset_has_the_network_shapes():
+    x, y = next(iter(step_time.random_dataset(TINY, batch_size=5, seed=0)))
+    assert x.shape == (5, 6, 6, 1) and x.dtype == "float32"
+    assert 0.0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1.0
+    assert set(y.numpy()) <= {0, 1, 2}
