@@ -59,20 +59,13 @@ _FD_DIRECTIONS = {
 
 
 def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
-    """Sparse labels, with an in-graph check that they index a class."""
-    num_classes = logits.shape[-1]
-    labels = regs.sparse_labels(y, num_classes)
-    if num_classes is None:
-        return labels
-    message = (
-        f"Labels must be integers in [0, {num_classes}) for a model with "
-        f"{num_classes} classes (or one-hot rows of length {num_classes})."
+    """Sparse labels, checked in-graph: in range and one per example."""
+    labels = regs.sparse_labels(y, logits.shape[-1])  # checks the range
+    same_batch = tf.debugging.assert_equal(
+        tf.shape(labels)[0], tf.shape(logits)[0],
+        message="There must be one label per input example.",
     )
-    checks = [
-        tf.debugging.assert_non_negative(labels, message=message),
-        tf.debugging.assert_less(labels, num_classes, message=message),
-    ]
-    with tf.control_dependencies(checks):
+    with tf.control_dependencies([same_batch]):
         return tf.identity(labels)
 
 

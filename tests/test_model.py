@@ -465,3 +465,9 @@ def test_saved_model_loads_in_safe_mode_without_code(tmp_path, regularizer):
     json.loads(config)
     loaded = keras.models.load_model(path, safe_mode=True)
     assert loaded.regularizer.__name__ == regularizer
+
+
+def test_label_count_mismatch_raises():
+    model = GradRegModel(_tanh_mlp())
+    with pytest.raises(Exception, match="one label per input example"):
+        model._penalized_forward(tf.zeros((3, 3)), np.array([0, 1]), False)
