@@ -36,23 +36,31 @@ import keras_gradreg
 from keras_gradreg import datasets, models
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "MNIST IDX folder (None: tfds).")
-flags.DEFINE_string("out", None, "Output folder.")
-flags.DEFINE_integer("train_size", 55000, "Training examples.")
-flags.DEFINE_integer("test_size", 1000, "Test examples to attack.")
-flags.DEFINE_integer("epochs_natural", 5, "Epochs of natural training.")
-flags.DEFINE_list("finetune_epochs", ["1", "2", "3"],
+
+
+def _define(define, name, *args, **kwargs):
+    """Defines a flag unless another script in this process already did."""
+    if name not in flags.FLAGS:
+        define(name, *args, **kwargs)
+
+
+_define(flags.DEFINE_string, "data_dir", None, "MNIST IDX folder (None: tfds).")
+_define(flags.DEFINE_string, "out", None, "Output folder.")
+_define(flags.DEFINE_integer, "train_size", 55000, "Training examples.")
+_define(flags.DEFINE_integer, "test_size", 1000, "Test examples to attack.")
+_define(flags.DEFINE_integer, "epochs_natural", 5, "Epochs of natural training.")
+_define(flags.DEFINE_list, "finetune_epochs", ["1", "2", "3"],
                   "Fine-tuning epochs at which to evaluate.")
-flags.DEFINE_integer("scratch_epochs", None,
+_define(flags.DEFINE_integer, "scratch_epochs", None,
                      "Epochs of Logit-reg from scratch (default: "
                      "--epochs_natural).")
-flags.DEFINE_float("c", 0.01, "Penalty weight c of Logit-reg.")
-flags.DEFINE_float("learning_rate", 1e-4, "Adam learning rate.")
-flags.DEFINE_integer("batch_size", 50, "Training batch size.")
-flags.DEFINE_integer("pgd_steps", 40,
+_define(flags.DEFINE_float, "c", 0.01, "Penalty weight c of Logit-reg.")
+_define(flags.DEFINE_float, "learning_rate", 1e-4, "Adam learning rate.")
+_define(flags.DEFINE_integer, "batch_size", 50, "Training batch size.")
+_define(flags.DEFINE_integer, "pgd_steps", 40,
                      "PGD steps per restart, each of 2.5 * eps / steps.")
-flags.DEFINE_integer("pgd_restarts", 5, "PGD random restarts.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+_define(flags.DEFINE_integer, "pgd_restarts", 5, "PGD random restarts.")
+_define(flags.DEFINE_integer, "seed", 0, "Random seed.")
 
 EPS = (0.1, 0.2, 0.3)
 CLIP = {"clip_min": 0.0, "clip_max": 1.0}

@@ -38,11 +38,20 @@ from tensorboard.backend.event_processing import event_accumulator  # noqa
 from tensorboard.util import tensor_util  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
+
+
+def _define(define, name, *args, **kwargs):
+    """Defines a flag unless another script in this process already did."""
+    if name not in flags.FLAGS:
+        define(name, *args, **kwargs)
+
+
+_define(
+    flags.DEFINE_string,
     "logdirs", None, "Comma-separated name=log_dir pairs, one per run."
 )
-flags.DEFINE_string("out", None, "Directory for the PNG and JSON files.")
-flags.DEFINE_list("layers", ["conv1", "fc2"], "Layers for Fig. 3.")
+_define(flags.DEFINE_string, "out", None, "Directory for the PNG and JSON files.")
+_define(flags.DEFINE_list, "layers", ["conv1", "fc2"], "Layers for Fig. 3.")
 
 Curve = Tuple[np.ndarray, np.ndarray]
 Histogram = Tuple[int, np.ndarray]
