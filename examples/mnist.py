@@ -15,8 +15,9 @@ recipe is 40 steps of 0.01, here ``--pgd_steps`` steps of 2.5 eps / steps,
 default 10), so that robustness per training cost can be compared with
 GradReg through the recorded wall times.
 
-The default c values (``--c_xent``, ``--c_logit``) are starting points to be
-replaced by the choice of ``examples/sweep_c.py`` (the paper does not give c).
+The default c values (``--c_xent`` 10, ``--c_logit`` 0.1) are the choice of
+``examples/sweep_c.py`` on a validation split of the training data (the paper
+does not give c; see docs/RESULTS.md).
 
 Quick run (a few minutes on a laptop CPU):
 
