@@ -143,7 +143,8 @@ def test_mnist_example_on_idx_files(tmp_path, mnist_dir, monkeypatch):
          c_logit=0.05, norm_logit="l1")
     results = _check_results(tmp_path, ["0.1", "0.2", "0.3"],
                              attacks=PAPER_ATTACKS + ("pgd",))
-    assert results["c"] == {"xent_reg": 1.0, "logit_reg": 0.05}
+    default_c_xent = experiment.SETTINGS["mnist"].c_xent  # --c_xent not given
+    assert results["c"] == {"xent_reg": default_c_xent, "logit_reg": 0.05}
     assert results["training"]["logit_reg"]["norm"] == "l1"
     assert len(results["training"]["natural"]["history"]["loss"]) == 1
     x, y = datasets.to_arrays(datasets.load("mnist", "test[:30]", mnist_dir))
