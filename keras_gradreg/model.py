@@ -17,12 +17,9 @@ import keras
 import tensorflow as tf
 
 from keras_gradreg import regularizers as regs
-
-from keras_gradreg._wrapper import (  # noqa: F401  (re-exported for attacks)
+from keras_gradreg._wrapper import (
     WrappedClassifier,
     _at_least_float32,
-    _ends_in_softmax,
-    _logits_function,
     _multi_worker_logs,
     _replica_count,
 )
