@@ -8,6 +8,8 @@ MNIST and CIFAR-10 networks, and the throughput of each attack:
 * ``gradreg``: :class:`keras_gradreg.GradRegModel`, Logit-reg, squared L2,
   exact double backpropagation;
 * ``gradreg_fd``: the same with ``method="finite_difference"``;
+* ``gradreg_minimal`` (not timed by default): the textbook nested-tape step
+  without the package's checks and metrics, to measure their overhead;
 * ``fgsm_rs``: FGSM with random start (Wong et al., 2020), 1 attack step;
 * ``pgd7``, ``pgd10``, ``pgd40``: PGD-k min-max training (Madry et al.,
   2018), k attack steps of 2.5 eps / k per optimizer step.
@@ -75,7 +77,7 @@ _define(flags.DEFINE_list, "models",
          "pgd40"],
         "Training methods to time; natural (the reference) is always timed. "
         "Append _xla to a name (e.g. gradreg_xla) for jit_compile=True.")
-_define(flags.DEFINE_list, "attacks", ["fgsm", "bim", "pgd", "apgd"],
+_define(flags.DEFINE_list, "attacks", ["fgsm", "bim", "cw", "pgd", "apgd"],
         "Attacks whose throughput to measure (empty: none).")
 _define(flags.DEFINE_integer, "rounds", 5, "Timed rounds (round-robin).")
 _define(flags.DEFINE_list, "steps_per_epoch", ["20"],
@@ -86,7 +88,7 @@ _define(flags.DEFINE_integer, "batch_size", None,
 _define(flags.DEFINE_integer, "warmup_steps", 2,
         "Untimed steps per model (and calls per attack) before timing.")
 _define(flags.DEFINE_integer, "attack_steps", 10,
-        "Iterations of BIM, PGD and APGD in the throughput benchmark.")
+        "Iterations of BIM, C&W, PGD and APGD in the throughput benchmark.")
 _define(flags.DEFINE_string, "out", None,
         "Folder for step_time.json and step_time.md (default: print only).")
 _define(flags.DEFINE_integer, "seed", 0, "Seed of weights and data.")
@@ -125,12 +127,46 @@ NETWORKS: Dict[str, Network] = {
 
 MODELS = ("natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7", "pgd10",
           "pgd40")
-# Not timed by default: any model above with XLA, e.g. "gradreg_xla".
+# Not timed by default: the overhead yardstick, and any model with XLA,
+# e.g. "gradreg_xla".
+EXTRA_MODELS = ("gradreg_minimal",)
 XLA_SUFFIX = "_xla"
-ATTACKS = ("fgsm", "bim", "pgd", "apgd")
+ATTACKS = ("fgsm", "bim", "cw", "pgd", "apgd")
 
 
 # Models -------------------------------------------------------------------
+
+
+class MinimalGradReg(keras.Model):
+    """The textbook nested-tape Logit-reg step, as a yardstick (no checks).
+
+    No input or label checks, no grad_loss metric, no tf.distribute scaling:
+    the difference to ``gradreg`` is the package's overhead.
+    """
+
+    def __init__(self, base: keras.Model, c: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.base, self.c = base, c
+
+    def call(self, inputs, training=None):
+        return self.base(inputs, training=training)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            with tf.GradientTape() as input_tape:
+                input_tape.watch(x)
+                logits = self.base(x, training=True)
+                margin_sum = tf.reduce_sum(
+                    keras_gradreg.regularizers.logit_margin(logits, y))
+            gradients = input_tape.gradient(margin_sum, x)
+            penalty = tf.reduce_mean(
+                tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
+            loss = self.compute_loss(x=x, y=y, y_pred=logits) + (
+                self.c * penalty)
+        weights = self.trainable_weights
+        self.optimizer.apply(tape.gradient(loss, weights), weights)
+        return self.compute_metrics(x, y, logits)
 
 
 def _pgd_training(base, network: Network, steps: int):
@@ -144,7 +180,7 @@ def build_model(name: str, network: Network,
     """Returns the training model ``name`` around a fresh network, compiled.
 
     Args:
-        name: One of ``MODELS``, or one of them + ``"_xla"`` (compiled with
+        name: One of ``MODELS`` or ``EXTRA_MODELS``, or one of them + ``"_xla"`` (compiled with
             ``jit_compile=True`` whatever ``jit_compile`` says).
         network: The network and its attack setting.
         jit_compile: Passed to ``compile`` (``"auto"``, True or False).
@@ -170,6 +206,8 @@ def build_model(name: str, network: Network,
         model = keras_gradreg.GradRegModel(
             base, c=0.01, regularizer="logit_margin", norm="squared_l2",
             method=method, fd_step=0.01 * network.clip_max)
+    elif name == "gradreg_minimal":
+        model = MinimalGradReg(base)
     elif name == "fgsm_rs":
         model = keras_gradreg.AdversarialTrainingModel(
             base, eps=network.eps, step_size=1.25 * network.eps, steps=1,
@@ -177,7 +215,8 @@ def build_model(name: str, network: Network,
     elif name.startswith("pgd") and name[3:].isdigit():
         model = _pgd_training(base, network, int(name[3:]))
     else:
-        raise ValueError(f"Unknown model {name!r}. Use one of {list(MODELS)}.")
+        raise ValueError(f"Unknown model {name!r}. Use one of "
+                         f"{list(MODELS + EXTRA_MODELS)}.")
     model.compile(
         keras.optimizers.Adam(1e-4),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -232,6 +271,8 @@ def _attack_runner(name: str, model: keras.Model, network: Network,
         "fgsm": lambda: attacks.fgsm(model, x, y, eps, **clip, **batch),
         "bim": lambda: attacks.bim(model, x, y, eps, 2.5 * eps / steps, steps,
                                    **clip, **batch),
+        "cw": lambda: attacks.cw_linf(model, x, y, eps, 2.5 * eps / steps,
+                                      steps, **clip, **batch),
         "pgd": lambda: attacks.pgd(model, x, y, eps, 2.5 * eps / steps, steps,
                                    seed=0, **clip, **batch),
         "apgd": lambda: attacks.apgd(model, x, y, eps, steps, seed=0, **clip,
@@ -423,7 +464,8 @@ def _steps_per_network(networks: Sequence[str]) -> Dict[str, int]:
 def _settings() -> dict:
     _check_names("networks", FLAGS.networks, list(NETWORKS))
     _check_names("models", FLAGS.models,
-                 MODELS + tuple(m + XLA_SUFFIX for m in MODELS))
+                 MODELS + EXTRA_MODELS
+                 + tuple(m + XLA_SUFFIX for m in MODELS + EXTRA_MODELS))
     _check_names("attacks", FLAGS.attacks, ATTACKS)
     for name in ("rounds", "attack_steps"):
         if FLAGS[name].value < 1:

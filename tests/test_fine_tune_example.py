@@ -1,0 +1,122 @@
+"""End-to-end tests of examples/fine_tune.py on mocked MNIST and a tiny net.
+
+The paper's CNN would cost minutes here; ``models.mnist_cnn`` is replaced by
+a tiny network, and the data come from ``tfds.testing.mock_data``.
+"""
+
+import importlib.util
+import json
+import pathlib
+
+from absl import app, flags
+from absl.testing import flagsaver
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import keras_gradreg
+from keras_gradreg import datasets
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+FLAGS = flags.FLAGS
+SMALL = dict(train_size=20, test_size=10, epochs_natural=1, batch_size=10,
+             learning_rate=1e-3, pgd_steps=2, pgd_restarts=1, seed=0, c=0.1)
+
+
+def _load_example():
+    spec = importlib.util.spec_from_file_location(
+        "example_fine_tune", EXAMPLES / "fine_tune.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fine_tune = _load_example()
+
+
+def _tiny_cnn():
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+
+
+def _run(monkeypatch, **flag_values) -> dict:
+    """Runs the example on 20 mocked MNIST images; returns results.json."""
+    monkeypatch.setattr(fine_tune.models, "mnist_cnn", _tiny_cnn)
+    values = {**SMALL, "data_dir": "", "scratch_epochs": 1,
+              "natural_model": "", "scratch_model": "", **flag_values}
+    argv = ["fine_tune"] + [f"--{k}={v}" for k, v in values.items()]
+    with flagsaver.flagsaver(), tfds.testing.mock_data(num_examples=20):
+        FLAGS(argv)
+        FLAGS.data_dir = None
+        fine_tune.main([])
+    return json.loads((pathlib.Path(values["out"]) / "results.json")
+                      .read_text())
+
+
+def _clean_accuracy(network: keras.Model) -> float:
+    with tfds.testing.mock_data(num_examples=20):
+        x, y = datasets.to_arrays(datasets.load("mnist", "test[:10]"))
+    predictions = np.argmax(keras.ops.convert_to_numpy(network(x)), axis=-1)
+    return float(np.mean(predictions == y))
+
+
+def test_trains_snapshots_and_times_every_model(tmp_path, monkeypatch):
+    results = _run(monkeypatch, out=tmp_path, finetune_epochs="1,2")
+
+    names = ["natural", "finetune_1ep", "finetune_2ep", "logit_reg_scratch"]
+    assert list(results["training"]) == names
+    for name in names:
+        assert set(results[name]) >= {"clean", "fgsm", "bim", "cw", "pgd1r"}
+        assert list(results[name]["bim"]) == ["0.1", "0.2", "0.3"]
+    training = results["training"]
+    natural_s = training["natural"]["wall_time_s"]
+    one, two = training["finetune_1ep"], training["finetune_2ep"]
+    assert 0 < one["finetune_wall_time_s"] < two["finetune_wall_time_s"]
+    assert two["wall_time_s"] == pytest.approx(
+        natural_s + two["finetune_wall_time_s"])
+    assert (one["epochs"], two["epochs"]) == (2, 3)
+    assert results["settings"]["flags"]["c"] == 0.1
+    assert "| finetune_2ep | 3 |" in (tmp_path / "results.md").read_text()
+
+
+def test_starts_from_saved_networks(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(1)
+    natural = _tiny_cnn()
+    natural.save(tmp_path / "natural.keras")
+    scratch = keras_gradreg.GradRegModel(_tiny_cnn(), c=0.1)
+    scratch.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+    scratch.fit(np.zeros((4, 28, 28, 1), "float32"), np.zeros(4, "int32"),
+                verbose=0)
+    scratch.save(tmp_path / "scratch.keras")
+
+    out = tmp_path / "out"
+    results = _run(monkeypatch, out=out, finetune_epochs="1",
+                   natural_model=tmp_path / "natural.keras",
+                   scratch_model=tmp_path / "scratch.keras")
+
+    training = results["training"]
+    assert training["natural"]["loaded_from"] == str(tmp_path / "natural.keras")
+    assert training["natural"]["wall_time_s"] is None
+    assert training["finetune_1ep"]["wall_time_s"] is None
+    assert training["finetune_1ep"]["finetune_wall_time_s"] > 0
+    assert training["logit_reg_scratch"]["loaded_from"].endswith("scratch.keras")
+    # The evaluated natural and scratch networks are the saved ones.
+    assert results["natural"]["clean"] == pytest.approx(
+        _clean_accuracy(natural))
+    assert results["logit_reg_scratch"]["clean"] == pytest.approx(
+        _clean_accuracy(scratch.base))
+
+
+def test_missing_saved_model_fails_before_training(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(fine_tune, "train_models",
+                        lambda *args: calls.append(args))
+    with pytest.raises(app.UsageError, match="No saved model"):
+        _run(monkeypatch, out=tmp_path, finetune_epochs="1",
+             scratch_model=tmp_path / "missing.keras")
+    assert not calls
