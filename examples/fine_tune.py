@@ -38,6 +38,7 @@ accuracy_vs_eps.png into ``--out``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Dict, List
@@ -122,7 +123,7 @@ def load_network(path: str) -> keras.Model:
         raise ValueError(f"No saved model at {path!r}.")
     model = keras.models.load_model(path)
     if isinstance(model, keras_gradreg.GradRegModel):
-        if model.c != FLAGS.c:
+        if not math.isclose(model.c, FLAGS.c, rel_tol=1e-5):  # c is float32
             print(f"Note: {path} was trained with c={model.c:g}, "
                   f"--c is {FLAGS.c:g}.")
         return model.base

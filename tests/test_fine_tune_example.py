@@ -84,7 +84,7 @@ def test_trains_snapshots_and_times_every_model(tmp_path, monkeypatch):
     assert "| finetune_2ep | 3 |" in (tmp_path / "results.md").read_text()
 
 
-def test_starts_from_saved_networks(tmp_path, monkeypatch):
+def test_starts_from_saved_networks(tmp_path, monkeypatch, capsys):
     keras.utils.set_random_seed(1)
     natural = _tiny_cnn()
     natural.save(tmp_path / "natural.keras")
@@ -105,6 +105,7 @@ def test_starts_from_saved_networks(tmp_path, monkeypatch):
     assert training["finetune_1ep"]["wall_time_s"] is None
     assert training["finetune_1ep"]["finetune_wall_time_s"] > 0
     assert training["logit_reg_scratch"]["loaded_from"].endswith("scratch.keras")
+    assert "trained with c=" not in capsys.readouterr().out  # same c (float32)
     # The evaluated natural and scratch networks are the saved ones.
     assert results["natural"]["clean"] == pytest.approx(
         _clean_accuracy(natural))
