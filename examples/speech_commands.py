@@ -11,8 +11,9 @@ APGD-CE/DLR (``--extra_attacks``). Note that 8 steps of 0.002 move a feature
 by at most 0.016, far less than eps: the masking checks will say when the
 paper's BIM and C&W are weaker than FGSM for that reason.
 
-The default c values (``--c_xent``, ``--c_logit``) are starting points to be
-replaced by the choice of ``examples/sweep_c.py`` (the paper does not give c).
+The paper does not give c. ``--c_logit`` defaults to 0.001, the choice of
+``examples/sweep_c.py`` on the stand-in corpus (docs/RESULTS.md); ``--c_xent``
+1.0 is an unswept starting point.
 
     python examples/speech_commands.py \
         --data_dir ../shared/data/speech_commands_standin --out runs/speech
