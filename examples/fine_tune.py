@@ -116,12 +116,10 @@ def _snapshot(network: keras.Model) -> keras.Model:
 def load_network(path: str) -> keras.Model:
     """A saved network returning logits; a saved ``GradRegModel`` gives its base.
 
-    Raises:
-        ValueError: For a missing file.
+    ``main`` has checked that the file exists; the network is recompiled
+    where it is trained, so its saved optimizer state is not loaded.
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"No saved model at {path!r}.")
-    model = keras.models.load_model(path)
+    model = keras.models.load_model(path, compile=False)
     if isinstance(model, keras_gradreg.GradRegModel):
         if not math.isclose(model.c, FLAGS.c, rel_tol=1e-5):  # c is float32
             print(f"Note: {path} was trained with c={model.c:g}, "
