@@ -176,6 +176,19 @@ def test_one_compiled_graph_per_settings_without_retracing():
         assert op_types & {"While", "StatelessWhile"}
 
 
+def test_attacking_many_models_logs_no_retracing_warning(caplog):
+    # Each model gets its own compiled function built from one closure;
+    # TensorFlow must not count them as retraces of one function.
+    x, y = _data(6, 5, 3)
+    with caplog.at_level("WARNING"):
+        for seed in range(7):
+            model = _mlp(5, 3, seed=seed)
+            attacks.bim(model, x, y, 0.1, 0.05, 2)
+            attacks.apgd(model, x, y, 0.1, steps=2, seed=0)
+            _core.predict_logits(model, x)
+    assert "retracing" not in caplog.text
+
+
 # Argument validation ------------------------------------------------------
 
 

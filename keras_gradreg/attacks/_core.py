@@ -8,6 +8,7 @@ them never retraces.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import weakref
@@ -188,6 +189,17 @@ def compiled(model, settings: tuple, build: Callable) -> Callable:
     if settings not in per_model:
         per_model[settings] = build(logits_function(model))
     return per_model[settings]
+
+
+def trace_once(fn: Callable, input_signature: list) -> Callable:
+    """``tf.function(fn)`` with a fixed signature and its own tracing counter.
+
+    TensorFlow counts traces per Python code object, so the functions built
+    from one closure for several models share a counter and it warns of
+    "retracing" although each traces once. Wrapped in a ``functools.partial``
+    the compiled function is counted alone: real retracing still warns.
+    """
+    return tf.function(functools.partial(fn), input_signature=input_signature)
 
 
 def cached_functions(model) -> dict:
@@ -392,12 +404,8 @@ def predict_logits(model, x, batch_size: int = 256) -> tf.Tensor:
     x = tf.convert_to_tensor(x)
 
     def build(logits_fn):
-        return tf.function(
-            logits_fn,
-            input_signature=[
-                tf.TensorSpec([None] + x.shape.as_list()[1:], x.dtype)
-            ],
-        )
+        spec = tf.TensorSpec([None] + x.shape.as_list()[1:], x.dtype)
+        return trace_once(logits_fn, [spec])
 
     settings = ("predict", tuple(x.shape.as_list()[1:]), x.dtype.name)
     predict = compiled(model, settings, build)

@@ -117,7 +117,6 @@ def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max):
     """Compiles APGD with restarts for one (model, settings)."""
     project = _core.projector(has_min, has_max)
 
-    @tf.function(input_signature=_core.signature(x_example, 3))
     def run(x, labels, seed, steps, eps, clip_min, clip_max):
         objective = _core.objective(loss, targeted, 0.0)
         logits = tf.cast(logits_fn(x), tf.float32)
@@ -138,7 +137,7 @@ def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max):
             fooled = fooled | run_fooled
         return best_x
 
-    return run
+    return _core.trace_once(run, _core.signature(x_example, 3))
 
 
 def apgd(

@@ -34,7 +34,6 @@ def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
     """Compiles the sign-gradient loop for one (model, settings)."""
     project = _core.projector(has_min, has_max)
 
-    @tf.function(input_signature=_core.signature(x_example, 5))
     def run(x, labels, seed, steps, eps, step_size, confidence, clip_min,
             clip_max):
         objective = _core.objective(loss, targeted, confidence)
@@ -75,7 +74,7 @@ def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
             best_success = best_success | succeeded
         return best_x
 
-    return run
+    return _core.trace_once(run, _core.signature(x_example, 5))
 
 
 def _sign_gradient_attack(
