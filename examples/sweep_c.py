@@ -100,8 +100,10 @@ def _evaluate(settings, model, validation) -> dict:
 
 
 def _train_and_evaluate(settings, spec, train, validation, epochs) -> dict:
+    learning_rate = _experiment.or_default(
+        FLAGS.learning_rate, settings.learning_rate)
     model, seconds, history = _experiment.train_model(
-        spec, train, epochs, FLAGS.learning_rate)
+        spec, train, epochs, learning_rate)
     entry = dict(c=spec.info.get("c"), train_time_s=seconds,
                  **_evaluate(settings, model, validation))
     entry["score"] = score(entry)
@@ -148,11 +150,11 @@ def main(argv) -> None:
     train = datasets.load(settings.dataset, train_split, FLAGS.data_dir)
     if FLAGS.train_size is not None:
         train = train.take(FLAGS.train_size)
-    batch_size = settings.batch_size if FLAGS.batch_size is None else FLAGS.batch_size
+    batch_size = _experiment.or_default(FLAGS.batch_size, settings.batch_size)
     train = _experiment.batched(train, batch_size, FLAGS.seed)
     validation = datasets.to_arrays(datasets.load(
         settings.dataset, f"train[-{FLAGS.val_size}:]", FLAGS.data_dir))
-    epochs = settings.epochs if FLAGS.epochs is None else FLAGS.epochs
+    epochs = _experiment.or_default(FLAGS.epochs, settings.epochs)
 
     start = time.perf_counter()
     natural_spec = _experiment.ModelSpec(
@@ -178,6 +180,8 @@ def main(argv) -> None:
             "train_size", "val_size", "norm_logit", "max_clean_drop",
             "eval_batch_size", "seed"]),
         epochs=epochs, batch_size=batch_size, grids=grids, out=out,
+        learning_rate=_experiment.or_default(
+            FLAGS.learning_rate, settings.learning_rate),
         train_split=train_split, val_examples=len(validation[1]),
         wall_time_s=time.perf_counter() - start)
     with open(os.path.join(out, "sweep.json"), "w") as handle:

@@ -123,9 +123,10 @@ def _accuracy(model, x, y, attack=None, **kwargs) -> float:
 def test_cifar10_example_through_tfds(tmp_path, monkeypatch):
     with tfds.testing.mock_data(num_examples=20):
         _run(cifar10, monkeypatch, out=tmp_path, train_size=20, test_size=10,
-             epochs=1, extra_attacks="", eval_batch_size=10)
+             epochs=1, extra_attacks="", eval_batch_size=10, learning_rate=2e-3)
         x, y = datasets.to_arrays(datasets.load("cifar10", "test[:10]"))
     results = _check_results(tmp_path, ["3", "6", "9"])
+    assert results["settings"]["resolved"]["learning_rate"] == 2e-3
     assert results["settings"]["attacks"]["bim"]["kwargs"] == {
         "step_size": 1.0, "steps": 10, "clip_min": 0.0, "clip_max": 255.0}
     natural = keras.models.load_model(tmp_path / "natural.keras")
@@ -167,6 +168,10 @@ def test_speech_example_perturbs_unclipped_mfcc(tmp_path, speech_dir,
     x, y = datasets.to_arrays(datasets.load("speech_commands", "test[:24]",
                                             speech_dir))
     natural = keras.models.load_model(tmp_path / "natural.keras")
+    # No --learning_rate: the speech default, not MNIST's.
+    assert float(natural.optimizer.learning_rate) == pytest.approx(
+        experiment.SETTINGS["speech_commands"].learning_rate)
+    assert experiment.SETTINGS["speech_commands"].learning_rate != 1e-3
     assert results["natural"]["fgsm"]["0.75"] == pytest.approx(_accuracy(
         natural, x, y, keras_gradreg.attacks.fgsm, eps=0.75, clip_min=None,
         clip_max=None))
