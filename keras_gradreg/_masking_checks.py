@@ -9,7 +9,12 @@ After Athalye et al. (2018) and Carlini et al. (2019); each check is a dict
 * ``large_eps_to_chance``: at ``large_eps`` the strongest attack brings
   accuracy to at most chance + ``chance_margin``;
 * ``whitebox_at_least_transfer``: white-box accuracy is at most every
-  transfer accuracy against the same target.
+  transfer accuracy against the same target;
+* ``attacks_agree``: no multi-step attack leaves more than
+  ``attack_spread`` above the strongest multi-step attack at the same eps.
+  A model trained to flatten one loss's gradient (Logit-reg the logit
+  margin, Xent-reg the cross-entropy) resists attacks that follow that loss;
+  such a column overstates its robustness.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ _CHECKS = {
     "monotone_in_eps": "accuracy non-increasing in eps",
     "large_eps_to_chance": "accuracy at large eps at most chance + margin",
     "whitebox_at_least_transfer": "white-box at least as strong as transfer",
+    "attacks_agree": "within attack_spread of the strongest multi-step attack",
 }
 
 
@@ -37,6 +43,7 @@ def masking_checks(report, results: dict, num_classes: int) -> list:
     for model in report.models:
         checks += _fgsm_checks(report, model, results[model])
         checks += _monotone_checks(report, model, results[model])
+        checks += _agreement_checks(report, model, results[model])
         if report.large_eps is not None:
             checks.append(
                 _chance_check(report, model, results[model], num_classes)
@@ -59,6 +66,27 @@ def _fgsm_checks(report, model: str, entry: dict) -> list:
                 f"{model}: {attack} ({acc:.2%}) is weaker than FGSM "
                 f"({fgsm_acc:.2%}) at eps={eps}: the attack may be weak "
                 "or the gradients masked.",
+                model=model, attack=attack, eps=eps,
+            ))
+    return checks
+
+
+def _agreement_checks(report, model: str, entry: dict) -> list:
+    multi_step = [n for n, (fn, _) in report.attacks.items()
+                  if fn is not attacks_lib.fgsm]
+    if len(multi_step) < 2:
+        return []
+    checks = []
+    for eps in map(eps_key, report.eps_values):
+        strongest = min(multi_step, key=lambda name: entry[name][eps])
+        best = entry[strongest][eps]
+        for attack in multi_step:
+            acc = entry[attack][eps]
+            checks.append(_check(
+                "attacks_agree", acc <= best + report.attack_spread,
+                f"{model}: {attack} ({acc:.2%}) leaves {100 * (acc - best):.1f} "
+                f"points more than {strongest} ({best:.2%}) at eps={eps}: its "
+                "loss may be masked for this model; read the worst case.",
                 model=model, attack=attack, eps=eps,
             ))
     return checks

@@ -186,6 +186,25 @@ def test_report_flags_an_attack_weaker_than_fgsm(tmp_path):
     assert json.load(open(paths["json"]))["warnings"] == results["warnings"]
 
 
+@pytest.mark.parametrize("spread, flagged", [(0.0, True), (1.0, False)])
+def test_report_flags_a_multistep_attack_far_above_the_strongest(spread,
+                                                                 flagged):
+    model = _mlp()
+    x, y = _own_labels(model)
+    report = RobustnessReport(
+        {"plain": model},
+        {"bim": "bim", "blind": (_identity_attack, {}), "fgsm": "fgsm"},
+        [0.3], attack_spread=spread, verbose=0,
+    )
+    results = report.run((x, y))
+    assert results["plain"]["blind"]["0.3"] > results["plain"]["bim"]["0.3"]
+    agree = {c["attack"]: c["passed"] for c in results["masking_checks"]
+             if c["check"] == "attacks_agree"}
+    assert agree == {"bim": True, "blind": not flagged}  # FGSM not compared
+    assert any("blind" in w and "points more than bim" in w
+               for w in results["warnings"]) == flagged
+
+
 def test_report_flags_non_monotone_and_far_from_chance():
     x, y = _own_labels(_mlp())
 
@@ -225,6 +244,7 @@ def test_report_flags_whitebox_weaker_than_transfer():
         ({"attacks": ["nope"]}, ValueError, "Unknown attack"),
         ({"eps_values": [0.1, -0.2]}, ValueError, "eps"),
         ({"eps_values": [0.1], "transfer_eps": 0.3}, ValueError, "transfer_eps"),
+        ({"attack_spread": -0.1}, ValueError, "attack_spread"),
     ],
 )
 def test_report_validates_arguments(kwargs, error, match):
