@@ -99,9 +99,8 @@ def _evaluate(settings, model, validation) -> dict:
     return {key: entry[key] for key in ("clean", "fgsm", "bim")}
 
 
-def _train_and_evaluate(settings, spec, train, validation, epochs) -> dict:
-    learning_rate = _experiment.or_default(
-        FLAGS.learning_rate, settings.learning_rate)
+def _train_and_evaluate(settings, spec, train, validation, epochs,
+                        learning_rate) -> dict:
     model, seconds, history = _experiment.train_model(
         spec, train, epochs, learning_rate)
     entry = dict(c=spec.info.get("c"), train_time_s=seconds,
@@ -155,12 +154,14 @@ def main(argv) -> None:
     validation = datasets.to_arrays(datasets.load(
         settings.dataset, f"train[-{FLAGS.val_size}:]", FLAGS.data_dir))
     epochs = _experiment.or_default(FLAGS.epochs, settings.epochs)
+    learning_rate = _experiment.or_default(
+        FLAGS.learning_rate, settings.learning_rate)
 
     start = time.perf_counter()
     natural_spec = _experiment.ModelSpec(
         "natural", settings.build_model, {"kind": "natural"})
     sweep = {"natural": _train_and_evaluate(
-        settings, natural_spec, train, validation, epochs)}
+        settings, natural_spec, train, validation, epochs, learning_rate)}
     for name, regularizer in REGULARIZERS.items():
         sweep[name] = []
         for c in grids[name]:
@@ -170,7 +171,7 @@ def main(argv) -> None:
                     norm=FLAGS.norm_logit if r == "logit_margin" else "squared_l2"),
                 {"kind": "gradreg", "regularizer": regularizer, "c": c})
             sweep[name].append(_train_and_evaluate(
-                settings, spec, train, validation, epochs))
+                settings, spec, train, validation, epochs, learning_rate))
     sweep["chosen"] = {
         name: choose(sweep[name], sweep["natural"]["clean"], FLAGS.max_clean_drop)
         for name in REGULARIZERS}
@@ -180,8 +181,7 @@ def main(argv) -> None:
             "train_size", "val_size", "norm_logit", "max_clean_drop",
             "eval_batch_size", "seed"]),
         epochs=epochs, batch_size=batch_size, grids=grids, out=out,
-        learning_rate=_experiment.or_default(
-            FLAGS.learning_rate, settings.learning_rate),
+        learning_rate=learning_rate,
         train_split=train_split, val_examples=len(validation[1]),
         wall_time_s=time.perf_counter() - start)
     with open(os.path.join(out, "sweep.json"), "w") as handle:

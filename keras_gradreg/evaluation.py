@@ -125,7 +125,7 @@ class RobustnessReport:
       ``attack_spread`` accuracy above the strongest one at the same eps. A
       model trained to flatten one loss's gradient resists the attacks that
       follow it: on MNIST, C&W and APGD-DLR (logit-margin losses) left 17-28
-      points more than cross-entropy attacks on an L1 Logit-reg model
+      points more than APGD-CE on an L1 Logit-reg model
       (docs/RESULTS.md).
 
     Args:
