@@ -77,8 +77,9 @@ _define(flags.DEFINE_list, "models",
          "pgd40"],
         "Training methods to time; natural (the reference) is always timed. "
         "Append _xla to a name (e.g. gradreg_xla) for jit_compile=True.")
-_define(flags.DEFINE_list, "attacks", ["fgsm", "bim", "cw", "pgd", "apgd"],
-        "Attacks whose throughput to measure (empty: none).")
+_define(flags.DEFINE_list, "attacks", list(attacks.ATTACKS),
+        "Attacks whose throughput to measure, names in "
+        "keras_gradreg.attacks.ATTACKS (default: all; empty: none).")
 _define(flags.DEFINE_integer, "rounds", 5, "Timed rounds (round-robin).")
 _define(flags.DEFINE_list, "steps_per_epoch", ["20"],
         "Optimizer steps per timed epoch: one value for all networks or one "
@@ -131,7 +132,7 @@ MODELS = ("natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7", "pgd10",
 # e.g. "gradreg_xla".
 EXTRA_MODELS = ("gradreg_minimal",)
 XLA_SUFFIX = "_xla"
-ATTACKS = ("fgsm", "bim", "cw", "pgd", "apgd")
+ATTACKS = attacks.ATTACKS
 
 
 # Models -------------------------------------------------------------------
@@ -265,20 +266,13 @@ def _epoch_runner(model: keras.Model, dataset: tf.data.Dataset,
 def _attack_runner(name: str, model: keras.Model, network: Network,
                    x: np.ndarray, y: np.ndarray,
                    steps: int) -> Callable[[], None]:
-    eps, clip = network.eps, {"clip_min": 0.0, "clip_max": network.clip_max}
-    batch = {"batch_size": len(x)}
-    calls = {
-        "fgsm": lambda: attacks.fgsm(model, x, y, eps, **clip, **batch),
-        "bim": lambda: attacks.bim(model, x, y, eps, 2.5 * eps / steps, steps,
-                                   **clip, **batch),
-        "cw": lambda: attacks.cw_linf(model, x, y, eps, 2.5 * eps / steps,
-                                      steps, **clip, **batch),
-        "pgd": lambda: attacks.pgd(model, x, y, eps, 2.5 * eps / steps, steps,
-                                   seed=0, **clip, **batch),
-        "apgd": lambda: attacks.apgd(model, x, y, eps, steps, seed=0, **clip,
-                                     **batch),
-    }
-    return lambda: np.asarray(calls[name]())
+    """Runs the attack ``name`` with its own step size and ``steps`` steps."""
+    attack = attacks.ATTACKS[name]
+    options = {"clip_min": 0.0, "clip_max": network.clip_max,
+               "batch_size": len(x), "steps": steps, "seed": 0}
+    options = {key: value for key, value in options.items()
+               if attacks.accepts(attack, key)}
+    return lambda: np.asarray(attack(model, x, y, network.eps, **options))
 
 
 def round_robin(runners: Dict[str, Callable[[], None]], rounds: int,
@@ -379,7 +373,7 @@ def time_attacks(network_name: str, attack_names: Sequence[str],
     return [{
         "network": network_name,
         "attack": name,
-        "steps": 1 if name == "fgsm" else attack_steps,
+        "steps": attack_steps if attacks.accepts(name, "steps") else 1,
         "batch_size": batch_size,
         "examples_per_second": summarize(
             [batch_size / t["wall"] for t in times[name]]),

@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 
 import keras_gradreg
-from keras_gradreg import datasets, models
+from keras_gradreg import attacks, datasets, models
 
 FLAGS = flags.FLAGS
 
@@ -100,9 +100,8 @@ SETTINGS = {
         c_xent=10.0, c_logit=0.01, learning_rate=3e-4,
     ),
 }
-EXTRA_ATTACKS = ("pgd", "apgd")
-PAPER_ATTACKS = {"fgsm": "FGSM", "bim": "BIM", "cw": "C&W"}
-EXTRA_TITLES = {"pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR"}
+# Extra attacks run once per loss, as AutoAttack pairs APGD-CE and APGD-DLR.
+LOSS_VARIANTS = {"apgd": ("ce", "dlr")}
 ROW_TITLES = {
     "natural": "Natural Model", "xent_reg": "Xent-reg Model",
     "logit_reg": "Logit-reg Model", "fgsm_rs_at": "FGSM-RS adv. training",
@@ -310,33 +309,58 @@ def batched(dataset: tf.data.Dataset, batch_size: int, seed: int):
             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
+def _accepted(name: str, options: dict) -> dict:
+    """The ``options`` that the attack ``name`` takes."""
+    return {key: value for key, value in options.items()
+            if attacks.accepts(name, key)}
+
+
+def attack_title(key: str) -> str:
+    """Table title of a results key: ``"cw"`` -> ``"C&W"``, ``"apgd_dlr"`` ->
+    ``"APGD-DLR"`` (the attack's ``title``, then the loss).
+
+    Example:
+        >>> attack_title("apgd_dlr")
+        'APGD-DLR'
+    """
+    name, _, loss = key.partition("_")
+    if name not in attacks.ATTACKS:
+        return key
+    title = getattr(attacks.ATTACKS[name], "title", name)
+    return f"{title}-{loss.upper()}" if loss else title
+
+
 def paper_attacks(settings: PaperSettings) -> dict:
-    """FGSM, BIM and C&W with the paper's step size, iterations and k.
+    """The paper's attacks with its step size, iterations and k.
 
     Returns:
         ``{name: (attack, kwargs)}`` for :class:`RobustnessReport`; the step
-        is given explicitly (the report's default is 2.5 eps / steps).
+        is given explicitly (the attacks' default is 2.5 eps / steps).
 
     Example:
         >>> paper_attacks(SETTINGS["mnist"])["bim"][1]["step_size"]
         0.05
     """
-    iterative = dict(step_size=settings.step_size, steps=settings.steps,
-                     **settings.clip)
-    return {
-        "fgsm": ("fgsm", dict(settings.clip)),
-        "bim": ("bim", iterative),
-        "cw": ("cw", dict(iterative, confidence=settings.confidence)),
-    }
+    options = dict(step_size=settings.step_size, steps=settings.steps,
+                   **settings.clip)
+    specs = {}
+    for name in attacks.PAPER_ATTACKS:
+        step = attacks.accepts(name, "step_size")
+        paper = dict(options, confidence=settings.confidence) if step else (
+            settings.clip)
+        specs[name] = (name, _accepted(name, paper))
+    return specs
 
 
 def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
                   restarts: int, seed: int) -> dict:
-    """PGD (step 2.5 eps / steps) and APGD-CE/DLR (Croce & Hein 2020).
+    """Attacks beyond the paper's, with their own step (2.5 eps / steps).
 
     Args:
         settings: The dataset's settings (for the clip range).
-        names: Subset of ``EXTRA_ATTACKS``; "apgd" gives APGD-CE and DLR.
+        names: Names in ``keras_gradreg.attacks.ATTACKS``; those in
+            :data:`LOSS_VARIANTS` run once per loss (``"apgd"`` gives
+            APGD-CE and APGD-DLR).
         steps: Iterations per restart.
         restarts: Random restarts.
         seed: Seed of the random starts.
@@ -348,18 +372,19 @@ def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
         >>> sorted(extra_attacks(SETTINGS["mnist"], ["apgd"], 10, 1, 0))
         ['apgd_ce', 'apgd_dlr']
     """
-    unknown = sorted(set(names) - set(EXTRA_ATTACKS))
+    unknown = sorted(set(names) - set(attacks.ATTACKS))
     if unknown:
         raise ValueError(
             f"Unknown extra attacks {unknown}: use a comma-separated subset of "
-            f"{list(EXTRA_ATTACKS)}, or '' for none.")
+            f"{list(attacks.ATTACKS)}, or '' for none.")
     common = dict(steps=steps, restarts=restarts, seed=seed, **settings.clip)
     specs = {}
-    if "pgd" in names:
-        specs["pgd"] = ("pgd", dict(common))
-    if "apgd" in names:
-        specs["apgd_ce"] = ("apgd", dict(common, loss="ce"))
-        specs["apgd_dlr"] = ("apgd", dict(common, loss="dlr"))
+    for name in names:
+        options = _accepted(name, common)
+        if name not in LOSS_VARIANTS:
+            specs[name] = (name, options)
+        for loss in LOSS_VARIANTS.get(name, ()):
+            specs[f"{name}_{loss}"] = (name, dict(options, loss=loss))
     return specs
 
 
@@ -392,9 +417,9 @@ def _accuracy_table(results: dict, names: List[str], attacks: dict,
 def _transfer_table(results: dict, names: List[str]) -> List[str]:
     short = {"natural": "Natural", "xent_reg": "Xent", "logit_reg": "Logit",
              "fgsm_rs_at": "FGSM-RS AT", "pgd_at": "PGD AT"}
-    pairs = [(a, s) for a in PAPER_ATTACKS for s in names]
+    pairs = [(a, s) for a in attacks.PAPER_ATTACKS for s in names]
     header = ["Models"] + [
-        f"{PAPER_ATTACKS[a]} / {short.get(s, s)}" for a, s in pairs]
+        f"{attack_title(a)} / {short.get(s, s)}" for a, s in pairs]
     rows = [[ROW_TITLES.get(t, t)] + [
         _pct(results["transfer"][s][t][a]) for a, s in pairs] for t in names]
     return _table(header, rows)
@@ -413,14 +438,16 @@ def _time_table(training: dict, evaluation_s: float) -> List[str]:
 def markdown(settings: PaperSettings, results: dict) -> str:
     """The paper's Tables 1-3 (white-box) and 4-6 (transfer), plus checks."""
     names = list(results["training"])
-    extras = {k: v for k, v in EXTRA_TITLES.items() if k in results[names[0]]}
+    paper = {name: attack_title(name) for name in attacks.PAPER_ATTACKS}
+    extras = {key: attack_title(key) for key in results["settings"]["attacks"]
+              if key not in paper}
     size = results["settings"]["num_examples"]
     lines = [
         f"# {settings.title}: test accuracy under adversarial attacks (%)", "",
         f"{size} test examples; white-box L-inf attacks; BIM and C&W "
         f"{settings.steps} iterations of step {settings.step_size:g}, C&W "
         f"k = {settings.confidence:g}. Natural = clean accuracy.", "",
-    ] + _accuracy_table(results, names, PAPER_ATTACKS, with_clean=True)
+    ] + _accuracy_table(results, names, paper, with_clean=True)
     if extras:
         lines += ["", "## Stronger attacks (honesty checks, not in the paper)",
                   "", "Worst case: per example, over all attacks and the "

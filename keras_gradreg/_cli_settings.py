@@ -10,7 +10,7 @@ import dataclasses
 import math
 from typing import Optional, Sequence
 
-from keras_gradreg import evaluation
+from keras_gradreg import attacks
 
 NPZ_PREFIX = "npz:"
 
@@ -64,13 +64,13 @@ def parse_eps(text: str) -> tuple:
 
 
 def parse_attacks(text: str) -> tuple:
-    """``"fgsm,pgd"`` -> ``("fgsm", "pgd")``, each in evaluation.ATTACKS."""
+    """``"a,b"`` -> ``("a", "b")``, each a name in ``attacks.ATTACKS``."""
     names = tuple(part.strip() for part in text.split(","))
-    unknown = [name for name in names if name not in evaluation.ATTACKS]
+    unknown = [name for name in names if name not in attacks.ATTACKS]
     if unknown:
         raise CommandLineError(
             f"unknown attack {unknown[0]!r}: use a comma-separated list of "
-            f"{', '.join(evaluation.ATTACKS)}."
+            f"{', '.join(attacks.ATTACKS)}."
         )
     if len(set(names)) != len(names):
         raise CommandLineError(f"--attacks {text!r} repeats an attack.")
@@ -115,6 +115,13 @@ def _clip_range(args, paper: Optional[AttackSettings]) -> tuple:
     return low, high
 
 
+def takes_step_size(name: str) -> bool:
+    """Whether the attack ``name`` iterates with a fixed step (``--step_size``,
+    ``--steps``); attacks that adapt their step (APGD) take ``--apgd_steps``.
+    """
+    return attacks.accepts(name, "step_size")
+
+
 def attack_settings(args, iterative: bool) -> AttackSettings:
     """The attack settings of parsed ``args``: the paper's, then the flags.
 
@@ -147,18 +154,25 @@ def attack_settings(args, iterative: bool) -> AttackSettings:
 
 def attack_specs(names: Sequence[str], settings: AttackSettings,
                  args) -> dict:
-    """``{name: (name, kwargs)}`` for :class:`RobustnessReport`."""
-    clip = {"clip_min": settings.clip_min, "clip_max": settings.clip_max}
-    iterative = {"step_size": settings.step_size, "steps": settings.steps}
-    kwargs = {
-        "fgsm": clip,
-        "bim": {**clip, **iterative},
-        "cw": {**clip, **iterative},
-        "pgd": {**clip, **iterative, "restarts": args.pgd_restarts,
-                "seed": args.seed},
-        "apgd": {**clip, "steps": args.apgd_steps, "seed": args.seed},
-    }
-    return {name: (name, kwargs[name]) for name in names}
+    """``{name: (name, kwargs)}`` for :class:`RobustnessReport`.
+
+    Each attack gets the flags it takes, read from its signature: the clip
+    range and ``--seed``; ``--step_size``, ``--steps`` and
+    ``--pgd_restarts`` if it iterates with a fixed step; ``--apgd_steps``
+    if it adapts its step.
+    """
+    specs = {}
+    for name in names:
+        options = {"clip_min": settings.clip_min,
+                   "clip_max": settings.clip_max, "seed": args.seed}
+        if takes_step_size(name):
+            options.update(step_size=settings.step_size,
+                           steps=settings.steps, restarts=args.pgd_restarts)
+        else:
+            options["steps"] = args.apgd_steps
+        specs[name] = (name, {key: value for key, value in options.items()
+                              if attacks.accepts(name, key)})
+    return specs
 
 
 def check_positive(args, names: Sequence[str]) -> None:

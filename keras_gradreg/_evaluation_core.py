@@ -1,8 +1,8 @@
 """Attack lookup and data batching shared by evaluation and its reports.
 
-* :func:`attack_function`: an attack name of :data:`ATTACKS` or a callable.
-* :func:`craft`: adversarial examples, with the default steps and step size
-  of named iterative attacks.
+* :func:`attack_function`: an attack name of ``attacks.ATTACKS`` or a
+  callable.
+* :func:`craft`: adversarial examples (each attack owns its defaults).
 * :func:`correct`: which examples a model classifies correctly.
 * :func:`batches`: ``(x, sparse labels)`` numpy batches of arrays or a
   ``tf.data.Dataset``.
@@ -19,39 +19,13 @@ from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import regularizers as regs
 from keras_gradreg.attacks import _core
 
-ATTACKS = {
-    "fgsm": attacks_lib.fgsm,
-    "bim": attacks_lib.bim,
-    "cw": attacks_lib.cw_linf,
-    "pgd": attacks_lib.pgd,
-    "apgd": attacks_lib.apgd,
-}
-_NEEDS_STEP = (attacks_lib.bim, attacks_lib.cw_linf, attacks_lib.pgd)
-DEFAULT_STEPS = 10
-
-
 def attack_function(attack) -> Callable:
-    """The attack named ``attack`` in :data:`ATTACKS`, or ``attack`` itself.
-
-    Raises:
-        ValueError: For a name that is not in :data:`ATTACKS`.
-    """
-    if callable(attack):
-        return attack
-    if attack in ATTACKS:
-        return ATTACKS[attack]
-    raise ValueError(
-        f"Unknown attack {attack!r}: use one of {sorted(ATTACKS)} or a "
-        "callable attack(model, x, y, eps=eps, **kwargs) -> x_adv."
-    )
+    """The attack named ``attack`` in ``attacks.ATTACKS``, or ``attack``."""
+    return attacks_lib.get(attack)
 
 
 def craft(model, x, y, attack: Callable, eps: float, kwargs: dict):
-    """Adversarial examples; named attacks get steps 10, step 2.5 eps/steps."""
-    kwargs = dict(kwargs)
-    if attack in _NEEDS_STEP:
-        kwargs.setdefault("steps", DEFAULT_STEPS)
-        kwargs.setdefault("step_size", 2.5 * eps / kwargs["steps"])
+    """Adversarial examples; the attack supplies its own defaults."""
     return attack(model, x, y, eps=eps, **kwargs)
 
 

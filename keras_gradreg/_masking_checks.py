@@ -4,7 +4,8 @@ After Athalye et al. (2018) and Carlini et al. (2019); each check is a dict
 ``{"check", ..., "passed", "message"}``:
 
 * ``iterative_at_least_fgsm``: every other attack is at least as strong as
-  FGSM at the same eps (when FGSM is among the attacks);
+  FGSM at the same eps (when a single-step attack, one flagged
+  ``single_step``, is among the attacks);
 * ``monotone_in_eps``: accuracy never increases with eps (clean first);
 * ``large_eps_to_chance``: at ``large_eps`` the strongest attack brings
   accuracy to at most chance + ``chance_margin``;
@@ -52,7 +53,8 @@ def masking_checks(report, results: dict, num_classes: int) -> list:
 
 
 def _fgsm_checks(report, model: str, entry: dict) -> list:
-    fgsm = [n for n, (fn, _) in report.attacks.items() if fn is attacks_lib.fgsm]
+    fgsm = [n for n, (fn, _) in report.attacks.items()
+            if attacks_lib.is_single_step(fn)]
     if not fgsm:
         return []
     checks = []
@@ -73,7 +75,7 @@ def _fgsm_checks(report, model: str, entry: dict) -> list:
 
 def _agreement_checks(report, model: str, entry: dict) -> list:
     multi_step = [n for n, (fn, _) in report.attacks.items()
-                  if fn is not attacks_lib.fgsm]
+                  if not attacks_lib.is_single_step(fn)]
     if len(multi_step) < 2:
         return []
     checks = []

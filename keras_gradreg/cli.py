@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 
 import keras
 
+from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import evaluation
 from keras_gradreg import regularizers
 from keras_gradreg._cli_io import check_compatible
@@ -47,6 +48,7 @@ from keras_gradreg._cli_settings import attack_specs
 from keras_gradreg._cli_settings import check_dataset
 from keras_gradreg._cli_settings import check_positive
 from keras_gradreg._cli_settings import parse_attacks
+from keras_gradreg._cli_settings import takes_step_size
 from keras_gradreg.model import GradRegModel
 
 __all__ = ["main", "build_parser", "PAPER_SETTINGS", "AttackSettings"]
@@ -56,6 +58,8 @@ EVALUATE_FILES = (
     "results.json", "results.md", "results.csv", "accuracy_vs_eps.png",
     "report.json",
 )
+# The command's defaults: the only attack names outside keras_gradreg.attacks.
+EVALUATE_ATTACKS = ("fgsm", "bim", "cw", "pgd")
 FINETUNE_ATTACKS = ("fgsm", "pgd")
 
 
@@ -92,14 +96,19 @@ def _add_attack_arguments(parser) -> None:
     )
     group.add_argument("--eps", help="Comma-separated L-inf radii.")
     group.add_argument("--step_size", type=float,
-                       help="Step of BIM, C&W and PGD.")
-    group.add_argument("--steps", type=int, help="Steps of BIM, C&W and PGD.")
+                       help="Step of the fixed-step attacks (BIM, C&W, PGD).")
+    group.add_argument("--steps", type=int,
+                       help="Steps of the fixed-step attacks.")
     group.add_argument("--clip_min", type=float)
     group.add_argument("--clip_max", type=float)
     group.add_argument("--no_clip", action="store_true",
                        help="Unbounded inputs (e.g. MFCC features).")
-    group.add_argument("--pgd_restarts", type=int, default=1)
-    group.add_argument("--apgd_steps", type=int, default=100)
+    group.add_argument("--pgd_restarts", type=int, default=1,
+                       help="Restarts of the fixed-step attacks that restart "
+                       "(PGD).")
+    group.add_argument("--apgd_steps", type=int, default=100,
+                       help="Steps of the attacks that adapt their step "
+                       "(APGD).")
     group.add_argument("--seed", type=int, default=0,
                        help="Seed of the random starts (and of training).")
 
@@ -123,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_arguments(evaluate, split="test")
     evaluate.add_argument(
-        "--attacks", default="fgsm,bim,cw,pgd",
-        help=f"Comma-separated, from {','.join(evaluation.ATTACKS)}.",
+        "--attacks", default=",".join(EVALUATE_ATTACKS),
+        help=f"Comma-separated, from {','.join(attacks_lib.ATTACKS)}.",
     )
     evaluate.add_argument("--out", required=True, help="Output folder.")
     _add_attack_arguments(evaluate)
@@ -181,10 +190,10 @@ def format_table(results: dict, eps: tuple) -> str:
     """Formats ``{"clean", attack: {eps: acc}}`` as a text table.
 
     Example:
-        >>> print(format_table({"clean": 0.9, "fgsm": {"0.1": 0.5}}, ("0.1",)))
+        >>> print(format_table({"clean": 0.9, "bim": {"0.1": 0.5}}, ("0.1",)))
         clean accuracy: 90.00%
         attack  eps=0.1
-        fgsm     50.00%
+        bim      50.00%
     """
     headers = [f"eps={value}" for value in eps]
     width = max(len(h) for h in headers + ["100.00%"])
@@ -214,7 +223,7 @@ def evaluate_command(args) -> dict:
     """Runs ``keras-gradreg evaluate``; returns the results written."""
     check_dataset(args.dataset)
     attacks = parse_attacks(args.attacks)
-    iterative = any(name in ("bim", "cw", "pgd") for name in attacks)
+    iterative = any(takes_step_size(name) for name in attacks)
     settings = attack_settings(args, iterative)
     check_positive(args, ["num_examples", "batch_size", "pgd_restarts",
                           "apgd_steps"])
@@ -283,7 +292,8 @@ def finetune_command(args) -> dict:
     eval_spec = args.eval_dataset or args.dataset
     for spec in (args.dataset, eval_spec):
         check_dataset(spec)
-    settings = attack_settings(args, iterative=True)
+    settings = attack_settings(
+        args, iterative=any(map(takes_step_size, FINETUNE_ATTACKS)))
     check_positive(args, ["num_examples", "batch_size", "epochs",
                           "eval_examples", "pgd_restarts"])
     if args.c is not None and not 0 <= args.c < math.inf:

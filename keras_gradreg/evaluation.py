@@ -18,8 +18,10 @@ import numpy as np
 from keras_gradreg import _masking_checks
 from keras_gradreg import _report_files
 from keras_gradreg import _evaluation_core
-from keras_gradreg._evaluation_core import ATTACKS, DEFAULT_STEPS  # noqa: F401
+from keras_gradreg import attacks as attacks_lib
 from keras_gradreg.attacks import _core
+
+ATTACKS = attacks_lib.ATTACKS  # the registry itself, not a copy
 
 __all__ = ["robust_accuracy", "RobustnessReport", "ATTACKS"]
 
@@ -41,10 +43,10 @@ def robust_accuracy(
         model: A Keras model returning logits, or a GradRegModel.
         data: ``(x, y)`` arrays, or a ``tf.data.Dataset`` of ``(x, y)``
             elements, batched or not (unbatched ones are batched here).
-        attack: ``"fgsm"``, ``"bim"``, ``"cw"``, ``"pgd"``, ``"apgd"``, a
+        attack: A name in :data:`keras_gradreg.attacks.ATTACKS`, a
             callable ``attack(model, x, y, eps=eps, **kwargs) -> x_adv``, or
-            None for clean accuracy. Named BIM, C&W and PGD default to 10
-            steps of ``2.5 * eps / steps``.
+            None for clean accuracy. Each attack owns its defaults (BIM,
+            C&W and PGD: 10 steps of ``2.5 * eps / steps``).
         eps: L-inf radius; 0 gives clean accuracy.
         batch_size: Examples per batch (for arrays and unbatched datasets).
         verbose: 1 shows a ``keras.utils.Progbar``, 0 is silent.
@@ -115,7 +117,8 @@ class RobustnessReport:
     ``results["warnings"]`` and in the Markdown, never dropped:
 
     * ``iterative_at_least_fgsm``: every other attack is at least as strong
-      as FGSM at the same eps (when "fgsm" is among the attacks);
+      as FGSM (a single-step attack) at the same eps, when one is among the
+      attacks;
     * ``monotone_in_eps``: accuracy never increases with eps (clean first);
     * ``large_eps_to_chance``: at ``large_eps`` the strongest attack brings
       accuracy to at most chance (1 / classes) + ``chance_margin``;
@@ -130,8 +133,9 @@ class RobustnessReport:
 
     Args:
         models: Dict name -> Keras model returning logits (or GradRegModel).
-        attacks: List of attack names, or dict name -> name, callable, or
-            ``(name or callable, kwargs)``.
+        attacks: List of names in :data:`keras_gradreg.attacks.ATTACKS`
+            (default: the paper's FGSM, BIM and C&W), or dict name -> name,
+            callable, or ``(name or callable, kwargs)``.
         eps_values: L-inf radii, each > 0.
         transfer_eps: The eps of the transfer matrix; one of ``eps_values``,
             default the largest.
@@ -157,7 +161,7 @@ class RobustnessReport:
     def __init__(
         self,
         models: dict,
-        attacks: Union[Iterable[str], dict] = ("fgsm", "bim", "cw"),
+        attacks: Union[Iterable[str], dict] = attacks_lib.PAPER_ATTACKS,
         eps_values: Iterable[float] = (0.1, 0.2, 0.3),
         transfer_eps: Optional[float] = None,
         large_eps: Optional[float] = None,

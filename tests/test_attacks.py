@@ -225,6 +225,43 @@ def test_invalid_arguments_raise_clear_errors(call, error, match):
         call(model, x, y)
 
 
+# Registry and defaults ----------------------------------------------------
+
+
+def test_registry_names_every_attack_once():
+    assert attacks.ATTACKS == {
+        "fgsm": attacks.fgsm, "bim": attacks.bim, "cw": attacks.cw_linf,
+        "pgd": attacks.pgd, "apgd": attacks.apgd,
+    }
+    assert set(attacks.PAPER_ATTACKS) <= set(attacks.ATTACKS)
+    assert attacks.get("cw") is attacks.cw_linf
+    assert [n for n in attacks.ATTACKS if attacks.is_single_step(n)] == ["fgsm"]
+    with pytest.raises(ValueError, match="Unknown attack 'deepfool'"):
+        attacks.get("deepfool")
+    with pytest.raises(TypeError, match="callable"):
+        attacks.get(3)
+
+
+@pytest.mark.parametrize("name", ["bim", "cw", "pgd"])
+def test_fixed_step_attacks_default_to_10_steps_of_2_5_eps(name):
+    model = _mlp(5, 3)
+    x, y = _data(6, 5, 3)
+    attack = attacks.ATTACKS[name]
+    seed = {"seed": 3} if name == "pgd" else {}
+    by_default = attack(model, x, y, eps=0.1, **seed)
+    explicit = attack(model, x, y, 0.1, 0.025, 10, **seed)  # positional
+    np.testing.assert_array_equal(by_default, explicit)
+    fewer = attack(model, x, y, eps=0.1, steps=4, **seed)  # step 0.0625
+    np.testing.assert_array_equal(
+        fewer, attack(model, x, y, 0.1, step_size=0.0625, steps=4, **seed))
+
+
+def test_default_step_at_eps_zero_returns_the_inputs():
+    model = _mlp(5, 3)
+    x, y = _data(6, 5, 3)
+    np.testing.assert_array_equal(attacks.bim(model, x, y, eps=0.0), x)
+
+
 def test_dlr_needs_three_classes():
     model = _mlp(5, 2)
     x, y = _data(4, 5, 2)

@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gradreg import GradRegModel
+from keras_gradreg import attacks
 from keras_gradreg import cli
 
 SHAPE = (6, 6, 1)
@@ -104,6 +105,34 @@ def test_evaluate_writes_results_matching_a_hand_computation(
     printed = capsys.readouterr().out
     assert f"clean accuracy: {100 * clean:.2f}%" in printed
     assert "eps=0.10" in printed
+
+
+def test_evaluate_runs_a_registered_attack_with_the_flags_it_takes(
+    files, tmp_path, monkeypatch
+):
+    calls = []
+
+    def shift(model, x, y, eps, step_size=None, steps=10, clip_min=0.0,
+              clip_max=1.0):
+        calls.append({"step_size": step_size, "steps": steps,
+                      "clip_max": clip_max})
+        return np.clip(np.asarray(x) + eps, clip_min, clip_max)
+
+    monkeypatch.setitem(attacks.ATTACKS, "shift", shift)
+    out = tmp_path / "report"
+    argv = _evaluate_argv(files, out)
+    argv[argv.index("fgsm,pgd")] = "shift"
+    cli.main(argv)
+    results = json.loads((out / "results.json").read_text())
+    model = keras.models.load_model(files / "model.keras")
+    with np.load(files / "data.npz") as data:
+        x, y = data["x"], data["y"]
+    for eps in EPS:
+        x_adv = np.clip(x + float(eps), 0, 1)
+        want = float(np.mean(np.argmax(model(x_adv), -1) == y))
+        assert results["shift"][eps] == pytest.approx(want)
+    # It takes a step size, so it gets --step_size and --steps.
+    assert calls[0] == {"step_size": 0.02, "steps": 5, "clip_max": 1.0}
 
 
 def test_evaluate_keeps_existing_results_unless_overwrite(

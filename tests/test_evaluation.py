@@ -44,7 +44,37 @@ def _identity_attack(model, x, y, eps, **kwargs):
     return tf.convert_to_tensor(x)
 
 
+def _shift_attack(model, x, y, eps, steps=10, clip_min=0.0, clip_max=1.0):
+    """A dummy registered attack: every feature + eps, clipped."""
+    _shift_attack.calls.append({"steps": steps, "clip_max": clip_max})
+    return np.clip(np.asarray(x) + eps, clip_min, clip_max)
+
+
+@pytest.fixture
+def shift_registered(monkeypatch):
+    """Registers ``_shift_attack`` as "shift", as one registry line would."""
+    _shift_attack.calls = []
+    monkeypatch.setitem(attacks.ATTACKS, "shift", _shift_attack)
+    return _shift_attack
+
+
 # robust_accuracy ----------------------------------------------------------
+
+
+def test_a_registered_attack_is_picked_up_by_name(shift_registered):
+    model = _mlp()
+    x, y = _data()
+    want = _accuracy(model, np.clip(x + 0.2, 0, 1), y)
+    assert robust_accuracy(model, (x, y), "shift", 0.2, verbose=0) == want
+    report = RobustnessReport({"m": model}, ["fgsm", "shift"], [0.2],
+                              verbose=0)
+    results = report.run((x, y))
+    assert results["m"]["shift"]["0.2"] == pytest.approx(want)
+    assert shift_registered.calls[-1] == {"steps": 10, "clip_max": 1.0}
+    # Multi-step unless flagged single_step: compared with FGSM.
+    checked = {c["attack"] for c in results["masking_checks"]
+               if c["check"] == "iterative_at_least_fgsm"}
+    assert checked == {"shift"}
 
 
 def test_clean_accuracy_for_eps_zero_or_no_attack():

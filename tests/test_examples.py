@@ -197,7 +197,7 @@ def test_extra_attacks_use_the_paper_clip_and_budget():
         "clip_max": 255.0, "loss": "dlr"})
     assert experiment.extra_attacks(settings, [], 10, 1, 0) == {}
     with pytest.raises(ValueError, match="Unknown extra attacks"):
-        experiment.extra_attacks(settings, ["autoattack"], 10, 1, 0)
+        experiment.extra_attacks(settings, ["deepfool"], 10, 1, 0)
 
 
 def test_paper_attacks_match_section_4():

@@ -12,6 +12,15 @@ pass None for unbounded features such as MFCCs).
 * :func:`pgd`: PGD with random start and restarts (Madry et al., 2018).
 * :func:`apgd`: Auto-PGD with CE or DLR loss (Croce & Hein, 2020).
 
+:data:`ATTACKS` names them all (``"cw"`` is :func:`cw_linf`); it is the only
+list of attack names in keras-gradreg: evaluation, the command line, the
+examples and the benchmarks read it. Every attack is called as
+``attack(model, x, y, eps, **options)`` and owns its defaults (BIM, C&W and
+PGD: 10 steps of ``2.5 * eps / steps``). Adding an attack is one module and
+one line in :data:`ATTACKS`. Optional attributes of an attack function:
+``title`` (its name in tables, e.g. ``"C&W"``) and ``single_step = True``
+(the masking checks compare the multi-step attacks with a single-step one).
+
 Models must return logits. A :class:`keras_gradreg.GradRegModel` is attacked
 through ``model.logits``, and a functional or Sequential model whose last
 layer applies a softmax through its pre-softmax logits; any other model is
@@ -21,13 +30,96 @@ Example:
     >>> import keras, numpy as np
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> x = np.random.rand(8, 4).astype("float32")
-    >>> x_adv = bim(model, x, np.zeros(8, "int32"), 0.1, 0.02, 10)
+    >>> x_adv = ATTACKS["bim"](model, x, np.zeros(8, "int32"), 0.1)
     >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
     True
 """
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Dict, Union
 
 from keras_gradreg.attacks._core import cw_loss, dlr_loss
 from keras_gradreg.attacks.apgd import apgd
 from keras_gradreg.attacks.gradient import bim, cw_linf, fgsm, pgd
 
-__all__ = ["fgsm", "bim", "cw_linf", "pgd", "apgd", "cw_loss", "dlr_loss"]
+__all__ = [
+    "ATTACKS", "PAPER_ATTACKS", "get", "accepts", "is_single_step",
+    "fgsm", "bim", "cw_linf", "pgd", "apgd", "cw_loss", "dlr_loss",
+]
+
+ATTACKS: Dict[str, Callable] = {
+    "fgsm": fgsm,
+    "bim": bim,
+    "cw": cw_linf,
+    "pgd": pgd,
+    "apgd": apgd,
+}
+"""Every attack by name: ``attack(model, x, y, eps, **options) -> x_adv``."""
+
+PAPER_ATTACKS = ("fgsm", "bim", "cw")
+"""The attacks of Yu et al.'s Tables 1-3, names in :data:`ATTACKS`."""
+
+
+def get(attack: Union[str, Callable]) -> Callable:
+    """The attack named ``attack`` in :data:`ATTACKS`, or ``attack`` itself.
+
+    Args:
+        attack: A name in :data:`ATTACKS` or a callable
+            ``attack(model, x, y, eps=eps, **options) -> x_adv``.
+
+    Returns:
+        The attack function.
+
+    Raises:
+        ValueError: For a name that is not in :data:`ATTACKS`.
+        TypeError: For something that is neither a string nor callable.
+
+    Example:
+        >>> get("cw") is cw_linf
+        True
+    """
+    if callable(attack):
+        return attack
+    if not isinstance(attack, str):
+        raise TypeError(
+            f"attack must be a name in {sorted(ATTACKS)} or a callable "
+            f"attack(model, x, y, eps=eps, **options) -> x_adv, got "
+            f"{attack!r}."
+        )
+    if attack in ATTACKS:
+        return ATTACKS[attack]
+    raise ValueError(
+        f"Unknown attack {attack!r}: use one of {sorted(ATTACKS)} or a "
+        "callable attack(model, x, y, eps=eps, **options) -> x_adv."
+    )
+
+
+def accepts(attack: Union[str, Callable], option: str) -> bool:
+    """Whether ``attack`` takes the keyword argument ``option``.
+
+    An attack with ``**options`` in its signature takes every option.
+
+    Example:
+        >>> accepts("pgd", "step_size"), accepts("apgd", "step_size")
+        (True, False)
+    """
+    try:
+        parameters = inspect.signature(get(attack)).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    if option in parameters:
+        return parameters[option].kind is not inspect.Parameter.POSITIONAL_ONLY
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD
+               for p in parameters.values())
+
+
+def is_single_step(attack: Union[str, Callable]) -> bool:
+    """Whether ``attack`` takes one gradient step (its ``single_step`` flag).
+
+    Example:
+        >>> is_single_step("fgsm"), is_single_step("bim")
+        (True, False)
+    """
+    return bool(getattr(get(attack), "single_step", False))

@@ -74,6 +74,20 @@ def check_loss(loss: str, allowed) -> str:
     return loss
 
 
+def default_step_size(eps: float, steps: int) -> float:
+    """The step of fixed-step attacks without one: ``2.5 * eps / steps``.
+
+    Madry et al.'s (2018) rule: the iterates can cross the eps-ball 2.5
+    times, enough to reach its boundary from any start. At ``eps = 0`` the
+    projection keeps ``x`` whatever the step, so 1.0 stands in for it.
+
+    Example:
+        >>> default_step_size(0.3, 10)
+        0.075
+    """
+    return 2.5 * eps / steps if eps > 0 else 1.0
+
+
 def check_seed(seed) -> int:
     """Returns the seed, drawing one from NumPy's global generator if None."""
     if seed is None:

@@ -214,3 +214,6 @@ def apgd(
     )
     scalars = [eps, clip_min or 0.0, clip_max or 0.0]
     return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
+
+
+apgd.title = "APGD"

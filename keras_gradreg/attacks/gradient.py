@@ -82,8 +82,10 @@ def _sign_gradient_attack(
     confidence, clip_min, clip_max, target, seed, batch_size,
 ) -> tf.Tensor:
     eps = _core.check_number("eps", eps, 0.0, strict=False)
-    step_size = _core.check_number("step_size", step_size, 0.0, strict=True)
     steps = _core.check_int("steps", steps)
+    if step_size is None:
+        step_size = _core.default_step_size(eps, steps)
+    step_size = _core.check_number("step_size", step_size, 0.0, strict=True)
     restarts = _core.check_int("restarts", restarts)
     confidence = _core.check_number("confidence", confidence, 0.0, strict=False)
     if batch_size is not None:
@@ -161,13 +163,17 @@ def fgsm(
     )
 
 
+fgsm.single_step = True
+fgsm.title = "FGSM"
+
+
 def bim(
     model,
     x,
     y,
     eps: float,
-    step_size: float,
-    steps: int,
+    step_size: Optional[float] = None,
+    steps: int = 10,
     clip_min: Optional[float] = 0.0,
     clip_max: Optional[float] = 1.0,
     target=None,
@@ -184,8 +190,9 @@ def bim(
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
         eps: L-inf radius, ``>= 0``.
-        step_size: L-inf size of each step, ``> 0``.
-        steps: Number of steps, ``>= 1``.
+        step_size: L-inf size of each step, ``> 0``; None (the default)
+            takes ``2.5 * eps / steps``.
+        steps: Number of steps, ``>= 1`` (default 10).
         clip_min: Lower bound of valid inputs, or None.
         clip_max: Upper bound of valid inputs, or None.
         target: Optional target classes for a targeted attack.
@@ -216,8 +223,8 @@ def cw_linf(
     x,
     y,
     eps: float,
-    step_size: float,
-    steps: int,
+    step_size: Optional[float] = None,
+    steps: int = 10,
     confidence: float = 50.0,
     clip_min: Optional[float] = 0.0,
     clip_max: Optional[float] = 1.0,
@@ -237,8 +244,9 @@ def cw_linf(
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
         eps: L-inf radius, ``>= 0``.
-        step_size: L-inf size of each step, ``> 0``.
-        steps: Number of steps, ``>= 1``.
+        step_size: L-inf size of each step, ``> 0``; None (the default)
+            takes ``2.5 * eps / steps``.
+        steps: Number of steps, ``>= 1`` (default 10).
         confidence: The cap k, ``>= 0`` (the paper uses 50).
         clip_min: Lower bound of valid inputs, or None.
         clip_max: Upper bound of valid inputs, or None.
@@ -272,8 +280,8 @@ def pgd(
     x,
     y,
     eps: float,
-    step_size: float,
-    steps: int,
+    step_size: Optional[float] = None,
+    steps: int = 10,
     restarts: int = 1,
     loss: str = "ce",
     random_start: bool = True,
@@ -300,8 +308,9 @@ def pgd(
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
         eps: L-inf radius, ``>= 0``.
-        step_size: L-inf size of each step, ``> 0``.
-        steps: Steps per restart, ``>= 1``.
+        step_size: L-inf size of each step, ``> 0``; None (the default)
+            takes ``2.5 * eps / steps``, Madry et al.'s rule.
+        steps: Steps per restart, ``>= 1`` (default 10).
         restarts: Number of restarts, ``>= 1``.
         loss: ``"ce"`` (cross-entropy) or ``"cw"`` (capped C&W margin).
         random_start: Start each restart at a uniform point of the ball.
@@ -333,3 +342,6 @@ def pgd(
         clip_min=clip_min, clip_max=clip_max, target=target, seed=seed,
         batch_size=batch_size,
     )
+
+
+bim.title, cw_linf.title, pgd.title = "BIM", "C&W", "PGD"

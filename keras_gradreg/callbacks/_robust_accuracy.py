@@ -6,7 +6,7 @@ from typing import Callable, Union
 
 import tensorflow as tf
 
-from keras_gradreg import _evaluation_core
+from keras_gradreg import attacks
 from keras_gradreg import evaluation
 from keras_gradreg.callbacks._summary import WriterCallback
 
@@ -18,14 +18,8 @@ def _attack_name(attack: Callable) -> str:
 
 def _resolve_attack(attack):
     """Returns ``(function, name)`` for an attack name or callable."""
-    if callable(attack):
-        return attack, _attack_name(attack)
-    if not isinstance(attack, str):
-        raise TypeError(
-            f"attack must be a name in {sorted(evaluation.ATTACKS)} or a "
-            f"callable (model, x, y, eps, **kwargs) -> x_adv, got {attack!r}."
-        )
-    return _evaluation_core.attack_function(attack), attack
+    function = attacks.get(attack)
+    return function, attack if isinstance(attack, str) else _attack_name(attack)
 
 
 def _batched(data, batch_size: int) -> tf.data.Dataset:
@@ -58,10 +52,9 @@ class RobustAccuracyCallback(WriterCallback):
         data: Held-out data: a tuple ``(x, y)`` of arrays (split into batches
             of ``batch_size``), or a ``tf.data.Dataset`` of ``(x, y)``
             batches.
-        attack: A name of :data:`keras_gradreg.evaluation.ATTACKS`
-            (``"fgsm"``, ``"bim"``, ``"cw"``, ``"pgd"``, ``"apgd"``; named
-            BIM, C&W and PGD default to 10 steps of ``2.5 * eps / steps``)
-            or a callable ``attack(model, x, y, eps=eps, **kwargs) -> x_adv``
+        attack: A name in :data:`keras_gradreg.attacks.ATTACKS` (each
+            attack owns its defaults: BIM, C&W and PGD take 10 steps of
+            ``2.5 * eps / steps``) or a callable ``attack(model, x, y, eps=eps, **kwargs) -> x_adv``
             (given numpy inputs and sparse labels). A callable's
             ``__name__`` names the log key (``"custom"`` for a lambda).
         eps: The attack's L-inf budget, ``>= 0``, in the input's units; 0
