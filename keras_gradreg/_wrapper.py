@@ -12,6 +12,10 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from keras_gradreg._logits import at_least_float32 as _at_least_float32
+from keras_gradreg._logits import ends_in_softmax as _ends_in_softmax
+from keras_gradreg._logits import pre_softmax_function as _logits_function
+
 __all__ = ["WrappedClassifier"]
 
 
@@ -20,75 +24,6 @@ class _Untracked:
 
     def __init__(self, function: Callable):
         self.function = function
-
-
-def _is_softmax(activation) -> bool:
-    if activation is None:
-        return False
-    softmax_fns = (keras.activations.softmax, tf.nn.softmax)
-    name = getattr(activation, "__name__", "")
-    return activation in softmax_fns or name == "softmax"
-
-
-def _last_layer(base: keras.Model):
-    layers = getattr(base, "layers", None)
-    if not layers or not isinstance(base, (keras.Sequential, keras.Model)):
-        return None
-    functional = any(cls.__name__ == "Functional" for cls in type(base).__mro__)
-    if not functional and not isinstance(base, keras.Sequential):
-        return None  # subclassed model: the graph cannot be inspected.
-    return layers[-1]
-
-
-def _ends_in_softmax(base: keras.Model) -> bool:
-    last = _last_layer(base)
-    if last is None:
-        return False
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    return _is_softmax(getattr(last, "activation", None))
-
-
-def _logits_function(base: keras.Model) -> Callable:
-    """Returns ``f(x, training) -> logits`` for a base that ends in softmax."""
-    last = _last_layer(base)
-    fix = (
-        "Make the model return logits (e.g. Dense(num_classes) with no "
-        "activation), or end it with a linear layer followed by "
-        "keras.layers.Softmax()."
-    )
-    try:
-        features = keras.Model(base.inputs, last.input)
-    except (AttributeError, ValueError, TypeError) as error:
-        raise ValueError(
-            "The base model ends in a softmax and its pre-softmax logits "
-            f"cannot be recovered ({error}). {fix}"
-        ) from error
-    if isinstance(last, keras.layers.Softmax) or isinstance(
-        last, keras.layers.Activation
-    ):
-        return lambda x, training: features(x, training=training)
-    if isinstance(last, keras.layers.Dense):
-
-        def dense_logits(x, training):
-            hidden = features(x, training=training)
-            logits = keras.ops.matmul(hidden, last.kernel)
-            if last.use_bias:
-                logits = logits + last.bias
-            return logits
-
-        return dense_logits
-    raise ValueError(
-        f"The base model's last layer {last.name!r} ({type(last).__name__}) "
-        f"applies a softmax, and its logits cannot be recovered. {fix}"
-    )
-
-
-def _at_least_float32(tensor: tf.Tensor) -> tf.Tensor:
-    """Casts float16/bfloat16 to float32; keeps float32 and float64."""
-    if tensor.dtype in (tf.float16, tf.bfloat16):
-        return tf.cast(tensor, tf.float32)
-    return tensor
 
 
 def _first_local_value(strategy, value):

@@ -591,3 +591,32 @@ def test_penalty_schedule_accepts_numeric_scalars(value):
     schedule.on_train_begin()
     schedule.on_epoch_begin(0)
     assert model.c == pytest.approx(float(value))
+
+
+def test_gradient_norms_of_a_wrapper_around_a_softmax_base_use_its_logits(
+    tmp_path,
+):
+    """Reg is the margin of the pre-softmax logits, not of probabilities."""
+    from keras_gradreg import AdversarialTrainingModel
+
+    keras.utils.set_random_seed(0)
+    base = keras.Sequential([keras.Input((4,)),
+                             keras.layers.Dense(3, activation="softmax")])
+    model = AdversarialTrainingModel(base, eps=0.05, step_size=0.05, steps=1)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy())
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(8, 4)).astype("float32")
+    y = rng.integers(0, 3, 8)
+    logger = GradientNormLogger(str(tmp_path), (x, y))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[logger])
+    # Logit margin of a linear layer: dReg/dx = W[:, j*] - W[:, y], with j*
+    # the largest wrong logit; a softmax output would give other gradients.
+    kernel, bias = (np.asarray(w, "float64") for w in base.layers[-1].weights)
+    logits = x.astype("float64") @ kernel + bias
+    wrong = logits.copy()
+    wrong[np.arange(8), y] = -np.inf
+    gradients = (kernel[:, wrong.argmax(1)] - kernel[:, y]).T
+    assert logger.latest["l2"] == pytest.approx(
+        np.linalg.norm(gradients, axis=1).mean(), rel=1e-5)
+    assert logger.latest["l1"] == pytest.approx(
+        np.abs(gradients).sum(axis=1).mean(), rel=1e-5)

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gradreg import regularizers as regs
-from keras_gradreg._wrapper import WrappedClassifier, _ends_in_softmax, _logits_function
+from keras_gradreg import _logits
 
 LOSSES = ("ce", "cw", "dlr")
 
@@ -155,41 +155,27 @@ def prepare(model, x, y, target, clip_min, clip_max):
 def logits_function(model) -> Callable:
     """Returns ``f(x) -> float32 logits`` for a model, in inference mode.
 
-    A :class:`keras_gradreg.GradRegModel` or ``AdversarialTrainingModel`` is
-    attacked through
-    ``model.logits``; a functional or Sequential model ending in a softmax
-    through its pre-softmax logits; any other model or callable is assumed
-    to return logits.
+    As :func:`keras_gradreg._logits.logits_function`, but a Keras model
+    that is not cut before a softmax is held weakly, so the cache of
+    compiled attacks never keeps it alive.
     """
-    if isinstance(model, keras.Model) and not isinstance(model, WrappedClassifier):
-        if _ends_in_softmax(model):
-            pre_softmax = _logits_function(model)
-            return tf.autograph.experimental.do_not_convert(
-                lambda x: tf.cast(pre_softmax(x, False), tf.float32)
-            )
-    if isinstance(model, keras.layers.Layer):
+    if isinstance(model, keras.layers.Layer) and not _logits.ends_in_softmax(
+        model
+    ):
         return _weak_logits(model)
-    if callable(model):
-        return lambda x: tf.cast(model(x), tf.float32)
-    raise TypeError(
-        f"model must be a Keras model or a callable returning logits, got "
-        f"{type(model).__name__}."
-    )
+    return _logits.logits_function(model)
 
 
 def _weak_logits(model) -> Callable:
     """Logits of a Keras model, holding it weakly so the cache can free it."""
     ref = weakref.ref(model)
-    is_wrapper = isinstance(model, WrappedClassifier)
 
     @tf.autograph.experimental.do_not_convert
     def logits(x):
         live = ref()
         if live is None:
             raise RuntimeError("The attacked model was garbage-collected.")
-        if is_wrapper:
-            return live.logits(x, training=False)
-        return tf.cast(live(x, training=False), tf.float32)
+        return _logits.logits_function(live)(x)
 
     return logits
 

@@ -6,6 +6,7 @@ from typing import Callable, Optional, Union
 
 import tensorflow as tf
 
+from keras_gradreg import _logits
 from keras_gradreg import regularizers as regs
 from keras_gradreg.callbacks._summary import SummaryCallback
 from keras_gradreg.model import GradRegModel
@@ -53,7 +54,9 @@ class GradientNormLogger(SummaryCallback):
 
     Reg is the model's own regularizer for a ``GradRegModel``, and the logit
     margin (Eq. 3) for a plain Keras model, so a naturally trained model can
-    be watched the same way. A plain model must return logits. The latest
+    be watched the same way. Reg is taken on the logits: those of a
+    wrapper (e.g. ``AdversarialTrainingModel``), the pre-softmax logits of a
+    functional or Sequential model ending in a softmax, else the outputs. The latest
     values are also kept in :attr:`latest` (a dict of floats).
 
     Args:
@@ -106,20 +109,20 @@ class GradientNormLogger(SummaryCallback):
         self._norms_fn = tf.function(self._build_norms_fn(model))
 
     def _build_norms_fn(self, model) -> Callable:
+        logits_fn = _logits.logits_function(model)
         if isinstance(model, GradRegModel):
             norm = model.norm
             if self.regularizer is None:
                 gradients_fn = model.input_gradients
             else:
                 gradients_fn = lambda x, y: regs.input_gradients(  # noqa: E731
-                    lambda inputs: model.logits(inputs, training=False),
-                    x, y, self.regularizer,
+                    logits_fn, x, y, self.regularizer
                 )
         else:
             norm = regs.squared_l2
             regularizer = self.regularizer or regs.logit_margin
             gradients_fn = lambda x, y: regs.input_gradients(  # noqa: E731
-                lambda inputs: model(inputs, training=False), x, y, regularizer
+                logits_fn, x, y, regularizer
             )
 
         def norms(x, y):
