@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Optional, Union
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_gradreg import _masking_checks
 from keras_gradreg import _report_files
@@ -75,6 +76,8 @@ def robust_accuracy(
     progbar = keras.utils.Progbar(count, verbose=verbose, unit_name="batch")
     correct, total = 0, 0
     for x, labels in batches:
+        if total == 0 and (attack_fn is None or eps == 0):
+            _core.warn_if_probabilities(model, tf.convert_to_tensor(x))
         if attack_fn is not None and eps > 0:
             x = _evaluation_core.craft(model, x, labels, attack_fn, eps, attack_kwargs)
         correct += int(_evaluation_core.correct(model, x, labels, batch_size).sum())
@@ -136,7 +139,8 @@ class RobustnessReport:
         attacks: List of names in :data:`keras_gradreg.attacks.ATTACKS`
             (default: the paper's FGSM, BIM and C&W), or dict name -> name,
             callable, or ``(name or callable, kwargs)``.
-        eps_values: L-inf radii, each > 0.
+        eps_values: L-inf radii, each > 0 and given once; a bare number is
+            taken as a one-element list.
         transfer_eps: The eps of the transfer matrix; one of ``eps_values``,
             default the largest.
         large_eps: Optional eps for the "accuracy to chance" check.
@@ -178,11 +182,18 @@ class RobustnessReport:
                 raise ValueError(f"Model name {name!r} is reserved: {_RESERVED}.")
         self.models = dict(models)
         self.attacks = _normalize_attacks(attacks)
+        if _core._is_number(eps_values):  # a bare radius: one-element list
+            eps_values = [eps_values]
         self.eps_values = sorted(
             _core.check_number("eps", e, 0.0, strict=True) for e in eps_values
         )
         if not self.eps_values:
             raise ValueError("eps_values is empty.")
+        if len(set(self.eps_values)) != len(self.eps_values):
+            raise ValueError(
+                f"eps_values repeats a radius: {list(eps_values)}; give each "
+                "eps once."
+            )
         if transfer_eps is None:
             transfer_eps = self.eps_values[-1]
         if transfer_eps not in self.eps_values:
@@ -254,6 +265,8 @@ class RobustnessReport:
         for x, labels in batches:
             if num_classes is None:
                 num_classes = int(_core.predict_logits(any_model, x[:1]).shape[-1])
+                for model in self.models.values():
+                    _core.warn_if_probabilities(model, tf.convert_to_tensor(x))
             self._evaluate_batch(x, labels, store)
             progbar.add(1)
         if not store:

@@ -288,3 +288,46 @@ def test_save_before_run_raises(tmp_path):
     report = RobustnessReport({"m": _mlp()}, ["fgsm"], [0.1], verbose=0)
     with pytest.raises(RuntimeError, match="run"):
         report.save(str(tmp_path))
+
+
+# Silent-wrong inputs ------------------------------------------------------
+
+
+class ProbabilitiesModel(keras.Model):
+    """A subclassed model that ends in keras.ops.softmax: not detectable
+    from its layers, only from its outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return keras.ops.softmax(self.dense(x))
+
+
+def test_a_model_returning_probabilities_is_warned_about():
+    model = ProbabilitiesModel()
+    x, y = _data(8)
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        robust_accuracy(model, (x, y), None, verbose=0)
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        attacks.cw_linf(model, x, y, 0.1, steps=2)
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        RobustnessReport({"m": model}, ["fgsm"], 0.1, verbose=0).run((x, y))
+
+
+def test_a_logits_model_is_not_warned_about(recwarn):
+    model = _mlp()
+    x, y = _data(8)
+    robust_accuracy(model, (x, y), "fgsm", 0.1, verbose=0)
+    assert not [w for w in recwarn if "probabilities" in str(w.message)]
+
+
+def test_report_takes_a_bare_eps_and_rejects_a_repeated_one():
+    model = _mlp()
+    assert RobustnessReport({"m": model}, ["fgsm"], 0.2,
+                            verbose=0).eps_values == [0.2]
+    assert RobustnessReport({"m": model}, ["fgsm"], np.float32(0.25),
+                            verbose=0).eps_values == [0.25]
+    with pytest.raises(ValueError, match="repeats a radius"):
+        RobustnessReport({"m": model}, ["fgsm"], [0.1, 0.2, 0.1], verbose=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import warnings
 import weakref
 from typing import Callable, Optional
 
@@ -143,10 +144,21 @@ def prepare(model, x, y, target, clip_min, clip_max):
     x = as_inputs(x, clip_min, clip_max)
     if target is not None:
         return x, as_labels(target, x, "target"), True
+    warn_if_probabilities(model, x)
     if y is None:
         logits = predict_logits(model, x)
         return x, tf.argmax(logits, axis=-1, output_type=tf.int32), False
     return x, as_labels(y, x), False
+
+
+def warn_if_probabilities(model, x, probe: int = 32) -> None:
+    """Warns if the logits of ``model`` on a few examples of ``x`` look like
+    probabilities (non-negative rows summing to 1)."""
+    if not int(x.shape[0]):
+        return
+    logits = predict_logits(model, x[:probe])
+    if _logits.looks_like_probabilities(logits.numpy()):
+        warnings.warn(_logits.PROBABILITIES_WARNING, UserWarning, stacklevel=3)
 
 
 # Models -----------------------------------------------------------------
