@@ -26,8 +26,12 @@ Example:
     True
 """
 
-from keras_gradreg.attacks._core import cw_loss, dlr_loss
-from keras_gradreg.attacks.apgd import apgd
+from keras_gradreg.attacks._core import cw_loss, dlr_loss, targeted_dlr_loss
+from keras_gradreg.attacks.apgd import apgd, apgd_t
 from keras_gradreg.attacks.gradient import bim, cw_linf, fgsm, pgd
+from keras_gradreg.attacks.square import square
 
-__all__ = ["fgsm", "bim", "cw_linf", "pgd", "apgd", "cw_loss", "dlr_loss"]
+__all__ = [
+    "fgsm", "bim", "cw_linf", "pgd", "apgd", "apgd_t", "square", "cw_loss", "dlr_loss",
+    "targeted_dlr_loss",
+]
