@@ -157,6 +157,10 @@ def attack_specs(names: Sequence[str], settings: AttackSettings,
         "pgd": {**clip, **iterative, "restarts": args.pgd_restarts,
                 "seed": args.seed},
         "apgd": {**clip, "steps": args.apgd_steps, "seed": args.seed},
+        "apgd_t": {**clip, "steps": args.apgd_steps, "seed": args.seed},
+        "fab_t": {**clip, "steps": args.apgd_steps},
+        "square": {**clip, "seed": args.seed},
+        "autoattack": {**clip, "steps": args.apgd_steps, "seed": args.seed},
     }
     return {name: (name, kwargs[name]) for name in names}
 

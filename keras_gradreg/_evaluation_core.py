@@ -19,13 +19,7 @@ from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import regularizers as regs
 from keras_gradreg.attacks import _core
 
-ATTACKS = {
-    "fgsm": attacks_lib.fgsm,
-    "bim": attacks_lib.bim,
-    "cw": attacks_lib.cw_linf,
-    "pgd": attacks_lib.pgd,
-    "apgd": attacks_lib.apgd,
-}
+ATTACKS = attacks_lib.ATTACKS
 _NEEDS_STEP = (attacks_lib.bim, attacks_lib.cw_linf, attacks_lib.pgd)
 DEFAULT_STEPS = 10
 
@@ -46,13 +40,31 @@ def attack_function(attack) -> Callable:
     )
 
 
-def craft(model, x, y, attack: Callable, eps: float, kwargs: dict):
-    """Adversarial examples; named attacks get steps 10, step 2.5 eps/steps."""
+def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
+          breakers: bool = False):
+    """Adversarial examples; named attacks get steps 10, step 2.5 eps/steps.
+
+    :func:`~keras_gradreg.attacks.autoattack` runs silently (the caller's
+    progress bar counts batches). With ``breakers`` it returns
+    ``(x_adv, broken_by)``: the name of the attack that broke each example
+    for AutoAttack, None for any other attack.
+    """
     kwargs = dict(kwargs)
     if attack in _NEEDS_STEP:
         kwargs.setdefault("steps", DEFAULT_STEPS)
         kwargs.setdefault("step_size", 2.5 * eps / kwargs["steps"])
-    return attack(model, x, y, eps=eps, **kwargs)
+    if attack is attacks_lib.autoattack:
+        kwargs.setdefault("verbose", 0)
+        if breakers:
+            return attack(model, x, y, eps=eps, return_breakers=True, **kwargs)
+    x_adv = attack(model, x, y, eps=eps, **kwargs)
+    return (x_adv, None) if breakers else x_adv
+
+
+def headline_first(names) -> list:
+    """Attack names with ``"autoattack"`` (the headline column) first."""
+    names = list(names)
+    return sorted(names, key=lambda name: name != "autoattack")
 
 
 def correct(model, x, labels: np.ndarray, batch_size: int) -> np.ndarray:

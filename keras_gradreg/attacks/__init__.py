@@ -11,6 +11,16 @@ pass None for unbounded features such as MFCCs).
   (Carlini & Wagner, 2017; confidence k = 50).
 * :func:`pgd`: PGD with random start and restarts (Madry et al., 2018).
 * :func:`apgd`: Auto-PGD with CE or DLR loss (Croce & Hein, 2020).
+* :func:`apgd_t`: APGD on the targeted DLR loss, one run per target class.
+* :func:`fab_t`: targeted Fast Adaptive Boundary attack, minimum L-inf norm
+  (Croce & Hein, 2020).
+* :func:`square`: Square Attack, score-based black-box random search
+  (Andriushchenko et al., 2020); it uses no gradient.
+* :func:`autoattack`: the AutoAttack ensemble (Croce & Hein, 2020), each
+  attack on the points still robust.
+
+:data:`ATTACKS` maps each attack's name to its function; every function
+takes ``(model, x, y, eps, **options)`` with its own defaults.
 
 Models must return logits. A :class:`keras_gradreg.GradRegModel` is attacked
 through ``model.logits``, and a functional or Sequential model whose last
@@ -28,10 +38,24 @@ Example:
 
 from keras_gradreg.attacks._core import cw_loss, dlr_loss, targeted_dlr_loss
 from keras_gradreg.attacks.apgd import apgd, apgd_t
+from keras_gradreg.attacks.autoattack import autoattack
+from keras_gradreg.attacks.fab import fab_t
 from keras_gradreg.attacks.gradient import bim, cw_linf, fgsm, pgd
 from keras_gradreg.attacks.square import square
 
+ATTACKS = {
+    "fgsm": fgsm,
+    "bim": bim,
+    "cw": cw_linf,
+    "pgd": pgd,
+    "apgd": apgd,
+    "apgd_t": apgd_t,
+    "fab_t": fab_t,
+    "square": square,
+    "autoattack": autoattack,
+}
+
 __all__ = [
-    "fgsm", "bim", "cw_linf", "pgd", "apgd", "apgd_t", "square", "cw_loss", "dlr_loss",
-    "targeted_dlr_loss",
+    "ATTACKS", "fgsm", "bim", "cw_linf", "pgd", "apgd", "apgd_t", "fab_t",
+    "square", "autoattack", "cw_loss", "dlr_loss", "targeted_dlr_loss",
 ]
