@@ -283,3 +283,77 @@ def test_registry_names_and_autoattack_headline_column(tmp_path):
                           "fgsm": {"0.1": 0.75}}, ("0.1",))
     assert [len(line) for line in table.splitlines()[1:]] == [18, 18, 18]
     assert 0 <= results["m"]["autoattack"]["0.1"] <= results["m"]["fgsm"]["0.1"]
+
+
+# Agreement with IBM ART (large) ---------------------------------------------
+
+
+def _idx(path, count, offset):
+    with gzip.open(path) as handle:
+        return np.frombuffer(handle.read(), np.uint8, offset=offset)[
+            : count * (784 if offset == 16 else 1)
+        ]
+
+
+def _small_mnist_cnn(mnist_dir):
+    """A small CNN trained 1 epoch on 3000 MNIST images; 150 test images."""
+    def images(name, count):
+        return _idx(mnist_dir / name, count, 16).reshape(-1, 28, 28, 1) / 255.0
+
+    x = images("train-images-idx3-ubyte.gz", 3000).astype("float32")
+    y = _idx(mnist_dir / "train-labels-idx1-ubyte.gz", 3000, 8).astype("int32")
+    x_test = images("t10k-images-idx3-ubyte.gz", 150).astype("float32")
+    y_test = _idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", 150, 8).astype("int32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(8, 5, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 5, strides=2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    return model, x_test, y_test
+
+
+@pytest.mark.large
+def test_square_and_autoattack_agree_with_ibm_art(mnist_dir):
+    art_attacks = pytest.importorskip("art.attacks.evasion")
+    art_estimators = pytest.importorskip("art.estimators.classification")
+    model, x, y = _small_mnist_cnn(mnist_dir)
+    eps, queries = 0.15, 300
+    classifier = art_estimators.TensorFlowV2Classifier(
+        model=model, nb_classes=10, input_shape=(28, 28, 1),
+        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        clip_values=(0.0, 1.0),
+    )
+    art_square = art_attacks.SquareAttack(
+        classifier, norm=np.inf, eps=eps, max_iter=queries, p_init=0.8,
+        nb_restarts=1, batch_size=150, verbose=False,
+    ).generate(x, y=y)
+    ours = attacks.square(model, x, y, eps, queries=queries, seed=0)
+    art_square_acc, square_acc = _accuracy(model, art_square, y), _accuracy(
+        model, ours, y)
+    assert abs(square_acc - art_square_acc) <= 0.06, (square_acc, art_square_acc)
+
+    def art_apgd(loss_type):
+        return art_attacks.AutoProjectedGradientDescent(
+            classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=50,
+            nb_random_init=1, batch_size=150, loss_type=loss_type,
+            verbose=False,
+        ).generate(x, y=y)
+
+    best_art = min(
+        art_square_acc,
+        _accuracy(model, art_apgd("cross_entropy"), y),
+        _accuracy(model, art_apgd("difference_logits_ratio"), y),
+    )
+    ensemble = attacks.autoattack(model, x, y, eps, seed=0, steps=50,
+                                  queries=queries, verbose=0)
+    print(f"clean {_accuracy(model, x, y):.3f} square {square_acc:.3f} "
+          f"ART square {art_square_acc:.3f} best ART {best_art:.3f} "
+          f"autoattack {_accuracy(model, ensemble, y):.3f}")
+    assert _accuracy(model, ensemble, y) <= best_art + 1e-9
+    assert _accuracy(model, x, y) > 0.6
