@@ -24,9 +24,33 @@ def attack_function(attack) -> Callable:
     return attacks_lib.get(attack)
 
 
-def craft(model, x, y, attack: Callable, eps: float, kwargs: dict):
-    """Adversarial examples; the attack supplies its own defaults."""
-    return attack(model, x, y, eps=eps, **kwargs)
+def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
+          breakers: bool = False):
+    """Adversarial examples; the attack supplies its own defaults.
+
+    An attack that can report which of its parts broke each example (it
+    takes ``return_breakers``, as :func:`~keras_gradreg.attacks.autoattack`
+    does) runs silently (the caller's progress bar counts batches). With
+    ``breakers`` this returns ``(x_adv, broken_by)``: the name of the part
+    that broke each example for such an attack, None for any other.
+    """
+    kwargs = dict(kwargs)
+    if attacks_lib.accepts(attack, "return_breakers"):
+        kwargs.setdefault("verbose", 0)
+        if breakers:
+            return attack(model, x, y, eps=eps, return_breakers=True, **kwargs)
+    x_adv = attack(model, x, y, eps=eps, **kwargs)
+    return (x_adv, None) if breakers else x_adv
+
+
+def headline_first(names) -> list:
+    """Attack names with the headline attack (its ``headline`` flag, the
+    AutoAttack ensemble) first."""
+    names = list(names)
+    return sorted(
+        names,
+        key=lambda name: not getattr(attacks_lib.ATTACKS.get(name), "headline", False),
+    )
 
 
 def correct(model, x, labels: np.ndarray, batch_size: int) -> np.ndarray:

@@ -11,6 +11,10 @@ After Athalye et al. (2018) and Carlini et al. (2019); each check is a dict
   accuracy to at most chance + ``chance_margin``;
 * ``whitebox_at_least_transfer``: white-box accuracy is at most every
   transfer accuracy against the same target;
+* ``black_box_beats_white_box``: Square (score-based, no gradients) breaks
+  at most ``BLACK_BOX_MARGIN`` of the examples that every gradient attack
+  missed (Square and gradient attacks in the report, or AutoAttack with
+  Square); more means the gradients are masked.
 * ``attacks_agree``: no multi-step attack leaves more than
   ``attack_spread`` above the strongest multi-step attack at the same eps.
   A model trained to flatten one loss's gradient (Logit-reg the logit
@@ -20,8 +24,19 @@ After Athalye et al. (2018) and Carlini et al. (2019); each check is a dict
 
 from __future__ import annotations
 
+import numpy as np
+
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg._evaluation_core import eps_key
+from keras_gradreg.attacks.autoattack import VERSIONS
+
+# Attacks that follow the model's input gradient.
+GRADIENT_ATTACKS = (
+    attacks_lib.fgsm, attacks_lib.bim, attacks_lib.cw_linf, attacks_lib.pgd,
+    attacks_lib.apgd, attacks_lib.apgd_t, attacks_lib.fab_t,
+)
+# Share of examples Square may break beyond every gradient attack.
+BLACK_BOX_MARGIN = 0.01
 
 _CHECKS = {
     "iterative_at_least_fgsm": "at least as strong as FGSM",
@@ -29,6 +44,8 @@ _CHECKS = {
     "large_eps_to_chance": "accuracy at large eps at most chance + margin",
     "whitebox_at_least_transfer": "white-box at least as strong as transfer",
     "attacks_agree": "within attack_spread of the strongest multi-step attack",
+    "black_box_beats_white_box": "Square breaks no more than 1% beyond the "
+    "gradient attacks",
 }
 
 
@@ -45,6 +62,7 @@ def masking_checks(report, results: dict, num_classes: int) -> list:
         checks += _fgsm_checks(report, model, results[model])
         checks += _monotone_checks(report, model, results[model])
         checks += _agreement_checks(report, model, results[model])
+        checks += _black_box_checks(model, results[model])
         if report.large_eps is not None:
             checks.append(
                 _chance_check(report, model, results[model], num_classes)
@@ -147,3 +165,48 @@ def _transfer_checks(report, results: dict) -> list:
                     eps=eps_key(report.transfer_eps),
                 ))
     return checks
+
+
+def black_box_only(report, correct: dict, model: str, eps: float):
+    """Share of examples only Square broke, or None without Square.
+
+    ``correct`` maps ``(source, target, attack, eps)`` to per-example
+    correctness and ``("broken_by", model, attack, eps)`` to AutoAttack's
+    per-example breakers. Examples Square broke while classified correctly
+    by every gradient attack of the report count; so do the examples that
+    AutoAttack's Square broke (which all its gradient attacks missed) and
+    the report's other gradient attacks missed too.
+    """
+    shares = []
+    kinds = {name: fn for name, (fn, _) in report.attacks.items()}
+    gradient = [n for n, fn in kinds.items() if fn in GRADIENT_ATTACKS]
+    squares = [n for n, fn in kinds.items() if fn is attacks_lib.square]
+    missed = correct[("clean", model)].copy()
+    for name in gradient:
+        missed &= correct[(model, model, name, eps)]
+    if gradient:
+        for name in squares:
+            shares.append(float(np.mean(
+                missed & ~correct[(model, model, name, eps)]
+            )))
+    for name, fn in kinds.items():
+        names = correct.get(("broken_by", model, name, eps))
+        if fn is attacks_lib.autoattack and names is not None:
+            version = report.attacks[name][1].get("version", "standard")
+            if "square" in VERSIONS[version]:
+                shares.append(float(np.mean(missed & (names == "square"))))
+    return max(shares) if shares else None
+
+
+def _black_box_checks(model: str, entry: dict) -> list:
+    return [
+        _check(
+            "black_box_beats_white_box", share <= BLACK_BOX_MARGIN,
+            f"{model}: Square (black-box, no gradients) breaks {share:.2%} "
+            f"of the examples that every gradient attack missed at eps={eps}:"
+            " the gradients are likely masked; read the Square, autoattack "
+            "and worst-case columns.",
+            model=model, eps=eps,
+        )
+        for eps, share in entry.get("black_box_only", {}).items()
+    ]

@@ -108,7 +108,7 @@ def _add_attack_arguments(parser) -> None:
                        "(PGD).")
     group.add_argument("--apgd_steps", type=int, default=100,
                        help="Steps of the attacks that adapt their step "
-                       "(APGD).")
+                       "(APGD, APGD-T, FAB-T, AutoAttack).")
     group.add_argument("--seed", type=int, default=0,
                        help="Seed of the random starts (and of training).")
 
@@ -183,7 +183,7 @@ def _robustness(model, data, attacks: Sequence[str],
         batch_size=args.batch_size or 256, verbose=1,
     )
     entry = report.run(data)["model"]
-    return report, _simple_results(entry, attacks, settings.eps)
+    return report, _simple_results(entry, report.attacks, settings.eps)
 
 
 def format_table(results: dict, eps: tuple) -> str:
@@ -197,13 +197,15 @@ def format_table(results: dict, eps: tuple) -> str:
     """
     headers = [f"eps={value}" for value in eps]
     width = max(len(h) for h in headers + ["100.00%"])
+    names = max([7] + [len(attack) for attack in results if attack != "clean"])
     lines = [f"clean accuracy: {100 * results['clean']:.2f}%",
-             "attack  " + " ".join(h.rjust(width) for h in headers)]
+             "attack".ljust(names) + " " + " ".join(
+                 h.rjust(width) for h in headers)]
     for attack, accuracies in results.items():
         if attack != "clean":
             cells = [f"{100 * accuracies[value]:.2f}%".rjust(width)
                      for value in eps]
-            lines.append(f"{attack:<7} " + " ".join(cells))
+            lines.append(f"{attack:<{names}} " + " ".join(cells))
     return "\n".join(lines)
 
 

@@ -97,7 +97,8 @@ def _normalize_attacks(attacks) -> dict:
     if not isinstance(attacks, dict):
         attacks = {name: (name, {}) for name in attacks}
     specs = {}
-    for name, spec in attacks.items():
+    for name in _evaluation_core.headline_first(attacks):
+        spec = attacks[name]
         attack, kwargs = spec if isinstance(spec, tuple) else (spec, {})
         specs[str(name)] = (_evaluation_core.attack_function(attack), dict(kwargs))
     if not specs:
@@ -127,6 +128,10 @@ class RobustnessReport:
       accuracy to at most chance (1 / classes) + ``chance_margin``;
     * ``whitebox_at_least_transfer``: white-box accuracy is at most every
       transfer accuracy against the same target;
+    * ``black_box_beats_white_box``: when the report holds Square (alone or
+      inside ``"autoattack"``) and a gradient attack, Square breaks at most
+      1% of the examples that every gradient attack missed; more means the
+      gradients are masked (recorded per eps in ``"black_box_only"``);
     * ``attacks_agree``: no multi-step attack (any but FGSM) leaves more than
       ``attack_spread`` accuracy above the strongest one at the same eps. A
       model trained to flatten one loss's gradient resists the attacks that
@@ -138,7 +143,9 @@ class RobustnessReport:
         models: Dict name -> Keras model returning logits (or GradRegModel).
         attacks: List of names in :data:`keras_gradreg.attacks.ATTACKS`
             (default: the paper's FGSM, BIM and C&W), or dict name -> name,
-            callable, or ``(name or callable, kwargs)``.
+            callable, or ``(name or callable, kwargs)``. ``"autoattack"``,
+            when present, is the first (headline) column, and the share of
+            examples each of its attacks broke is recorded in ``"broken_by"``.
         eps_values: L-inf radii, each > 0 and given once; a bare number is
             taken as a one-element list.
         transfer_eps: The eps of the transfer matrix; one of ``eps_values``,
@@ -232,9 +239,13 @@ class RobustnessReport:
         for attack_name, (attack, kwargs) in self.attacks.items():
             for eps in self._all_eps():
                 for source, model in self.models.items():
-                    x_adv = _evaluation_core.craft(
-                        model, x, labels, attack, eps, kwargs
+                    x_adv, broken_by = _evaluation_core.craft(
+                        model, x, labels, attack, eps, kwargs, breakers=True
                     )
+                    if broken_by is not None:
+                        store.setdefault(
+                            ("broken_by", source, attack_name, eps), []
+                        ).append(broken_by)
                     targets = self.models if eps == self.transfer_eps else {
                         source: model
                     }
@@ -289,12 +300,36 @@ class RobustnessReport:
                 robust &= hit
             worst_case[key] = float(robust.mean())
         entry["worst_case"] = worst_case
+        entry.update(self._breakers(name, correct))
         if self.large_eps is not None:
             entry["large_eps"] = {"eps": self.large_eps}
             for attack in self.attacks:
                 hit = correct[(name, name, attack, self.large_eps)]
                 entry["large_eps"][attack] = float(hit.mean())
         return entry
+
+    def _breakers(self, name: str, correct: dict) -> dict:
+        """``broken_by`` (AutoAttack's share per attack) and
+        ``black_box_only`` (what only Square broke), per eps, if any."""
+        found = {}
+        for attack in self.attacks:
+            for eps in self.eps_values:
+                names = correct.get(("broken_by", name, attack, eps))
+                if names is None:
+                    continue
+                parts, counts = np.unique(names[names != ""], return_counts=True)
+                found.setdefault("broken_by", {}).setdefault(attack, {})[
+                    _evaluation_core.eps_key(eps)
+                ] = {str(p): float(c) / len(names) for p, c in zip(parts, counts)}
+        black_box = {
+            _evaluation_core.eps_key(eps): share
+            for eps in self.eps_values
+            if (share := _masking_checks.black_box_only(
+                self, correct, name, eps)) is not None
+        }
+        if black_box:
+            found["black_box_only"] = black_box
+        return found
 
     def _settings(self, num_classes: int, num_examples: int) -> dict:
         def plain(value):

@@ -11,6 +11,13 @@ pass None for unbounded features such as MFCCs).
   (Carlini & Wagner, 2017; confidence k = 50).
 * :func:`pgd`: PGD with random start and restarts (Madry et al., 2018).
 * :func:`apgd`: Auto-PGD with CE or DLR loss (Croce & Hein, 2020).
+* :func:`apgd_t`: APGD on the targeted DLR loss, one run per target class.
+* :func:`fab_t`: targeted Fast Adaptive Boundary attack, minimum L-inf norm
+  (Croce & Hein, 2020).
+* :func:`square`: Square Attack, score-based black-box random search
+  (Andriushchenko et al., 2020); it uses no gradient.
+* :func:`autoattack`: the AutoAttack ensemble (Croce & Hein, 2020), each
+  attack on the points still robust.
 
 :data:`ATTACKS` names them all (``"cw"`` is :func:`cw_linf`); it is the only
 list of attack names in keras-gradreg: evaluation, the command line, the
@@ -18,8 +25,9 @@ examples and the benchmarks read it. Every attack is called as
 ``attack(model, x, y, eps, **options)`` and owns its defaults (BIM, C&W and
 PGD: 10 steps of ``2.5 * eps / steps``). Adding an attack is one module and
 one line in :data:`ATTACKS`. Optional attributes of an attack function:
-``title`` (its name in tables, e.g. ``"C&W"``) and ``single_step = True``
-(the masking checks compare the multi-step attacks with a single-step one).
+``title`` (its name in tables, e.g. ``"C&W"``), ``single_step = True``
+(the masking checks compare the multi-step attacks with a single-step one)
+and ``headline = True`` (the first column of every table: AutoAttack).
 
 Models must return logits. A :class:`keras_gradreg.GradRegModel` is attacked
 through ``model.logits``, and a functional or Sequential model whose last
@@ -40,13 +48,17 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, Union
 
-from keras_gradreg.attacks._core import cw_loss, dlr_loss
-from keras_gradreg.attacks.apgd import apgd
+from keras_gradreg.attacks._core import cw_loss, dlr_loss, targeted_dlr_loss
+from keras_gradreg.attacks.apgd import apgd, apgd_t
+from keras_gradreg.attacks.autoattack import autoattack
+from keras_gradreg.attacks.fab import fab_t
 from keras_gradreg.attacks.gradient import bim, cw_linf, fgsm, pgd
+from keras_gradreg.attacks.square import square
 
 __all__ = [
     "ATTACKS", "PAPER_ATTACKS", "get", "accepts", "is_single_step",
-    "fgsm", "bim", "cw_linf", "pgd", "apgd", "cw_loss", "dlr_loss",
+    "fgsm", "bim", "cw_linf", "pgd", "apgd", "apgd_t", "fab_t", "square",
+    "autoattack", "cw_loss", "dlr_loss", "targeted_dlr_loss",
 ]
 
 ATTACKS: Dict[str, Callable] = {
@@ -55,6 +67,10 @@ ATTACKS: Dict[str, Callable] = {
     "cw": cw_linf,
     "pgd": pgd,
     "apgd": apgd,
+    "apgd_t": apgd_t,
+    "fab_t": fab_t,
+    "square": square,
+    "autoattack": autoattack,
 }
 """Every attack by name: ``attack(model, x, y, eps, **options) -> x_adv``."""
 

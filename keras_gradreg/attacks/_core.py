@@ -279,6 +279,44 @@ def dlr_loss(logits, labels) -> tf.Tensor:
     return margin / (top3[:, 0] - top3[:, 2] + 1e-12)
 
 
+def targeted_dlr_loss(logits, labels, targets) -> tf.Tensor:
+    """Targeted Difference of Logits Ratio of Croce & Hein (2020), maximized.
+
+    DLR_t = -(Z_y - Z_t) / (Z_pi1 - (Z_pi3 + Z_pi4) / 2 + 1e-12), with
+    Z_pi1 >= ... >= Z_pi4 the sorted logits: the APGD-T loss of AutoAttack.
+    It is positive once the target's logit beats the true one, and invariant
+    to shifts and positive rescaling of the logits.
+
+    Args:
+        logits: Class scores shaped ``(batch, classes)`` with >= 4 classes.
+        labels: True classes, sparse or one-hot.
+        targets: Target classes, sparse, shaped ``(batch,)``.
+
+    Returns:
+        A float32 tensor shaped ``(batch,)``.
+
+    Raises:
+        ValueError: With fewer than 4 classes.
+
+    Example:
+        >>> targeted_dlr_loss(tf.constant([[4.0, 2.0, 1.0, 0.0]]), [0], [1])
+        <tf.Tensor: shape=(1,), dtype=float32, numpy=array([-0.5714286], dtype=float32)>
+    """
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] is not None and logits.shape[-1] < 4:
+        raise ValueError(
+            "The targeted DLR loss needs at least 4 classes, the model has "
+            f"{logits.shape[-1]}. Use apgd with loss='ce' and target."
+        )
+    labels = regs.sparse_labels(labels)
+    targets = tf.cast(tf.convert_to_tensor(targets), tf.int32)
+    top4 = tf.math.top_k(logits, k=4).values
+    true = tf.gather(logits, labels, axis=1, batch_dims=1)
+    target = tf.gather(logits, targets, axis=1, batch_dims=1)
+    scale = top4[:, 0] - (top4[:, 2] + top4[:, 3]) / 2.0 + 1e-12
+    return -(true - target) / scale
+
+
 def objective(loss: str, targeted: bool, confidence) -> Callable:
     """Returns ``f(logits, labels) -> per-example value to maximize``.
 
@@ -309,8 +347,24 @@ def success(logits: tf.Tensor, labels: tf.Tensor, targeted: bool) -> tf.Tensor:
     return tf.not_equal(predicted, labels)
 
 
-def loss_and_gradient(logits_fn, objective_fn, x_adv, labels):
-    """One forward and backward pass: logits, per-example loss, d loss/dx."""
+def loss_and_gradient(logits_fn, objective_fn, x_adv, labels, eot: int = 1):
+    """One forward and backward pass: logits, per-example loss, d loss/dx.
+
+    With ``eot > 1`` (expectation over transformation, for randomized
+    models) the loss and gradient are averaged over ``eot`` passes; the
+    logits are those of the last pass.
+    """
+    if eot > 1:
+        logits, values, gradient = loss_and_gradient(
+            logits_fn, objective_fn, x_adv, labels
+        )
+        for _ in tf.range(eot - 1):
+            logits, more_values, more_gradient = loss_and_gradient(
+                logits_fn, objective_fn, x_adv, labels
+            )
+            values += more_values
+            gradient += more_gradient
+        return logits, values / eot, gradient / eot
     with tf.GradientTape() as tape:
         tape.watch(x_adv)
         logits = tf.cast(logits_fn(x_adv), tf.float32)

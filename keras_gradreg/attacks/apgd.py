@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from keras_gradreg.attacks import _core
 
-__all__ = ["apgd"]
+__all__ = ["apgd", "apgd_t"]
 
 MOMENTUM = 0.75
 OSCILLATION_FRACTION = 0.75
@@ -45,8 +45,11 @@ def _schedule(steps: tf.Tensor):
 
 
 def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
-                eps, start, clip_min, clip_max):
-    """One APGD run from ``start``.
+                eps, start, clip_min, clip_max, eot=1):
+    """One APGD run from ``start``, shared by :func:`apgd` and :func:`apgd_t`.
+
+    ``objective(logits, labels)`` is the per-example loss to maximize and
+    ``eot`` the number of gradient samples averaged per step.
 
     Returns:
         ``(best_point, best_loss, adversarial_point, fooled)``.
@@ -56,7 +59,7 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
 
     x_adv = bounded(start)
     logits, loss, gradient = _core.loss_and_gradient(
-        logits_fn, objective, x_adv, labels
+        logits_fn, objective, x_adv, labels, eot
     )
     fooled = _core.success(logits, labels, targeted)
     x_best_adv, x_best, grad_best, loss_best = x_adv, x_adv, gradient, loss
@@ -81,7 +84,7 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
         )
         x_previous, x_adv = x_adv, x_next
         logits, loss, gradient = _core.loss_and_gradient(
-            logits_fn, objective, x_adv, labels
+            logits_fn, objective, x_adv, labels, eot
         )
         succeeded = _core.success(logits, labels, targeted)
         x_best_adv = _core.where(succeeded, x_adv, x_best_adv)
@@ -113,7 +116,8 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
     return x_best, loss_best, x_best_adv, fooled
 
 
-def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max):
+def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max,
+           eot):
     """Compiles APGD with restarts for one (model, settings)."""
     project = _core.projector(has_min, has_max)
 
@@ -127,7 +131,7 @@ def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max):
             start = _core.random_start(x, eps, seed, restart)
             point, point_loss, adversarial, run_fooled = _single_run(
                 logits_fn, objective, project, x, labels, targeted, steps,
-                eps, start, clip_min, clip_max,
+                eps, start, clip_min, clip_max, eot,
             )
             newly_fooled = run_fooled & ~fooled
             higher = ~fooled & ~run_fooled & (point_loss > best_loss)
@@ -153,6 +157,7 @@ def apgd(
     clip_max: Optional[float] = 1.0,
     target=None,
     batch_size: Optional[int] = 256,
+    eot_iter: int = 1,
 ) -> tf.Tensor:
     """Auto-PGD, L-inf, with its step-size schedule, momentum and restarts.
 
@@ -176,6 +181,9 @@ def apgd(
         target: Optional target classes (with ``loss="ce"``): descends the
             target's cross-entropy.
         batch_size: Examples per compiled call; None for one batch.
+        eot_iter: Gradient samples averaged per step (expectation over
+            transformation, for randomized models; AutoAttack's "rand"
+            version uses 20). 1 for deterministic models.
 
     Returns:
         Adversarial examples shaped like ``x``.
@@ -193,6 +201,7 @@ def apgd(
     eps = _core.check_number("eps", eps, 0.0, strict=False)
     steps = _core.check_int("steps", steps)
     restarts = _core.check_int("restarts", restarts)
+    eot_iter = _core.check_int("eot_iter", eot_iter)
     if batch_size is not None:
         batch_size = _core.check_int("batch_size", batch_size)
     _core.check_loss(loss, ("ce", "dlr"))
@@ -202,14 +211,133 @@ def apgd(
     x, labels, targeted = _core.prepare(model, x, y, target, clip_min, clip_max)
     settings = (
         "apgd", loss, targeted, restarts, clip_min is not None,
-        clip_max is not None, tuple(x.shape.as_list()[1:]), x.dtype.name,
+        clip_max is not None, eot_iter, tuple(x.shape.as_list()[1:]),
+        x.dtype.name,
     )
     run = _core.compiled(
         model,
         settings,
         lambda logits_fn: _build(
             logits_fn, x, loss, targeted, restarts, clip_min is not None,
-            clip_max is not None,
+            clip_max is not None, eot_iter,
+        ),
+    )
+    scalars = [eps, clip_min or 0.0, clip_max or 0.0]
+    return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
+
+
+# APGD-T -----------------------------------------------------------------
+
+
+def _build_targeted(logits_fn, x_example, targets, has_min, has_max):
+    """Compiles APGD-T (one run per target) for one (model, settings)."""
+    project = _core.projector(has_min, has_max)
+
+    def run(x, labels, seed, steps, eps, clip_min, clip_max):
+        logits = tf.cast(logits_fn(x), tf.float32)
+        classes = logits.shape[-1]
+        count = min(targets, classes - 1)
+        others = tf.where(
+            tf.one_hot(labels, classes) > 0, float("-inf"), logits
+        )
+        ranked = tf.math.top_k(others, k=count).indices
+        fooled = _core.success(logits, labels, False)
+        best_x = x
+        for index in tf.range(count):
+            if tf.reduce_all(fooled):
+                break
+            # Attack only the examples no earlier target has fooled.
+            remaining = tf.where(~fooled)[:, 0]
+            x_left = tf.gather(x, remaining)
+            labels_left = tf.gather(labels, remaining)
+            targets_left = tf.gather(ranked[:, index], remaining)
+
+            def objective(z, y, targets_left=targets_left):
+                return _core.targeted_dlr_loss(z, y, targets_left)
+
+            start = _core.random_start(x_left, eps, seed, index)
+            _, _, adversarial, run_fooled = _single_run(
+                logits_fn, objective, project, x_left, labels_left, False,
+                steps, eps, start, clip_min, clip_max,
+            )
+            broken = tf.boolean_mask(remaining, run_fooled)[:, None]
+            best_x = tf.tensor_scatter_nd_update(
+                best_x, broken, tf.boolean_mask(adversarial, run_fooled)
+            )
+            fooled = tf.tensor_scatter_nd_update(
+                fooled, remaining[:, None], run_fooled
+            )
+        return best_x
+
+    return _core.trace_once(run, _core.signature(x_example, 3))
+
+
+def apgd_t(
+    model,
+    x,
+    y,
+    eps: float,
+    steps: int = 100,
+    targets: int = 9,
+    seed: Optional[int] = None,
+    clip_min: Optional[float] = 0.0,
+    clip_max: Optional[float] = 1.0,
+    batch_size: Optional[int] = 256,
+) -> tf.Tensor:
+    """APGD-T: Auto-PGD on the targeted DLR loss, one run per target class.
+
+    Croce & Hein (2020), the second attack of AutoAttack. For each of the
+    ``targets`` classes with the highest clean logits besides the true one
+    (in that order), one APGD run (same schedule as :func:`apgd`, from a
+    uniform random point of the ball) maximizes the targeted DLR loss
+    :func:`keras_gradreg.attacks.targeted_dlr_loss` on the examples that no
+    earlier target has misclassified; the first success is kept. Threat
+    model: white-box, L-inf radius ``eps`` inside ``[clip_min, clip_max]``.
+
+    Args:
+        model: A Keras model returning logits, a GradRegModel, or a callable.
+        x: Float inputs shaped ``(batch, ...)``.
+        y: True labels, sparse or one-hot; None uses the model's predictions.
+        eps: L-inf radius, ``>= 0``.
+        steps: Iterations per target, ``>= 1`` (AutoAttack uses 100).
+        targets: Number of target classes, ``>= 1``; capped at classes - 1
+            (AutoAttack uses 9).
+        seed: Seed of the random starts; None draws one from NumPy.
+        clip_min: Lower bound of valid inputs, or None.
+        clip_max: Upper bound of valid inputs, or None.
+        batch_size: Examples per compiled call; None for one batch.
+
+    Returns:
+        Adversarial examples shaped like ``x``: a misclassified point where
+        one was found, else ``x`` itself.
+
+    Raises:
+        ValueError, TypeError: For invalid arguments or fewer than 4 classes.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5)])
+        >>> x = np.full((2, 4), 0.5, "float32")
+        >>> x_adv = apgd_t(model, x, [0, 1], eps=0.1, steps=10, seed=0)
+        >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
+        True
+    """
+    eps = _core.check_number("eps", eps, 0.0, strict=False)
+    steps = _core.check_int("steps", steps)
+    targets = _core.check_int("targets", targets)
+    if batch_size is not None:
+        batch_size = _core.check_int("batch_size", batch_size)
+    seed = _core.check_seed(seed)
+    x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
+    settings = (
+        "apgd_t", targets, clip_min is not None, clip_max is not None,
+        tuple(x.shape.as_list()[1:]), x.dtype.name,
+    )
+    run = _core.compiled(
+        model,
+        settings,
+        lambda logits_fn: _build_targeted(
+            logits_fn, x, targets, clip_min is not None, clip_max is not None
         ),
     )
     scalars = [eps, clip_min or 0.0, clip_max or 0.0]
@@ -217,3 +345,6 @@ def apgd(
 
 
 apgd.title = "APGD"
+
+
+apgd_t.title = "APGD-T"

@@ -1,0 +1,359 @@
+"""Tests for APGD-T, FAB-T, Square and the AutoAttack ensemble."""
+
+import gzip
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gradreg import RobustnessReport, attacks
+from keras_gradreg import _evaluation_core
+from keras_gradreg.attacks.fab import project_linf
+from keras_gradreg.cli import format_table
+
+FAST = dict(steps=8, queries=60)
+NEW_ATTACKS = {
+    "apgd_t": lambda m, x, y, eps, **kw: attacks.apgd_t(
+        m, x, y, eps, steps=8, seed=1, **kw),
+    "fab_t": lambda m, x, y, eps, **kw: attacks.fab_t(m, x, y, eps, steps=8, **kw),
+    "square": lambda m, x, y, eps, **kw: attacks.square(
+        m, x, y, eps, queries=60, seed=1, **kw),
+    "autoattack": lambda m, x, y, eps, **kw: attacks.autoattack(
+        m, x, y, eps, seed=1, verbose=0, **FAST, **kw),
+    "autoattack_rand": lambda m, x, y, eps, **kw: attacks.autoattack(
+        m, x, y, eps, "rand", seed=1, verbose=0, eot_iter=2, steps=4, **kw),
+}
+
+
+def _mlp(shape, classes, seed=0):
+    init = keras.initializers.GlorotNormal(seed=seed)
+    return keras.Sequential([
+        keras.Input(shape),
+        keras.layers.Flatten(),
+        keras.layers.Dense(12, activation="tanh", kernel_initializer=init),
+        keras.layers.Dense(classes, kernel_initializer=init),
+    ])
+
+
+def _linear(features, classes, seed=0):
+    init = keras.initializers.GlorotNormal(seed=seed)
+    return keras.Sequential([
+        keras.Input((features,)),
+        keras.layers.Dense(classes, kernel_initializer=init,
+                           bias_initializer=init),
+    ])
+
+
+def _accuracy(model, x, y):
+    return float(np.mean(np.argmax(np.asarray(model(x)), 1) == y))
+
+
+# Geometry ------------------------------------------------------------------
+
+
+_MODELS = {}
+
+
+def _shared_mlp(shape):
+    """One model per shape for all parameters: its graphs compile once."""
+    if shape not in _MODELS:
+        _MODELS[shape] = _mlp(shape, 5, seed=3)
+    return _MODELS[shape]
+
+
+@pytest.mark.parametrize("name, clip, shape", [
+    (name, clip, (6,))
+    for name in ("apgd_t", "fab_t", "square", "autoattack")
+    for clip in [(0.0, 1.0), (None, None), (0.2, 0.9)]
+] + [
+    ("autoattack_rand", (0.2, 0.9), (6,)),
+    ("square", (0.2, 0.9), (5, 5, 2)),
+    ("fab_t", (0.2, 0.9), (5, 5, 2)),
+])
+def test_new_attacks_stay_in_eps_ball_and_clip_range(name, clip, shape):
+    model = _shared_mlp(shape)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.2, 0.9, (10,) + shape).astype("float32")
+    y = rng.integers(0, 5, 10)
+    eps = 0.15
+    x_adv = np.asarray(NEW_ATTACKS[name](
+        model, x, y, eps, clip_min=clip[0], clip_max=clip[1]
+    ))
+    assert x_adv.shape == x.shape
+    assert np.all(np.abs(x_adv - x) <= eps + 1e-6)
+    if clip[0] is not None:
+        assert x_adv.min() >= clip[0] - 1e-7
+        assert x_adv.max() <= clip[1] + 1e-7
+
+
+def test_targeted_dlr_loss_matches_its_definition():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 5)).astype("float32")
+    labels, targets = rng.integers(0, 5, 6), rng.integers(0, 5, 6)
+    ranked = np.sort(logits.astype("float64"), axis=1)[:, ::-1]
+    rows = np.arange(6)
+    expected = -(logits[rows, labels] - logits[rows, targets]) / (
+        ranked[:, 0] - (ranked[:, 2] + ranked[:, 3]) / 2 + 1e-12
+    )
+    got = attacks.targeted_dlr_loss(logits, labels, targets).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(  # shift and scale invariant
+        attacks.targeted_dlr_loss(3 * logits + 7, labels, targets).numpy(),
+        expected, rtol=1e-4,
+    )
+    with pytest.raises(ValueError, match="4 classes"):
+        attacks.targeted_dlr_loss(logits[:, :3], labels % 3, targets % 3)
+
+
+def test_linf_box_projection_is_the_linear_program_optimum():
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(1)
+    points = rng.uniform(0, 1, (6, 5))
+    normal = rng.normal(size=(6, 5))
+    offset = (normal * rng.uniform(0, 1, (6, 5))).sum(1)  # reachable planes
+    steps = project_linf(tf.constant(points), tf.constant(normal),
+                         tf.constant(offset), 0.0, 1.0).numpy()
+    np.testing.assert_allclose((normal * (points + steps)).sum(1), offset,
+                               atol=1e-9)
+    assert np.all(points + steps >= -1e-12) and np.all(points + steps <= 1 + 1e-12)
+    for row in range(6):  # variables (d, r): minimize r, |d_i| <= r.
+        n = len(points[row])
+        eye = np.eye(n)
+        bound = np.vstack([np.hstack([eye, -np.ones((n, 1))]),
+                           np.hstack([-eye, -np.ones((n, 1))])])
+        result = optimize.linprog(
+            np.r_[np.zeros(n), 1.0], A_ub=bound, b_ub=np.zeros(2 * n),
+            A_eq=np.r_[normal[row], 0.0][None],
+            b_eq=[offset[row] - normal[row] @ points[row]],
+            bounds=[(-p, 1 - p) for p in points[row]] + [(0, None)],
+        )
+        assert np.abs(steps[row]).max() == pytest.approx(result.fun, abs=1e-7)
+
+
+# Strength --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["apgd_t", "fab_t", "square"])
+def test_attacks_break_a_linear_model_at_large_eps(name):
+    model = _linear(6, 5, seed=2)
+    x = np.random.default_rng(2).uniform(0, 1, (16, 6)).astype("float32")
+    y = np.argmax(model(x), 1)
+    attack = {
+        "apgd_t": lambda: attacks.apgd_t(model, x, y, 3.0, steps=20, seed=0,
+                                         clip_min=None, clip_max=None),
+        "fab_t": lambda: attacks.fab_t(model, x, y, 3.0, steps=20,
+                                       clip_min=None, clip_max=None),
+        "square": lambda: attacks.square(model, x, y, 3.0, queries=200, seed=0,
+                                         clip_min=None, clip_max=None),
+    }[name]
+    assert _accuracy(model, attack(), y) == 0.0
+    # ... but not at eps 0, where every attack returns x.
+    assert _accuracy(model, {
+        "apgd_t": attacks.apgd_t, "fab_t": attacks.fab_t,
+        "square": attacks.square}[name](model, x, y, 0.0), y) == 1.0
+
+
+def test_fab_finds_the_analytic_minimal_perturbation_of_a_linear_model():
+    model = _linear(2, 2, seed=4)
+    x = np.random.default_rng(4).uniform(0, 1, (24, 2)).astype("float32")
+    y = np.argmax(model(x), 1)
+    weights, bias = (np.asarray(v, "float64") for v in model.weights)
+    logits = x.astype("float64") @ weights + bias
+    rows = np.arange(len(x))
+    distance = np.abs(logits[rows, y] - logits[rows, 1 - y]) / np.abs(
+        weights[:, 1] - weights[:, 0]
+    ).sum()
+    x_adv = attacks.fab_t(model, x, y, 100.0, steps=100, clip_min=None,
+                          clip_max=None).numpy()
+    found = np.abs(x_adv - x).max(1)
+    assert _accuracy(model, x_adv, y) == 0.0
+    np.testing.assert_array_less(distance * (1 - 1e-4), found)
+    np.testing.assert_array_less(found, distance * 1.01)
+    # Counted at eps: broken just above the distance, untouched below it.
+    x_below = attacks.fab_t(model, x, y, float(distance.min()) * 0.99,
+                            steps=100, clip_min=None, clip_max=None).numpy()
+    np.testing.assert_array_equal(x_below, x)
+
+
+def test_autoattack_is_never_weaker_than_its_parts_and_records_breakers():
+    model = _mlp((8,), 5, seed=5)
+    x = np.random.default_rng(5).uniform(0, 1, (40, 8)).astype("float32")
+    y = np.argmax(model(x), 1)
+    y[:4] = (y[:4] + 1) % 5  # four examples misclassified from the start
+    eps = 0.08
+    x_adv, broken_by = attacks.autoattack(
+        model, x, y, eps, seed=7, verbose=0, return_breakers=True, **FAST
+    )
+    ensemble = _accuracy(model, x_adv, y)
+    parts = {
+        "apgd_ce": attacks.apgd(model, x, y, eps, steps=8, seed=7),
+        "apgd_t": attacks.apgd_t(model, x, y, eps, steps=8, seed=7),
+        "fab_t": attacks.fab_t(model, x, y, eps, steps=8),
+        "square": attacks.square(model, x, y, eps, queries=60, seed=7),
+    }
+    for name, part in parts.items():
+        assert ensemble <= _accuracy(model, part, y), name
+    assert ensemble < _accuracy(model, x, y)
+    still = np.argmax(model(x_adv), 1) == y
+    np.testing.assert_array_equal(still, broken_by == "")
+    assert set(broken_by[:4]) == {"clean"}
+    assert set(broken_by) <= {"", "clean", "apgd_ce", "apgd_t", "fab_t", "square"}
+
+
+def test_autoattack_progress_bar_is_silenced_by_verbose(capsys):
+    model = _shared_mlp((6,))  # graphs already compiled by the tests above
+    x = np.random.default_rng(0).uniform(0, 1, (6, 6)).astype("float32")
+    attacks.autoattack(model, x, None, 0.1, "fast", seed=0, steps=2, verbose=0)
+    assert capsys.readouterr().out == ""
+    attacks.autoattack(model, x, None, 0.1, "fast", seed=0, steps=2, verbose=1)
+    assert "robust_accuracy" in capsys.readouterr().out
+
+
+class QuantizedLinear(keras.Model):
+    """A linear model on inputs rounded to 1/4: its input gradient is 0."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.kernel = tf.constant(weights)
+
+    def call(self, x, training=False):
+        return tf.matmul(tf.stop_gradient(tf.round(x * 4) / 4), self.kernel)
+
+
+def test_masked_gradients_are_broken_by_square_and_flagged():
+    rng = np.random.default_rng(6)
+    masked = QuantizedLinear(rng.normal(size=(12, 4)).astype("float32"))
+    plain = _linear(12, 4, seed=6)
+    x = rng.uniform(0, 1, (48, 12)).astype("float32")
+    y = np.argmax(masked(x), 1)
+    with tf.GradientTape() as tape:
+        inputs = tf.constant(x)
+        tape.watch(inputs)
+        total = tf.reduce_sum(masked(inputs))
+    gradient = tape.gradient(total, inputs)
+    assert gradient is None or not np.any(gradient.numpy())
+    eps, options = 0.2, dict(seed=0, steps=8, queries=200)
+    x_square = attacks.square(masked, x, y, eps, queries=200, seed=0)
+    x_auto = attacks.autoattack(masked, x, y, eps, verbose=0, **options)
+    assert _accuracy(masked, x_auto, y) <= _accuracy(masked, x_square, y)
+    assert _accuracy(masked, x_square, y) < 0.5
+    report = RobustnessReport(
+        {"masked": masked, "plain": plain},
+        {"apgd": ("apgd", {"steps": 8, "seed": 0}),
+         "square": ("square", {"queries": 200, "seed": 0}),
+         "autoattack": ("autoattack", options)},
+        [eps], verbose=0,
+    )
+    results = report.run((x, y))
+    checks = [c for c in results["masking_checks"]
+              if c["check"] == "black_box_beats_white_box"]
+    flagged = {c["model"] for c in checks if not c["passed"]}
+    assert "masked" in flagged
+    assert results["masked"]["black_box_only"]["0.2"] > 0.01
+    assert any("Square (black-box" in w for w in results["warnings"])
+    shares = results["masked"]["broken_by"]["autoattack"]["0.2"]
+    assert shares["square"] > 0
+    assert sum(shares.values()) == pytest.approx(
+        1 - results["masked"]["autoattack"]["0.2"])
+
+
+# Registry, report and CLI ------------------------------------------------------
+
+
+def test_registry_names_and_autoattack_headline_column(tmp_path):
+    for name in ("apgd_t", "fab_t", "square", "autoattack"):
+        assert attacks.ATTACKS[name] is getattr(attacks, name)
+    assert _evaluation_core.ATTACKS is attacks.ATTACKS
+    model = _mlp((4,), 4)
+    x = np.random.default_rng(0).uniform(0, 1, (8, 4)).astype("float32")
+    y = np.argmax(model(x), 1)
+    report = RobustnessReport(
+        {"m": model},
+        {"fgsm": "fgsm", "autoattack": ("autoattack", {"version": "fast",
+                                                       "steps": 4})},
+        [0.1], verbose=0,
+    )
+    assert list(report.attacks) == ["autoattack", "fgsm"]
+    results = report.run((x, y))
+    markdown = open(report.save(str(tmp_path))["md"]).read()
+    header = next(line for line in markdown.splitlines() if "Natural" in line)
+    assert header.index("autoattack") < header.index("fgsm")
+    table = format_table({"clean": 1.0, "autoattack": {"0.1": 0.5},
+                          "fgsm": {"0.1": 0.75}}, ("0.1",))
+    assert [len(line) for line in table.splitlines()[1:]] == [18, 18, 18]
+    assert 0 <= results["m"]["autoattack"]["0.1"] <= results["m"]["fgsm"]["0.1"]
+
+
+# Agreement with IBM ART (large) ---------------------------------------------
+
+
+def _idx(path, count, offset):
+    with gzip.open(path) as handle:
+        return np.frombuffer(handle.read(), np.uint8, offset=offset)[
+            : count * (784 if offset == 16 else 1)
+        ]
+
+
+def _small_mnist_cnn(mnist_dir):
+    """A small CNN trained 1 epoch on 3000 MNIST images; 150 test images."""
+    def images(name, count):
+        return _idx(mnist_dir / name, count, 16).reshape(-1, 28, 28, 1) / 255.0
+
+    x = images("train-images-idx3-ubyte.gz", 3000).astype("float32")
+    y = _idx(mnist_dir / "train-labels-idx1-ubyte.gz", 3000, 8).astype("int32")
+    x_test = images("t10k-images-idx3-ubyte.gz", 150).astype("float32")
+    y_test = _idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", 150, 8).astype("int32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(8, 5, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 5, strides=2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    return model, x_test, y_test
+
+
+@pytest.mark.large
+def test_square_and_autoattack_agree_with_ibm_art(mnist_dir):
+    art_attacks = pytest.importorskip("art.attacks.evasion")
+    art_estimators = pytest.importorskip("art.estimators.classification")
+    model, x, y = _small_mnist_cnn(mnist_dir)
+    eps, queries = 0.15, 300
+    classifier = art_estimators.TensorFlowV2Classifier(
+        model=model, nb_classes=10, input_shape=(28, 28, 1),
+        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        clip_values=(0.0, 1.0),
+    )
+    art_square = art_attacks.SquareAttack(
+        classifier, norm=np.inf, eps=eps, max_iter=queries, p_init=0.8,
+        nb_restarts=1, batch_size=150, verbose=False,
+    ).generate(x, y=y)
+    ours = attacks.square(model, x, y, eps, queries=queries, seed=0)
+    art_square_acc, square_acc = _accuracy(model, art_square, y), _accuracy(
+        model, ours, y)
+    assert abs(square_acc - art_square_acc) <= 0.06, (square_acc, art_square_acc)
+
+    def art_apgd(loss_type):
+        return art_attacks.AutoProjectedGradientDescent(
+            classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=50,
+            nb_random_init=1, batch_size=150, loss_type=loss_type,
+            verbose=False,
+        ).generate(x, y=y)
+
+    best_art = min(
+        art_square_acc,
+        _accuracy(model, art_apgd("cross_entropy"), y),
+        _accuracy(model, art_apgd("difference_logits_ratio"), y),
+    )
+    ensemble = attacks.autoattack(model, x, y, eps, seed=0, steps=50,
+                                  queries=queries, verbose=0)
+    print(f"clean {_accuracy(model, x, y):.3f} square {square_acc:.3f} "
+          f"ART square {art_square_acc:.3f} best ART {best_art:.3f} "
+          f"autoattack {_accuracy(model, ensemble, y):.3f}")
+    assert _accuracy(model, ensemble, y) <= best_art + 1e-9
+    assert _accuracy(model, x, y) > 0.6
