@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -24,6 +25,14 @@ def attack_function(attack) -> Callable:
     return attacks_lib.get(attack)
 
 
+def _names_parameter(attack: Callable, name: str) -> bool:
+    """Whether ``attack``'s signature names ``name`` (not via ``**kwargs``)."""
+    try:
+        return name in inspect.signature(attack).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
           breakers: bool = False):
     """Adversarial examples; the attack supplies its own defaults.
@@ -35,7 +44,7 @@ def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
     that broke each example for such an attack, None for any other.
     """
     kwargs = dict(kwargs)
-    if attacks_lib.accepts(attack, "return_breakers"):
+    if _names_parameter(attack, "return_breakers"):
         kwargs.setdefault("verbose", 0)
         if breakers:
             return attack(model, x, y, eps=eps, return_breakers=True, **kwargs)

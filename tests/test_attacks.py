@@ -234,8 +234,12 @@ def test_invalid_arguments_raise_clear_errors(call, error, match):
 def test_registry_names_every_attack_once():
     assert attacks.ATTACKS == {
         "fgsm": attacks.fgsm, "bim": attacks.bim, "cw": attacks.cw_linf,
-        "pgd": attacks.pgd, "apgd": attacks.apgd,
+        "pgd": attacks.pgd, "apgd": attacks.apgd, "apgd_t": attacks.apgd_t,
+        "fab_t": attacks.fab_t, "square": attacks.square,
+        "autoattack": attacks.autoattack,
     }
+    assert [n for n in attacks.ATTACKS
+            if getattr(attacks.ATTACKS[n], "headline", False)] == ["autoattack"]
     assert set(attacks.PAPER_ATTACKS) <= set(attacks.ATTACKS)
     assert attacks.get("cw") is attacks.cw_linf
     assert [n for n in attacks.ATTACKS if attacks.is_single_step(n)] == ["fgsm"]
