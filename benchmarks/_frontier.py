@@ -46,10 +46,15 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> List[int]:
     return front
 
 
-def front_at(rows: Sequence[dict], eps_key: str) -> List[dict]:
-    """The rows on the cost / robust-accuracy front at ``eps_key``."""
+def front_at(rows: Sequence[dict], eps_key: str,
+             cost: str = "wall") -> List[dict]:
+    """The rows on the cost / robust-accuracy front at ``eps_key``.
+
+    ``cost`` picks the ratio: ``"wall"`` (wall-clock) or ``"cpu"`` (process
+    CPU time, the steadier one on a shared machine).
+    """
     rows = [row for row in rows if eps_key in row["robust"]]
-    indices = pareto_front([row["ratio"]["wall"] for row in rows],
+    indices = pareto_front([row["ratio"][cost] for row in rows],
                            [row["robust"][eps_key] for row in rows])
     return [rows[i] for i in indices]
 
@@ -58,7 +63,8 @@ def _percent(value: Optional[float]) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
-def statements(rows: Sequence[dict], eps_keys: Sequence[str]) -> List[str]:
+def statements(rows: Sequence[dict], eps_keys: Sequence[str],
+               cost: str = "wall") -> List[str]:
     """One plain sentence per eps naming the recipes on the front.
 
     Each front recipe is the most robust one at budgets from its own cost up
@@ -72,11 +78,11 @@ def statements(rows: Sequence[dict], eps_keys: Sequence[str]) -> List[str]:
     """
     lines = []
     for key in eps_keys:
-        front = front_at(rows, key)
+        front = front_at(rows, key, cost)
         if not front:
             continue
         points = ", ".join(
-            f"{row['recipe']} ({row['ratio']['wall']:.2f}x natural, "
+            f"{row['recipe']} ({row['ratio'][cost]:.2f}x natural, "
             f"{_percent(row['robust'][key])}%)" for row in front)
         lines.append(f"eps {key}: on the front, by cost: {points}; "
                      f"most robust: {front[-1]['recipe']}.")
@@ -84,19 +90,20 @@ def statements(rows: Sequence[dict], eps_keys: Sequence[str]) -> List[str]:
 
 
 def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
-             notes: Sequence[str] = ()) -> str:
+             notes: Sequence[str] = (), cost: str = "wall") -> str:
     """The table (sorted by cost), the front statements and ``notes``.
 
     Robust accuracies on the front at their eps are in bold.
     """
-    on_front = {key: {row["recipe"] for row in front_at(rows, key)}
+    on_front = {key: {row["recipe"] for row in front_at(rows, key, cost)}
                 for key in eps_keys}
-    header = ["recipe", "cost x natural", "clean"] + [
+    cost_name = "cost x natural" + ("" if cost == "wall" else f" ({cost})")
+    header = ["recipe", cost_name, "clean"] + [
         f"eps {key}" for key in eps_keys]
     lines = ["| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
-    for row in sorted(rows, key=lambda r: (r["ratio"]["wall"], r["recipe"])):
-        cells = [row["recipe"], f"{row['ratio']['wall']:.2f}",
+    for row in sorted(rows, key=lambda r: (r["ratio"][cost], r["recipe"])):
+        cells = [row["recipe"], f"{row['ratio'][cost]:.2f}",
                  _percent(row["clean"])]
         for key in eps_keys:
             value = _percent(row["robust"].get(key))
@@ -105,13 +112,14 @@ def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Bold: on the Pareto front (no recipe is both cheaper and "
               "more robust) at that eps.", ""]
-    lines += [f"- {line}" for line in statements(rows, eps_keys)]
+    lines += [f"- {line}" for line in statements(rows, eps_keys, cost)]
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str) -> None:
+def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
+         cost: str = "wall") -> None:
     """Writes robust accuracy against cost, one panel per eps, with fronts.
 
     Each point is labelled with its recipe; the front is a step line (the
@@ -122,24 +130,24 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str) -> None:
 
     figure = Figure(figsize=(5.0 * len(eps_keys), 4.5))
     axes = figure.subplots(1, len(eps_keys), squeeze=False)[0]
-    largest = max(row["ratio"]["wall"] for row in rows)
+    largest = max(row["ratio"][cost] for row in rows)
     for axis, key in zip(axes, eps_keys):
         shown = [row for row in rows if key in row["robust"]]
         for row in shown:
-            cost, accuracy = row["ratio"]["wall"], 100 * row["robust"][key]
-            axis.plot(cost, accuracy, "o", color="tab:blue")
-            axis.annotate(row["recipe"], (cost, accuracy), fontsize=6,
+            ratio, accuracy = row["ratio"][cost], 100 * row["robust"][key]
+            axis.plot(ratio, accuracy, "o", color="tab:blue")
+            axis.annotate(row["recipe"], (ratio, accuracy), fontsize=6,
                           xytext=(3, 3), textcoords="offset points")
-        front = front_at(shown, key)
+        front = front_at(shown, key, cost)
         if front:
-            costs = [row["ratio"]["wall"] for row in front] + [largest]
+            costs = [row["ratio"][cost] for row in front] + [largest]
             accuracies = [100 * row["robust"][key] for row in front]
             axis.step(costs, accuracies + accuracies[-1:], where="post",
                       color="tab:red", label="Pareto front")
-            axis.legend(fontsize="small", loc="lower right")
+            axis.legend(fontsize="small", loc="best")
         axis.margins(x=0.2)
         axis.set_title(f"eps {key}")
-        axis.set_xlabel("training cost (x natural, wall time)")
+        axis.set_xlabel(f"training cost (x natural, {cost} time)")
         axis.set_ylim(-2, 102)
     axes[0].set_ylabel("robust accuracy (%), worst case over attacks")
     figure.tight_layout()

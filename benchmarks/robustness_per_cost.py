@@ -12,7 +12,10 @@ with the paper's CNN (``keras_gradreg.models.mnist_cnn``), Adam and batch
   (``natural_relu``, always trained first). ``fit`` is timed whole and per
   epoch (wall-clock and process CPU seconds); the ratio uses the median of
   the epochs after the first (the first one traces the train step), or the
-  whole ``fit`` when ``--epochs 1`` (then tracing is in it).
+  whole ``fit`` when ``--epochs 1`` (then tracing is in it). Wall-clock and
+  CPU-time ratios are both stored; ``--cost`` picks the one the table and
+  chart show (wall by default; CPU time is steadier on a shared CPU machine,
+  meaningless on a GPU).
 * **Robust accuracy** on the first ``--test_size`` test images at each
   ``--eval_eps``: per example, the worst case over ``--eval_attacks`` (an
   image counts as robust only if it is classified correctly clean and under
@@ -96,6 +99,10 @@ flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack call.")
 flags.DEFINE_bool("attack_survivors", True,
                   "Each attack attacks only the images earlier attacks left "
                   "correct (AutoAttack's way; per-attack numbers cumulative).")
+flags.DEFINE_enum("cost", "wall", ["wall", "cpu"],
+                  "The cost in the table and chart: the wall-clock ratio, "
+                  "or the process CPU time ratio (steadier on a shared "
+                  "machine; meaningless on a GPU). Both are stored.")
 flags.DEFINE_bool("save_models", False,
                   "Also save each trained network as OUT/<recipe>.keras.")
 
@@ -150,30 +157,31 @@ def recipe_table(train_eps: float = 0.1) -> Dict[str, Recipe]:
     Xent-reg squared L2 10 (examples/sweep_c.py's choices, docs/RESULTS.md);
     Logit-reg L1 0.03 (the L1 sweep's) and 0.1; Xent-reg L1 0.3 is not
     swept (Logit-reg L1's c scaled as the squared-L2 c's are, by 10 per
-    unit of norm).
-
-    Example:
-        >>> recipe_table(0.1)["nfgsm+logit_l1_c0.03_gelu"].kwargs["c"]  # doctest: +SKIP
-        0.03
+    unit of norm). Adversarial recipes train at ``train_eps``, which their
+    names spell (``nfgsm_eps0.1_gelu``).
     """
     eps = f"eps{train_eps:g}"
     table = {}
-    for act in ("relu", "gelu"):
+    for activation in ("relu", "gelu"):
         table.update({
-            f"natural_{act}": Recipe("natural", act),
-            f"logit_sql2_c0.1_{act}": Recipe(
-                "gradreg", act, _logit("squared_l2", 0.1)),
-            f"logit_l1_c0.03_{act}": Recipe(
-                "gradreg", act, _logit("l1", 0.03)),
-            f"logit_l1_c0.1_{act}": Recipe("gradreg", act, _logit("l1", 0.1)),
-            f"xent_sql2_c10_{act}": Recipe(
-                "gradreg", act, _xent("squared_l2", 10.0)),
-            f"xent_l1_c0.3_{act}": Recipe("gradreg", act, _xent("l1", 0.3)),
-            f"fgsm_rs_{eps}_{act}": Recipe(
-                "fgsm_rs", act, {"eps": train_eps}),
-            f"nfgsm_{eps}_{act}": Recipe("n_fgsm", act, {"eps": train_eps}),
-            f"nfgsm+logit_l1_c0.03_{act}": Recipe(
-                "n_fgsm", act, {"eps": train_eps, **_logit("l1", 0.03)}),
+            f"natural_{activation}": Recipe("natural", activation),
+            f"logit_sql2_c0.1_{activation}": Recipe(
+                "gradreg", activation, _logit("squared_l2", 0.1)),
+            f"logit_l1_c0.03_{activation}": Recipe(
+                "gradreg", activation, _logit("l1", 0.03)),
+            f"logit_l1_c0.1_{activation}": Recipe(
+                "gradreg", activation, _logit("l1", 0.1)),
+            f"xent_sql2_c10_{activation}": Recipe(
+                "gradreg", activation, _xent("squared_l2", 10.0)),
+            f"xent_l1_c0.3_{activation}": Recipe(
+                "gradreg", activation, _xent("l1", 0.3)),
+            f"fgsm_rs_{eps}_{activation}": Recipe(
+                "fgsm_rs", activation, {"eps": train_eps}),
+            f"nfgsm_{eps}_{activation}": Recipe(
+                "n_fgsm", activation, {"eps": train_eps}),
+            f"nfgsm+logit_l1_c0.03_{activation}": Recipe(
+                "n_fgsm", activation,
+                {"eps": train_eps, **_logit("l1", 0.03)}),
         })
     table[f"pgd7_{eps}_relu"] = Recipe("pgd", "relu",
                                        {"eps": train_eps, "steps": 7})
@@ -447,7 +455,8 @@ def _settings() -> dict:
             "test_size": FLAGS.test_size,
             "eval_batch_size": FLAGS.eval_batch_size,
             "attack_survivors": FLAGS.attack_survivors,
-            "data_dir": FLAGS.data_dir, "save_models": FLAGS.save_models}
+            "data_dir": FLAGS.data_dir, "save_models": FLAGS.save_models,
+            "cost": FLAGS.cost}
 
 
 def _recipes(table: Dict[str, Recipe]) -> List[str]:
@@ -484,14 +493,16 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
               f"seed {settings['seed']}); robust = per-example worst case of "
               f"{', '.join(settings['eval_attacks'])} ({settings['eval_steps']}"
               f" steps) on the first {settings['test_size']} test images; cost"
-              f" = training wall time over {REFERENCE}'s.\n\n"
+              f" = training {settings['cost']} time over {REFERENCE}'s.\n\n"
               f"Command: `{command}`\n\n")
-    text = header + _frontier.markdown(ordered, eps_keys, notes)
+    text = header + _frontier.markdown(ordered, eps_keys, notes,
+                                       settings["cost"])
     with open(os.path.join(out, "robustness_per_cost.md"), "w") as file:
         file.write(text)
     try:
         _frontier.plot(ordered, eps_keys,
-                       os.path.join(out, "robustness_per_cost.png"))
+                       os.path.join(out, "robustness_per_cost.png"),
+                       settings["cost"])
     except ImportError:
         print("matplotlib is not installed: no robustness_per_cost.png.")
     return text
@@ -503,8 +514,9 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "results.jsonl")
     stored = read_results(path)
+    report_only = ("eval_batch_size", "data_dir", "save_models", "cost")
     run_settings = {k: v for k, v in settings.items()
-                    if k not in ("eval_batch_size", "data_dir", "save_models")}
+                    if k not in report_only}
     _check_resumable(stored, run_settings, path)
     notes = []
     todo = []

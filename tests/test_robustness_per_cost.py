@@ -78,8 +78,8 @@ def test_pareto_front_needs_one_score_per_cost():
 
 
 def _row(name, cost, clean, robust):
-    return {"recipe": name, "ratio": {"wall": cost}, "clean": clean,
-            "robust": robust}
+    return {"recipe": name, "ratio": {"wall": cost, "cpu": 10 - cost},
+            "clean": clean, "robust": robust}
 
 
 ROWS = [
@@ -104,6 +104,18 @@ def test_markdown_table_sorted_by_cost_with_the_front_in_bold():
             "fgsm_rs (1.40x natural, 60.0%); most robust: fgsm_rs.") in text
     assert "most robust: pgd7." in text
     assert "- x not run." in text
+
+
+def test_markdown_can_rank_by_cpu_time():
+    # CPU ratios are 10 - wall: the order reverses; pgd7, now cheapest, is
+    # the whole front at eps 0.1, fgsm_rs joins it at 0.2.
+    text = _frontier.markdown(ROWS, ["0.1", "0.2"], cost="cpu")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| recipe | cost x natural (cpu) | clean |")
+    assert [line.split(" | ")[0] for line in table[1:]] == [
+        "| pgd7", "| logit", "| fgsm_rs", "| natural"]
+    assert "| pgd7 | 4.00 | 98.0 | **95.0** | **50.0** |" in table
+    assert "| fgsm_rs | 8.60 | 99.0 | 90.0 | **60.0** |" in table
 
 
 def test_plot_writes_a_png(tmp_path):
