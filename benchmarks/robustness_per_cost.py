@@ -109,6 +109,9 @@ flags.DEFINE_bool("save_models", False,
 REFERENCE = "natural_relu"
 NEWER = "0.2.0"  # the release that adds GELU networks and N-FGSM
 CLIP = {"clip_min": 0.0, "clip_max": 1.0}
+# A final training accuracy below this (chance is 0.1) is flagged as a
+# collapse, as softplus Logit-reg at c 0.03 did (issue 15).
+COLLAPSED = 0.2
 
 # Recipes -------------------------------------------------------------------
 
@@ -345,7 +348,8 @@ def evaluate(network, x, y, settings: dict) -> dict:
 
     Returns:
         ``clean``, ``robust`` (eps key -> worst case), ``per_attack`` (eps
-        key -> attack -> accuracy) and ``correct``: per example, as a string
+        key -> attack -> accuracy), ``attacked`` (eps key -> attack -> the
+        number of images it attacked) and ``correct``: per example, as a string
         of 0s and 1s, whether it was correct clean (``correct["clean"]``) and
         after each attack (``correct[eps key][attack]``; an image an attack
         did not attack counts as its earlier result).
@@ -355,11 +359,12 @@ def evaluate(network, x, y, settings: dict) -> dict:
     clean = _correct(network, x, y, batch_size)
     print(f"  clean: {100 * clean.mean():.1f}%", flush=True)
     result = {"clean": float(clean.mean()), "robust": {}, "per_attack": {},
-              "correct": {"clean": bits(clean)}}
+              "attacked": {}, "correct": {"clean": bits(clean)}}
     for eps in settings["eval_eps"]:
         key = f"{eps:g}"
         robust = clean.copy()
-        result["per_attack"][key], result["correct"][key] = {}, {}
+        for field in ("per_attack", "attacked", "correct"):
+            result[field][key] = {}
         for name in settings["eval_attacks"]:
             start = time.perf_counter()
             attacked = np.flatnonzero(
@@ -373,6 +378,7 @@ def evaluate(network, x, y, settings: dict) -> dict:
                                               batch_size)
             robust &= survived
             result["per_attack"][key][name] = float(survived.mean())
+            result["attacked"][key][name] = int(attacked.size)
             result["correct"][key][name] = bits(survived)
             print(f"  eps {key} {name}: attacked {attacked.size}, "
                   f"{100 * survived.mean():.1f}% correct, worst case so far "
@@ -480,11 +486,19 @@ def _check_attacks(settings: dict) -> None:
                "has it)") + ".")
 
 
+def _collapse_note(name: str, final: dict) -> str:
+    return (f"{name}: final training accuracy {final['accuracy']:.3f}, near "
+            "chance: collapsed?")
+
+
 def write_report(rows: Dict[str, dict], settings: dict, out: str,
                  notes: List[str]) -> str:
     """Writes robustness_per_cost.md and .png; returns the Markdown."""
     eps_keys = [f"{eps:g}" for eps in settings["eval_eps"]]
     ordered = list(rows.values())
+    notes = notes + [
+        _collapse_note(row["recipe"], row["train_final"]) for row in ordered
+        if row["train_final"].get("accuracy", 1.0) < COLLAPSED]
     command = "python benchmarks/robustness_per_cost.py " + " ".join(
         sys.argv[1:])
     header = (f"Robustness per cost: MNIST, paper's CNN, {settings['epochs']} "
@@ -552,10 +566,8 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
                  "wall_fit": seconds["fit"] / reference["fit"]}
         print(f"  cost: {ratio['wall']:.2f}x natural (CPU {ratio['cpu']:.2f}x"
               f", whole fit {ratio['wall_fit']:.2f}x); evaluating", flush=True)
-        if final.get("accuracy", 1.0) < 0.2:
-            notes.append(f"{name}: final training accuracy "
-                         f"{final['accuracy']:.3f}, near chance: collapsed?")
-            print(f"  WARNING: {notes[-1]}", flush=True)
+        if final.get("accuracy", 1.0) < COLLAPSED:
+            print(f"  WARNING: {_collapse_note(name, final)}", flush=True)
         start = time.perf_counter()
         evaluation = evaluate(network, x_test, y_test, settings)
         row = {

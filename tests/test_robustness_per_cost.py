@@ -221,21 +221,23 @@ def _check_row(row, eps_keys, attack_names):
 def _check_against_saved_network(row, model_path, data_dir, attack_names):
     """Clean and eps-0.3 results, recomputed on the saved network.
 
-    At eps 0.3 each attack attacks the images every earlier one left
-    correct, with the script's settings (steps 2; PGD step 2.5 eps / steps,
-    2 restarts; seed 0).
+    At eps 0.3 each attack is rerun here, with the script's settings (steps
+    2; PGD step 2.5 eps / steps, 2 restarts; seed 0), on the images the
+    script's earlier attacks left correct. The network is barely trained, so
+    near-ties in its logits can flip on float noise (a prediction in another
+    process, graph or batch): one image per stage may differ.
     """
     network = keras.models.load_model(model_path)
     x, y = datasets.to_arrays(datasets.load("mnist", "test[:20]",
                                             str(data_dir)))
 
     def correct(inputs, labels):
-        logits = keras.ops.convert_to_numpy(network(inputs))
+        logits = network.predict(inputs, batch_size=500, verbose=0)
         return np.argmax(logits, -1) == labels
 
-    robust = correct(x, y)
-    assert row["correct"]["clean"] == "".join("01"[int(c)] for c in robust)
-    assert robust.sum() > 0
+    clean = _bools(row["correct"]["clean"])
+    assert np.sum(correct(x, y) != clean) <= 1
+    assert clean.sum() > 0
     calls = {
         "apgd_ce": lambda a, b: attacks.apgd(network, a, b, 0.3, steps=2,
                                              loss="ce", seed=0),
@@ -244,13 +246,17 @@ def _check_against_saved_network(row, model_path, data_dir, attack_names):
         "pgd": lambda a, b: attacks.pgd(network, a, b, 0.3, 0.375, 2,
                                         restarts=2, seed=0),
     }
+    before = clean
     for name in attack_names:
-        attacked = np.flatnonzero(robust)
+        after = _bools(row["correct"]["0.3"][name])
+        assert not np.any(after & ~before)  # only survivors were attacked
+        assert row["attacked"]["0.3"][name] == before.sum()
+        attacked = np.flatnonzero(before)
         if attacked.size:
             x_adv = np.asarray(calls[name](x[attacked], y[attacked]))
-            robust[attacked] = correct(x_adv, y[attacked])
-        # One image may flip on float noise between processes.
-        assert np.sum(_bools(row["correct"]["0.3"][name]) != robust) <= 1
+            survived = correct(x_adv, y[attacked])
+            assert np.sum(survived != after[attacked]) <= 1, name
+        before = after
     assert row["robust"]["0.3"] < row["clean"]  # the attacks bite
 
 
