@@ -1,0 +1,154 @@
+"""Robustness against cost: the Pareto front, its table, chart and summary.
+
+Pure functions on result rows (dicts with ``recipe``, ``ratio["wall"]``,
+``clean`` and ``robust[eps_key]``, as ``robustness_per_cost.py`` writes them
+to ``results.jsonl``), kept apart from the benchmark's flags so that tests
+can import them.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+
+def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> List[int]:
+    """Indices of the points no other point beats, cheapest first.
+
+    A point is beaten (dominated) when another costs no more and scores at
+    least as much, and is strictly better in one of the two. Of identical
+    points only the first listed is kept.
+
+    Args:
+        costs: Cost of each point (lower is better).
+        scores: Score of each point (higher is better), same length.
+
+    Returns:
+        The indices of the front, by increasing cost (and so increasing
+        score).
+
+    Raises:
+        ValueError: If the lengths differ.
+
+    Example:
+        >>> pareto_front([1.0, 2.0, 1.5, 3.0], [0.4, 0.9, 0.3, 0.8])
+        [0, 1]
+    """
+    if len(costs) != len(scores):
+        raise ValueError(
+            f"{len(costs)} costs but {len(scores)} scores: one of each per "
+            "point.")
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -scores[i]))
+    front, best = [], float("-inf")
+    for index in order:
+        if scores[index] > best:
+            front.append(index)
+            best = scores[index]
+    return front
+
+
+def front_at(rows: Sequence[dict], eps_key: str,
+             cost: str = "wall") -> List[dict]:
+    """The rows on the cost / robust-accuracy front at ``eps_key``.
+
+    ``cost`` picks the ratio: ``"wall"`` (wall-clock) or ``"cpu"`` (process
+    CPU time, the steadier one on a shared machine).
+    """
+    rows = [row for row in rows if eps_key in row["robust"]]
+    indices = pareto_front([row["ratio"][cost] for row in rows],
+                           [row["robust"][eps_key] for row in rows])
+    return [rows[i] for i in indices]
+
+
+def _percent(value: Optional[float]) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def statements(rows: Sequence[dict], eps_keys: Sequence[str],
+               cost: str = "wall") -> List[str]:
+    """One plain sentence per eps naming the recipes on the front.
+
+    Each front recipe is the most robust one at budgets from its own cost up
+    to the next front recipe's.
+
+    Example:
+        >>> rows = [{"recipe": "a", "ratio": {"wall": 1.0}, "robust": {"0.1": 0.5}},
+        ...         {"recipe": "b", "ratio": {"wall": 2.0}, "robust": {"0.1": 0.9}}]
+        >>> statements(rows, ["0.1"])[0]
+        'eps 0.1: on the front, by cost: a (1.00x natural, 50.0%), b (2.00x natural, 90.0%); most robust: b.'
+    """
+    lines = []
+    for key in eps_keys:
+        front = front_at(rows, key, cost)
+        if not front:
+            continue
+        points = ", ".join(
+            f"{row['recipe']} ({row['ratio'][cost]:.2f}x natural, "
+            f"{_percent(row['robust'][key])}%)" for row in front)
+        lines.append(f"eps {key}: on the front, by cost: {points}; "
+                     f"most robust: {front[-1]['recipe']}.")
+    return lines
+
+
+def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
+             notes: Sequence[str] = (), cost: str = "wall") -> str:
+    """The table (sorted by cost), the front statements and ``notes``.
+
+    Robust accuracies on the front at their eps are in bold.
+    """
+    on_front = {key: {row["recipe"] for row in front_at(rows, key, cost)}
+                for key in eps_keys}
+    cost_name = "cost x natural" + ("" if cost == "wall" else f" ({cost})")
+    header = ["recipe", cost_name, "clean"] + [
+        f"eps {key}" for key in eps_keys]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    for row in sorted(rows, key=lambda r: (r["ratio"][cost], r["recipe"])):
+        cells = [row["recipe"], f"{row['ratio'][cost]:.2f}",
+                 _percent(row["clean"])]
+        for key in eps_keys:
+            value = _percent(row["robust"].get(key))
+            bold = value and row["recipe"] in on_front[key]
+            cells.append(f"**{value}**" if bold else value)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Bold: on the Pareto front (no recipe is both cheaper and "
+              "more robust) at that eps.", ""]
+    lines += [f"- {line}" for line in statements(rows, eps_keys, cost)]
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
+         cost: str = "wall") -> None:
+    """Writes robust accuracy against cost, one panel per eps, with fronts.
+
+    Each point is labelled with its recipe; the front is a step line (the
+    best robust accuracy available at each budget).
+    """
+    # A bare Figure renders with Agg and leaves pyplot's backend untouched.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.0 * len(eps_keys), 4.5))
+    axes = figure.subplots(1, len(eps_keys), squeeze=False)[0]
+    largest = max(row["ratio"][cost] for row in rows)
+    for axis, key in zip(axes, eps_keys):
+        shown = [row for row in rows if key in row["robust"]]
+        for row in shown:
+            ratio, accuracy = row["ratio"][cost], 100 * row["robust"][key]
+            axis.plot(ratio, accuracy, "o", color="tab:blue")
+            axis.annotate(row["recipe"], (ratio, accuracy), fontsize=6,
+                          xytext=(3, 3), textcoords="offset points")
+        front = front_at(shown, key, cost)
+        if front:
+            costs = [row["ratio"][cost] for row in front] + [largest]
+            accuracies = [100 * row["robust"][key] for row in front]
+            axis.step(costs, accuracies + accuracies[-1:], where="post",
+                      color="tab:red", label="Pareto front")
+            axis.legend(fontsize="small", loc="best")
+        axis.margins(x=0.2)
+        axis.set_title(f"eps {key}")
+        axis.set_xlabel(f"training cost (x natural, {cost} time)")
+        axis.set_ylim(-2, 102)
+    axes[0].set_ylabel("robust accuracy (%), worst case over attacks")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)

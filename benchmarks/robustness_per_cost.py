@@ -1,0 +1,613 @@
+r"""Robustness per cost: a grid of training recipes on MNIST, one chart.
+
+Trains each recipe of ``recipe_table`` (natural training, Logit-reg and
+Xent-reg with the squared L2 and L1 norms, FGSM-RS, N-FGSM, PGD-7 and N-FGSM
+with the Logit-reg penalty at its adversarial examples; ReLU and GELU) on
+the first ``--train_size`` MNIST training images for ``--epochs`` epochs
+with the paper's CNN (``keras_gradreg.models.mnist_cnn``), Adam and batch
+``--batch_size``, every recipe from the same initial weights and batch order
+(``--seed``). Then:
+
+* **Cost**: the recipe's training time over natural training's
+  (``natural_relu``, always trained first). ``fit`` is timed whole and per
+  epoch (wall-clock and process CPU seconds); the ratio uses the median of
+  the epochs after the first (the first one traces the train step), or the
+  whole ``fit`` when ``--epochs 1`` (then tracing is in it). Wall-clock and
+  CPU-time ratios are both stored; ``--cost`` picks the one the table and
+  chart show (wall by default; CPU time is steadier on a shared CPU machine,
+  meaningless on a GPU).
+* **Robust accuracy** on the first ``--test_size`` test images at each
+  ``--eval_eps``: per example, the worst case over ``--eval_attacks`` (an
+  image counts as robust only if it is classified correctly clean and under
+  every attack). Default: APGD-CE and APGD-DLR (``attacks.apgd``,
+  ``--eval_steps`` iterations) and PGD (``--eval_steps`` steps of
+  2.5 eps / steps, ``--pgd_restarts`` random restarts); ``autoattack`` when
+  ``keras_gradreg.attacks.ATTACKS`` has it. With ``--attack_survivors`` (the
+  default, as AutoAttack runs) each attack only attacks the images every
+  earlier one left correct, so per-attack numbers are cumulative; without
+  it each attack attacks every clean-correct image and per-attack numbers
+  are each attack's own.
+
+Resumable: each finished recipe appends one JSON line to
+``OUT/results.jsonl``; a rerun with the same settings skips the recipes
+found there and reuses the stored natural time as the reference. Ratios of
+recipes trained in a later process then compare timings across processes
+(and machine load), so they are noisier than ratios from one run.
+
+Writes ``OUT/robustness_per_cost.md`` (recipe | cost x natural | clean |
+robust accuracy per eps, sorted by cost, the Pareto front in bold, and a
+sentence per eps naming the recipes on the front) and
+``OUT/robustness_per_cost.png`` (one panel per eps: robust accuracy against
+cost, each point labelled, the front as a step line). Both cover every
+recipe in ``results.jsonl``.
+
+Recipes that need a newer keras_gradreg than the one installed (GELU
+networks, N-FGSM, a penalty on adversarial training) are skipped with a
+message saying what is missing.
+
+    python benchmarks/robustness_per_cost.py --data_dir ../shared/data/mnist \
+        --epochs 3 --test_size 1000 --out runs/robustness_per_cost
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import inspect
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Dict, List, Mapping, Optional
+
+from absl import app, flags
+import keras
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _frontier  # noqa: E402
+
+import keras_gradreg  # noqa: E402
+from keras_gradreg import attacks, datasets, models  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md, .png).")
+flags.DEFINE_string("data_dir", None,
+                    "Folder with the four MNIST IDX .gz files (default: "
+                    "tensorflow-datasets).")
+flags.DEFINE_list("recipes", None,
+                  "Recipes to run, names from the recipe table (default: "
+                  "all). natural_relu, the cost reference, always runs.")
+flags.DEFINE_integer("epochs", 3, "Training epochs of every recipe.")
+flags.DEFINE_integer("train_size", 60000, "First N training images.")
+flags.DEFINE_integer("batch_size", 50, "Training batch size.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.")
+flags.DEFINE_integer("seed", 0, "Seed of weights, batch order and attacks.")
+flags.DEFINE_float("train_eps", 0.1,
+                   "L-inf radius of the adversarial training recipes.")
+flags.DEFINE_list("eval_eps", ["0.1", "0.2", "0.3"], "Evaluation radii.")
+flags.DEFINE_list("eval_attacks", ["apgd_ce", "apgd_dlr", "pgd"],
+                  "Attacks of the per-example worst case: apgd_ce, "
+                  "apgd_dlr, pgd, and autoattack where the package has it.")
+flags.DEFINE_integer("eval_steps", 50, "Iterations of APGD and PGD.")
+flags.DEFINE_integer("pgd_restarts", 3, "Random restarts of PGD.")
+flags.DEFINE_integer("test_size", 1000, "First N test images.")
+flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack call.")
+flags.DEFINE_bool("attack_survivors", True,
+                  "Each attack attacks only the images earlier attacks left "
+                  "correct (AutoAttack's way; per-attack numbers cumulative).")
+flags.DEFINE_enum("cost", "wall", ["wall", "cpu"],
+                  "The cost in the table and chart: the wall-clock ratio, "
+                  "or the process CPU time ratio (steadier on a shared "
+                  "machine; meaningless on a GPU). Both are stored.")
+flags.DEFINE_bool("save_models", False,
+                  "Also save each trained network as OUT/<recipe>.keras.")
+
+REFERENCE = "natural_relu"
+NEWER = "0.2.0"  # the release that adds GELU networks and N-FGSM
+CLIP = {"clip_min": 0.0, "clip_max": 1.0}
+# A final training accuracy below this (chance is 0.1) is flagged as a
+# collapse, as softplus Logit-reg at c 0.03 did (issue 15).
+COLLAPSED = 0.2
+
+# Recipes -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to train one network.
+
+    Attributes:
+        trainer: ``"natural"`` (plain Keras), ``"gradreg"``
+            (``GradRegModel``), or an adversarial training recipe:
+            ``"fgsm_rs"``, ``"n_fgsm"``, ``"pgd"`` (the
+            ``AdversarialTrainingModel`` constructors of those names).
+        activation: The activation of ``models.mnist_cnn``.
+        kwargs: The trainer's arguments: ``eps`` and ``steps`` of the
+            training attack, and the penalty's ``c``, ``norm`` and
+            ``regularizer``.
+    """
+
+    trainer: str
+    activation: str = "relu"
+    kwargs: Mapping = dataclasses.field(default_factory=dict)
+
+    def penalty(self) -> dict:
+        """The penalty arguments among ``kwargs``."""
+        return {k: v for k, v in self.kwargs.items()
+                if k in ("c", "norm", "regularizer")}
+
+    def as_dict(self) -> dict:
+        return {"trainer": self.trainer, "activation": self.activation,
+                "kwargs": dict(self.kwargs)}
+
+
+def _logit(norm: str, c: float) -> dict:
+    return {"regularizer": "logit_margin", "norm": norm, "c": c}
+
+
+def _xent(norm: str, c: float) -> dict:
+    return {"regularizer": "cross_entropy", "norm": norm, "c": c}
+
+
+def recipe_table(train_eps: float = 0.1) -> Dict[str, Recipe]:
+    """The grid: recipe name -> Recipe. A name spells out its settings.
+
+    Extend the grid by adding a line. c values: Logit-reg squared L2 0.1 and
+    Xent-reg squared L2 10 (examples/sweep_c.py's choices, docs/RESULTS.md);
+    Logit-reg L1 0.03 (the L1 sweep's) and 0.1; Xent-reg L1 0.3 is not
+    swept (Logit-reg L1's c scaled as the squared-L2 c's are, by 10 per
+    unit of norm). Adversarial recipes train at ``train_eps``, which their
+    names spell (``nfgsm_eps0.1_gelu``).
+    """
+    eps = f"eps{train_eps:g}"
+    table = {}
+    for activation in ("relu", "gelu"):
+        table.update({
+            f"natural_{activation}": Recipe("natural", activation),
+            f"logit_sql2_c0.1_{activation}": Recipe(
+                "gradreg", activation, _logit("squared_l2", 0.1)),
+            f"logit_l1_c0.03_{activation}": Recipe(
+                "gradreg", activation, _logit("l1", 0.03)),
+            f"logit_l1_c0.1_{activation}": Recipe(
+                "gradreg", activation, _logit("l1", 0.1)),
+            f"xent_sql2_c10_{activation}": Recipe(
+                "gradreg", activation, _xent("squared_l2", 10.0)),
+            f"xent_l1_c0.3_{activation}": Recipe(
+                "gradreg", activation, _xent("l1", 0.3)),
+            f"fgsm_rs_{eps}_{activation}": Recipe(
+                "fgsm_rs", activation, {"eps": train_eps}),
+            f"nfgsm_{eps}_{activation}": Recipe(
+                "n_fgsm", activation, {"eps": train_eps}),
+            f"nfgsm+logit_l1_c0.03_{activation}": Recipe(
+                "n_fgsm", activation,
+                {"eps": train_eps, **_logit("l1", 0.03)}),
+        })
+    table[f"pgd7_{eps}_relu"] = Recipe("pgd", "relu",
+                                       {"eps": train_eps, "steps": 7})
+    return table
+
+
+def _accepts(function, name: str) -> bool:
+    return name in inspect.signature(function).parameters
+
+
+def missing_support(recipe: Recipe) -> Optional[str]:
+    """Why the installed keras_gradreg cannot train ``recipe``, or None."""
+    have = f"(installed: {keras_gradreg.__version__})"
+    trainer = keras_gradreg.AdversarialTrainingModel
+    if recipe.activation != "relu" and not _accepts(
+            models.mnist_cnn, "activation"):
+        return (f"needs keras_gradreg >= {NEWER} for "
+                f"models.mnist_cnn(activation=...) {have}")
+    if recipe.trainer in ("fgsm_rs", "n_fgsm", "pgd"):
+        if recipe.trainer == "n_fgsm" and not hasattr(trainer, "n_fgsm"):
+            return (f"needs keras_gradreg >= {NEWER} for "
+                    f"AdversarialTrainingModel.n_fgsm {have}")
+        if recipe.penalty() and not _accepts(trainer.__init__, "c"):
+            return (f"needs keras_gradreg >= {NEWER} for a penalty on "
+                    f"AdversarialTrainingModel(c=, norm=, regularizer=) "
+                    f"{have}")
+    return None
+
+
+def build_network(activation: str) -> keras.Model:
+    """The paper's MNIST CNN with ``activation`` (ReLU: the paper's)."""
+    if activation == "relu" and not _accepts(models.mnist_cnn, "activation"):
+        return models.mnist_cnn()
+    return models.mnist_cnn(activation=activation)
+
+
+def build_model(recipe: Recipe, learning_rate: float):
+    """The compiled training model of ``recipe`` and its network.
+
+    Returns:
+        ``(model, network)``: the model to ``fit`` and the network inside it
+        (the one to attack).
+    """
+    network = build_network(recipe.activation)
+    kwargs = dict(recipe.kwargs)
+    trainer = keras_gradreg.AdversarialTrainingModel
+    if recipe.trainer == "natural":
+        model = network
+    elif recipe.trainer == "gradreg":
+        model = keras_gradreg.GradRegModel(network, **kwargs)
+    elif recipe.trainer == "fgsm_rs":
+        if hasattr(trainer, "fgsm_rs"):
+            model = trainer.fgsm_rs(network, **kwargs)
+        else:  # Wong et al. (2020): one step of 1.25 eps from a random start
+            eps = kwargs.pop("eps")
+            model = trainer(network, eps, step_size=1.25 * eps, steps=1,
+                            random_start=True, **kwargs)
+    elif recipe.trainer == "n_fgsm":
+        model = trainer.n_fgsm(network, **kwargs)
+    elif recipe.trainer == "pgd":
+        if hasattr(trainer, "pgd"):
+            model = trainer.pgd(network, **kwargs)
+        else:  # Madry et al. (2018): k steps of 2.5 eps / k
+            eps, steps = kwargs.pop("eps"), kwargs.pop("steps")
+            model = trainer(network, eps, step_size=2.5 * eps / steps,
+                            steps=steps, random_start=True, **kwargs)
+    else:
+        raise ValueError(f"Unknown trainer {recipe.trainer!r}.")
+    model.compile(
+        keras.optimizers.Adam(learning_rate),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model, network
+
+
+# Training ------------------------------------------------------------------
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records (and prints) wall and process CPU seconds of every epoch."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs, self.wall, self.cpu = epochs, [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = (time.perf_counter(), time.process_time())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.wall.append(time.perf_counter() - self._start[0])
+        self.cpu.append(time.process_time() - self._start[1])
+        logs = logs or {}
+        print(f"  epoch {epoch + 1}/{self.epochs}: {self.wall[-1]:.1f} s "
+              f"(CPU {self.cpu[-1]:.1f} s), loss {logs.get('loss', 0):.4f}, "
+              f"accuracy {logs.get('accuracy', 0):.4f}", flush=True)
+
+
+def train(recipe: Recipe, x, y, settings: dict):
+    """Trains ``recipe``; returns its network and timing / history record."""
+    keras.utils.set_random_seed(settings["seed"])
+    model, network = build_model(recipe, settings["learning_rate"])
+    timer = EpochTimer(settings["epochs"])
+    wall, cpu = time.perf_counter(), time.process_time()
+    history = model.fit(x, y, batch_size=settings["batch_size"],
+                        epochs=settings["epochs"], shuffle=True, verbose=0,
+                        callbacks=[timer])
+    seconds = {"fit": time.perf_counter() - wall,
+               "fit_cpu": time.process_time() - cpu,
+               "epochs": timer.wall, "epochs_cpu": timer.cpu}
+    steady = len(timer.wall) > 1
+    seconds["basis"] = ("median epoch after the first" if steady
+                        else "whole fit (one epoch: includes tracing)")
+    seconds["wall"] = (statistics.median(timer.wall[1:]) if steady
+                       else seconds["fit"])
+    seconds["cpu"] = (statistics.median(timer.cpu[1:]) if steady
+                      else seconds["fit_cpu"])
+    final = {k: float(v[-1]) for k, v in history.history.items()}
+    return network, seconds, final
+
+
+# Evaluation ----------------------------------------------------------------
+
+
+def attack_table(settings: dict) -> Dict[str, callable]:
+    """Attack name -> ``attack(network, x, y, eps) -> x_adv``."""
+    steps, seed = settings["eval_steps"], settings["seed"]
+    batch = {"batch_size": settings["eval_batch_size"], **CLIP}
+    table = {
+        "apgd_ce": lambda m, x, y, eps: attacks.apgd(
+            m, x, y, eps, steps=steps, loss="ce", seed=seed, **batch),
+        "apgd_dlr": lambda m, x, y, eps: attacks.apgd(
+            m, x, y, eps, steps=steps, loss="dlr", seed=seed, **batch),
+        "pgd": lambda m, x, y, eps: attacks.pgd(
+            m, x, y, eps, step_size=2.5 * eps / steps, steps=steps,
+            restarts=settings["pgd_restarts"], seed=seed, **batch),
+    }
+    registry = getattr(attacks, "ATTACKS", {})
+    if "autoattack" in registry:
+        autoattack = registry["autoattack"]
+        options = {"seed": seed, **batch}
+        options = {k: v for k, v in options.items()
+                   if _accepts(autoattack, k)}
+        table["autoattack"] = lambda m, x, y, eps: autoattack(
+            m, x, y, eps=eps, **options)
+    return table
+
+
+def _correct(network, x, y, batch_size: int) -> np.ndarray:
+    logits = network.predict(x, batch_size=batch_size, verbose=0)
+    return np.argmax(logits, axis=-1) == y
+
+
+def bits(correct: np.ndarray) -> str:
+    """Per-example correctness as a string of 0s and 1s."""
+    return "".join("1" if value else "0" for value in correct)
+
+
+def evaluate(network, x, y, settings: dict) -> dict:
+    """Clean accuracy, per-example worst case and per-attack accuracies.
+
+    Returns:
+        ``clean``, ``robust`` (eps key -> worst case), ``per_attack`` (eps
+        key -> attack -> accuracy), ``attacked`` (eps key -> attack -> the
+        number of images it attacked) and ``correct``: per example, as a string
+        of 0s and 1s, whether it was correct clean (``correct["clean"]``) and
+        after each attack (``correct[eps key][attack]``; an image an attack
+        did not attack counts as its earlier result).
+    """
+    table = attack_table(settings)
+    batch_size = settings["eval_batch_size"]
+    clean = _correct(network, x, y, batch_size)
+    print(f"  clean: {100 * clean.mean():.1f}%", flush=True)
+    result = {"clean": float(clean.mean()), "robust": {}, "per_attack": {},
+              "attacked": {}, "correct": {"clean": bits(clean)}}
+    for eps in settings["eval_eps"]:
+        key = f"{eps:g}"
+        robust = clean.copy()
+        for field in ("per_attack", "attacked", "correct"):
+            result[field][key] = {}
+        for name in settings["eval_attacks"]:
+            start = time.perf_counter()
+            attacked = np.flatnonzero(
+                robust if settings["attack_survivors"] else clean)
+            survived = robust.copy() if settings["attack_survivors"] else (
+                clean.copy())
+            if attacked.size:
+                x_adv = np.asarray(table[name](network, x[attacked],
+                                               y[attacked], eps))
+                survived[attacked] = _correct(network, x_adv, y[attacked],
+                                              batch_size)
+            robust &= survived
+            result["per_attack"][key][name] = float(survived.mean())
+            result["attacked"][key][name] = int(attacked.size)
+            result["correct"][key][name] = bits(survived)
+            print(f"  eps {key} {name}: attacked {attacked.size}, "
+                  f"{100 * survived.mean():.1f}% correct, worst case so far "
+                  f"{100 * robust.mean():.1f}% "
+                  f"({time.perf_counter() - start:.1f} s)", flush=True)
+        result["robust"][key] = float(robust.mean())
+    return result
+
+
+# Results file ---------------------------------------------------------------
+
+
+def read_results(path: str) -> Dict[str, dict]:
+    """The finished recipes in ``results.jsonl``, by name (last line wins)."""
+    rows = {}
+    if os.path.exists(path):
+        with open(path) as file:
+            for line in file:
+                if line.strip():
+                    row = json.loads(line)
+                    rows[row["recipe"]] = row
+    return rows
+
+
+def _check_resumable(stored: Dict[str, dict], run_settings: dict,
+                     path: str) -> None:
+    for name, row in stored.items():
+        before = row["settings"]["run"]
+        changed = sorted(k for k in set(before) | set(run_settings)
+                         if before.get(k) != run_settings.get(k))
+        if changed:
+            differences = ", ".join(
+                f"{k}: {before.get(k)!r} then, {run_settings.get(k)!r} now"
+                for k in changed)
+            raise app.UsageError(
+                f"{path} holds {name}, run with other settings "
+                f"({differences}); use another --out to compare different "
+                "settings.")
+
+
+def machine() -> dict:
+    """The CPU model, cores and library versions of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo
+                     if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+            "keras_gradreg": keras_gradreg.__version__,
+            "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+# Command line ---------------------------------------------------------------
+
+
+def _settings() -> dict:
+    for name in ("epochs", "train_size", "batch_size", "eval_steps",
+                 "pgd_restarts", "test_size", "eval_batch_size"):
+        if FLAGS[name].value < 1:
+            raise app.UsageError(f"--{name} must be >= 1.")
+    if FLAGS.learning_rate <= 0 or FLAGS.train_eps <= 0:
+        raise app.UsageError("--learning_rate and --train_eps must be > 0.")
+    try:
+        eval_eps = [float(value) for value in FLAGS.eval_eps]
+    except ValueError as error:
+        raise app.UsageError(f"--eval_eps must be numbers: {error}") from error
+    if not eval_eps or min(eval_eps) <= 0:
+        raise app.UsageError("--eval_eps needs numbers > 0.")
+    return {"epochs": FLAGS.epochs, "train_size": FLAGS.train_size,
+            "batch_size": FLAGS.batch_size,
+            "learning_rate": FLAGS.learning_rate, "seed": FLAGS.seed,
+            "train_eps": FLAGS.train_eps, "eval_eps": eval_eps,
+            "eval_attacks": list(FLAGS.eval_attacks),
+            "eval_steps": FLAGS.eval_steps,
+            "pgd_restarts": FLAGS.pgd_restarts,
+            "test_size": FLAGS.test_size,
+            "eval_batch_size": FLAGS.eval_batch_size,
+            "attack_survivors": FLAGS.attack_survivors,
+            "data_dir": FLAGS.data_dir, "save_models": FLAGS.save_models,
+            "cost": FLAGS.cost}
+
+
+def _recipes(table: Dict[str, Recipe]) -> List[str]:
+    names = list(FLAGS.recipes) if FLAGS.recipes else list(table)
+    unknown = [name for name in names if name not in table]
+    if unknown:
+        raise app.UsageError(
+            f"Unknown recipes {unknown} (at --train_eps {FLAGS.train_eps:g}). "
+            f"Use some of {list(table)}.")
+    return [REFERENCE] + [name for name in names if name != REFERENCE]
+
+
+def _check_attacks(settings: dict) -> None:
+    known = attack_table(settings)
+    unknown = [a for a in settings["eval_attacks"] if a not in known]
+    if unknown or not settings["eval_attacks"]:
+        raise app.UsageError(
+            f"Unknown --eval_attacks {unknown}: use some of {list(known)}"
+            + ("" if "autoattack" in known else
+               " (autoattack needs a keras_gradreg whose attacks.ATTACKS "
+               "has it)") + ".")
+
+
+def _collapse_note(name: str, final: dict) -> str:
+    return (f"{name}: final training accuracy {final['accuracy']:.3f}, near "
+            "chance: collapsed?")
+
+
+def write_report(rows: Dict[str, dict], settings: dict, out: str,
+                 notes: List[str]) -> str:
+    """Writes robustness_per_cost.md and .png; returns the Markdown."""
+    eps_keys = [f"{eps:g}" for eps in settings["eval_eps"]]
+    ordered = list(rows.values())
+    notes = notes + [
+        _collapse_note(row["recipe"], row["train_final"]) for row in ordered
+        if row["train_final"].get("accuracy", 1.0) < COLLAPSED]
+    command = "python benchmarks/robustness_per_cost.py " + " ".join(
+        sys.argv[1:])
+    header = (f"Robustness per cost: MNIST, paper's CNN, {settings['epochs']} "
+              f"epochs on {settings['train_size']} images (batch "
+              f"{settings['batch_size']}, Adam {settings['learning_rate']:g}, "
+              f"seed {settings['seed']}); robust = per-example worst case of "
+              f"{', '.join(settings['eval_attacks'])} ({settings['eval_steps']}"
+              f" steps) on the first {settings['test_size']} test images; cost"
+              f" = training {settings['cost']} time over {REFERENCE}'s.\n\n"
+              f"Command: `{command}`\n\n")
+    text = header + _frontier.markdown(ordered, eps_keys, notes,
+                                       settings["cost"])
+    with open(os.path.join(out, "robustness_per_cost.md"), "w") as file:
+        file.write(text)
+    try:
+        _frontier.plot(ordered, eps_keys,
+                       os.path.join(out, "robustness_per_cost.png"),
+                       settings["cost"])
+    except ImportError:
+        print("matplotlib is not installed: no robustness_per_cost.png.")
+    return text
+
+
+def run(settings: dict, names: List[str], table: Dict[str, Recipe],
+        out: str) -> Dict[str, dict]:
+    """Trains and evaluates the recipes not yet in OUT/results.jsonl."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "results.jsonl")
+    stored = read_results(path)
+    report_only = ("eval_batch_size", "data_dir", "save_models", "cost")
+    run_settings = {k: v for k, v in settings.items()
+                    if k not in report_only}
+    _check_resumable(stored, run_settings, path)
+    notes = []
+    todo = []
+    for name in names:
+        if name in stored:
+            print(f"{name}: already in {path}, skipped", flush=True)
+            continue
+        reason = missing_support(table[name])
+        if reason:
+            print(f"{name}: not run: {reason}", flush=True)
+            notes.append(f"{name} not run: {reason}.")
+        else:
+            todo.append(name)
+    x_train = y_train = x_test = y_test = None
+    if todo:
+        x_train, y_train = datasets.to_arrays(datasets.load(
+            "mnist", f"train[:{settings['train_size']}]", settings["data_dir"]))
+        x_test, y_test = datasets.to_arrays(datasets.load(
+            "mnist", f"test[:{settings['test_size']}]", settings["data_dir"]))
+    reference = stored.get(REFERENCE, {}).get("seconds")
+    reference_stored = reference is not None
+    for index, name in enumerate(todo):
+        recipe = table[name]
+        print(f"[{index + 1}/{len(todo)}] {name}: training "
+              f"{recipe.as_dict()}", flush=True)
+        network, seconds, final = train(recipe, x_train, y_train, settings)
+        if settings["save_models"]:
+            network.save(os.path.join(out, f"{name}.keras"))
+        if name == REFERENCE:
+            reference = seconds
+        ratio = {"wall": seconds["wall"] / reference["wall"],
+                 "cpu": seconds["cpu"] / reference["cpu"],
+                 "wall_fit": seconds["fit"] / reference["fit"]}
+        print(f"  cost: {ratio['wall']:.2f}x natural (CPU {ratio['cpu']:.2f}x"
+              f", whole fit {ratio['wall_fit']:.2f}x); evaluating", flush=True)
+        if final.get("accuracy", 1.0) < COLLAPSED:
+            print(f"  WARNING: {_collapse_note(name, final)}", flush=True)
+        start = time.perf_counter()
+        evaluation = evaluate(network, x_test, y_test, settings)
+        row = {
+            "recipe": name,
+            "settings": {"recipe": recipe.as_dict(), "run": run_settings},
+            "seconds": seconds,
+            "ratio": ratio,
+            "reference_seconds": reference,
+            "reference": "stored (an earlier process)" if (
+                reference_stored) else "same process",
+            "train_final": final,
+            **evaluation,
+            "eval_seconds": time.perf_counter() - start,
+            "machine": machine(),
+            "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        with open(path, "a") as file:
+            file.write(json.dumps(row) + "\n")
+        stored[name] = row
+        print(f"  {name}: clean {100 * row['clean']:.1f}%, robust "
+              + ", ".join(f"eps {k} {100 * v:.1f}%"
+                          for k, v in row["robust"].items())
+              + f" (evaluation {row['eval_seconds']:.1f} s)", flush=True)
+    if stored:
+        print(write_report(stored, settings, out, notes))
+    return stored
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS.out:
+        raise app.UsageError("--out is required.")
+    settings = _settings()
+    _check_attacks(settings)
+    table = recipe_table(settings["train_eps"])
+    names = _recipes(table)
+    tf.get_logger().setLevel("ERROR")
+    run(settings, names, table, FLAGS.out)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,337 @@
+"""Tests of benchmarks/robustness_per_cost.py and its report helpers.
+
+The script runs in subprocesses (its absl flags would clash with the
+examples' in this process) on tiny IDX files written here, with the paper's
+CNN, one epoch and a few attack steps. Its per-example results are checked
+against the attacks rerun here on the saved network, its ratios against its
+own stored timings, and resuming against the file it appends to. The Pareto
+front is checked on a hand-computed example and against a brute-force
+definition.
+"""
+
+import gzip
+import inspect
+import json
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_gradreg
+from keras_gradreg import attacks, datasets
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "robustness_per_cost.py"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _frontier  # noqa: E402
+
+ACTIVATION_OPTION = "activation" in inspect.signature(
+    keras_gradreg.models.mnist_cnn).parameters
+
+
+# Pareto front ---------------------------------------------------------------
+
+
+def test_pareto_front_hand_computed():
+    # Sorted by cost: 0 (1.0, .37) front; 1 (1.4, .90) front; 6 (1.4, .85)
+    # beaten by 1 (same cost); 4 (1.5, .936) front; 3 (2.1, .88), 2 (2.3,
+    # .84) and 5 (3.0, .91) beaten by 4.
+    costs = [1.0, 1.4, 2.3, 2.1, 1.5, 3.0, 1.4]
+    scores = [0.37, 0.90, 0.84, 0.88, 0.936, 0.91, 0.85]
+    assert _frontier.pareto_front(costs, scores) == [0, 1, 4]
+
+
+@pytest.mark.parametrize("costs, scores, front", [
+    ([], [], []),
+    ([2.0], [0.5], [0]),
+    ([1.0, 1.0], [0.5, 0.5], [0]),  # identical: the first one
+    ([1.0, 2.0], [0.5, 0.5], [0]),  # dearer, no better
+    ([2.0, 1.0], [0.9, 0.1], [1, 0]),  # cheapest first
+])
+def test_pareto_front_edge_cases(costs, scores, front):
+    assert _frontier.pareto_front(costs, scores) == front
+
+
+def test_pareto_front_matches_the_definition():
+    rng = np.random.default_rng(0)
+    costs = rng.integers(1, 6, 40).tolist()  # ties on purpose
+    scores = rng.integers(0, 8, 40).tolist()
+    front = _frontier.pareto_front(costs, scores)
+
+    def beaten(i):
+        return any((costs[j] <= costs[i] and scores[j] >= scores[i])
+                   and (costs[j] < costs[i] or scores[j] > scores[i]
+                        or j < i) for j in range(40) if j != i)
+
+    assert sorted(front) == [i for i in range(40) if not beaten(i)]
+    assert [costs[i] for i in front] == sorted(costs[i] for i in front)
+
+
+def test_pareto_front_needs_one_score_per_cost():
+    with pytest.raises(ValueError, match="one of each per point"):
+        _frontier.pareto_front([1.0, 2.0], [0.5])
+
+
+def _row(name, cost, clean, robust):
+    return {"recipe": name, "ratio": {"wall": cost, "cpu": 10 - cost},
+            "clean": clean, "robust": robust}
+
+
+ROWS = [
+    _row("pgd7", 6.0, 0.98, {"0.1": 0.95, "0.2": 0.5}),
+    _row("natural", 1.0, 0.99, {"0.1": 0.30, "0.2": 0.0}),
+    _row("fgsm_rs", 1.4, 0.99, {"0.1": 0.90, "0.2": 0.6}),
+    _row("logit", 2.3, 0.95, {"0.1": 0.84, "0.2": 0.45}),
+]
+
+
+def test_markdown_table_sorted_by_cost_with_the_front_in_bold():
+    text = _frontier.markdown(ROWS, ["0.1", "0.2"], notes=["x not run."])
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[0] == "| recipe | cost x natural | clean | eps 0.1 | eps 0.2 |"
+    assert table[1:] == [
+        "| natural | 1.00 | 99.0 | **30.0** | **0.0** |",
+        "| fgsm_rs | 1.40 | 99.0 | **90.0** | **60.0** |",
+        "| logit | 2.30 | 95.0 | 84.0 | 45.0 |",
+        "| pgd7 | 6.00 | 98.0 | **95.0** | 50.0 |",
+    ]
+    assert ("- eps 0.2: on the front, by cost: natural (1.00x natural, 0.0%), "
+            "fgsm_rs (1.40x natural, 60.0%); most robust: fgsm_rs.") in text
+    assert "most robust: pgd7." in text
+    assert "- x not run." in text
+
+
+def test_markdown_can_rank_by_cpu_time():
+    # CPU ratios are 10 - wall: the order reverses; pgd7, now cheapest, is
+    # the whole front at eps 0.1, fgsm_rs joins it at 0.2.
+    text = _frontier.markdown(ROWS, ["0.1", "0.2"], cost="cpu")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| recipe | cost x natural (cpu) | clean |")
+    assert [line.split(" | ")[0] for line in table[1:]] == [
+        "| pgd7", "| logit", "| fgsm_rs", "| natural"]
+    assert "| pgd7 | 4.00 | 98.0 | **95.0** | **50.0** |" in table
+    assert "| fgsm_rs | 8.60 | 99.0 | 90.0 | **60.0** |" in table
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    _frontier.plot(ROWS, ["0.1", "0.2"], str(tmp_path / "chart.png"))
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# The script end to end ------------------------------------------------------
+
+
+def _write_idx(path, array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as file:
+        file.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    """IDX files of noisy images with a faint class-dependent stripe."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for prefix, count in (("train", 100), ("t10k", 20)):
+        labels = rng.integers(0, 10, count)
+        images = rng.integers(0, 90, (count, 28, 28))
+        for image, label in zip(images, labels):
+            image[2 * label: 2 * label + 6] += 60
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+TINY = ["--epochs=1", "--train_size=100", "--test_size=20", "--eval_steps=2",
+        "--pgd_restarts=2", "--eval_eps=0.05,0.3", "--learning_rate=0.003"]
+
+# Runs the script's main once per argv in one fresh process (importing
+# TensorFlow once, not once per run) and reports each run's output, usage
+# error and results.jsonl afterwards.
+DRIVER = """
+import contextlib, io, json, os, runpy, sys
+from absl import app, flags
+script, runs, log = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+module = runpy.run_path(script, run_name="robustness_per_cost")
+reports = []
+for argv in runs:
+    flags.FLAGS.unparse_flags()
+    output, error = io.StringIO(), None
+    with contextlib.redirect_stdout(output):
+        try:
+            flags.FLAGS(["robustness_per_cost"] + argv)
+            module["main"](["robustness_per_cost"])
+        except app.UsageError as usage_error:
+            error = str(usage_error)
+    out = flags.FLAGS.out
+    results = os.path.join(out, "results.jsonl") if out else ""
+    reports.append({"stdout": output.getvalue(), "error": error,
+                    "results": open(results).read()
+                    if os.path.exists(results) else None})
+with open(log, "w") as file:
+    json.dump(reports, file)
+"""
+
+
+def _run_all(tmp_path, *runs):
+    """Runs the script once per argument list, in one subprocess."""
+    log = tmp_path / "log.json"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT),
+                   "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(SCRIPT),
+         json.dumps([list(run) for run in runs]), str(log)],
+        capture_output=True, text=True, env=environment, timeout=900)
+    assert process.returncode == 0, process.stdout + process.stderr
+    return json.loads(log.read_text())
+
+
+def _rows(results_text):
+    return [json.loads(line) for line in results_text.splitlines()]
+
+
+def _bools(bits):
+    return np.array([b == "1" for b in bits])
+
+
+def _check_row(row, eps_keys, attack_names):
+    """Worst case and per-attack numbers agree with the per-example bits."""
+    correct = row["correct"]
+    clean = _bools(correct["clean"])
+    assert len(clean) == 20 and row["clean"] == pytest.approx(clean.mean())
+    for key in eps_keys:
+        robust = clean.copy()
+        for name in attack_names:
+            survived = _bools(correct[key][name])
+            assert row["per_attack"][key][name] == pytest.approx(
+                survived.mean())
+            robust &= survived
+        assert row["robust"][key] == pytest.approx(robust.mean())
+        assert row["robust"][key] <= min(row["per_attack"][key].values())
+
+
+def _check_against_saved_network(row, model_path, data_dir, attack_names):
+    """Clean and eps-0.3 results, recomputed on the saved network.
+
+    At eps 0.3 each attack is rerun here, with the script's settings (steps
+    2; PGD step 2.5 eps / steps, 2 restarts; seed 0), on the images the
+    script's earlier attacks left correct. The network is barely trained, so
+    near-ties in its logits can flip on float noise (a prediction in another
+    process, graph or batch): one image per stage may differ.
+    """
+    network = keras.models.load_model(model_path)
+    x, y = datasets.to_arrays(datasets.load("mnist", "test[:20]",
+                                            str(data_dir)))
+
+    def correct(inputs, labels):
+        logits = network.predict(inputs, batch_size=500, verbose=0)
+        return np.argmax(logits, -1) == labels
+
+    clean = _bools(row["correct"]["clean"])
+    assert np.sum(correct(x, y) != clean) <= 1
+    assert clean.sum() > 0
+    calls = {
+        "apgd_ce": lambda a, b: attacks.apgd(network, a, b, 0.3, steps=2,
+                                             loss="ce", seed=0),
+        "apgd_dlr": lambda a, b: attacks.apgd(network, a, b, 0.3, steps=2,
+                                              loss="dlr", seed=0),
+        "pgd": lambda a, b: attacks.pgd(network, a, b, 0.3, 0.375, 2,
+                                        restarts=2, seed=0),
+    }
+    before = clean
+    for name in attack_names:
+        after = _bools(row["correct"]["0.3"][name])
+        assert not np.any(after & ~before)  # only survivors were attacked
+        assert row["attacked"]["0.3"][name] == before.sum()
+        attacked = np.flatnonzero(before)
+        if attacked.size:
+            x_adv = np.asarray(calls[name](x[attacked], y[attacked]))
+            survived = correct(x_adv, y[attacked])
+            assert np.sum(survived != after[attacked]) <= 1, name
+        before = after
+    assert row["robust"]["0.3"] < row["clean"]  # the attacks bite
+
+
+def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist):
+    out = tmp_path / "out"
+    attack_names = ["apgd_ce", "apgd_dlr", "pgd"]
+    common = [f"--data_dir={tiny_mnist}", f"--out={out}", *TINY]
+    two = "--recipes=natural_relu,logit_l1_c0.03_relu"
+    first, second, third, other, bad_attack, bad_recipe = _run_all(
+        tmp_path,
+        # 1. The reference alone; 2. resumed with one more recipe (and one
+        # the installed package may lack); 3. nothing left to do; 4. other
+        # settings in the same folder; 5-6. unknown names.
+        [*common, "--recipes=natural_relu", "--save_models"],
+        [*common, two + ("" if ACTIVATION_OPTION else ",natural_gelu")],
+        [*common, two],
+        [*common, two, "--epochs=2"],
+        [*common, "--eval_attacks=apgd_ce,deepfool", f"--out={tmp_path}/x"],
+        [*common, "--recipes=natural_relu,pgd3", f"--out={tmp_path}/x"],
+    )
+
+    # 1. The reference, checked against the saved network.
+    assert first["error"] is None
+    assert "[1/1] natural_relu: training" in first["stdout"]
+    assert "epoch 1/1:" in first["stdout"]
+    assert "eps 0.3 pgd: attacked" in first["stdout"]
+    natural, = _rows(first["results"])
+    assert natural["recipe"] == "natural_relu"
+    assert natural["ratio"] == {"wall": 1.0, "cpu": 1.0, "wall_fit": 1.0}
+    assert natural["reference"] == "same process"
+    assert natural["seconds"]["basis"].startswith("whole fit")
+    assert natural["seconds"]["wall"] == natural["seconds"]["fit"] > 0
+    assert natural["settings"]["run"]["eval_attacks"] == attack_names
+    _check_row(natural, ["0.05", "0.3"], attack_names)
+    _check_against_saved_network(natural, out / "natural_relu.keras",
+                                 tiny_mnist, attack_names)
+
+    # 2. Only the new recipe trains, against the stored natural time.
+    assert second["error"] is None
+    assert "natural_relu: already in" in second["stdout"]
+    assert "[1/1] logit_l1_c0.03_relu: training" in second["stdout"]
+    rows = _rows(second["results"])
+    assert [r["recipe"] for r in rows] == ["natural_relu", "logit_l1_c0.03_relu"]
+    assert rows[0] == natural
+    logit = rows[1]
+    assert logit["reference"] == "stored (an earlier process)"
+    assert logit["reference_seconds"] == natural["seconds"]
+    assert logit["ratio"]["wall"] == pytest.approx(
+        logit["seconds"]["wall"] / natural["seconds"]["wall"])
+    assert logit["ratio"]["cpu"] == pytest.approx(
+        logit["seconds"]["cpu"] / natural["seconds"]["cpu"])
+    assert logit["settings"]["recipe"] == {
+        "trainer": "gradreg", "activation": "relu",
+        "kwargs": {"regularizer": "logit_margin", "norm": "l1", "c": 0.03}}
+    _check_row(logit, ["0.05", "0.3"], attack_names)
+    if not ACTIVATION_OPTION:
+        assert ("natural_gelu: not run: needs keras_gradreg >= "
+                in second["stdout"])
+
+    # 3. Nothing trains and the file stays as it was.
+    assert third["error"] is None
+    assert ": training" not in third["stdout"]
+    assert third["results"] == second["results"]
+    report = (out / "robustness_per_cost.md").read_text()
+    assert "| recipe | cost x natural | clean | eps 0.05 | eps 0.3 |" in report
+    for row in rows:
+        assert (f"| {row['recipe']} | {row['ratio']['wall']:.2f} "
+                f"| {100 * row['clean']:.1f} |") in report
+    assert "eps 0.3: on the front, by cost: natural_relu (1.00x natural" in report
+    png = (out / "robustness_per_cost.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # 4-6. Refused, before anything is written.
+    assert "run with other settings (epochs: 1 then, 2 now)" in other["error"]
+    assert other["results"] == second["results"]
+    assert "Unknown --eval_attacks ['deepfool']" in bad_attack["error"]
+    assert "Unknown recipes ['pgd3']" in bad_recipe["error"]
+    assert not (tmp_path / "x").exists()
