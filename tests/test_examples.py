@@ -410,3 +410,27 @@ def test_notensorboard_writes_no_logs(tmp_path, monkeypatch):
     assert not (tmp_path / "logs").exists()
     assert not (tmp_path / "fig2_training_curves.png").exists()
     assert (tmp_path / "results.json").exists()
+
+
+def test_sweep_logs_each_point_with_its_c(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+    with tfds.testing.mock_data(num_examples=30):
+        _run(sweep_c, monkeypatch, dataset="mnist", out=tmp_path,
+             train_size=20, val_size=10, epochs=1, c_xent_grid="1,3",
+             c_logit_grid="0.03", eval_batch_size=10)
+    sweep = json.loads((tmp_path / "sweep.json").read_text())
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "logit_reg_c0.03", "natural", "xent_reg_c1", "xent_reg_c3"]
+    for name, entry in [("xent_reg_c3", sweep["xent_reg"][1]),
+                        ("natural", sweep["natural"])]:
+        root = _events(logs / name)
+        start = hparams_metadata.parse_session_start_info_plugin_data(
+            root.PluginTagToContent("hparams")[
+                hparams_metadata.SESSION_START_INFO_TAG])
+        assert start.hparams["c"].number_value == (entry["c"] or 0.0)
+        _, score = _tensor_series(root, "final/score")
+        assert float(score[0]) == pytest.approx(entry["score"])
+        assert "weights/conv1/kernel" in _events(
+            logs / name / "train").Tags()["tensors"]
