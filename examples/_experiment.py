@@ -5,8 +5,11 @@ the paper's Natural, Xent-reg and Logit-reg models on one dataset, evaluates
 them with :class:`keras_gradreg.RobustnessReport` under the paper's FGSM,
 BIM and C&W attacks (and, as honesty checks, PGD and APGD), and writes
 ``results.json``, ``results.md`` (the paper's table layout), plots and the
-trained ``.keras`` models. ``sweep_c.py`` reuses the training code to choose
-the penalty weights c. Only the package's public API is used here.
+trained ``.keras`` models, and (unless ``--notensorboard``) TensorBoard runs
+``logs/<model>`` with Fig. 2 and Fig. 3 drawn from them (see
+``_tensorboard_logging.py``). The recorded training wall times include the
+logging's per-epoch work; compare training costs with ``--notensorboard``.
+``sweep_c.py`` reuses the training code to choose the penalty weights c. Only the package's public API is used here.
 
 Example:
     >>> settings = SETTINGS["mnist"]  # doctest: +SKIP
