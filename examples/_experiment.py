@@ -5,8 +5,11 @@ the paper's Natural, Xent-reg and Logit-reg models on one dataset, evaluates
 them with :class:`keras_gradreg.RobustnessReport` under the paper's FGSM,
 BIM and C&W attacks (and, as honesty checks, PGD and APGD), and writes
 ``results.json``, ``results.md`` (the paper's table layout), plots and the
-trained ``.keras`` models. ``sweep_c.py`` reuses the training code to choose
-the penalty weights c. Only the package's public API is used here.
+trained ``.keras`` models, and (unless ``--notensorboard``) TensorBoard runs
+``logs/<model>`` with Fig. 2 and Fig. 3 drawn from them (see
+``_tensorboard_logging.py``). The recorded training wall times include the
+logging's per-epoch work; compare training costs with ``--notensorboard``.
+``sweep_c.py`` reuses the training code to choose the penalty weights c. Only the package's public API is used here.
 
 Example:
     >>> settings = SETTINGS["mnist"]  # doctest: +SKIP
@@ -27,6 +30,8 @@ import tensorflow as tf
 
 import keras_gradreg
 from keras_gradreg import attacks, datasets, models
+
+import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
 
 FLAGS = flags.FLAGS
 
@@ -144,6 +149,7 @@ def define_training_flags() -> None:
     _define(flags.DEFINE_integer, "eval_batch_size", 500,
             "Examples per attack batch.")
     _define(flags.DEFINE_integer, "seed", 0, "Seed of weights, data order, attacks.")
+    _tensorboard_logging.define_flags()
 
 
 def define_experiment_flags() -> None:
@@ -264,8 +270,13 @@ def parse_list(text: str) -> List[str]:
 
 
 def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
-                learning_rate: float):
-    """Compiles and fits one model; returns it, its wall time and history."""
+                learning_rate: float,
+                run_logger: Optional[_tensorboard_logging.RunLogger] = None):
+    """Compiles and fits one model; returns it, its wall time and history.
+
+    With ``run_logger``, the model logs to TensorBoard under
+    ``<out>/logs/<spec.name>`` and is validated on its held-out slice.
+    """
     print(f"\n== Training {spec.name} ({spec.info}) for {epochs} epochs",
           flush=True)
     model = spec.build()
@@ -274,10 +285,14 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    logged = {} if run_logger is None else dict(
+        callbacks=run_logger.callbacks(spec.name, model),
+        validation_data=run_logger.held_out)
     start = time.perf_counter()
     # `train` is shuffled by tf.data (see `batched`); shuffle=False only
     # silences Keras' warning that it cannot shuffle a dataset itself.
-    history = model.fit(train, epochs=epochs, verbose=2, shuffle=False)
+    history = model.fit(train, epochs=epochs, verbose=2, shuffle=False,
+                        **logged)
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     return model, seconds, history
@@ -522,14 +537,19 @@ def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
 
     train = datasets.load(settings.dataset, split_name("train", FLAGS.train_size),
                           FLAGS.data_dir)
+    probe = datasets.to_arrays(train, limit=_tensorboard_logging.PROBE_SIZE)
     train = batched(train, batch_size, FLAGS.seed)
     test = datasets.to_arrays(datasets.load(
         settings.dataset, split_name("test", FLAGS.test_size), FLAGS.data_dir))
+    run_logger = _tensorboard_logging.RunLogger(
+        os.path.join(out, "logs"), probe,
+        _tensorboard_logging.first(test, _tensorboard_logging.HELD_OUT_SIZE),
+        settings.eps_values, settings.clip) if FLAGS.tensorboard else None
 
     trained, training = {}, {}
     for spec in specs:
         model, seconds, history = train_model(spec, train, epochs,
-                                              learning_rate)
+                                              learning_rate, run_logger)
         model.save(os.path.join(out, f"{spec.name}.keras"))
         trained[spec.name] = model
         training[spec.name] = dict(spec.info, epochs=epochs,
@@ -564,6 +584,29 @@ def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
     with open(os.path.join(out, "results.md"), "w") as handle:
         handle.write(markdown(settings, results))
     plot_training(training, os.path.join(out, "training_curves.png"))
+    if run_logger is not None:
+        _log_final(run_logger, specs, results, settings, out)
     print("\n" + markdown(settings, results), flush=True)
     print(f"Wrote {out}/results.json, results.md, plots and models.", flush=True)
+    if run_logger is not None:
+        _tensorboard_logging.print_tensorboard_command(run_logger.root)
     return results
+
+
+def _log_final(run_logger, specs, results: dict, settings: PaperSettings,
+               out: str) -> None:
+    """Accuracy against eps, HParams and Fig. 2 / Fig. 3 of every model."""
+    resolved = results["settings"]["resolved"]
+    for spec in specs:
+        hparams = _tensorboard_logging.model_hparams(
+            spec.name, spec.info, dataset=settings.dataset,
+            epochs=resolved["epochs"], batch_size=resolved["batch_size"],
+            learning_rate=resolved["learning_rate"], seed=FLAGS.seed,
+            train_size=FLAGS.train_size)
+        run_logger.finish(spec.name, hparams, results[spec.name],
+                          results["training"][spec.name]["wall_time_s"])
+    run_logger.write_hparams()
+    figures = run_logger.render_figures(out)
+    if figures:
+        print(f"Wrote Fig. 2 and Fig. 3 from the event files: "
+              f"{figures['fig2']}, {figures['fig3']}.", flush=True)

@@ -5,17 +5,16 @@ xent_reg, logit_reg) during training. Fig. 3: weight histograms of ``conv1``
 and ``fc2`` early and late in training, one column per run.
 
 Each log directory is one training run that used
-``keras.callbacks.TensorBoard`` (scalars ``epoch_accuracy``, and
-``epoch_grad_loss`` for a ``GradRegModel``) and the callbacks of
-``keras_gradreg.callbacks``: ``GradientNormLogger``
-(``input_gradient/grad_loss``) and ``WeightHistogramLogger``
-(``weights/<layer>/kernel``). Event files are read with TensorBoard's own
-``EventAccumulator``; TF2 writes scalars and histograms as tensor summaries.
+``keras.callbacks.TensorBoard`` and the callbacks of
+``keras_gradreg.callbacks`` (see ``examples/_training_plots.py``, which
+holds the reading and drawing; the experiments call it themselves and write
+both figures into their output folder).
 
 Usage:
 
     python examples/plot_training.py \
-        --logdirs natural=runs/natural,logit_reg=runs/logit_reg --out plots
+        --logdirs natural=runs/mnist/logs/natural,logit_reg=runs/mnist/logs/logit_reg \
+        --out plots
 
 Writes ``fig2_training_curves.png``, ``fig3_weight_histograms.png`` and the
 plotted numbers as ``curves.json`` into ``--out``.
@@ -23,19 +22,25 @@ plotted numbers as ``curves.json`` into ``--out``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+import sys
 
 from absl import app, flags
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tensorboard.backend.event_processing import event_accumulator  # noqa
-from tensorboard.util import tensor_util  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _training_plots import (  # noqa: E402,F401
+    ACCURACY_TAGS,
+    GRAD_LOSS_TAGS,
+    parse_logdirs,
+    plot_curves,
+    plot_histograms,
+    read_histograms,
+    read_scalars,
+    render,
+    training_curves,
+    weight_histograms,
+)
 
 FLAGS = flags.FLAGS
 
@@ -52,255 +57,6 @@ _define(
 )
 _define(flags.DEFINE_string, "out", None, "Directory for the PNG and JSON files.")
 _define(flags.DEFINE_list, "layers", ["conv1", "fc2"], "Layers for Fig. 3.")
-
-Curve = Tuple[np.ndarray, np.ndarray]
-Histogram = Tuple[int, np.ndarray]
-
-# Tags tried in order: (run sub-directory, tag).
-ACCURACY_TAGS = (("validation", "epoch_accuracy"), ("train", "epoch_accuracy"))
-GRAD_LOSS_TAGS = (
-    ("train", "input_gradient/grad_loss"),
-    ("validation", "input_gradient/grad_loss"),
-    ("train", "epoch_grad_loss"),
-)
-
-
-def parse_logdirs(spec: str) -> Dict[str, str]:
-    """Parses ``"name=dir,name=dir"`` into an ordered ``{name: dir}``.
-
-    Raises:
-        ValueError: For an empty spec, a pair without ``=`` or a repeated name.
-
-    Example:
-        >>> parse_logdirs("natural=runs/a,logit_reg=runs/b")
-        {'natural': 'runs/a', 'logit_reg': 'runs/b'}
-    """
-    runs = {}
-    pairs = (part.strip() for part in (spec or "").split(","))
-    for pair in filter(None, pairs):
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"Expected name=log_dir, got {pair!r}.")
-        if name in runs:
-            raise ValueError(f"Run name {name!r} appears twice.")
-        runs[name] = path
-    if not runs:
-        raise ValueError("--logdirs needs at least one name=log_dir pair.")
-    return runs
-
-
-def _load(run_dir: str) -> event_accumulator.EventAccumulator:
-    """Loads every event of a run directory (no reservoir sampling)."""
-    guidance = {kind: 0 for kind in event_accumulator.DEFAULT_SIZE_GUIDANCE}
-    accumulator = event_accumulator.EventAccumulator(
-        run_dir, size_guidance=guidance
-    )
-    return accumulator.Reload()
-
-
-def _tensor_tags(accumulator, plugin: str) -> List[str]:
-    return [
-        tag
-        for tag in accumulator.Tags()["tensors"]
-        if accumulator.SummaryMetadata(tag).plugin_data.plugin_name == plugin
-    ]
-
-
-def read_scalars(run_dir: str) -> Dict[str, Curve]:
-    """Returns ``{tag: (steps, values)}`` for the scalars in one run dir.
-
-    Example:
-        >>> read_scalars("runs/a/train")["epoch_accuracy"]  # doctest: +SKIP
-        (array([0, 1, 2]), array([0.61, 0.83, 0.88]))
-    """
-    if not os.path.isdir(run_dir):
-        return {}
-    accumulator = _load(run_dir)
-    scalars = {}
-    for tag in _tensor_tags(accumulator, "scalars"):
-        events = accumulator.Tensors(tag)
-        steps = np.array([event.step for event in events])
-        values = np.array(
-            [float(tensor_util.make_ndarray(event.tensor_proto))
-             for event in events]
-        )
-        scalars[tag] = (steps, values)
-    return scalars
-
-
-def read_histograms(run_dir: str) -> Dict[str, List[Histogram]]:
-    """Returns ``{tag: [(step, buckets), ...]}`` for one run dir.
-
-    ``buckets`` is a ``(k, 3)`` array of ``(left edge, right edge, count)``
-    rows, the layout of TF2 histogram summaries.
-    """
-    if not os.path.isdir(run_dir):
-        return {}
-    accumulator = _load(run_dir)
-    return {
-        tag: [
-            (event.step, tensor_util.make_ndarray(event.tensor_proto))
-            for event in accumulator.Tensors(tag)
-        ]
-        for tag in _tensor_tags(accumulator, "histograms")
-    }
-
-
-def _first_curve(log_dir: str, candidates) -> Optional[Curve]:
-    cache = {}
-    for run, tag in candidates:
-        if run not in cache:
-            cache[run] = read_scalars(os.path.join(log_dir, run))
-        if tag in cache[run]:
-            return cache[run][tag]
-    return None
-
-
-def training_curves(log_dir: str) -> Dict[str, Optional[Curve]]:
-    """Returns the Fig. 2 curves of one run: ``accuracy`` and ``grad_loss``.
-
-    Accuracy is the validation (test) accuracy when logged, else the
-    training accuracy; the gradient loss is ``GradientNormLogger``'s, else
-    ``GradRegModel``'s ``epoch_grad_loss``. A missing curve is ``None``.
-    """
-    return {
-        "accuracy": _first_curve(log_dir, ACCURACY_TAGS),
-        "grad_loss": _first_curve(log_dir, GRAD_LOSS_TAGS),
-    }
-
-
-def weight_histograms(log_dir: str, layer: str) -> List[Histogram]:
-    """Returns the kernel histograms of ``layer``, first and last step.
-
-    Reads ``WeightHistogramLogger``'s ``weights/<layer>/kernel``, else a
-    ``keras.callbacks.TensorBoard`` tag ending in ``<layer>/kernel/histogram``.
-
-    Raises:
-        KeyError: If the run has no kernel histogram for ``layer``.
-    """
-    histograms = read_histograms(os.path.join(log_dir, "train"))
-    tag = f"weights/{layer}/kernel"
-    if tag not in histograms:
-        suffix = f"{layer}/kernel/histogram"
-        matches = [name for name in histograms if name.endswith(suffix)]
-        if not matches:
-            raise KeyError(
-                f"No kernel histogram of layer {layer!r} in {log_dir}; "
-                f"histogram tags there: {sorted(histograms)}."
-            )
-        tag = matches[0]
-    series = sorted(histograms[tag], key=lambda item: item[0])
-    return [series[0], series[-1]] if len(series) > 1 else series
-
-
-def plot_curves(curves: Dict[str, Dict[str, Optional[Curve]]], path: str):
-    """Draws Fig. 2: accuracy and gradient loss of each run, side by side."""
-    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, run in curves.items():
-        if run["accuracy"] is not None:
-            accuracy_axis.plot(*run["accuracy"], marker=".", label=name)
-        if run["grad_loss"] is not None:
-            loss_axis.plot(*run["grad_loss"], marker=".", label=name)
-    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    loss_axis.set(xlabel="epoch", ylabel="gradient loss", title="Gradient loss")
-    positive = all(
-        np.all(run["grad_loss"][1] > 0)
-        for run in curves.values()
-        if run["grad_loss"] is not None
-    )
-    if positive and loss_axis.lines:
-        loss_axis.set_yscale("log")
-    for axis in (accuracy_axis, loss_axis):
-        if axis.lines:
-            axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _draw_histogram(axis, buckets: np.ndarray, label: str):
-    left, right, counts = buckets[:, 0], buckets[:, 1], buckets[:, 2]
-    widths = np.maximum(right - left, 1e-12)
-    density = counts / max(counts.sum(), 1.0) / widths
-    axis.stairs(density, np.append(left, right[-1]), label=label, fill=True,
-                alpha=0.5)
-
-
-def plot_histograms(
-    histograms: Dict[str, Dict[str, List[Histogram]]],
-    layers: Sequence[str],
-    path: str,
-):
-    """Draws Fig. 3: one row per layer, one column per run, early vs late."""
-    names = list(histograms)
-    figure, axes = plt.subplots(
-        len(layers), len(names), figsize=(4 * len(names), 3 * len(layers)),
-        squeeze=False,
-    )
-    for row, layer in enumerate(layers):
-        for column, name in enumerate(names):
-            axis = axes[row][column]
-            for step, buckets in histograms[name][layer]:
-                _draw_histogram(axis, buckets, f"step {step}")
-            axis.set(title=f"{name}: {layer}", xlabel="weight",
-                     ylabel="density")
-            axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _as_json(curves, histograms) -> dict:
-    def curve(value):
-        if value is None:
-            return None
-        return {"steps": value[0].tolist(), "values": value[1].tolist()}
-
-    return {
-        name: {
-            "accuracy": curve(run["accuracy"]),
-            "grad_loss": curve(run["grad_loss"]),
-            "weight_std": {
-                layer: {
-                    str(step): float(_bucket_std(buckets))
-                    for step, buckets in series
-                }
-                for layer, series in histograms[name].items()
-            },
-        }
-        for name, run in curves.items()
-    }
-
-
-def _bucket_std(buckets: np.ndarray) -> float:
-    centers = (buckets[:, 0] + buckets[:, 1]) / 2
-    counts = buckets[:, 2]
-    mean = np.average(centers, weights=counts)
-    return float(np.sqrt(np.average((centers - mean) ** 2, weights=counts)))
-
-
-def render(runs: Dict[str, str], out: str, layers: Sequence[str]) -> dict:
-    """Reads every run and writes both figures and ``curves.json``.
-
-    Returns:
-        ``{"fig2": path, "fig3": path, "json": path}``.
-    """
-    os.makedirs(out, exist_ok=True)
-    curves = {name: training_curves(path) for name, path in runs.items()}
-    histograms = {
-        name: {layer: weight_histograms(path, layer) for layer in layers}
-        for name, path in runs.items()
-    }
-    paths = {
-        "fig2": os.path.join(out, "fig2_training_curves.png"),
-        "fig3": os.path.join(out, "fig3_weight_histograms.png"),
-        "json": os.path.join(out, "curves.json"),
-    }
-    plot_curves(curves, paths["fig2"])
-    plot_histograms(histograms, layers, paths["fig3"])
-    with open(paths["json"], "w") as handle:
-        json.dump(_as_json(curves, histograms), handle, indent=2)
-    return paths
 
 
 def main(argv):

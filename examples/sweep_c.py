@@ -16,11 +16,16 @@ the examples' ``--c_xent`` / ``--c_logit`` defaults (``SETTINGS`` in
     python examples/sweep_c.py --dataset mnist --data_dir ../shared/data/mnist \
         --train_size 10000 --val_size 2000 --epochs 3 --out runs/sweep_mnist
 
-Writes ``sweep.json`` and ``sweep.md`` into ``--out``.
+Writes ``sweep.json`` and ``sweep.md`` into ``--out``, and (unless
+``--notensorboard``) one TensorBoard run per model under ``--out/logs``
+(``natural``, ``xent_reg_c10``, ``logit_reg_c0.1``, ...) whose HParams
+dashboard compares the points of the sweep: ``tensorboard --logdir
+<out>/logs``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -32,6 +37,7 @@ import keras
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _experiment  # noqa: E402
+import _tensorboard_logging  # noqa: E402
 
 import keras_gradreg  # noqa: E402
 from keras_gradreg import datasets  # noqa: E402
@@ -99,14 +105,34 @@ def _evaluate(settings, model, validation) -> dict:
     return {key: entry[key] for key in ("clean", "fgsm", "bim")}
 
 
+def run_name(spec) -> str:
+    """The TensorBoard run folder of one sweep point, e.g. ``logit_reg_c0.1``.
+
+    Example:
+        >>> run_name(_experiment.ModelSpec("xent_reg", None, {"c": 10.0}))
+        'xent_reg_c10'
+    """
+    c = spec.info.get("c")
+    return spec.name if c is None else f"{spec.name}_c{c:g}"
+
+
 def _train_and_evaluate(settings, spec, train, validation, epochs,
-                        learning_rate) -> dict:
+                        learning_rate, run_logger=None) -> dict:
+    spec = dataclasses.replace(spec, name=run_name(spec))
     model, seconds, history = _experiment.train_model(
-        spec, train, epochs, learning_rate)
+        spec, train, epochs, learning_rate, run_logger)
     entry = dict(c=spec.info.get("c"), train_time_s=seconds,
                  **_evaluate(settings, model, validation))
     entry["score"] = score(entry)
     entry["final_grad_loss"] = history.get("grad_loss", [None])[-1]
+    if run_logger is not None:
+        hparams = _tensorboard_logging.model_hparams(
+            spec.name, spec.info, dataset=settings.dataset, epochs=epochs,
+            learning_rate=learning_rate, seed=FLAGS.seed,
+            train_size=FLAGS.train_size)
+        results = {key: entry[key] for key in ("clean", "fgsm", "bim")}
+        run_logger.finish(spec.name, hparams, results, seconds,
+                          {"final/score": entry["score"]})
     return entry
 
 
@@ -156,12 +182,21 @@ def main(argv) -> None:
     epochs = _experiment.or_default(FLAGS.epochs, settings.epochs)
     learning_rate = _experiment.or_default(
         FLAGS.learning_rate, settings.learning_rate)
+    run_logger = _tensorboard_logging.RunLogger(
+        os.path.join(out, "logs"),
+        datasets.to_arrays(datasets.load(settings.dataset, train_split,
+                                         FLAGS.data_dir),
+                           limit=_tensorboard_logging.PROBE_SIZE),
+        _tensorboard_logging.first(validation,
+                                   _tensorboard_logging.HELD_OUT_SIZE),
+        settings.eps_values, settings.clip) if FLAGS.tensorboard else None
 
     start = time.perf_counter()
     natural_spec = _experiment.ModelSpec(
         "natural", settings.build_model, {"kind": "natural"})
     sweep = {"natural": _train_and_evaluate(
-        settings, natural_spec, train, validation, epochs, learning_rate)}
+        settings, natural_spec, train, validation, epochs, learning_rate,
+        run_logger)}
     for name, regularizer in REGULARIZERS.items():
         sweep[name] = []
         for c in grids[name]:
@@ -169,9 +204,12 @@ def main(argv) -> None:
                 name, lambda c=c, r=regularizer: keras_gradreg.GradRegModel(
                     settings.build_model(), c=c, regularizer=r,
                     norm=FLAGS.norm_logit if r == "logit_margin" else "squared_l2"),
-                {"kind": "gradreg", "regularizer": regularizer, "c": c})
+                {"kind": "gradreg", "regularizer": regularizer, "c": c,
+                 "norm": (FLAGS.norm_logit if regularizer == "logit_margin"
+                          else "squared_l2")})
             sweep[name].append(_train_and_evaluate(
-                settings, spec, train, validation, epochs, learning_rate))
+                settings, spec, train, validation, epochs, learning_rate,
+                run_logger))
     sweep["chosen"] = {
         name: choose(sweep[name], sweep["natural"]["clean"], FLAGS.max_clean_drop)
         for name in REGULARIZERS}
@@ -190,6 +228,9 @@ def main(argv) -> None:
     with open(os.path.join(out, "sweep.md"), "w") as handle:
         handle.write(text)
     print("\n" + text, flush=True)
+    if run_logger is not None:
+        run_logger.write_hparams()
+        _tensorboard_logging.print_tensorboard_command(run_logger.root)
 
 
 if __name__ == "__main__":

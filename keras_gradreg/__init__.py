@@ -14,9 +14,12 @@ from keras_gradreg import regularizers
 from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.audio import MFCC
 from keras_gradreg.callbacks import GradientNormLogger
+from keras_gradreg.callbacks import HParamsLogger
 from keras_gradreg.callbacks import PenaltySchedule
 from keras_gradreg.callbacks import RobustAccuracyCallback
 from keras_gradreg.callbacks import WeightHistogramLogger
+from keras_gradreg.callbacks import log_hparams
+from keras_gradreg.callbacks import log_robustness
 from keras_gradreg.evaluation import RobustnessReport
 from keras_gradreg.evaluation import robust_accuracy
 from keras_gradreg.model import GradRegModel
@@ -27,6 +30,7 @@ __all__ = [
     "AdversarialTrainingModel",
     "GradRegModel",
     "GradientNormLogger",
+    "HParamsLogger",
     "MFCC",
     "PenaltySchedule",
     "RobustAccuracyCallback",
@@ -37,6 +41,8 @@ __all__ = [
     "callbacks",
     "datasets",
     "evaluation",
+    "log_hparams",
+    "log_robustness",
     "models",
     "regularizers",
     "robust_accuracy",

@@ -14,8 +14,9 @@
 default to the paper's for its datasets and must be given for others. Bad
 input ends the command with one line on stderr and exit status 2 (1 when a
 step fails at run time); nothing is written then, and existing outputs are
-kept unless ``--overwrite`` is given. ``python -m keras_gradreg`` is the same
-command.
+kept unless ``--overwrite`` is given. ``finetune`` also logs to TensorBoard
+(``--logdir``, default ``logs`` beside ``--out``; ``--no_tensorboard`` turns
+it off). ``python -m keras_gradreg`` is the same command.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Optional, Sequence
 import keras
 
 from keras_gradreg import attacks as attacks_lib
+from keras_gradreg import _cli_tensorboard
 from keras_gradreg import evaluation
 from keras_gradreg import regularizers
 from keras_gradreg._cli_io import check_compatible
@@ -157,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--eval_split", default="test")
     finetune.add_argument("--eval_examples", type=int, default=1000)
     finetune.add_argument("--out", required=True, help="Output .keras file.")
+    finetune.add_argument(
+        "--logdir", help="TensorBoard folder; the run goes into "
+        "LOGDIR/<name of --out> (default: logs beside --out).")
+    finetune.add_argument(
+        "--no_tensorboard", action="store_true",
+        help="Write no TensorBoard logs (scalars, input-gradient norms, "
+        "conv1/fc2 histograms, FGSM accuracy per epoch, HParams).")
     _add_attack_arguments(finetune)
     finetune.set_defaults(handler=finetune_command)
     return parser
@@ -304,7 +313,8 @@ def finetune_command(args) -> dict:
         )
     if not args.out.endswith(".keras"):
         raise CommandLineError(f"--out {args.out} must end in .keras.")
-    check_fresh([args.out], args.overwrite)
+    log_dir = None if args.no_tensorboard else _cli_tensorboard.run_dir(args)
+    check_fresh([args.out] + ([log_dir] if log_dir else []), args.overwrite)
     optimizer = _optimizer(args)
     model = load_model(args.model)
     train = load_data(args.dataset, args.split, args.data_dir,
@@ -321,14 +331,26 @@ def finetune_command(args) -> dict:
     robust.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(
         from_logits=not robust.output_softmax), metrics=["accuracy"])
     print(f"Fine-tuning with c={robust.c:g} for {args.epochs} epoch(s):")
-    robust.fit(*train, batch_size=args.batch_size or 50, epochs=args.epochs,
-               verbose=1)
+    logged = {} if log_dir is None else dict(
+        callbacks=_cli_tensorboard.training_callbacks(
+            log_dir, robust, train, held_out, settings),
+        validation_data=tuple(a[:_cli_tensorboard.HELD_OUT_SIZE]
+                              for a in held_out))
+    with _cli_tensorboard.Timer() as timer:
+        robust.fit(*train, batch_size=args.batch_size or 50,
+                   epochs=args.epochs, verbose=1, **logged)
     print("Accuracy after fine-tuning:")
-    _, after = _robustness(robust, held_out, FINETUNE_ATTACKS, settings, args)
+    report, after = _robustness(robust, held_out, FINETUNE_ATTACKS, settings,
+                                args)
+    if log_dir is not None:
+        _cli_tensorboard.finish(log_dir, robust, args,
+                                report.results["model"], timer.seconds)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     robust.save(args.out)
     _print_comparison(before, after, settings.eps)
     print(f"Saved the fine-tuned GradRegModel to {args.out}.")
+    if log_dir is not None:
+        print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
     return {"before": before, "after": after}
 
 

@@ -299,3 +299,42 @@ def test_python_m_bad_model_has_no_traceback(files, tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("keras-gradreg: error: cannot load model")
     assert not (tmp_path / "r.keras").exists()
+
+
+def test_finetune_logs_to_tensorboard_with_hparams(files, tmp_path, capsys):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+    out = tmp_path / "robust.keras"
+    cli.main(_finetune_argv(files, files / "model.keras", out,
+                            "--logdir", str(tmp_path / "tb")))
+    printed = capsys.readouterr().out
+    assert f"tensorboard --logdir {tmp_path / 'tb'}" in printed
+    run = tmp_path / "tb" / "robust"
+
+    def tags(folder):
+        return event_accumulator.EventAccumulator(str(folder)).Reload()
+
+    train = tags(run / "train")
+    assert "input_gradient/l2" in train.Tags()["tensors"]
+    validation = tags(run / "validation").Tags()["tensors"]
+    assert {f"robust_accuracy/fgsm_eps{float(e):g}" for e in EPS} <= set(
+        validation)
+    root = tags(run)
+    start = hparams_metadata.parse_session_start_info_plugin_data(
+        root.PluginTagToContent("hparams")[
+            hparams_metadata.SESSION_START_INFO_TAG])
+    assert start.hparams["c"].number_value == 0.5
+    assert start.hparams["norm"].string_value == "squared_l2"
+    assert "robust_accuracy_vs_eps/pgd" in root.Tags()["tensors"]
+    # The run folder is an output: kept unless --overwrite.
+    assert "--overwrite" in _fails(_finetune_argv(
+        files, files / "model.keras", tmp_path / "other" / "robust.keras",
+        "--logdir", str(tmp_path / "tb")), capsys)
+
+
+def test_finetune_no_tensorboard(files, tmp_path):
+    out = tmp_path / "robust.keras"
+    cli.main(_finetune_argv(files, files / "model.keras", out,
+                            "--no_tensorboard"))
+    assert out.exists() and not (tmp_path / "logs").exists()

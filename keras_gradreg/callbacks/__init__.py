@@ -9,6 +9,11 @@ What Fig. 2 and Fig. 3 of Yu et al. plot, logged while a model trains:
 * :class:`RobustAccuracyCallback`: accuracy under an attack on held-out data,
   put into ``logs`` so that ``EarlyStopping`` and ``ModelCheckpoint`` can
   monitor it.
+* :class:`HParamsLogger` and :func:`log_hparams`: a run's hyperparameters
+  and final metrics for TensorBoard's HParams dashboard (needs the
+  ``tensorboard`` package, imported only when they write).
+* :func:`log_robustness`: a model's robust accuracy against eps after
+  training, one TensorBoard chart per attack (eps as the step).
 * :class:`PenaltySchedule`: changes a ``GradRegModel``'s penalty weight ``c``
   from epoch to epoch, as ``LearningRateScheduler`` changes the learning rate.
 
@@ -20,12 +25,18 @@ step is the (0-based) epoch, or the optimizer's global step when
 """
 
 from keras_gradreg.callbacks._gradient_norms import GradientNormLogger
+from keras_gradreg.callbacks._hparams import HParamsLogger
+from keras_gradreg.callbacks._hparams import log_hparams
 from keras_gradreg.callbacks._penalty_schedule import PenaltySchedule
 from keras_gradreg.callbacks._robust_accuracy import RobustAccuracyCallback
+from keras_gradreg.callbacks._robustness_summary import log_robustness
 from keras_gradreg.callbacks._weight_histograms import WeightHistogramLogger
 
 __all__ = [
     "GradientNormLogger",
+    "HParamsLogger",
+    "log_hparams",
+    "log_robustness",
     "WeightHistogramLogger",
     "RobustAccuracyCallback",
     "PenaltySchedule",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import tensorflow as tf
 
@@ -39,14 +39,15 @@ class RobustAccuracyCallback(WriterCallback):
     At each epoch end, the held-out data is attacked and the fraction of
     adversarial examples the model still classifies correctly, as
     :func:`keras_gradreg.evaluation.robust_accuracy` computes it, is put into
-    ``logs`` under ``val_robust_accuracy_<attack name>`` (see
-    :attr:`log_key`), so ``History``, ``EarlyStopping(monitor=...,
-    mode="max")`` and ``ModelCheckpoint`` see it. Place this callback before
-    those in the ``callbacks`` list: Keras calls callbacks in list order.
-    With ``log_dir`` it also writes the scalar ``robust_accuracy/<attack
-    name>`` into ``log_dir/validation`` (step: the epoch); a
+    ``logs`` under ``val_robust_accuracy_<name>`` (``name`` defaults to
+    the attack's name; see :attr:`log_key`), so ``History``,
+    ``EarlyStopping(monitor=..., mode="max")`` and ``ModelCheckpoint`` see
+    it. Place this callback before those in the ``callbacks`` list: Keras
+    calls callbacks in list order. With ``log_dir`` it also writes the
+    scalar ``robust_accuracy/<name>`` into ``log_dir/validation`` (step: the
+    epoch); a
     ``keras.callbacks.TensorBoard`` placed after it logs the same value as
-    ``epoch_robust_accuracy_<attack name>``.
+    ``epoch_robust_accuracy_<name>``.
 
     Args:
         data: Held-out data: a tuple ``(x, y)`` of arrays (split into batches
@@ -61,13 +62,16 @@ class RobustAccuracyCallback(WriterCallback):
             gives clean accuracy.
         log_dir: Optional TensorBoard log directory.
         batch_size: Batch size when ``data`` is a tuple of arrays.
+        name: Names the log key and tag in place of the attack's name, e.g.
+            ``"fgsm_eps0.1"`` to tell apart callbacks of one attack at
+            several ``eps``; a Python identifier-like string.
         **attack_kwargs: Forwarded to the attack (e.g. ``clip_min``,
             ``clip_max``, ``steps``).
 
     Raises:
         TypeError: For bad ``data`` or ``attack`` types.
-        ValueError: For an unknown attack name, a negative ``eps`` or a bad
-            ``batch_size``.
+        ValueError: For an unknown attack name, a negative ``eps``, a bad
+            ``batch_size`` or ``name``.
 
     Example:
         >>> import keras, numpy as np
@@ -91,6 +95,7 @@ class RobustAccuracyCallback(WriterCallback):
         eps: float,
         log_dir=None,
         batch_size: int = 256,
+        name: Optional[str] = None,
         **attack_kwargs,
     ):
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or (
@@ -103,8 +108,16 @@ class RobustAccuracyCallback(WriterCallback):
             raise ValueError(
                 f"batch_size must be an int >= 1, got {batch_size!r}."
             )
+        if name is not None and (
+            not isinstance(name, str) or not name.replace(".", "_").isidentifier()
+        ):
+            raise ValueError(
+                f"name must be a string of letters, digits, _ and ., got "
+                f"{name!r}."
+            )
         dataset = _batched(data, batch_size)
         attack, attack_name = _resolve_attack(attack)
+        attack_name = name or attack_name
         super().__init__(log_dir, run="validation")
         self.dataset = dataset
         self.attack, self.attack_name = attack, attack_name
@@ -114,7 +127,7 @@ class RobustAccuracyCallback(WriterCallback):
 
     @property
     def log_key(self) -> str:
-        """The key in ``logs``: ``val_robust_accuracy_<attack name>``."""
+        """The key in ``logs``: ``val_robust_accuracy_<name>``."""
         return f"val_robust_accuracy_{self.attack_name}"
 
     def robust_accuracy(self) -> float:
