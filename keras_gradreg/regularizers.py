@@ -56,8 +56,9 @@ def sparse_labels(labels, num_classes: int | None = None) -> tf.Tensor:
 
     Raises:
         ValueError: For scalar labels or one-hot labels of the wrong width.
-        tf.errors.InvalidArgumentError: When ``num_classes`` is given and a
-            label lies outside ``[0, num_classes)`` (checked in-graph).
+        tf.errors.InvalidArgumentError: For float sparse labels that are not
+            integer-valued (e.g. 0.6), and when ``num_classes`` is given and
+            a label lies outside ``[0, num_classes)`` (checked in-graph).
 
     Example:
         >>> sparse_labels([[0, 1, 0], [1, 0, 0]], num_classes=3).numpy()
@@ -81,7 +82,15 @@ def sparse_labels(labels, num_classes: int | None = None) -> tf.Tensor:
             "labels shaped (batch,) or one-hot labels shaped (batch, classes)."
         )
     if labels.dtype.is_floating:
-        labels = tf.round(labels)
+        # 0.6 or 1.4 is no class: a loss would truncate it, a round would
+        # move it; reject it instead.
+        integer_valued = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(labels, tf.round(labels))),
+            ["Labels must be integer class indices (or one-hot rows); got "
+             "float labels with a fractional part."],
+        )
+        with tf.control_dependencies([integer_valued]):
+            labels = tf.identity(labels)
     labels = tf.cast(labels, tf.int32)
     if num_classes is None:
         return labels
