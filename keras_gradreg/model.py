@@ -75,13 +75,15 @@ def _after(checks: tf.Tensor, y):
 
 
 class _CollapseGuard(keras.callbacks.Callback):
-    """Warns when training sits at chance while the penalty is near zero.
+    """Warns when training sits at chance because of the penalty.
 
-    Added by ``GradRegModel.fit``. After each epoch with ``c > 0``: if the
-    training accuracy (of the model's own predictions on its training
-    inputs) is at most ``1/num_classes + 0.05`` and ``c * penalty`` is below
-    1% of the compiled loss, the penalty has flattened the network into a
-    constant (one class for every input): a warning names ``c``.
+    Added by ``GradRegModel.fit``. After each epoch with ``c > 0``, if the
+    training accuracy (the model's own predictions on its training inputs)
+    is at most ``1/num_classes + 0.05`` while the penalty is either near
+    zero (``<= 1e-3``: the network has been flattened into a constant) or
+    dominates the loss (``c * penalty >=`` the compiled loss), a warning
+    names ``c``. At chance with a small, non-zero penalty the model is just
+    not learning yet, and no warning is given.
     """
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -98,16 +100,17 @@ class _CollapseGuard(keras.callbacks.Callback):
         accuracy = float(trackers["accuracy"].result())
         penalty = float(trackers["penalty"].result())
         task_loss = float(trackers["task_loss"].result())
-        if accuracy <= 1.0 / classes + 0.05 and c * penalty < 0.01 * abs(task_loss):
+        at_chance = accuracy <= 1.0 / classes + 0.05
+        if at_chance and (penalty <= 1e-3 or c * penalty >= abs(task_loss)):
             warnings.warn(
                 f"{type(model).__name__}: epoch {epoch + 1} ended at chance "
                 f"(training accuracy {accuracy:.3f} with {classes} classes) "
-                f"while the penalty is near zero (c * penalty = "
-                f"{c * penalty:.3g}, compiled loss {task_loss:.3g}): the "
-                f"network has collapsed to a constant. c={c:g} is too large "
-                "for this network; lower c, warm it up with "
-                "callbacks.PenaltySchedule, or use a smooth activation "
-                "(models.mnist_cnn(activation='gelu')).",
+                f"with the penalty near zero or dominating the loss (penalty "
+                f"{penalty:.3g}, c * penalty {c * penalty:.3g}, compiled loss "
+                f"{task_loss:.3g}): the penalty is flattening the network "
+                f"into a constant. c={c:g} is too large for this network: "
+                "lower c, warm it up with callbacks.PenaltySchedule, or use a "
+                "smooth activation (e.g. models.mnist_cnn(activation='gelu')).",
                 stacklevel=2,
             )
 
