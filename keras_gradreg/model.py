@@ -137,6 +137,20 @@ class GradRegModel(WrappedClassifier):
     ``grad_loss`` is the penalty before multiplication by ``c``; both are
     reported by ``fit`` and ``evaluate``.
 
+    ``c = 0`` costs what plain training costs: the step puts the penalty
+    (the input gradient, its norm and, through the outer tape, the
+    second-order pass) in a ``tf.cond`` branch that runs only when
+    ``c > 0``, also when a ``callbacks.PenaltySchedule`` changes ``c``
+    between epochs without retracing. While ``c`` is 0, training does not
+    measure the penalty (``grad_loss`` reads 0); ``evaluate`` always does.
+
+    ``fit`` adds a collapse guard: an epoch that ends with the training
+    accuracy at chance (at most ``1/num_classes + 0.05``) while the penalty
+    is near zero (``<= 1e-3``) or dominates the loss gets a warning naming
+    ``c``. A too-large ``c`` (or softplus with ``c`` 0.03, issue 15) can
+    flatten the network into a constant; lower ``c``, warm it up, or use a
+    smooth activation (``models.mnist_cnn(activation="gelu")``).
+
     Args:
         base: A Keras classifier mapping inputs to class scores of shape
             ``(batch, num_classes)``.
@@ -162,14 +176,37 @@ class GradRegModel(WrappedClassifier):
             forward pass (dropout draws a second mask; BatchNormalization
             updates its moving statistics twice per step).
         fd_step: The finite-difference step ``h`` in input units (e.g. 0.01
-            for pixels in [0, 1], about 1 for pixels in [0, 255]).
+            for pixels in [0, 1], about 1 for pixels in [0, 255]), finite
+            and ``> 0``.
+        penalty_fraction: The fraction of each training batch that gets the
+            penalty, in ``(0, 1]`` (default 1: all). Below 1, a random
+            ``ceil(fraction * batch)`` examples are penalized (their mean
+            penalty estimates the batch's) and the base runs on them and on
+            the rest as two calls, so the penalty's backward and
+            second-order passes cover only that part. Each example is still
+            forwarded once, but a BatchNormalization layer then normalizes
+            the two parts with their own statistics and updates its moving
+            averages twice. ``evaluate`` always penalizes every example.
         **kwargs: Forwarded to ``keras.Model`` (e.g. ``name``).
 
+    Numbers may be Python or NumPy scalars. Set ``c`` through ``model.c``
+    (checked); ``model.c_variable`` is the variable behind it, and a value
+    assigned to it directly is checked in the train step.
+
+    Supported: one input tensor, one output of class scores shaped
+    ``(batch, num_classes)`` with ``num_classes >= 2`` (a binary task uses
+    ``Dense(2)``), labels as one tensor (integer-valued, or one-hot).
+
     Raises:
-        ValueError: For a negative ``c``, an unknown regularizer, norm or
-            method, or a softmax-ending base whose logits cannot be
-            recovered. During ``fit``, labels out of range, non-finite inputs
-            and a base whose output is not 2-D raise errors that say so.
+        ValueError: For a negative or non-finite ``c`` or ``fd_step``, a
+            ``penalty_fraction`` outside ``(0, 1]``, an unknown regularizer,
+            norm or method, a base with several inputs or outputs or a
+            single-logit head, or a softmax-ending base whose logits cannot
+            be recovered. During ``fit``, labels out of range or not
+            integer-valued (0.6), non-finite inputs, dict or multi-input
+            data and a base whose output is not 2-D raise errors that say
+            so. A base returning logits compiled with a
+            ``from_logits=False`` loss gets a warning.
         TypeError: If ``base`` is not a Keras model.
 
     Example:
@@ -495,8 +532,8 @@ class GradRegModel(WrappedClassifier):
         """``keras.Model.fit``, with a collapse guard added to the callbacks.
 
         The guard warns (naming ``c``) when an epoch ends with the training
-        accuracy at chance while the penalty is near zero: the penalty
-        flattened the network into a constant.
+        accuracy at chance while the penalty is near zero or dominates the
+        loss: the penalty is flattening the network into a constant.
         """
         position = 5  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
         if len(args) > position:
