@@ -656,3 +656,28 @@ def test_new_arguments_round_trip(tmp_path):
     settings = lambda m: {k: v for k, v in m.get_config().items() if k != "base"}  # noqa: E731
     assert settings(loaded) == settings(model)
     assert (loaded.penalty_fraction, loaded.method) == (0.25, "finite_difference")
+
+
+def test_penalty_fraction_path_gives_the_exact_step_when_it_covers_the_batch():
+    # ceil(0.99 * 8) = 8: every example is penalized, through the shuffled,
+    # split forward pass; the step must equal independent nested tapes.
+    c, lr = 0.5, 0.1
+    base = _tanh_mlp()
+    x, y = _data(n=8)
+    weights = [w.numpy() for w in base.trainable_weights]
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            xt = tf.constant(x)
+            inner.watch(xt)
+            logits = base(xt)
+            reg = tf.reduce_sum(_margin(logits, y))
+        penalty = tf.reduce_mean(NORMS["l1"](inner.gradient(reg, xt)))
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        total = ce + c * penalty
+    expected = outer.gradient(total, base.trainable_weights)
+    model = GradRegModel(base, c=c, norm="l1", penalty_fraction=0.99)
+    model.compile(keras.optimizers.SGD(lr), _sparse_ce())
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for old, new, grad in zip(weights, base.trainable_weights, expected):
+        np.testing.assert_allclose(new.numpy(), old - lr * grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(history.history["loss"][0], total.numpy(), rtol=1e-5)
