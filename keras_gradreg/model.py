@@ -11,13 +11,12 @@ them by double backpropagation with nested ``tf.GradientTape``s.
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Callable, Union
 
 import keras
 import tensorflow as tf
 
+from keras_gradreg import _collapse_guard
 from keras_gradreg import _keras_compat
 from keras_gradreg import regularizers as regs
 from keras_gradreg._wrapper import (
@@ -41,21 +40,6 @@ def _check_c(c) -> float:
     return _check_number("c", c, 0.0, maximum=3.4e38)
 
 
-def _unit_l2(gradients):
-    flat = tf.reshape(gradients, [tf.shape(gradients)[0], -1])
-    norms = tf.norm(flat, axis=-1)
-    safe = tf.where(norms > 0, norms, tf.ones_like(norms))
-    shape = tf.concat([tf.shape(norms), tf.ones_like(tf.shape(gradients)[1:])], 0)
-    return gradients / tf.reshape(safe, shape)
-
-
-_FD_DIRECTIONS = {
-    regs.squared_l2: _unit_l2,
-    regs.l2: _unit_l2,
-    regs.l1: tf.sign,
-}
-
-
 def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
     """Sparse labels, checked in-graph: integer-valued, in range, one per example."""
     _check_labels_structure(y)
@@ -72,47 +56,6 @@ def _after(checks: tf.Tensor, y):
     """``y``, ordered after ``checks``: bad labels get our message first."""
     with tf.control_dependencies([checks]):
         return tf.nest.map_structure(tf.identity, y)
-
-
-class _CollapseGuard(keras.callbacks.Callback):
-    """Warns when training sits at chance because of the penalty.
-
-    Added by ``GradRegModel.fit``. After each epoch with ``c > 0``, if the
-    training accuracy (the model's own predictions on its training inputs)
-    is at most ``1/num_classes + 0.05`` while the penalty is either near
-    zero (``<= 1e-3``: the network has been flattened into a constant) or
-    dominates the loss (``c * penalty >=`` the compiled loss), a warning
-    names ``c``. At chance with a small, non-zero penalty the model is just
-    not learning yet, and no warning is given.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for tracker in self.model._collapse_trackers.function.values():
-            tracker.reset_state()
-
-    def on_epoch_end(self, epoch, logs=None):
-        model = self.model
-        trackers = model._collapse_trackers.function
-        c = model.c
-        classes = model._num_classes.function
-        if c <= 0 or not classes or float(trackers["count"].result()) == 0:
-            return
-        accuracy = float(trackers["accuracy"].result())
-        penalty = float(trackers["penalty"].result())
-        task_loss = float(trackers["task_loss"].result())
-        at_chance = accuracy <= 1.0 / classes + 0.05
-        if at_chance and (penalty <= 1e-3 or c * penalty >= abs(task_loss)):
-            warnings.warn(
-                f"{type(model).__name__}: epoch {epoch + 1} ended at chance "
-                f"(training accuracy {accuracy:.3f} with {classes} classes) "
-                f"with the penalty near zero or dominating the loss (penalty "
-                f"{penalty:.3g}, c * penalty {c * penalty:.3g}, compiled loss "
-                f"{task_loss:.3g}): the penalty is flattening the network "
-                f"into a constant. c={c:g} is too large for this network: "
-                "lower c, warm it up with callbacks.PenaltySchedule, or use a "
-                "smooth activation (e.g. models.mnist_cnn(activation='gelu')).",
-                stacklevel=2,
-            )
 
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
@@ -244,7 +187,7 @@ class GradRegModel(WrappedClassifier):
         super().__init__(base, **kwargs)
         self.regularizer = regs.get_regularizer(regularizer)
         self.norm = regs.get_norm(norm)
-        if method == "finite_difference" and self.norm not in _FD_DIRECTIONS:
+        if method == "finite_difference" and self.norm not in regs.FD_DIRECTIONS:
             raise ValueError(
                 "method='finite_difference' supports the norms "
                 "'squared_l2', 'l2' and 'l1', not a custom callable."
@@ -419,9 +362,10 @@ class GradRegModel(WrappedClassifier):
         # Reg depends only on its own input, so this is every dReg_i/dx_i.
         input_grads = input_tape.gradient(reg, x)
         if self.method == "finite_difference":
-            penalties = self._finite_difference_penalty(
-                x, tf.gather(labels, penalized), reg,
-                tf.stop_gradient(input_grads), training,
+            penalties = regs.finite_difference_norm(
+                lambda inputs: self._logits_fn.function(inputs, training),
+                self.regularizer, self.norm, x, tf.gather(labels, penalized),
+                reg, tf.stop_gradient(input_grads), self.fd_step,
             )
         else:
             penalties = self.norm(input_grads)
@@ -444,28 +388,6 @@ class GradRegModel(WrappedClassifier):
             input_tape, x, reg, all_examples, labels, training
         )
         return self._outputs(raw_logits), penalties
-
-    def _finite_difference_penalty(
-        self, x, labels, reg_values, input_grads, training
-    ):
-        """Finlay & Oberman (2019): the norm as a squared difference quotient.
-
-        With d the (detached) direction in which the gradient's norm is its
-        inner product (g/||g||_2 for the L2 norms, sign(g) for L1),
-        q = (Reg(x + h d) - Reg(x)) / h approximates ||g||; the penalty is
-        q**2 (squared_l2) or |q| (l2, l1): bounded below by 0, so the network
-        cannot game it, and its weight gradient needs no second derivatives.
-        """
-        direction = _FD_DIRECTIONS[self.norm](input_grads)
-        step = tf.cast(self.fd_step, x.dtype)
-        shifted_logits = _at_least_float32(
-            self._logits_fn.function(x + step * direction, training)
-        )
-        shifted = self.regularizer(shifted_logits, labels)
-        quotient = (shifted - reg_values) / tf.cast(step, reg_values.dtype)
-        if self.norm is regs.squared_l2:
-            return tf.square(quotient)
-        return tf.abs(quotient)
 
     def input_gradients(self, x, y) -> tf.Tensor:
         """Returns dReg/dx for a batch, shaped like ``x``.
@@ -535,14 +457,13 @@ class GradRegModel(WrappedClassifier):
         accuracy at chance while the penalty is near zero or dominates the
         loss: the penalty is flattening the network into a constant.
         """
+        guard = _collapse_guard.CollapseGuard()
         position = 5  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
         if len(args) > position:
             args = list(args)
-            args[position] = list(args[position] or []) + [_CollapseGuard()]
+            args[position] = list(args[position] or []) + [guard]
         else:
-            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [
-                _CollapseGuard()
-            ]
+            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [guard]
         return super().fit(*args, **kwargs)
 
     # Serialization ------------------------------------------------------
