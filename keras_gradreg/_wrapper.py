@@ -1,8 +1,11 @@
 """The wrapper every keras-gradreg training model builds on.
 
 ``WrappedClassifier`` holds a user's classifier, recovers its pre-softmax
-logits Z (the paper's Eq. 3 is defined on them) and works around Keras 3
-distribution quirks once for all wrappers.
+logits Z (the paper's Eq. 3 is defined on them), checks that the base and
+the data are of a supported form (one input, one 2-D output of >= 2 class
+scores, one label tensor), and builds through ``_keras_compat`` under every
+distribution strategy. The "Validators" section holds the number checks
+the training models use (to move to ``_checks.py``).
 """
 
 from __future__ import annotations
