@@ -1,17 +1,25 @@
 """The wrapper every keras-gradreg training model builds on.
 
 ``WrappedClassifier`` holds a user's classifier, recovers its pre-softmax
-logits Z (the paper's Eq. 3 is defined on them) and works around Keras 3
-distribution quirks once for all wrappers.
+logits Z (the paper's Eq. 3 is defined on them), checks that the base and
+the data are of a supported form (one input, one 2-D output of >= 2 class
+scores, one label tensor), and builds through ``_keras_compat`` under every
+distribution strategy. The "Validators" section holds the number checks
+the training models use (to move to ``_checks.py``).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
 from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _keras_compat
 from keras_gradreg._logits import at_least_float32 as _at_least_float32
 from keras_gradreg._logits import ends_in_softmax as _ends_in_softmax
 from keras_gradreg._logits import pre_softmax_function as _logits_function
@@ -26,33 +34,104 @@ class _Untracked:
         self.function = function
 
 
-def _first_local_value(strategy, value):
-    if isinstance(value, tf.distribute.DistributedValues):
-        return strategy.experimental_local_results(value)[0]
+def _replica_count() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+# Validators (to move to keras_gradreg/_checks.py) ----------------------------
+
+
+def _check_number(
+    name: str, value, minimum: float, strict: bool = False,
+    maximum: float = math.inf,
+) -> float:
+    """A finite real number (NumPy scalars too) in the given bounds, as float.
+
+    Raises:
+        ValueError: For a non-number, a bool, NaN, inf or a value out of bounds.
+    """
+    bound = f"> {minimum}" if strict else f">= {minimum}"
+    if maximum < math.inf:
+        bound += f" and <= {maximum}"
+    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and (
+            value > minimum if strict else value >= minimum
+        ) and value <= maximum
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
     return value
 
 
-def _multi_worker_logs(logs: dict) -> dict:
-    """Gives scalar logs a length-1 axis under multi-worker training.
-
-    Keras 3 (seen in 3.15) reduces step outputs of a multi-worker
-    ``MultiWorkerMirroredStrategy`` with ``strategy.reduce("MEAN", v,
-    axis=0)``, which fails on scalars; a length-1 axis reduces to the scalar.
-    """
-    strategy = tf.distribute.get_strategy()
-    multi_worker = isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()  # noqa: SLF001
-    if not multi_worker:
-        return logs
-    return {
-        name: tf.reshape(value, [1]) if value.shape.rank == 0 else value
-        for name, value in logs.items()
-    }
+def _check_integer(name: str, value, minimum: int) -> int:
+    """An integer (NumPy integers too) ``>= minimum``, as int."""
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, (bool, np.bool_))
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
 
 
-def _replica_count() -> int:
-    return tf.distribute.get_strategy().num_replicas_in_sync
+_SUPPORTED = (
+    "keras-gradreg models support one input tensor, one output of class "
+    "scores shaped (batch, num_classes) with num_classes >= 2 (for a binary "
+    "task use Dense(2) and integer labels 0/1), and labels as one tensor."
+)
+
+
+def _check_base(base: keras.Model) -> None:
+    """Rejects bases with several inputs or outputs, or a single-logit head."""
+    try:
+        inputs, outputs = base.inputs, base.outputs
+    except (AttributeError, ValueError):
+        return  # subclassed or unbuilt: checked at the first step instead.
+    if inputs is not None and len(inputs) > 1:
+        raise ValueError(f"The base model has {len(inputs)} inputs. {_SUPPORTED}")
+    if outputs is not None and len(outputs) > 1:
+        raise ValueError(f"The base model has {len(outputs)} outputs. {_SUPPORTED}")
+    if outputs and outputs[0].shape[-1] == 1:
+        raise ValueError(f"The base model has a single-logit head. {_SUPPORTED}")
+
+
+def _check_logits(logits) -> tf.Tensor:
+    """The base's output at trace time: one 2-D tensor of >= 2 class scores."""
+    if tf.nest.is_nested(logits):
+        raise ValueError(f"The base model returned several outputs. {_SUPPORTED}")
+    if logits.shape.rank != 2:
+        raise ValueError(
+            "The base model must output a 2-D batch of class scores "
+            f"(batch, num_classes); got shape {logits.shape}. Add a "
+            "Flatten/GlobalPooling and a Dense(num_classes) head."
+        )
+    if logits.shape[-1] == 1:
+        raise ValueError(f"The base model has a single-logit head. {_SUPPORTED}")
+    return logits
+
+
+def _check_labels_structure(y) -> None:
+    if y is None:
+        raise ValueError("Training needs labels: fit(x, y) or a dataset of (x, y).")
+    if tf.nest.is_nested(y):
+        raise ValueError(f"Labels must be one tensor, got {type(y).__name__}. {_SUPPORTED}")
+
+
+_PROBABILITY_LOSSES = (
+    "sparse_categorical_crossentropy", "categorical_crossentropy",
+    "binary_crossentropy", "SparseCategoricalCrossentropy",
+    "CategoricalCrossentropy", "BinaryCrossentropy",
+)
+
+
+def _expects_probabilities(loss) -> bool:
+    """Whether a compiled loss takes its predictions as probabilities."""
+    if isinstance(loss, str):
+        return loss in _PROBABILITY_LOSSES
+    if getattr(loss, "from_logits", None) is False:
+        return True
+    return getattr(loss, "__name__", None) in _PROBABILITY_LOSSES
 
 
 class WrappedClassifier(keras.Model):
@@ -69,6 +148,7 @@ class WrappedClassifier(keras.Model):
             raise TypeError(
                 f"base must be a Keras model, got {type(base).__name__}."
             )
+        _check_base(base)
         self.base = base
         self.output_softmax = _ends_in_softmax(base)
         if self.output_softmax:
@@ -95,7 +175,32 @@ class WrappedClassifier(keras.Model):
             return keras.ops.softmax(logits, axis=-1)
         return logits
 
+    def _check_compiled_loss(self) -> None:
+        """Warns (at trace time) when a logits base gets a loss that expects
+        probabilities (``from_logits=False``).
+
+        Not a ``compile`` override: Keras skips compiling a loaded model
+        whose class overrides ``compile``.
+        """
+        loss = getattr(self, "loss", None)
+        if self.output_softmax or not _expects_probabilities(loss):
+            return
+        warnings.warn(
+            f"{type(self).__name__}: the base model has no softmax at the end, "
+            "so its outputs are taken as logits (for the penalty and the "
+            "attacks), but the compiled loss expects probabilities "
+            "(from_logits=False). Compile with e.g. keras.losses."
+            "SparseCategoricalCrossentropy(from_logits=True); if the base "
+            "does output probabilities, end it with keras.layers.Softmax() so "
+            "that the penalty sees its logits.",
+            stacklevel=2,
+        )
+
     def _check_inputs(self, x) -> tf.Tensor:
+        if tf.nest.is_nested(x):
+            raise ValueError(
+                f"Inputs must be one tensor, got {type(x).__name__}. {_SUPPORTED}"
+            )
         x = tf.convert_to_tensor(x)
         if not x.dtype.is_floating:
             raise TypeError(
@@ -108,25 +213,10 @@ class WrappedClassifier(keras.Model):
         )
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Builds from one replica's batch instead of a cross-replica mean.
-
-        Keras 3 (seen in 3.15) averages the first distributed batch with
-        ``strategy.reduce`` before building, which fails eagerly under
-        ``MultiWorkerMirroredStrategy`` (a PerReplica cannot become a
-        tensor). Taking the first local replica's batch builds the same
-        shapes and works under every strategy.
-        """
-        strategy = self._distribute_strategy
-        if iterator is None or strategy is None:
-            return super()._maybe_symbolic_build(iterator, data_batch)
-        for _, _, batches in iterator:
-            data_batch = tf.nest.map_structure(
-                lambda value: _first_local_value(strategy, value),
-                next(batches),
-            )
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+        """Builds from one replica's batch (see ``_keras_compat``)."""
+        _keras_compat.build_from_first_replica(
+            self, iterator, data_batch, super()._maybe_symbolic_build
+        )
 
     def get_config(self):
         config = super().get_config()

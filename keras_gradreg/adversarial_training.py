@@ -1,89 +1,107 @@
-"""Min-max adversarial training, the baseline the paper compares cost with.
+"""Min-max adversarial training, optionally with the paper's penalty on top.
 
-``AdversarialTrainingModel`` trains on PGD adversarial examples crafted on
-the fly (Madry et al., 2018, "Towards Deep Learning Models Resistant to
-Adversarial Attacks"). With ``steps=1``, ``random_start=True`` and
-``step_size=1.25 * eps`` it is FGSM-RS "fast adversarial training" (Wong,
-Rice & Kolter, 2020, "Fast is better than free").
+``AdversarialTrainingModel`` trains on adversarial examples crafted on the
+fly by the attacks' sign-gradient loop (``attacks._core``): PGD-k (Madry et
+al., 2018), FGSM-RS (Wong, Rice & Kolter, 2020, "Fast is better than free")
+and N-FGSM (de Jorge et al., 2022, "Make Some Noise: Reliable and Efficient
+Single-Step Adversarial Training"). It is a ``GradRegModel`` whose training
+inputs are those examples: with ``c > 0`` the input-gradient penalty of Yu et
+al. is added at the adversarial examples, sharing their forward pass.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import keras
 import tensorflow as tf
 
-from keras_gradreg import regularizers as regs
-from keras_gradreg._wrapper import WrappedClassifier, _multi_worker_logs
+from keras_gradreg._wrapper import _check_integer, _check_number
+from keras_gradreg.attacks import _core as attack_core
+from keras_gradreg.model import GradRegModel
 
 __all__ = ["AdversarialTrainingModel"]
 
 LOSSES = ("ce", "cw")
 
 
-def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value != value or (value < 0 if allow_zero else value <= 0):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
-    return float(value)
-
-
-def _attack_objective(loss: str):
-    if loss == "ce":
-        return regs.cross_entropy
-    return regs.logit_margin  # C&W margin, uncapped during training.
+def _check_clip_value(name: str, value) -> Optional[float]:
+    if value is None:
+        return None
+    return _check_number(name, value, -float("inf"))
 
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
-class AdversarialTrainingModel(WrappedClassifier):
-    """Trains a classifier on L-inf PGD adversarial examples (min-max).
+class AdversarialTrainingModel(GradRegModel):
+    """Trains a classifier on L-inf adversarial examples (min-max).
 
-    Each training step crafts adversarial examples for the batch with
-    ``steps`` signed-gradient steps of size ``step_size`` inside the
-    ``eps``-ball (and ``[clip_min, clip_max]``), starting from a uniform
-    random point when ``random_start``; then takes one optimizer step on the
-    compiled loss of those examples. The attack runs the base in inference
-    mode (no BatchNormalization updates, no dropout) and is not
-    differentiated through.
+    Each training step crafts adversarial examples for the batch: a uniform
+    random start in ``[-start_radius, start_radius]`` around ``x`` (when
+    ``random_start``), then ``steps`` signed-gradient steps of size
+    ``step_size``, each followed by a projection onto the ``eps``-ball and
+    ``[clip_min, clip_max]`` (with ``project=False``, onto the clip range
+    only, so the example may end up to ``start_radius + steps * step_size``
+    from ``x``). Then one optimizer step on the compiled loss of those
+    examples plus ``c`` times the input-gradient penalty at them (Eq. 2-4 of
+    Yu et al., exactly as ``GradRegModel``; ``c = 0``, the default, is plain
+    adversarial training and runs no second-order pass). The attack runs the
+    base in inference mode (no BatchNormalization updates, no dropout) and
+    is not differentiated through.
 
-    Recipes:
-        * PGD-k (Madry et al.): ``steps=k``, ``step_size=2.5 * eps / k``,
-          ``random_start=True`` (e.g. MNIST eps 0.3: k=40, step 0.01).
-        * FGSM-RS (Wong et al. 2020): ``steps=1``, ``step_size=1.25 * eps``,
-          ``random_start=True``.
+    Recipes (also as named constructors):
+        * PGD-k (Madry et al. 2018): :meth:`pgd`, ``steps=k``,
+          ``step_size=2.5 * eps / k``, random start (MNIST eps 0.3: k=40,
+          step 0.01).
+        * FGSM-RS (Wong et al. 2020): :meth:`fgsm_rs`, ``steps=1``,
+          ``step_size=1.25 * eps``, random start of radius eps, projected.
+        * N-FGSM (de Jorge et al. 2022): :meth:`n_fgsm`, noise of radius
+          ``2 * eps``, one step of ``eps``, no projection to the eps-ball.
 
-    Training logs (``loss`` and compiled metrics) are measured on the
-    adversarial examples; ``evaluate`` and validation logs on clean data.
+    Training logs (``loss``, ``grad_loss`` and compiled metrics) are
+    measured on the adversarial examples; ``evaluate`` and validation logs
+    on clean data.
 
     Args:
         base: A Keras classifier (logits, or ending in a softmax, as for
             ``GradRegModel``).
-        eps: L-inf radius of the training attack, ``>= 0``.
+        eps: L-inf radius of the projection, ``>= 0``.
         step_size: Size of each signed-gradient step, ``> 0``.
         steps: Number of attack steps, ``>= 1``.
-        random_start: Start from a uniform point in the eps-ball.
-        loss: ``"ce"`` (cross-entropy) or ``"cw"`` (logit margin) for the
-            attack.
+        random_start: Start from a uniform point of radius ``start_radius``.
+        loss: ``"ce"`` (cross-entropy) or ``"cw"`` (the C&W margin, capped at
+            ``confidence`` exactly as in ``attacks.pgd``).
         clip_min: Lower bound of valid inputs, or None.
         clip_max: Upper bound of valid inputs, or None.
         seed: Seed of the random starts (None: drawn from Keras' global
             seed, so ``keras.utils.set_random_seed`` makes runs repeatable).
+        start_radius: Half-width of the uniform random start, ``>= 0``;
+            None (default) means ``eps``.
+        project: Project every iterate onto the eps-ball (default). False
+            keeps it wherever noise and steps put it, inside the clip range.
+        confidence: The cap of ``loss="cw"`` (the attacks' default, 50).
+        c: Penalty weight of Eq. 2, ``>= 0``; 0 (default) is no penalty.
+        regularizer, norm, method, fd_step, penalty_fraction: The penalty's
+            settings, as for :class:`~keras_gradreg.GradRegModel`.
         **kwargs: Forwarded to ``keras.Model``.
 
     Raises:
-        ValueError: For bad attack settings.
+        ValueError: For bad attack or penalty settings. During ``fit``,
+            inputs outside ``[clip_min, clip_max]`` raise an error that says
+            so.
 
     Example:
         >>> import keras, numpy as np
         >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-        >>> model = AdversarialTrainingModel(base, eps=0.1, step_size=0.125,
-        ...                                  steps=1)
+        >>> model = AdversarialTrainingModel.n_fgsm(base, eps=0.1, c=0.03,
+        ...                                         norm="l1")
+        >>> (model.start_radius, model.step_size, model.project)
+        (0.2, 0.1, False)
         >>> model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(
         ...     from_logits=True))
         >>> history = model.fit(np.random.rand(8, 4).astype("float32"),
         ...                     np.zeros(8), verbose=0)
+        >>> sorted(history.history)
+        ['grad_loss', 'loss']
     """
 
     def __init__(
@@ -97,90 +115,196 @@ class AdversarialTrainingModel(WrappedClassifier):
         clip_min: Optional[float] = 0.0,
         clip_max: Optional[float] = 1.0,
         seed: Optional[int] = None,
+        start_radius: Optional[float] = None,
+        project: bool = True,
+        confidence: float = 50.0,
+        c: float = 0.0,
+        regularizer: Union[str, Callable] = "logit_margin",
+        norm: Union[str, Callable] = "squared_l2",
+        method: str = "double_backprop",
+        fd_step: float = 0.01,
+        penalty_fraction: float = 1.0,
         **kwargs,
     ):
-        self.eps = _check_positive("eps", eps, allow_zero=True)
-        self.step_size = _check_positive("step_size", step_size)
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}.")
+        self.eps = _check_number("eps", eps, 0.0)
+        self.step_size = _check_number("step_size", step_size, 0.0, strict=True)
+        self.steps = _check_integer("steps", steps, 1)
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}. Use one of {list(LOSSES)}.")
+        clip_min = _check_clip_value("clip_min", clip_min)
+        clip_max = _check_clip_value("clip_max", clip_max)
         if clip_min is not None and clip_max is not None and clip_min >= clip_max:
             raise ValueError(
                 f"clip_min ({clip_min}) must be smaller than clip_max "
                 f"({clip_max})."
             )
-        super().__init__(base, **kwargs)
-        self.steps = steps
+        self.start_radius = (
+            self.eps if start_radius is None
+            else _check_number("start_radius", start_radius, 0.0)
+        )
+        self.confidence = _check_number("confidence", confidence, 0.0)
+        if seed is not None:
+            seed = _check_integer("seed", seed, 0)
+        super().__init__(
+            base, c=c, regularizer=regularizer, norm=norm, method=method,
+            fd_step=fd_step, penalty_fraction=penalty_fraction, **kwargs,
+        )
         self.random_start = bool(random_start)
+        self.project = bool(project)
         self.loss_name = loss
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._mark_built()
 
-    def _project(self, x_adv, x):
-        x_adv = tf.clip_by_value(x_adv, x - self.eps, x + self.eps)
+    # The three recipes -------------------------------------------------------
+
+    @classmethod
+    def fgsm_rs(cls, base: keras.Model, eps: float, **kwargs):
+        """FGSM-RS of Wong, Rice & Kolter (2020), "Fast is better than free".
+
+        A uniform start in the eps-ball, one step of ``1.25 * eps``,
+        projected back to the ball.
+
+        Args:
+            base: The classifier.
+            eps: The L-inf radius.
+            **kwargs: Other arguments (clip range, seed, penalty settings).
+
+        Returns:
+            An ``AdversarialTrainingModel``.
+
+        Example:
+            >>> import keras
+            >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+            >>> AdversarialTrainingModel.fgsm_rs(base, 0.1).step_size
+            0.125
+        """
+        eps = _check_number("eps", eps, 0.0)
+        return cls(base, eps=eps, step_size=1.25 * eps, steps=1,
+                   random_start=True, start_radius=eps, project=True, **kwargs)
+
+    @classmethod
+    def n_fgsm(cls, base: keras.Model, eps: float, **kwargs):
+        """N-FGSM of de Jorge et al. (2022), "Make Some Noise".
+
+        Uniform noise of radius ``2 * eps``, one step of ``eps``, and no
+        projection back to the eps-ball (the example stays in the clip
+        range). Pass penalty arguments (``c``, ``norm``, ...) to add the
+        input-gradient penalty at the N-FGSM examples.
+
+        Args:
+            base: The classifier.
+            eps: The L-inf radius the model is trained for.
+            **kwargs: Other arguments (clip range, seed, penalty settings).
+
+        Returns:
+            An ``AdversarialTrainingModel``.
+
+        Example:
+            >>> import keras
+            >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+            >>> AdversarialTrainingModel.n_fgsm(base, 0.1).start_radius
+            0.2
+        """
+        eps = _check_number("eps", eps, 0.0)
+        return cls(base, eps=eps, step_size=eps or 1.0, steps=1,
+                   random_start=True, start_radius=2.0 * eps, project=False,
+                   **kwargs)
+
+    @classmethod
+    def pgd(cls, base: keras.Model, eps: float, steps: int = 7, **kwargs):
+        """PGD-k adversarial training of Madry et al. (2018).
+
+        A uniform start in the eps-ball and ``steps`` projected steps of
+        ``2.5 * eps / steps``.
+
+        Args:
+            base: The classifier.
+            eps: The L-inf radius.
+            steps: Number of attack steps, ``>= 1`` (default 7).
+            **kwargs: Other arguments (clip range, seed, penalty settings).
+
+        Returns:
+            An ``AdversarialTrainingModel``.
+
+        Example:
+            >>> import keras
+            >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+            >>> round(AdversarialTrainingModel.pgd(base, 0.3, steps=40).step_size, 6)
+            0.01875
+        """
+        eps = _check_number("eps", eps, 0.0)
+        steps = _check_integer("steps", steps, 1)
+        return cls(base, eps=eps, step_size=(2.5 * eps / steps) or 1.0,
+                   steps=steps, random_start=True, start_radius=eps,
+                   project=True, **kwargs)
+
+    # The training inputs -----------------------------------------------------
+
+    def _clip(self, x_adv):
         if self.clip_min is not None:
-            x_adv = tf.maximum(x_adv, tf.cast(self.clip_min, x.dtype))
+            x_adv = tf.maximum(x_adv, tf.cast(self.clip_min, x_adv.dtype))
         if self.clip_max is not None:
-            x_adv = tf.minimum(x_adv, tf.cast(self.clip_max, x.dtype))
+            x_adv = tf.minimum(x_adv, tf.cast(self.clip_max, x_adv.dtype))
         return x_adv
+
+    def _projector(self, x) -> Callable:
+        if not self.project:
+            return self._clip
+        eps = tf.cast(self.eps, x.dtype)
+        return lambda x_adv: self._clip(
+            tf.clip_by_value(x_adv, x - eps, x + eps)
+        )
+
+    def _check_in_clip_range(self, x) -> tf.Tensor:
+        checks = []
+        for bound, name, below in ((self.clip_min, "clip_min", True),
+                                   (self.clip_max, "clip_max", False)):
+            if bound is None:
+                continue
+            value = tf.cast(bound, x.dtype)
+            inside = tf.reduce_all(x >= value if below else x <= value)
+            side = "below" if below else "above"
+            checks.append(tf.debugging.Assert(inside, [
+                f"{type(self).__name__} inputs have values {side} "
+                f"{name}={bound}: rescale them (e.g. x / 255 for pixels) or "
+                f"pass {name}=None for unbounded features."
+            ]))
+        with tf.control_dependencies([op for op in checks if op is not None]):
+            return tf.identity(x)
 
     def adversarial_examples(self, x, y) -> tf.Tensor:
         """Crafts the training attack's adversarial examples for a batch.
 
         Args:
-            x: A float batch of inputs.
+            x: A float batch of inputs inside ``[clip_min, clip_max]``.
             y: Labels, sparse or one-hot.
 
         Returns:
-            A tensor shaped like ``x``, within ``eps`` of it.
+            A tensor shaped like ``x``: within ``eps`` of it when
+            ``project``, else within ``start_radius + steps * step_size``;
+            always inside the clip range.
         """
-        x = self._check_inputs(x)
-        objective = _attack_objective(self.loss_name)
+        x = self._check_in_clip_range(self._check_inputs(x))
+        labels = tf.convert_to_tensor(y)
+        objective = attack_core.objective(self.loss_name, False, self.confidence)
+        project = self._projector(x)
         x_adv = x
         if self.random_start:
             noise = keras.random.uniform(
-                tf.shape(x), -self.eps, self.eps, dtype=x.dtype,
-                seed=self.seed_generator,
+                tf.shape(x), -self.start_radius, self.start_radius,
+                dtype=x.dtype, seed=self.seed_generator,
             )
-            x_adv = self._project(x + noise, x)
-
-        def step(x_adv):
-            with tf.GradientTape() as tape:
-                tape.watch(x_adv)
-                value = tf.reduce_sum(objective(self.logits(x_adv), y))
-            gradient = tape.gradient(value, x_adv)
-            return self._project(x_adv + self.step_size * tf.sign(gradient), x)
-
-        # An explicit while_loop: Keras does not autograph train_step.
-        _, x_adv = tf.while_loop(
-            lambda i, _: i < self.steps,
-            lambda i, x_adv: (i + 1, step(x_adv)),
-            (tf.constant(0), x_adv),
+            x_adv = project(x + noise)
+        x_adv = attack_core.signed_gradient_steps(
+            lambda inputs: self.logits(inputs, training=False), objective,
+            x_adv, labels, self.steps, tf.cast(self.step_size, x.dtype), project,
         )
         return tf.stop_gradient(x_adv)
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x_adv = self.adversarial_examples(x, y)
-        with tf.GradientTape() as tape:
-            outputs = self(x_adv, training=True)
-            loss = self._compute_loss(
-                x=x_adv, y=y, y_pred=outputs, sample_weight=sample_weight,
-                training=True,
-            )
-            scaled = self.optimizer.scale_loss(loss)
-        weights = self.trainable_weights
-        self.optimizer.apply(tape.gradient(scaled, weights), weights)
-        self._loss_tracker.update_state(
-            loss * tf.distribute.get_strategy().num_replicas_in_sync,
-            sample_weight=tf.shape(x)[0],
-        )
-        logs = self.compute_metrics(x_adv, y, outputs, sample_weight)
-        return _multi_worker_logs(logs)
+    def _training_inputs(self, x, y) -> tf.Tensor:
+        return self.adversarial_examples(x, y)
 
     def get_config(self):
         config = super().get_config()
@@ -194,6 +318,9 @@ class AdversarialTrainingModel(WrappedClassifier):
                 "clip_min": self.clip_min,
                 "clip_max": self.clip_max,
                 "seed": self.seed,
+                "start_radius": self.start_radius,
+                "project": self.project,
+                "confidence": self.confidence,
             }
         )
         return config

@@ -16,12 +16,17 @@ from typing import Callable, Union
 import keras
 import tensorflow as tf
 
+from keras_gradreg import _collapse_guard
+from keras_gradreg import _keras_compat
 from keras_gradreg import regularizers as regs
 from keras_gradreg._wrapper import (
     WrappedClassifier,
     _at_least_float32,
-    _multi_worker_logs,
+    _check_labels_structure,
+    _check_logits,
+    _check_number,
     _replica_count,
+    _Untracked,
 )
 
 __all__ = ["GradRegModel"]
@@ -30,33 +35,14 @@ __all__ = ["GradRegModel"]
 METHODS = ("double_backprop", "finite_difference")
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_c(c) -> None:
+def _check_c(c) -> float:
     # c lives in a float32 variable: it must fit there.
-    if not _is_number(c) or not 0 <= c <= 3.4e38:
-        raise ValueError(f"c must be a finite number >= 0, got {c!r}.")
-
-
-def _unit_l2(gradients):
-    flat = tf.reshape(gradients, [tf.shape(gradients)[0], -1])
-    norms = tf.norm(flat, axis=-1)
-    safe = tf.where(norms > 0, norms, tf.ones_like(norms))
-    shape = tf.concat([tf.shape(norms), tf.ones_like(tf.shape(gradients)[1:])], 0)
-    return gradients / tf.reshape(safe, shape)
-
-
-_FD_DIRECTIONS = {
-    regs.squared_l2: _unit_l2,
-    regs.l2: _unit_l2,
-    regs.l1: tf.sign,
-}
+    return _check_number("c", c, 0.0, maximum=3.4e38)
 
 
 def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
-    """Sparse labels, checked in-graph: in range and one per example."""
+    """Sparse labels, checked in-graph: integer-valued, in range, one per example."""
+    _check_labels_structure(y)
     labels = regs.sparse_labels(y, logits.shape[-1])  # checks the range
     same_batch = tf.debugging.assert_equal(
         tf.shape(labels)[0], tf.shape(logits)[0],
@@ -64,6 +50,12 @@ def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
     )
     with tf.control_dependencies([same_batch]):
         return tf.identity(labels)
+
+
+def _after(checks: tf.Tensor, y):
+    """``y``, ordered after ``checks``: bad labels get our message first."""
+    with tf.control_dependencies([checks]):
+        return tf.nest.map_structure(tf.identity, y)
 
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
@@ -87,6 +79,20 @@ class GradRegModel(WrappedClassifier):
     Logged metrics: ``loss`` is the total loss (compiled loss + c * penalty);
     ``grad_loss`` is the penalty before multiplication by ``c``; both are
     reported by ``fit`` and ``evaluate``.
+
+    ``c = 0`` costs what plain training costs: the step puts the penalty
+    (the input gradient, its norm and, through the outer tape, the
+    second-order pass) in a ``tf.cond`` branch that runs only when
+    ``c > 0``, also when a ``callbacks.PenaltySchedule`` changes ``c``
+    between epochs without retracing. While ``c`` is 0, training does not
+    measure the penalty (``grad_loss`` reads 0); ``evaluate`` always does.
+
+    ``fit`` adds a collapse guard: an epoch that ends with the training
+    accuracy at chance (at most ``1/num_classes + 0.05``) while the penalty
+    is near zero (``<= 1e-3``) or dominates the loss gets a warning naming
+    ``c``. A too-large ``c`` (or softplus with ``c`` 0.03, issue 15) can
+    flatten the network into a constant; lower ``c``, warm it up, or use a
+    smooth activation (``models.mnist_cnn(activation="gelu")``).
 
     Args:
         base: A Keras classifier mapping inputs to class scores of shape
@@ -113,14 +119,37 @@ class GradRegModel(WrappedClassifier):
             forward pass (dropout draws a second mask; BatchNormalization
             updates its moving statistics twice per step).
         fd_step: The finite-difference step ``h`` in input units (e.g. 0.01
-            for pixels in [0, 1], about 1 for pixels in [0, 255]).
+            for pixels in [0, 1], about 1 for pixels in [0, 255]), finite
+            and ``> 0``.
+        penalty_fraction: The fraction of each training batch that gets the
+            penalty, in ``(0, 1]`` (default 1: all). Below 1, a random
+            ``ceil(fraction * batch)`` examples are penalized (their mean
+            penalty estimates the batch's) and the base runs on them and on
+            the rest as two calls, so the penalty's backward and
+            second-order passes cover only that part. Each example is still
+            forwarded once, but a BatchNormalization layer then normalizes
+            the two parts with their own statistics and updates its moving
+            averages twice. ``evaluate`` always penalizes every example.
         **kwargs: Forwarded to ``keras.Model`` (e.g. ``name``).
 
+    Numbers may be Python or NumPy scalars. Set ``c`` through ``model.c``
+    (checked); ``model.c_variable`` is the variable behind it, and a value
+    assigned to it directly is checked in the train step.
+
+    Supported: one input tensor, one output of class scores shaped
+    ``(batch, num_classes)`` with ``num_classes >= 2`` (a binary task uses
+    ``Dense(2)``), labels as one tensor (integer-valued, or one-hot).
+
     Raises:
-        ValueError: For a negative ``c``, an unknown regularizer, norm or
-            method, or a softmax-ending base whose logits cannot be
-            recovered. During ``fit``, labels out of range, non-finite inputs
-            and a base whose output is not 2-D raise errors that say so.
+        ValueError: For a negative or non-finite ``c`` or ``fd_step``, a
+            ``penalty_fraction`` outside ``(0, 1]``, an unknown regularizer,
+            norm or method, a base with several inputs or outputs or a
+            single-logit head, or a softmax-ending base whose logits cannot
+            be recovered. During ``fit``, labels out of range or not
+            integer-valued (0.6), non-finite inputs, dict or multi-input
+            data and a base whose output is not 2-D raise errors that say
+            so. A base returning logits compiled with a
+            ``from_logits=False`` loss gets a warning.
         TypeError: If ``base`` is not a Keras model.
 
     Example:
@@ -143,101 +172,222 @@ class GradRegModel(WrappedClassifier):
         norm: Union[str, Callable] = "squared_l2",
         method: str = "double_backprop",
         fd_step: float = 0.01,
+        penalty_fraction: float = 1.0,
         **kwargs,
     ):
-        _check_c(c)
+        c = _check_c(c)
         if method not in METHODS:
             raise ValueError(
                 f"Unknown method {method!r}. Use one of {list(METHODS)}."
             )
-        if not _is_number(fd_step) or fd_step <= 0:
-            raise ValueError(f"fd_step must be a number > 0, got {fd_step!r}.")
+        fd_step = _check_number("fd_step", fd_step, 0.0, strict=True)
+        penalty_fraction = _check_number(
+            "penalty_fraction", penalty_fraction, 0.0, strict=True, maximum=1.0
+        )
         super().__init__(base, **kwargs)
         self.regularizer = regs.get_regularizer(regularizer)
         self.norm = regs.get_norm(norm)
-        if method == "finite_difference" and self.norm not in _FD_DIRECTIONS:
+        if method == "finite_difference" and self.norm not in regs.FD_DIRECTIONS:
             raise ValueError(
                 "method='finite_difference' supports the norms "
                 "'squared_l2', 'l2' and 'l1', not a custom callable."
             )
         self.method = method
-        self.fd_step = float(fd_step)
+        self.fd_step = fd_step
+        self.penalty_fraction = penalty_fraction
         # A non-trainable variable, so that c can change during fit (see
-        # callbacks.PenaltySchedule) without retracing the train step.
-        self.c_variable = keras.Variable(
-            float(c), trainable=False, dtype="float32", name="c"
+        # callbacks.PenaltySchedule) without retracing the train step. Set
+        # it through ``c``; the step also checks it in-graph.
+        self._c_variable = keras.Variable(
+            c, trainable=False, dtype="float32", name="c"
         )
+        if penalty_fraction < 1.0:
+            self._fraction_seed = keras.random.SeedGenerator(None)
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
+        # Epoch statistics of the collapse guard (not logged, not saved).
+        self._collapse_trackers = _Untracked({
+            name: keras.metrics.Mean(name=name)
+            for name in ("accuracy", "penalty", "task_loss", "count")
+        })
+        self._num_classes = _Untracked(None)
         self._mark_built()
 
     @property
     def c(self) -> float:
         """The penalty weight; assign to change it, also during ``fit``."""
-        return float(keras.ops.convert_to_numpy(self.c_variable))
+        return float(keras.ops.convert_to_numpy(self._c_variable))
 
     @c.setter
     def c(self, value: float):
-        _check_c(value)
-        self.c_variable.assign(float(value))
+        self._c_variable.assign(_check_c(value))
 
-    # Forward passes -----------------------------------------------------
+    @property
+    def c_variable(self):
+        """The variable holding ``c`` (read it; set ``model.c`` instead).
 
-    def _regularizer_values(self, x, y, training: bool):
-        """Forward pass: raw logits and per-example Reg(x) (float32+)."""
-        raw_logits = self._logits_fn.function(x, training)
-        logits = _at_least_float32(raw_logits)
-        if logits.shape.rank != 2:
-            raise ValueError(
-                "The base model must output a 2-D batch of class scores "
-                f"(batch, num_classes); got shape {logits.shape}. Add a "
-                "Flatten/GlobalPooling and a Dense(num_classes) head."
+        Assigning to it directly skips the Python check on ``c``; the train
+        step then stops with an error if the value is negative or not
+        finite.
+        """
+        return self._c_variable
+
+    # Eq. 2-4 ----------------------------------------------------------
+
+    def train_step(self, data):
+        """One optimizer step on Eq. 2: compiled loss + c * mean L_norm(dReg/dx).
+
+        The training inputs are the batch (``GradRegModel``) or the training
+        attack's adversarial examples (``AdversarialTrainingModel``). One
+        forward pass feeds the compiled loss and the penalty; when ``c`` is
+        0 the penalty branch (the second-order pass) does not run.
+        """
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._check_compiled_loss()
+        x = self._training_inputs(self._check_inputs(x), y)
+        c = self._checked_c()
+
+        def penalized_forward():  # Eq. 3-4 on the forward pass the loss uses
+            x_pen, index, order = self._penalty_split(x)  # penalty_fraction
+            with tf.GradientTape() as input_tape:
+                input_tape.watch(x_pen)
+                logits = self._forward(x_pen, x, index, order, training=True)
+                labels = _checked_labels(y, logits)
+                reg = self.regularizer(  # Eq. 3: Reg(x) on the logits
+                    _at_least_float32(tf.gather(logits, index)),
+                    tf.gather(labels, index),
+                )
+            penalties = self._penalties(  # Eq. 4: L_norm(dReg/dx)
+                input_tape, x_pen, reg, index, labels, training=True
             )
+            weights = _gather_weights(sample_weight, index)
+            return logits, labels, self._batch_mean(penalties, weights)
+
+        with tf.GradientTape() as tape:
+            # At c = 0 a plain forward pass: no second-order pass runs.
+            logits, labels, grad_loss = tf.cond(
+                c > 0, penalized_forward, lambda: self._plain_forward(x, y)
+            )
+            y_pred = self._outputs(logits)
+            task_loss = self.compute_loss(
+                x=x, y=_after(labels, y), y_pred=y_pred,
+                sample_weight=sample_weight, training=True,
+            )
+            # Eq. 2; Keras scales compiled losses by 1/replicas, so the penalty too.
+            total = tf.cast(task_loss, grad_loss.dtype) + (
+                tf.cast(c, grad_loss.dtype) * grad_loss / _replica_count()
+            )
+            scaled = self.optimizer.scale_loss(total)
+        weights = self.trainable_weights
+        self.optimizer.apply(tape.gradient(scaled, weights), weights)
+        return self._logs(x, y, y_pred, sample_weight, total, grad_loss,
+                          task_loss, labels, counted=c > 0)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._check_compiled_loss()
+        y_pred, penalties = self._penalized_forward(x, y, training=False)
+        task_loss = self.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+            training=False,
+        )
+        grad_loss = self._batch_mean(penalties, sample_weight)
+        c = tf.cast(self._c_variable, grad_loss.dtype)
+        total = tf.cast(task_loss, grad_loss.dtype) + c * grad_loss / _replica_count()
+        return self._logs(x, y, y_pred, sample_weight, total, grad_loss)
+
+    # The pieces of the step ------------------------------------------------
+
+    def _training_inputs(self, x, y) -> tf.Tensor:
+        """The inputs the step trains on: the batch itself here."""
+        del y
+        return x
+
+    def _checked_c(self) -> tf.Tensor:
+        """c, checked in-graph (``c_variable`` can be assigned directly)."""
+        c = tf.convert_to_tensor(self._c_variable)
+        valid = tf.math.is_finite(c) & (c >= 0)
+        message = "c must be a finite number >= 0 (set it through model.c)."
+        with tf.control_dependencies([tf.debugging.Assert(valid, [message, c])]):
+            return tf.identity(c)
+
+    def _plain_forward(self, x, y):
+        """The unpenalized branch: logits, labels and a zero penalty."""
+        logits = _check_logits(self._logits_fn.function(x, True))
         labels = _checked_labels(y, logits)
-        return raw_logits, self.regularizer(logits, labels), labels
+        return logits, labels, tf.zeros([], _penalty_dtype(x, logits))
+
+    def _penalty_split(self, x):
+        """Which examples get the penalty: all, or a random penalty_fraction.
+
+        Returns ``(x_pen, penalized, order)``: the penalized inputs, their
+        indices in the batch and, with a fraction, the permutation that
+        puts them first (None when every example is penalized).
+        """
+        batch = tf.shape(x)[0]
+        if self.penalty_fraction >= 1.0:
+            # identity: inside a tf.cond branch, a tensor from outside the
+            # branch is captured on first use, so watch the branch's own copy.
+            return tf.identity(x), tf.range(batch), None
+        order = keras.random.shuffle(tf.range(batch), seed=self._fraction_seed)
+        count = tf.cast(
+            tf.math.ceil(self.penalty_fraction * tf.cast(batch, tf.float32)),
+            tf.int32,
+        )
+        penalized = order[:count]
+        return tf.gather(x, penalized), penalized, order
+
+    def _forward(self, x_pen, x, penalized, order, training: bool):
+        """The base's raw logits for the whole batch, in batch order.
+
+        With ``penalty_fraction < 1`` the base runs on the penalized part
+        (recorded by the input tape) and on the rest separately.
+        """
+        if order is None:
+            return _check_logits(self._logits_fn.function(x_pen, training))
+        rest = tf.gather(x, order[tf.shape(penalized)[0]:])
+        logits = tf.concat(
+            [_check_logits(self._logits_fn.function(x_pen, training)),
+             _check_logits(self._logits_fn.function(rest, training))],
+            axis=0,
+        )
+        return tf.gather(logits, tf.math.invert_permutation(order))
+
+    def _penalties(self, input_tape, x, reg, penalized, labels, training):
+        """Eq. 4: per-example L_norm(dReg/dx) of the penalized examples.
+
+        ``input_tape`` recorded ``reg`` from ``x``; called inside the
+        caller's outer tape so that its weight gradient is recorded.
+        """
+        # The gradient of a vector target is that of its sum: each example's
+        # Reg depends only on its own input, so this is every dReg_i/dx_i.
+        input_grads = input_tape.gradient(reg, x)
+        if self.method == "finite_difference":
+            penalties = regs.finite_difference_norm(
+                lambda inputs: self._logits_fn.function(inputs, training),
+                self.regularizer, self.norm, x, tf.gather(labels, penalized),
+                reg, tf.stop_gradient(input_grads), self.fd_step,
+            )
+        else:
+            penalties = self.norm(input_grads)
+        return tf.cast(penalties, _penalty_dtype(x, reg))
 
     def _penalized_forward(self, x, y, training: bool):
-        """One forward pass giving outputs and per-example penalties.
+        """One forward pass giving outputs and every example's penalty.
 
-        Must run inside the caller's outer tape so that the penalty's weight
-        gradient (the second backpropagation) is recorded.
+        Must run inside the caller's outer tape for the penalty's weight
+        gradient (the second backpropagation) to be recorded.
         """
         x = self._check_inputs(x)
         with tf.GradientTape() as input_tape:
             input_tape.watch(x)
-            raw_logits, reg_values, labels = self._regularizer_values(
-                x, y, training
-            )
-            reg_sum = tf.reduce_sum(reg_values)
-        input_grads = input_tape.gradient(reg_sum, x)
-        if self.method == "finite_difference":
-            penalties = self._finite_difference_penalty(
-                x, labels, reg_values, tf.stop_gradient(input_grads), training
-            )
-        else:
-            penalties = _at_least_float32(self.norm(input_grads))
-        return self._outputs(raw_logits), penalties
-
-    def _finite_difference_penalty(
-        self, x, labels, reg_values, input_grads, training
-    ):
-        """Finlay & Oberman (2019): the norm as a squared difference quotient.
-
-        With d the (detached) direction in which the gradient's norm is its
-        inner product (g/||g||_2 for the L2 norms, sign(g) for L1),
-        q = (Reg(x + h d) - Reg(x)) / h approximates ||g||; the penalty is
-        q**2 (squared_l2) or |q| (l2, l1): bounded below by 0, so the network
-        cannot game it, and its weight gradient needs no second derivatives.
-        """
-        direction = _FD_DIRECTIONS[self.norm](input_grads)
-        step = tf.cast(self.fd_step, x.dtype)
-        shifted_logits = _at_least_float32(
-            self._logits_fn.function(x + step * direction, training)
+            raw_logits = _check_logits(self._logits_fn.function(x, training))
+            labels = _checked_labels(y, raw_logits)
+            reg = self.regularizer(_at_least_float32(raw_logits), labels)
+        all_examples = tf.range(tf.shape(labels)[0])
+        penalties = self._penalties(
+            input_tape, x, reg, all_examples, labels, training
         )
-        shifted = self.regularizer(shifted_logits, labels)
-        quotient = (shifted - reg_values) / tf.cast(step, reg_values.dtype)
-        if self.norm is regs.squared_l2:
-            return tf.square(quotient)
-        return tf.abs(quotient)
+        return self._outputs(raw_logits), penalties
 
     def input_gradients(self, x, y) -> tf.Tensor:
         """Returns dReg/dx for a batch, shaped like ``x``.
@@ -257,8 +407,6 @@ class GradRegModel(WrappedClassifier):
             self.regularizer,
         )
 
-    # Training and evaluation --------------------------------------------
-
     @staticmethod
     def _batch_mean(values, sample_weight) -> tf.Tensor:
         """Mean like Keras' "sum_over_batch_size" reduction."""
@@ -268,53 +416,55 @@ class GradRegModel(WrappedClassifier):
             values = values * weights
         return tf.reduce_sum(values) / tf.maximum(count, 1.0)
 
-    def _penalized_losses(self, x, y, sample_weight, training: bool):
-        outputs, penalties = self._penalized_forward(x, y, training)
-        # The penalty depends on the label range checks: order the compiled
-        # loss after them so bad labels get our message, not the loss's.
-        with tf.control_dependencies([penalties]):
-            y = tf.nest.map_structure(tf.identity, y)
-        task_loss = self._compute_loss(
-            x=x, y=y, y_pred=outputs, sample_weight=sample_weight,
-            training=training,
-        )
-        grad_loss = self._batch_mean(penalties, sample_weight)
-        # Keras divides compiled losses by the replica count under
-        # tf.distribute; the penalty is scaled the same way.
-        replicas = _replica_count()
-        c = tf.cast(self.c_variable, grad_loss.dtype)
-        total = tf.cast(task_loss, grad_loss.dtype) + c * grad_loss / replicas
-        return outputs, total, grad_loss
+    def _logs(self, x, y, y_pred, sample_weight, total, grad_loss,
+              task_loss=None, labels=None, counted=True):
+        """Updates ``loss`` (the total), ``grad_loss`` and the metrics.
 
-    def _update_trackers(self, x, total, grad_loss):
-        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
-        self._loss_tracker.update_state(
+        ``grad_loss`` is not updated by a training step that skipped the
+        penalty (``counted`` False, i.e. c = 0).
+        """
+        batch_size = tf.shape(x)[0]
+        _keras_compat.loss_tracker(self).update_state(
             total * _replica_count(), sample_weight=batch_size
         )
-        self.grad_loss_tracker.update_state(grad_loss, sample_weight=batch_size)
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            outputs, total, grad_loss = self._penalized_losses(
-                x, y, sample_weight, training=True
+        counted_size = tf.where(counted, batch_size, 0)
+        self.grad_loss_tracker.update_state(grad_loss, sample_weight=counted_size)
+        if task_loss is not None:
+            self._update_collapse_trackers(
+                y_pred, labels, grad_loss, task_loss, counted_size
             )
-            scaled = self.optimizer.scale_loss(total)
-        weights = self.trainable_weights
-        grads = tape.gradient(scaled, weights)
-        self.optimizer.apply(grads, weights)
-        self._update_trackers(x, total, grad_loss)
-        logs = self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
-        return _multi_worker_logs(logs)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return _keras_compat.multi_worker_logs(logs)
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        outputs, total, grad_loss = self._penalized_losses(
-            x, y, sample_weight, training=False
+    def _update_collapse_trackers(self, y_pred, labels, grad_loss, task_loss,
+                                  counted_size):
+        self._num_classes.function = y_pred.shape[-1]
+        trackers = self._collapse_trackers.function
+        predicted = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
+        correct = tf.cast(tf.equal(predicted, labels), tf.float32)
+        trackers["accuracy"].update_state(correct)
+        trackers["penalty"].update_state(grad_loss, sample_weight=counted_size)
+        trackers["task_loss"].update_state(
+            tf.cast(task_loss, tf.float32) * _replica_count(),
+            sample_weight=counted_size,
         )
-        self._update_trackers(x, total, grad_loss)
-        logs = self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
-        return _multi_worker_logs(logs)
+        trackers["count"].update_state(1.0, sample_weight=counted_size)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, with a collapse guard added to the callbacks.
+
+        The guard warns (naming ``c``) when an epoch ends with the training
+        accuracy at chance while the penalty is near zero or dominates the
+        loss: the penalty is flattening the network into a constant.
+        """
+        guard = _collapse_guard.CollapseGuard()
+        position = 5  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
+        if len(args) > position:
+            args = list(args)
+            args[position] = list(args[position] or []) + [guard]
+        else:
+            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [guard]
+        return super().fit(*args, **kwargs)
 
     # Serialization ------------------------------------------------------
 
@@ -327,6 +477,7 @@ class GradRegModel(WrappedClassifier):
                 "norm": _serialize_fn(self.norm),
                 "method": self.method,
                 "fd_step": self.fd_step,
+                "penalty_fraction": self.penalty_fraction,
             }
         )
         return config
@@ -340,6 +491,19 @@ class GradRegModel(WrappedClassifier):
                     config[key], custom_objects=custom_objects
                 )
         return super().from_config(config, custom_objects)
+
+
+def _penalty_dtype(x, logits) -> tf.DType:
+    """float64 for float64 models, else float32 (also under mixed precision)."""
+    if tf.float64 in (x.dtype, logits.dtype):
+        return tf.float64
+    return tf.float32
+
+
+def _gather_weights(sample_weight, indices):
+    if sample_weight is None:
+        return None
+    return tf.gather(tf.reshape(sample_weight, [-1]), indices)
 
 
 def _serialize_fn(function: Callable):

@@ -34,6 +34,7 @@ __all__ = [
     "get_norm",
     "sparse_labels",
     "input_gradients",
+    "finite_difference_norm",
 ]
 
 RegularizerFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -56,8 +57,9 @@ def sparse_labels(labels, num_classes: int | None = None) -> tf.Tensor:
 
     Raises:
         ValueError: For scalar labels or one-hot labels of the wrong width.
-        tf.errors.InvalidArgumentError: When ``num_classes`` is given and a
-            label lies outside ``[0, num_classes)`` (checked in-graph).
+        tf.errors.InvalidArgumentError: For float sparse labels that are not
+            integer-valued (e.g. 0.6), and when ``num_classes`` is given and
+            a label lies outside ``[0, num_classes)`` (checked in-graph).
 
     Example:
         >>> sparse_labels([[0, 1, 0], [1, 0, 0]], num_classes=3).numpy()
@@ -81,7 +83,15 @@ def sparse_labels(labels, num_classes: int | None = None) -> tf.Tensor:
             "labels shaped (batch,) or one-hot labels shaped (batch, classes)."
         )
     if labels.dtype.is_floating:
-        labels = tf.round(labels)
+        # 0.6 or 1.4 is no class: a loss would truncate it, a round would
+        # move it; reject it instead.
+        integer_valued = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(labels, tf.round(labels))),
+            ["Labels must be integer class indices (or one-hot rows); got "
+             "float labels with a fractional part."],
+        )
+        with tf.control_dependencies([integer_valued]):
+            labels = tf.identity(labels)
     labels = tf.cast(labels, tf.int32)
     if num_classes is None:
         return labels
@@ -299,6 +309,65 @@ def name_of(function: Callable) -> Union[str, Callable]:
             if candidate is function:
                 return name
     return function
+
+
+def _unit_l2(gradients):
+    flat = tf.reshape(gradients, [tf.shape(gradients)[0], -1])
+    norms = tf.norm(flat, axis=-1)
+    safe = tf.where(norms > 0, norms, tf.ones_like(norms))
+    shape = tf.concat([tf.shape(norms), tf.ones_like(tf.shape(gradients)[1:])], 0)
+    return gradients / tf.reshape(safe, shape)
+
+
+# The direction d in which each norm of g is its inner product <g, d>.
+FD_DIRECTIONS = {squared_l2: _unit_l2, l2: _unit_l2, l1: tf.sign}
+
+
+def finite_difference_norm(
+    logits_fn: Callable, regularizer: RegularizerFn, norm: Callable, x,
+    labels, reg_values, input_grads, step: float,
+) -> tf.Tensor:
+    """Finlay & Oberman (2019): the norm of dReg/dx as a difference quotient.
+
+    With ``d`` the (detached) direction in which the gradient's norm is its
+    inner product (g/||g||_2 for the L2 norms, sign(g) for L1),
+    ``q = (Reg(x + h d) - Reg(x)) / h`` approximates ||g||; the penalty is
+    ``q**2`` (squared_l2) or ``|q|`` (l2, l1): bounded below by 0, so a
+    network cannot game it, and its weight gradient needs no second
+    derivatives (one more forward pass instead).
+
+    Args:
+        logits_fn: ``x -> logits``.
+        regularizer: The regularizer Reg.
+        norm: ``squared_l2``, ``l2`` or ``l1``.
+        x: The inputs.
+        labels: Sparse labels of ``x``.
+        reg_values: Reg(x), per example.
+        input_grads: dReg/dx (pass it through ``tf.stop_gradient``).
+        step: The step ``h`` in input units.
+
+    Returns:
+        The per-example penalty, in the dtype of ``reg_values``.
+
+    Example:
+        >>> w = tf.constant([[1.0, -1.0], [2.0, 0.0]])  # logits = x @ w
+        >>> x, labels = tf.constant([[1.0, 0.0]]), tf.constant([0])
+        >>> logits_fn = lambda inputs: tf.matmul(inputs, w)
+        >>> grads = input_gradients(logits_fn, x, labels)  # d margin / dx
+        >>> reg = logit_margin(logits_fn(x), labels)
+        >>> q = finite_difference_norm(logits_fn, logit_margin, l1, x, labels,
+        ...                            reg, grads, 0.01)
+        >>> round(float(q[0]), 3), float(l1(grads)[0])  # exact: Reg is linear here
+        (4.0, 4.0)
+    """
+    direction = FD_DIRECTIONS[norm](input_grads)
+    step = tf.cast(step, x.dtype)
+    shifted_logits = tf.cast(logits_fn(x + step * direction), reg_values.dtype)
+    shifted = regularizer(shifted_logits, labels)
+    quotient = (shifted - reg_values) / tf.cast(step, reg_values.dtype)
+    if norm is squared_l2:
+        return tf.square(quotient)
+    return tf.abs(quotient)
 
 
 def input_gradients(

@@ -1,6 +1,7 @@
 """Tests for GradRegModel: double backpropagation, Keras conventions."""
 
 import gzip
+import warnings
 
 import keras
 import numpy as np
@@ -471,3 +472,212 @@ def test_label_count_mismatch_raises():
     model = GradRegModel(_tanh_mlp())
     with pytest.raises(Exception, match="one label per input example"):
         model._penalized_forward(tf.zeros((3, 3)), np.array([0, 1]), False)
+
+
+# c = 0 is free, penalty_fraction, collapse guard, silent-wrong inputs --------
+
+
+def _counting_l1(calls):
+    def norm(gradients):
+        with tf.name_scope("probe_norm"):
+            calls.assign_add(1)
+            flat = tf.reshape(gradients, [tf.shape(gradients)[0], -1])
+            return tf.reduce_sum(tf.abs(flat), axis=1)
+
+    return norm
+
+
+def test_c_zero_runs_no_penalty_pass():
+    from keras_gradreg import PenaltySchedule
+
+    calls = tf.Variable(0)
+    x, y = _data(n=32)
+    model = GradRegModel(_tanh_mlp(), c=0.0, norm=_counting_l1(calls))
+    model.compile(keras.optimizers.SGD(0.1), _sparse_ce())
+    per_epoch = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: per_epoch.append(int(calls.numpy())))
+    warm_up = PenaltySchedule(lambda epoch, c: 0.0 if epoch < 2 else 0.1)
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0,
+                        callbacks=[warm_up, record])
+    # Two warm-up epochs at c = 0: the norm never ran; then once per batch.
+    assert per_epoch == [0, 0, 2]
+    assert history.history["grad_loss"][:2] == [0.0, 0.0]
+    assert history.history["grad_loss"][2] > 0
+
+    # On the traced graph: the penalty lives in a conditional branch only.
+    spec = (tf.TensorSpec([16, 3], tf.float32), tf.TensorSpec([16], tf.int32))
+    graph_def = tf.function(model.train_step).get_concrete_function(spec).graph.as_graph_def()
+    top_level = [node for node in graph_def.node]
+    assert any(node.op in ("If", "StatelessIf") for node in top_level)
+    assert not any("probe_norm" in node.name for node in top_level)
+    in_branches = [node.name for function in graph_def.library.function
+                   for node in function.node_def if "probe_norm" in node.name]
+    assert in_branches
+
+
+def test_penalty_fraction_penalizes_a_random_subset():
+    import itertools
+
+    x, y = _data(n=8)
+    model = GradRegModel(_tanh_mlp(), c=1.0, penalty_fraction=0.5)
+    _, penalties = model._penalized_forward(tf.constant(x), y, False)
+    penalties = penalties.numpy()
+    model.compile(keras.optimizers.SGD(0.0), _sparse_ce())
+    logged = []
+    for _ in range(3):
+        logged.append(model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                                shuffle=False).history["grad_loss"][0])
+    subset_means = np.array([penalties[list(subset)].mean()
+                             for subset in itertools.combinations(range(8), 4)])
+    for value in logged:
+        assert np.isclose(subset_means, value, rtol=1e-5).any(), value
+    assert not np.isclose(logged[0], penalties.mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5, float("nan"), "half"])
+def test_bad_penalty_fraction_raises(fraction):
+    with pytest.raises(ValueError, match="penalty_fraction"):
+        GradRegModel(_tanh_mlp(), penalty_fraction=fraction)
+
+
+def test_collapse_guard_warns_and_names_c():
+    rng = np.random.default_rng(0)
+    y = np.arange(128) % 4
+    x = (rng.normal(size=(4, 3))[y] + 0.3 * rng.normal(size=(128, 3))).astype("float32")
+    messages = {}
+    for c in (1e3, 0.01):
+        keras.utils.set_random_seed(0)
+        model = GradRegModel(_tanh_mlp(), c=c, norm="l1")
+        model.compile(keras.optimizers.Adam(0.1), _sparse_ce())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(x, y, batch_size=16, epochs=6, verbose=0)
+        messages[c] = [str(w.message) for w in caught if "ended at chance" in str(w.message)]
+    assert messages[1e3] and "c=1000" in messages[1e3][0]
+    assert not messages[0.01]
+
+
+def test_numpy_scalars_are_valid():
+    model = GradRegModel(_tanh_mlp(), c=np.float32(0.1), fd_step=np.float32(0.01),
+                         method="finite_difference")
+    assert model.c == pytest.approx(0.1) and model.fd_step == pytest.approx(0.01)
+    model.c = np.float64(0.2)
+    assert model.c == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), np.float32("nan")])
+def test_non_finite_fd_step_raises(bad):
+    with pytest.raises(ValueError, match="fd_step"):
+        GradRegModel(_tanh_mlp(), fd_step=bad)
+
+
+@pytest.mark.parametrize("labels", [np.array([0.6, 1.4]), np.array([[0.5], [1.0]])])
+def test_fractional_labels_raise_in_fit(labels):
+    model = GradRegModel(_tanh_mlp())
+    model.compile("sgd", _sparse_ce())
+    with pytest.raises(Exception, match="integer class indices"):
+        model.fit(np.zeros((2, 3), "float32"), labels, verbose=0)
+
+
+def test_logits_base_with_probability_loss_warns():
+    model = GradRegModel(_tanh_mlp())
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.warns(UserWarning, match="from_logits=False"):
+        model.fit(np.zeros((2, 3), "float32"), np.array([0, 1]), verbose=0)
+    softmax_base = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, activation="softmax")])
+    quiet = GradRegModel(softmax_base)
+    quiet.compile("sgd", "sparse_categorical_crossentropy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        quiet.fit(np.zeros((2, 3), "float32"), np.array([0, 1]), verbose=0)
+
+
+def _two_inputs():
+    a, b = keras.Input((3,)), keras.Input((2,))
+    return keras.Model([a, b], keras.layers.Dense(4)(keras.layers.Concatenate()([a, b])))
+
+
+def _two_outputs():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, [keras.layers.Dense(4)(inputs), keras.layers.Dense(2)(inputs)])
+
+
+@pytest.mark.parametrize(
+    "make_base,match",
+    [(_two_inputs, "2 inputs"), (_two_outputs, "2 outputs"),
+     (lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]),
+      "single-logit")],
+)
+def test_unsupported_bases_raise_at_construction(make_base, match):
+    with pytest.raises(ValueError, match=match):
+        GradRegModel(make_base())
+
+
+class _TwoHeads(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = keras.layers.Dense(4), keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.a(x), self.b(x)
+
+
+def test_unsupported_data_and_subclassed_multi_output_raise_before_training():
+    x, y = np.zeros((4, 3), "float32"), np.array([0, 1, 2, 3])
+    model = GradRegModel(_tanh_mlp())
+    model.compile("sgd", _sparse_ce())
+    with pytest.raises(ValueError, match="Inputs must be one tensor"):
+        model.fit({"a": x}, y, verbose=0)
+    with pytest.raises(ValueError, match="Labels must be one tensor"):
+        model.fit(x, {"a": y}, verbose=0)
+    heads = GradRegModel(_TwoHeads())
+    heads.compile("sgd", _sparse_ce())
+    with pytest.raises(Exception, match="several outputs"):
+        heads.fit(x, y, verbose=0)
+
+
+def test_assigning_c_variable_directly_is_checked():
+    model = GradRegModel(_tanh_mlp(), c=0.1)
+    model.compile("sgd", _sparse_ce())
+    with pytest.raises(AttributeError):
+        model.c_variable = keras.Variable(-1.0)
+    model.c_variable.assign(-1.0)
+    with pytest.raises(Exception, match="c must be a finite number >= 0"):
+        model.fit(np.zeros((2, 3), "float32"), np.array([0, 1]), verbose=0)
+
+
+def test_new_arguments_round_trip(tmp_path):
+    model = GradRegModel(_tanh_mlp(), c=np.float32(0.5), penalty_fraction=0.25,
+                         method="finite_difference", fd_step=np.float32(0.02))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    settings = lambda m: {k: v for k, v in m.get_config().items() if k != "base"}  # noqa: E731
+    assert settings(loaded) == settings(model)
+    assert (loaded.penalty_fraction, loaded.method) == (0.25, "finite_difference")
+
+
+def test_penalty_fraction_path_gives_the_exact_step_when_it_covers_the_batch():
+    # ceil(0.99 * 8) = 8: every example is penalized, through the shuffled,
+    # split forward pass; the step must equal independent nested tapes.
+    c, lr = 0.5, 0.1
+    base = _tanh_mlp()
+    x, y = _data(n=8)
+    weights = [w.numpy() for w in base.trainable_weights]
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            xt = tf.constant(x)
+            inner.watch(xt)
+            logits = base(xt)
+            reg = tf.reduce_sum(_margin(logits, y))
+        penalty = tf.reduce_mean(NORMS["l1"](inner.gradient(reg, xt)))
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        total = ce + c * penalty
+    expected = outer.gradient(total, base.trainable_weights)
+    model = GradRegModel(base, c=c, norm="l1", penalty_fraction=0.99)
+    model.compile(keras.optimizers.SGD(lr), _sparse_ce())
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for old, new, grad in zip(weights, base.trainable_weights, expected):
+        np.testing.assert_allclose(new.numpy(), old - lr * grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(history.history["loss"][0], total.numpy(), rtol=1e-5)

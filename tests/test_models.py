@@ -129,3 +129,29 @@ def test_bad_arguments_raise(kwargs, error):
 def test_bad_dropout_raises():
     with pytest.raises(ValueError, match="dropout"):
         models.speech_cnn(dropout=1.0)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("activation", ["gelu", "swish", keras.activations.tanh])
+def test_activation_replaces_every_relu(name, activation):
+    builder = BUILDERS[name][0]
+    kwargs = {"dropout": 0.3} if name != "mnist" else {}  # dropout layers too
+    default = {layer.name: getattr(layer, "activation", None)
+               for layer in builder(**kwargs).layers}
+    relu_layers = {n for n, act in default.items() if act is keras.activations.relu}
+    assert relu_layers, "the paper's network uses ReLU"
+    model = builder(activation=activation, **kwargs)
+    expected = keras.activations.get(activation)
+    for layer in model.layers:
+        act = getattr(layer, "activation", None)
+        if layer.name in relu_layers:
+            assert act is expected, layer.name
+        else:
+            assert act is default[layer.name], layer.name
+    assert not any(getattr(layer, "activation", None) is keras.activations.relu
+                   for layer in model.layers)
+
+
+def test_unknown_activation_raises():
+    with pytest.raises(ValueError, match="Unknown activation"):
+        models.mnist_cnn(activation="no_such_activation")

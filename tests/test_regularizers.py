@@ -110,3 +110,15 @@ def test_integer_inputs_raise_type_error():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     with pytest.raises(TypeError, match="floating point"):
         regs.input_gradients(model, np.ones((2, 2), "uint8"), [0, 1])
+
+
+@pytest.mark.parametrize("labels", [[0.6, 1.0], [[1.4], [0.0]], np.array([2.5, 0.0], "float32")])
+def test_fractional_float_labels_raise(labels):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="integer class indices"):
+        regs.sparse_labels(labels, num_classes=3)
+
+
+def test_integer_valued_float_labels_are_accepted():
+    np.testing.assert_array_equal(
+        regs.sparse_labels(np.array([2.0, 0.0], "float32"), 3).numpy(), [2, 0]
+    )

@@ -376,6 +376,48 @@ def loss_and_gradient(logits_fn, objective_fn, x_adv, labels, eot: int = 1):
     return logits, values, gradient
 
 
+def signed_gradient_steps(
+    logits_fn: Callable,
+    objective_fn: Callable,
+    x_start: tf.Tensor,
+    labels: tf.Tensor,
+    steps,
+    step_size,
+    project: Callable,
+) -> tf.Tensor:
+    """The L-inf sign-gradient loop shared by the attacks and adversarial training.
+
+    Runs ``x <- project(x + step_size * sign(d objective / dx))`` ``steps``
+    times from ``x_start``: the core of FGSM, BIM, C&W-L-inf, PGD and
+    :class:`keras_gradreg.AdversarialTrainingModel`. An explicit
+    ``tf.while_loop``, so it runs the same in eager mode, in an
+    autograph-converted ``tf.function`` (the attacks) and in a Keras train
+    step (which Keras does not convert).
+
+    Args:
+        logits_fn: ``x -> logits``.
+        objective_fn: ``(logits, labels) -> per-example value`` to maximize.
+        x_start: The first iterate.
+        labels: Labels passed to ``objective_fn``.
+        steps: Number of steps (int or int32 scalar tensor).
+        step_size: Size of each signed step, in ``x``'s units.
+        project: ``x_adv -> x_adv`` applied after each step (the eps-ball
+            and the clip range, or the clip range alone).
+
+    Returns:
+        The last iterate, shaped like ``x_start``.
+    """
+
+    def step(index, x_adv):
+        _, _, gradient = loss_and_gradient(logits_fn, objective_fn, x_adv, labels)
+        return index + 1, project(x_adv + step_size * tf.sign(gradient))
+
+    _, x_adv = tf.while_loop(
+        lambda index, _: index < steps, step, (tf.constant(0), x_start)
+    )
+    return x_adv
+
+
 # Geometry ---------------------------------------------------------------
 
 

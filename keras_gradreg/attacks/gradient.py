@@ -38,22 +38,19 @@ def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
             clip_max):
         objective = _core.objective(loss, targeted, confidence)
 
+        def project_around_x(x_adv):
+            return project(x_adv, x, eps, clip_min, clip_max)
+
         def attack_once(restart):
             x_adv = x
             if random_start:
-                x_adv = project(
-                    _core.random_start(x, eps, seed, restart), x, eps,
-                    clip_min, clip_max,
+                x_adv = project_around_x(
+                    _core.random_start(x, eps, seed, restart)
                 )
-            for _ in tf.range(steps):
-                _, _, gradient = _core.loss_and_gradient(
-                    logits_fn, objective, x_adv, labels
-                )
-                x_adv = project(
-                    x_adv + step_size * tf.sign(gradient), x, eps, clip_min,
-                    clip_max,
-                )
-            return x_adv
+            return _core.signed_gradient_steps(
+                logits_fn, objective, x_adv, labels, steps, step_size,
+                project_around_x,
+            )
 
         if restarts == 1:
             return attack_once(0)
