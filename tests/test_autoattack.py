@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gradreg import RobustnessReport, attacks
-from keras_gradreg import _evaluation_core
+from keras_gradreg import evaluation
 from keras_gradreg.attacks.fab import project_linf
 from keras_gradreg.cli import format_table
 
@@ -264,7 +264,7 @@ def test_masked_gradients_are_broken_by_square_and_flagged():
 def test_registry_names_and_autoattack_headline_column(tmp_path):
     for name in ("apgd_t", "fab_t", "square", "autoattack"):
         assert attacks.ATTACKS[name] is getattr(attacks, name)
-    assert _evaluation_core.ATTACKS is attacks.ATTACKS
+    assert evaluation.ATTACKS is attacks.ATTACKS
     model = _mlp((4,), 4)
     x = np.random.default_rng(0).uniform(0, 1, (8, 4)).astype("float32")
     y = np.argmax(model(x), 1)
