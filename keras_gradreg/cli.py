@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import shutil
 import sys
-import tempfile
 from typing import Optional, Sequence
 
 import keras
@@ -39,6 +36,8 @@ from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
 from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_io import replace_folder_files
+from keras_gradreg._cli_io import write_atomically
 from keras_gradreg._cli_settings import NPZ_PREFIX  # noqa: F401
 from keras_gradreg._cli_settings import PAPER_SETTINGS
 from keras_gradreg._cli_settings import AttackSettings
@@ -46,7 +45,7 @@ from keras_gradreg._cli_settings import CommandLineError
 from keras_gradreg._cli_settings import attack_settings
 from keras_gradreg._cli_settings import attack_specs
 from keras_gradreg._cli_settings import check_dataset
-from keras_gradreg._cli_settings import check_positive
+from keras_gradreg._cli_settings import check_numbers
 from keras_gradreg._cli_settings import parse_attacks
 from keras_gradreg._cli_settings import takes_step_size
 from keras_gradreg.model import GradRegModel
@@ -210,25 +209,25 @@ def format_table(results: dict, eps: tuple) -> str:
 
 
 def _write_evaluation(report, results: dict, out: str) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
+    """Writes the report's files and results.json, each by atomic rename,
+    once all are complete (an interrupt leaves the old outputs intact)."""
+    def write(scratch: str) -> None:
         report.save(scratch)
-        os.makedirs(out, exist_ok=True)
         os.replace(os.path.join(scratch, "results.json"),
                    os.path.join(scratch, "report.json"))
-        for name in os.listdir(scratch):
-            shutil.move(os.path.join(scratch, name), os.path.join(out, name))
-    with open(os.path.join(out, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
+        with open(os.path.join(scratch, "results.json"), "w") as handle:
+            json.dump(results, handle, indent=2)
+
+    replace_folder_files(out, write, EVALUATE_FILES)
 
 
 def evaluate_command(args) -> dict:
     """Runs ``keras-gradreg evaluate``; returns the results written."""
     check_dataset(args.dataset)
+    check_numbers(args)
     attacks = parse_attacks(args.attacks)
     iterative = any(takes_step_size(name) for name in attacks)
     settings = attack_settings(args, iterative)
-    check_positive(args, ["num_examples", "batch_size", "pgd_restarts",
-                          "apgd_steps"])
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandLineError(f"--out {args.out} is a file, not a folder.")
     check_fresh([os.path.join(args.out, n) for n in EVALUATE_FILES],
@@ -294,14 +293,9 @@ def finetune_command(args) -> dict:
     eval_spec = args.eval_dataset or args.dataset
     for spec in (args.dataset, eval_spec):
         check_dataset(spec)
+    check_numbers(args)
     settings = attack_settings(
         args, iterative=any(map(takes_step_size, FINETUNE_ATTACKS)))
-    check_positive(args, ["num_examples", "batch_size", "epochs",
-                          "eval_examples", "pgd_restarts"])
-    if args.c is not None and not 0 <= args.c < math.inf:
-        raise CommandLineError(
-            f"--c must be a finite number >= 0, got {args.c}."
-        )
     if not args.out.endswith(".keras"):
         raise CommandLineError(f"--out {args.out} must end in .keras.")
     check_fresh([args.out], args.overwrite)
@@ -325,8 +319,7 @@ def finetune_command(args) -> dict:
                verbose=1)
     print("Accuracy after fine-tuning:")
     _, after = _robustness(robust, held_out, FINETUNE_ATTACKS, settings, args)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    robust.save(args.out)
+    write_atomically(args.out, robust.save)
     _print_comparison(before, after, settings.eps)
     print(f"Saved the fine-tuned GradRegModel to {args.out}.")
     return {"before": before, "after": after}
