@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
+from keras_gradreg import _checks
 from keras_gradreg import datasets
 from keras_gradreg._cli_settings import NPZ_PREFIX
 from keras_gradreg._cli_settings import CommandLineError
@@ -155,15 +156,10 @@ def _load_npz(path: str) -> tuple:
 
 def _as_sparse_labels(y: np.ndarray, source: str) -> np.ndarray:
     """Integer class labels from sparse, ``(n, 1)`` or one-hot labels."""
-    if y.ndim == 2:
-        y = y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=-1)
-    numeric = np.issubdtype(y.dtype, np.number)
-    if y.ndim != 1 or not numeric or np.any(np.mod(y, 1) != 0) or y.min() < 0:
-        raise CommandLineError(
-            f"the labels of {source} must be class indices >= 0 (or one-hot "
-            "rows)."
-        )
-    return y.astype("int64")
+    try:
+        return _checks.labels(y).astype("int64")
+    except (TypeError, ValueError) as error:
+        raise CommandLineError(f"{source}: {one_line(error)}") from None
 
 
 def load_data(spec: str, split: str, data_dir, limit) -> tuple:

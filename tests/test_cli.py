@@ -51,6 +51,11 @@ def files(tmp_path_factory):
     (folder / "text.keras").write_text("a text file renamed .keras\n")
     (folder / "text.h5").write_text("a text file renamed .h5\n")
     (folder / "garbage.npz").write_bytes(b"not an npz archive")
+    y = rng.integers(0, CLASSES, 24).astype("float32")
+    y[3] = 0.6
+    np.savez(folder / "float_labels.npz", x=x, y=y)
+    soft = np.full((24, CLASSES), 1 / CLASSES, "float32")
+    np.savez(folder / "soft_labels.npz", x=x, y=soft)
     np.save(folder / "plain.npy", x)
     os.replace(folder / "plain.npy", folder / "plain.npz")
     return folder
@@ -177,6 +182,10 @@ BAD_INPUTS = {
                          "text.h5 is not a Keras model file"),
     "garbage npz": (["--dataset", "npz:garbage.npz"],
                     "garbage.npz is not a NumPy .npz archive"),
+    "float labels": (["--dataset", "npz:float_labels.npz"],
+                     r"float_labels.npz: y must hold integer class indices; "
+                     "y[3] is 0.6"),
+    "soft labels": (["--dataset", "npz:soft_labels.npz"], "row 0 is not one-hot"),
     "npy renamed npz": (["--dataset", "npz:plain.npz"],
                         "plain.npz is not a NumPy .npz archive"),
     "shape mismatch": (["--dataset", "npz:wide.npz"], "inputs of shape"),
