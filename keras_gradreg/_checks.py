@@ -233,10 +233,10 @@ def labels(
     Example:
         >>> labels(np.array([0.0, 2.0]), num_classes=3)
         array([0, 2], dtype=int32)
-        >>> labels([0.6, 1.4])
+        >>> labels([0.6, 1.4])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: y must hold integer class indices; y[0] is 0.6. Round or cast them deliberately first.
+        ValueError: y must hold integer class indices; y[0] is 0.6. Round ...
     """
     y = _as_array(y, name)
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):

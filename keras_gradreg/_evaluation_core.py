@@ -20,6 +20,7 @@ from keras_gradreg import _checks
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg.attacks import _core
 
+
 def attack_function(attack) -> Callable:
     """The attack named ``attack`` in ``attacks.ATTACKS``, or ``attack``."""
     return attacks_lib.get(attack)

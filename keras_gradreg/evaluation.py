@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gradreg import _checks
+from keras_gradreg import _evaluation_core
 from keras_gradreg import _masking_checks
 from keras_gradreg import _report_files
-from keras_gradreg import _evaluation_core
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg.attacks import _core
 

@@ -14,7 +14,6 @@ import weakref
 from typing import Callable, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_gradreg import _checks

@@ -25,7 +25,8 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
-from keras_gradreg.attacks.apgd import apgd, apgd_t
+from keras_gradreg.attacks.apgd import apgd
+from keras_gradreg.attacks.apgd import apgd_t
 from keras_gradreg.attacks.fab import fab_t
 from keras_gradreg.attacks.square import square
 
