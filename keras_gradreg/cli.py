@@ -344,9 +344,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             time, after one line on stderr; 0 after ``--help``.
 
     Example:
-        >>> main(["evaluate", "missing.keras", "--dataset", "mnist",
-        ...       "--out", "report"])  # doctest: +SKIP
-        keras-gradreg: error: model file missing.keras not found.
+        A missing model prints ``keras-gradreg: error: model file
+        missing.keras not found.`` on stderr and exits with status 2:
+
+        >>> try:
+        ...     main(["evaluate", "missing.keras", "--dataset", "mnist",
+        ...           "--out", "report"])
+        ... except SystemExit as exit:
+        ...     print(exit.code)
+        2
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

@@ -5,6 +5,8 @@ Yu et al.) from tensorflow-datasets, or MNIST-like IDX files and the original
 Speech Commands layout from a local directory. Labels are int64 class indices
 (:func:`class_names` names them); splits take tfds slices on every path.
 
+Reading (or downloading) MNIST, so skipped when the docstrings are tested:
+
 >>> train = load("mnist", "train[:55000]")  # doctest: +SKIP
 >>> x, y = to_arrays(train, limit=1000)  # doctest: +SKIP
 """
@@ -127,6 +129,16 @@ def load(
             looked for.
 
     Example:
+        A folder without the data is an error, never a download:
+
+        >>> load("mnist", "test", data_dir="no/such/dir")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: data_dir no/such/dir does not exist: looked for ...
+
+        With the four IDX files in ``mnist/`` (skipped when the docstrings
+        are tested: it needs them):
+
         >>> ds = load("mnist", "test[:100]", data_dir="mnist/")  # doctest: +SKIP
         >>> ds.element_spec[0].shape  # doctest: +SKIP
         TensorShape([28, 28, 1])
