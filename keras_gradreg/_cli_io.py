@@ -5,12 +5,17 @@ Every failure to read one is a one-line :class:`CommandLineError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Sequence
+import shutil
+import tempfile
+import zipfile
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 
+from keras_gradreg import _checks
 from keras_gradreg import datasets
 from keras_gradreg._cli_settings import NPZ_PREFIX
 from keras_gradreg._cli_settings import CommandLineError
@@ -27,16 +32,97 @@ def check_fresh(paths: Sequence[str], overwrite: bool) -> None:
             )
 
 
+def write_atomically(path: str, write: Callable[[str], object]) -> None:
+    """Writes ``path`` through ``write(temporary_path)``, then renames.
+
+    The temporary file lies in the same folder (so ``os.replace`` is an
+    atomic rename) and keeps the extension (Keras wants ``.keras``): an
+    interrupt or error leaves the old ``path`` intact and no temporary file
+    behind.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    stem, extension = os.path.splitext(os.path.basename(path))
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{stem}.", suffix=f".partial{extension}", dir=folder
+    )
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+def replace_folder_files(out: str, write: Callable[[str], object],
+                         owned: Sequence[str]) -> None:
+    """Writes files with ``write(scratch)`` into a scratch folder inside
+    ``out``, then moves each into ``out`` by atomic rename.
+
+    Nothing in ``out`` changes until every file is complete; then each is
+    replaced atomically, and the files of ``owned`` that this run did not
+    write (e.g. a plot without matplotlib) are removed, so no stale output
+    stays. On failure the scratch folder is removed, and ``out`` too if this
+    call created it.
+    """
+    created = not os.path.exists(out)
+    os.makedirs(out, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".partial-", dir=out)
+    try:
+        write(scratch)
+        names = sorted(os.listdir(scratch))
+        for name in names:
+            os.replace(os.path.join(scratch, name), os.path.join(out, name))
+        for name in set(owned) - set(names):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out, name))
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
 def one_line(error: BaseException) -> str:
     """``error``'s message on one line of at most 400 characters."""
     text = " ".join(str(error).split())
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_model_file(path: str) -> None:
+    """Raises CommandLineError if ``path`` is not a Keras archive / HDF5."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".keras":
+        fine = zipfile.is_zipfile(path)
+        if fine:
+            with zipfile.ZipFile(path) as archive:
+                fine = "config.json" in archive.namelist()
+        kind = "a zip archive holding config.json"
+    elif extension in (".h5", ".hdf5"):
+        with open(path, "rb") as handle:
+            fine = handle.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE
+        kind = "an HDF5 file"
+    else:
+        return
+    if not fine:
+        raise CommandLineError(
+            f"{path} is not a Keras model file (a {extension} model is "
+            f"{kind}); save the model with model.save(path)."
+        )
+
+
 def load_model(path: str) -> keras.Model:
     """Loads a saved Keras model, or raises a one-line CommandLineError."""
     if not os.path.isfile(path):
         raise CommandLineError(f"model file {path} not found.")
+    _check_model_file(path)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for bad files.
@@ -48,6 +134,11 @@ def load_model(path: str) -> keras.Model:
 def _load_npz(path: str) -> tuple:
     if not os.path.isfile(path):
         raise CommandLineError(f"data file {path} not found.")
+    if not zipfile.is_zipfile(path):
+        raise CommandLineError(
+            f"{path} is not a NumPy .npz archive; write one with "
+            "np.savez(path, x=x, y=y)."
+        )
     try:
         with np.load(path, allow_pickle=False) as arrays:
             missing = {"x", "y"} - set(arrays.files)
@@ -65,15 +156,10 @@ def _load_npz(path: str) -> tuple:
 
 def _as_sparse_labels(y: np.ndarray, source: str) -> np.ndarray:
     """Integer class labels from sparse, ``(n, 1)`` or one-hot labels."""
-    if y.ndim == 2:
-        y = y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=-1)
-    numeric = np.issubdtype(y.dtype, np.number)
-    if y.ndim != 1 or not numeric or np.any(np.mod(y, 1) != 0) or y.min() < 0:
-        raise CommandLineError(
-            f"the labels of {source} must be class indices >= 0 (or one-hot "
-            "rows)."
-        )
-    return y.astype("int64")
+    try:
+        return _checks.labels(y).astype("int64")
+    except (TypeError, ValueError) as error:
+        raise CommandLineError(f"{source}: {one_line(error)}") from None
 
 
 def load_data(spec: str, split: str, data_dir, limit) -> tuple:

@@ -7,9 +7,9 @@ line on stderr with exit status 2.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional, Sequence
 
+from keras_gradreg import _checks
 from keras_gradreg import attacks
 
 NPZ_PREFIX = "npz:"
@@ -50,14 +50,12 @@ def parse_eps(text: str) -> tuple:
     values = tuple(part.strip() for part in text.split(","))
     for value in values:
         try:
-            number = float(value)
+            _checks.number("eps", float(value), minimum=0.0, strict=True)
         except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number <= 0:
             raise CommandLineError(
-                f"--eps {text!r}: {value!r} is not a number > 0; give "
+                f"--eps {text!r}: {value!r} is not a finite number > 0; give "
                 "comma-separated radii such as 0.1,0.2,0.3."
-            )
+            ) from None
     if len({float(value) for value in values}) != len(values):
         raise CommandLineError(f"--eps {text!r} repeats a radius.")
     return values
@@ -146,9 +144,7 @@ def attack_settings(args, iterative: bool) -> AttackSettings:
     if iterative:
         _required(step_size, "--step_size", args.dataset)
         _required(steps, "--steps", args.dataset)
-    for flag, value in (("--step_size", step_size), ("--steps", steps)):
-        if value is not None and not value > 0:
-            raise CommandLineError(f"{flag} must be > 0, got {value}.")
+    check_numbers(args)
     return AttackSettings(eps, step_size, steps, *_clip_range(args, paper))
 
 
@@ -175,9 +171,49 @@ def attack_specs(names: Sequence[str], settings: AttackSettings,
     return specs
 
 
-def check_positive(args, names: Sequence[str]) -> None:
-    """Raises CommandLineError if a flag among ``names`` is given and < 1."""
-    for name in names:
+# Every numeric flag of the command: (integer?, minimum, strictly above it).
+# --eps is a list, checked by parse_eps.
+NUMERIC_FLAGS = {
+    "num_examples": (True, 1, False),
+    "batch_size": (True, 1, False),
+    "epochs": (True, 1, False),
+    "eval_examples": (True, 1, False),
+    "steps": (True, 1, False),
+    "pgd_restarts": (True, 1, False),
+    "apgd_steps": (True, 1, False),
+    "seed": (True, 0, False),
+    "step_size": (False, 0.0, True),
+    "learning_rate": (False, 0.0, True),
+    "c": (False, 0.0, False),
+    "clip_min": (False, None, False),
+    "clip_max": (False, None, False),
+}
+
+
+def check_numbers(args) -> None:
+    """Checks every numeric flag given in ``args`` (:data:`NUMERIC_FLAGS`).
+
+    Floats must be finite (``nan`` and ``inf`` parse as floats but are
+    rejected) and within their bounds.
+
+    Raises:
+        CommandLineError: Naming the first bad flag.
+
+    Example:
+        >>> import argparse
+        >>> check_numbers(argparse.Namespace(learning_rate=-1.0))
+        Traceback (most recent call last):
+        ...
+        keras_gradreg._cli_settings.CommandLineError: --learning_rate must be > 0.0, got -1.0.
+    """
+    for name, (integer, minimum, strict) in NUMERIC_FLAGS.items():
         value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise CommandLineError(f"--{name} must be >= 1, got {value}.")
+        if value is None:
+            continue
+        try:
+            if integer:
+                _checks.integer(f"--{name}", value, minimum)
+            else:
+                _checks.number(f"--{name}", value, minimum, strict)
+        except (TypeError, ValueError) as error:
+            raise CommandLineError(str(error)) from None

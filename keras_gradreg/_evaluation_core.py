@@ -16,9 +16,10 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import attacks as attacks_lib
-from keras_gradreg import regularizers as regs
 from keras_gradreg.attacks import _core
+
 
 def attack_function(attack) -> Callable:
     """The attack named ``attack`` in ``attacks.ATTACKS``, or ``attack``."""
@@ -50,6 +51,15 @@ def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
             return attack(model, x, y, eps=eps, return_breakers=True, **kwargs)
     x_adv = attack(model, x, y, eps=eps, **kwargs)
     return (x_adv, None) if breakers else x_adv
+
+
+def _names_parameter(attack: Callable, name: str) -> bool:
+    """Whether ``attack`` names the parameter ``name`` (``**kwargs`` is not
+    enough: a callable that swallows every option cannot report breakers)."""
+    try:
+        return name in inspect.signature(attack).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 def headline_first(names) -> list:
@@ -90,27 +100,46 @@ def _is_batched(dataset: tf.data.Dataset, model) -> bool:
     )
 
 
+def _checked_batch(x, y, model, classes):
+    """``(x, sparse labels, classes)`` of one batch, checked before any
+    attack runs: finite inputs, integer labels in range (one-hot rows as
+    wide as the model's logits)."""
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.floating):
+        _checks.inputs(x)
+    if classes is None and len(x):
+        classes = _core.num_classes(model, x)
+    return x, _checks.labels(y, classes, batch=len(x)), classes
+
+
 def batches(data, batch_size: int, model):
-    """Yields ``(x, sparse labels)`` numpy batches and the batch count."""
+    """Yields ``(x, sparse labels)`` numpy batches and the batch count.
+
+    Arrays are checked whole before the first batch is yielded; a dataset
+    batch by batch. Labels are checked against the width of ``model``'s
+    logits.
+    """
     if isinstance(data, tf.data.Dataset):
         if not _is_batched(data, model):
             data = data.batch(batch_size)
         count = int(data.cardinality())
         count = count if count >= 0 else None
-        numpy_batches = (
-            (np.asarray(e[0]), regs.sparse_labels(e[1]).numpy())
-            for e in data.as_numpy_iterator()
-        )
-        return numpy_batches, count
+
+        def numpy_batches():
+            classes = None
+            for element in data.as_numpy_iterator():
+                x, labels, classes = _checked_batch(
+                    element[0], element[1], model, classes
+                )
+                yield x, labels
+
+        return numpy_batches(), count
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(
             "data must be a tuple (x, y) of arrays or a tf.data.Dataset of "
             f"(x, y) elements, got {type(data).__name__}."
         )
-    x = np.asarray(data[0])
-    labels = regs.sparse_labels(data[1]).numpy()
-    if len(x) != len(labels):
-        raise ValueError(f"x has {len(x)} examples but y has {len(labels)}.")
+    x, labels, _ = _checked_batch(data[0], data[1], model, None)
     starts = range(0, len(x), batch_size)
     numpy_batches = (
         (x[s : s + batch_size], labels[s : s + batch_size]) for s in starts

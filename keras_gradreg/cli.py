@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import shutil
 import sys
-import tempfile
 from typing import Optional, Sequence
 
 import keras
@@ -41,6 +38,8 @@ from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
 from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_io import replace_folder_files
+from keras_gradreg._cli_io import write_atomically
 from keras_gradreg._cli_settings import NPZ_PREFIX  # noqa: F401
 from keras_gradreg._cli_settings import PAPER_SETTINGS
 from keras_gradreg._cli_settings import AttackSettings
@@ -48,7 +47,7 @@ from keras_gradreg._cli_settings import CommandLineError
 from keras_gradreg._cli_settings import attack_settings
 from keras_gradreg._cli_settings import attack_specs
 from keras_gradreg._cli_settings import check_dataset
-from keras_gradreg._cli_settings import check_positive
+from keras_gradreg._cli_settings import check_numbers
 from keras_gradreg._cli_settings import parse_attacks
 from keras_gradreg._cli_settings import takes_step_size
 from keras_gradreg.model import GradRegModel
@@ -219,25 +218,25 @@ def format_table(results: dict, eps: tuple) -> str:
 
 
 def _write_evaluation(report, results: dict, out: str) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
+    """Writes the report's files and results.json, each by atomic rename,
+    once all are complete (an interrupt leaves the old outputs intact)."""
+    def write(scratch: str) -> None:
         report.save(scratch)
-        os.makedirs(out, exist_ok=True)
         os.replace(os.path.join(scratch, "results.json"),
                    os.path.join(scratch, "report.json"))
-        for name in os.listdir(scratch):
-            shutil.move(os.path.join(scratch, name), os.path.join(out, name))
-    with open(os.path.join(out, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
+        with open(os.path.join(scratch, "results.json"), "w") as handle:
+            json.dump(results, handle, indent=2)
+
+    replace_folder_files(out, write, EVALUATE_FILES)
 
 
 def evaluate_command(args) -> dict:
     """Runs ``keras-gradreg evaluate``; returns the results written."""
     check_dataset(args.dataset)
+    check_numbers(args)
     attacks = parse_attacks(args.attacks)
     iterative = any(takes_step_size(name) for name in attacks)
     settings = attack_settings(args, iterative)
-    check_positive(args, ["num_examples", "batch_size", "pgd_restarts",
-                          "apgd_steps"])
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandLineError(f"--out {args.out} is a file, not a folder.")
     check_fresh([os.path.join(args.out, n) for n in EVALUATE_FILES],
@@ -303,14 +302,9 @@ def finetune_command(args) -> dict:
     eval_spec = args.eval_dataset or args.dataset
     for spec in (args.dataset, eval_spec):
         check_dataset(spec)
+    check_numbers(args)
     settings = attack_settings(
         args, iterative=any(map(takes_step_size, FINETUNE_ATTACKS)))
-    check_positive(args, ["num_examples", "batch_size", "epochs",
-                          "eval_examples", "pgd_restarts"])
-    if args.c is not None and not 0 <= args.c < math.inf:
-        raise CommandLineError(
-            f"--c must be a finite number >= 0, got {args.c}."
-        )
     if not args.out.endswith(".keras"):
         raise CommandLineError(f"--out {args.out} must end in .keras.")
     log_dir = None if args.no_tensorboard else _cli_tensorboard.run_dir(args)
@@ -345,8 +339,7 @@ def finetune_command(args) -> dict:
     if log_dir is not None:
         _cli_tensorboard.finish(log_dir, robust, args,
                                 report.results["model"], timer.seconds)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    robust.save(args.out)
+    write_atomically(args.out, robust.save)
     _print_comparison(before, after, settings.eps)
     print(f"Saved the fine-tuned GradRegModel to {args.out}.")
     if log_dir is not None:
@@ -373,9 +366,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             time, after one line on stderr; 0 after ``--help``.
 
     Example:
-        >>> main(["evaluate", "missing.keras", "--dataset", "mnist",
-        ...       "--out", "report"])  # doctest: +SKIP
-        keras-gradreg: error: model file missing.keras not found.
+        A missing model prints ``keras-gradreg: error: model file
+        missing.keras not found.`` on stderr and exits with status 2:
+
+        >>> try:
+        ...     main(["evaluate", "missing.keras", "--dataset", "mnist",
+        ...           "--out", "report"])
+        ... except SystemExit as exit:
+        ...     print(exit.code)
+        2
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

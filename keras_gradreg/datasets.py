@@ -5,6 +5,8 @@ Yu et al.) from tensorflow-datasets, or MNIST-like IDX files and the original
 Speech Commands layout from a local directory. Labels are int64 class indices
 (:func:`class_names` names them); splits take tfds slices on every path.
 
+Reading (or downloading) MNIST, so skipped when the docstrings are tested:
+
 >>> train = load("mnist", "train[:55000]")  # doctest: +SKIP
 >>> x, y = to_arrays(train, limit=1000)  # doctest: +SKIP
 """
@@ -14,11 +16,13 @@ from __future__ import annotations
 import gzip
 import os
 import types
+import zlib
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_gradreg import _checks
 from keras_gradreg import audio
 
 __all__ = ["load", "to_arrays", "class_names", "SPEECH_COMMANDS_LABELS"]
@@ -93,8 +97,11 @@ def load(
         data_dir: For ``"mnist"``, a folder with the four IDX ``.gz`` files;
             for ``"speech_commands"``, a folder in the original layout (word
             folders, ``_background_noise_/``, ``validation_list.txt``,
-            ``testing_list.txt``). Any other folder is passed to tfds as its
-            data directory. ``None``: tfds' default.
+            ``testing_list.txt``); for any dataset, a tfds data directory
+            that already holds it (``DIR/<name>/``, e.g. made by
+            ``tfds.load(name, data_dir=DIR)``). A given folder is never
+            downloaded into. ``None``: tfds' default folder, downloading the
+            data if it is missing.
         **options: Per dataset. ``"cifar10"``: ``scale="0-255"`` (default) or
             ``"0-1"``. ``"speech_commands"``: ``features="mfcc"`` (default;
             (49, 40, 1) from :func:`keras_gradreg.audio.mfcc`) or
@@ -112,10 +119,26 @@ def load(
         Commands (49, 40, 1) MFCCs or (16000,) waveforms.
 
     Raises:
-        ValueError: For an unknown name, split or option value.
-        TypeError: For an option the dataset does not take.
+        ValueError: For an unknown name, split or option value, or a local
+            file that is truncated or not in the expected format (the
+            message names the file).
+        TypeError: For an option the dataset does not take, or of the
+            wrong type.
+        FileNotFoundError: For a ``data_dir`` that is missing or does not
+            hold the dataset; the message names the folder and the files
+            looked for.
 
     Example:
+        A folder without the data is an error, never a download:
+
+        >>> load("mnist", "test", data_dir="no/such/dir")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: data_dir no/such/dir does not exist: looked for ...
+
+        With the four IDX files in ``mnist/`` (skipped when the docstrings
+        are tested: it needs them):
+
         >>> ds = load("mnist", "test[:100]", data_dir="mnist/")  # doctest: +SKIP
         >>> ds.element_spec[0].shape  # doctest: +SKIP
         TensorShape([28, 28, 1])
@@ -176,10 +199,6 @@ def _check_name(name) -> None:
         )
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_options(name: str, options: dict) -> dict:
     defaults = _DEFAULT_OPTIONS[name]
     unknown = sorted(set(options) - set(defaults))
@@ -200,12 +219,10 @@ def _check_options(name: str, options: dict) -> dict:
                 f"{options['features']!r}."
             )
         for share in ("unknown_share", "silence_share"):
-            if not _is_number(options[share]) or not 0 <= options[share] < 1e9:
-                raise ValueError(
-                    f"`{share}` must be a number >= 0, got {options[share]!r}."
-                )
-        if isinstance(options["seed"], bool) or not isinstance(options["seed"], int):
-            raise ValueError(f"`seed` must be an int, got {options['seed']!r}.")
+            options[share] = _checks.number(
+                share, options[share], minimum=0.0, maximum=1e9
+            )
+        options["seed"] = _checks.integer("seed", options["seed"], minimum=0)
     return options
 
 
@@ -249,18 +266,53 @@ def _to_pixel_scale(image, label):
 
 
 def _from_tfds(name: str, split: str, data_dir, to_float) -> tf.data.Dataset:
-    dataset = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True)
+    # A folder the user names is read, never downloaded into.
+    dataset = tfds.load(name, split=split, data_dir=data_dir,
+                        as_supervised=True, download=data_dir is None)
     return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _has_files(data_dir, names) -> bool:
-    return data_dir is not None and all(
-        tf.io.gfile.exists(os.path.join(data_dir, name)) for name in names
+def _present(data_dir: str, names) -> list:
+    return [n for n in names if tf.io.gfile.exists(os.path.join(data_dir, n))]
+
+
+def _holds_tfds(data_dir: str, name: str) -> bool:
+    """Whether ``data_dir`` is a tfds data directory holding ``name``."""
+    return tf.io.gfile.isdir(os.path.join(data_dir, name))
+
+
+def _not_found(name: str, data_dir: str, files, present=()) -> FileNotFoundError:
+    """The error for a ``data_dir`` without ``name``: names the folder, the
+    files looked for, and which of them are missing."""
+    tfds_folder = os.path.join(data_dir, name)
+    if not tf.io.gfile.isdir(data_dir):
+        where = f"data_dir {data_dir} does not exist"
+    else:
+        where = f"no {name} data in data_dir {data_dir}"
+    looked = f"a tensorflow-datasets folder {tfds_folder}/"
+    if files:
+        missing = [f for f in files if f not in present]
+        looked = (f"{', '.join(files)} (missing: {', '.join(missing)}) or "
+                  + looked)
+    return FileNotFoundError(
+        f"{where}: looked for {looked}. Put the files there, or pass "
+        f"data_dir=None to use (and if needed download to) tfds' default "
+        "folder; a given data_dir is never downloaded into."
     )
 
 
 def _read_idx(path: str, header_only: bool = False):
     """Reads a gzipped IDX file: a NumPy array, or its shape if header_only."""
+    try:
+        return _read_gzipped_idx(path, header_only)
+    except (EOFError, OSError, zlib.error) as error:
+        raise ValueError(
+            f"{path} is truncated or not a gzip file ({error}); download it "
+            "again."
+        ) from error
+
+
+def _read_gzipped_idx(path: str, header_only: bool):
     with tf.io.gfile.GFile(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as file:
         magic = file.read(4)
         if len(magic) != 4 or magic[:2] != b"\0\0" or magic[2] != 0x08:
@@ -288,9 +340,14 @@ def _read_idx_split(data_dir: str, split: str) -> tuple:
 
 
 def _load_mnist(split: str, data_dir) -> tf.data.Dataset:
+    if data_dir is None:
+        return _from_tfds("mnist", split, None, _to_unit_scale)
     names = [name for pair in _IDX_FILES.values() for name in pair]
-    if not _has_files(data_dir, names):
+    present = _present(data_dir, names)
+    if not present and _holds_tfds(data_dir, "mnist"):
         return _from_tfds("mnist", split, data_dir, _to_unit_scale)
+    if len(present) < len(names):
+        raise _not_found("mnist", data_dir, names, present)
     sizes = {
         base: _read_idx(os.path.join(data_dir, files[1]), header_only=True)[0]
         for base, files in _IDX_FILES.items()
@@ -304,6 +361,8 @@ def _load_mnist(split: str, data_dir) -> tf.data.Dataset:
 
 def _load_cifar10(split: str, data_dir, scale: str) -> tf.data.Dataset:
     to_float = _to_pixel_scale if scale == "0-255" else _to_unit_scale
+    if data_dir is not None and not _holds_tfds(data_dir, "cifar10"):
+        raise _not_found("cifar10", data_dir, [])
     return _from_tfds("cifar10", split, data_dir, to_float)
 
 
@@ -347,7 +406,8 @@ def _speech_from_tfds(split, data_dir, features, unknown_share, silence_share, s
     A first pass reads the labels, then the sample is kept by index: both
     passes read in the same order (tfds does not shuffle files by default).
     """
-    read = dict(split=split, data_dir=data_dir, as_supervised=True)
+    read = dict(split=split, data_dir=data_dir, as_supervised=True,
+                download=data_dir is None)
     labels_only = tfds.load("speech_commands", **read)
     labels_only = labels_only.map(lambda _, label: label).batch(8192)
     labels = np.concatenate(
@@ -450,6 +510,12 @@ def _speech_from_directory(split, data_dir, features, **options):
 
 
 def _load_speech_commands(split, data_dir, **options) -> tf.data.Dataset:
-    if _has_files(data_dir, ["validation_list.txt", "testing_list.txt"]):
+    if data_dir is None:
+        return _speech_from_tfds(split, None, **options)
+    names = ["validation_list.txt", "testing_list.txt"]
+    present = _present(data_dir, names)
+    if len(present) == len(names):
         return _speech_from_directory(split, data_dir, **options)
-    return _speech_from_tfds(split, data_dir, **options)
+    if not present and _holds_tfds(data_dir, "speech_commands"):
+        return _speech_from_tfds(split, data_dir, **options)
+    raise _not_found("speech_commands", data_dir, names, present)

@@ -16,9 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _checks
+from keras_gradreg import _evaluation_core
 from keras_gradreg import _masking_checks
 from keras_gradreg import _report_files
-from keras_gradreg import _evaluation_core
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg.attacks import _core
 
@@ -69,8 +70,8 @@ def robust_accuracy(
         >>> robust_accuracy(model, (x, y), "fgsm", 0.1, verbose=0) <= clean
         True
     """
-    _core.check_number("eps", eps, 0.0, strict=False)
-    batch_size = _core.check_int("batch_size", batch_size)
+    _checks.number("eps", eps, 0.0, strict=False)
+    batch_size = _checks.integer("batch_size", batch_size)
     attack_fn = None if attack is None else _evaluation_core.attack_function(attack)
     batches, count = _evaluation_core.batches(data, batch_size, model)
     progbar = keras.utils.Progbar(count, verbose=verbose, unit_name="batch")
@@ -189,10 +190,10 @@ class RobustnessReport:
                 raise ValueError(f"Model name {name!r} is reserved: {_RESERVED}.")
         self.models = dict(models)
         self.attacks = _normalize_attacks(attacks)
-        if _core._is_number(eps_values):  # a bare radius: one-element list
+        if _checks.is_number(eps_values):  # a bare radius: one-element list
             eps_values = [eps_values]
         self.eps_values = sorted(
-            _core.check_number("eps", e, 0.0, strict=True) for e in eps_values
+            _checks.number("eps", e, 0.0, strict=True) for e in eps_values
         )
         if not self.eps_values:
             raise ValueError("eps_values is empty.")
@@ -209,16 +210,16 @@ class RobustnessReport:
             )
         self.transfer_eps = transfer_eps
         if large_eps is not None:
-            large_eps = _core.check_number("large_eps", large_eps, 0.0, True)
+            large_eps = _checks.number("large_eps", large_eps, 0.0, True)
         self.large_eps = large_eps
-        self.tolerance = _core.check_number("tolerance", tolerance, 0.0, False)
-        self.chance_margin = _core.check_number(
+        self.tolerance = _checks.number("tolerance", tolerance, 0.0, False)
+        self.chance_margin = _checks.number(
             "chance_margin", chance_margin, 0.0, False
         )
-        self.attack_spread = _core.check_number(
+        self.attack_spread = _checks.number(
             "attack_spread", attack_spread, 0.0, False
         )
-        self.batch_size = _core.check_int("batch_size", batch_size)
+        self.batch_size = _checks.integer("batch_size", batch_size)
         self.verbose = verbose
         self.results: Optional[dict] = None
 
@@ -275,7 +276,7 @@ class RobustnessReport:
         num_classes = None
         for x, labels in batches:
             if num_classes is None:
-                num_classes = int(_core.predict_logits(any_model, x[:1]).shape[-1])
+                num_classes = _core.num_classes(any_model, x)
                 for model in self.models.values():
                     _core.warn_if_probabilities(model, tf.convert_to_tensor(x))
             self._evaluate_batch(x, labels, store)

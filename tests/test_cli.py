@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_gradreg import GradRegModel
 from keras_gradreg import attacks
+from keras_gradreg import _report_files
 from keras_gradreg import cli
 
 SHAPE = (6, 6, 1)
@@ -47,6 +48,16 @@ def files(tmp_path_factory):
              y=np.zeros(4, "int64"))
     np.savez(folder / "no_y.npz", x=x)
     (folder / "garbage.keras").write_bytes(b"not a zip archive")
+    (folder / "text.keras").write_text("a text file renamed .keras\n")
+    (folder / "text.h5").write_text("a text file renamed .h5\n")
+    (folder / "garbage.npz").write_bytes(b"not an npz archive")
+    y = rng.integers(0, CLASSES, 24).astype("float32")
+    y[3] = 0.6
+    np.savez(folder / "float_labels.npz", x=x, y=y)
+    soft = np.full((24, CLASSES), 1 / CLASSES, "float32")
+    np.savez(folder / "soft_labels.npz", x=x, y=soft)
+    np.save(folder / "plain.npy", x)
+    os.replace(folder / "plain.npy", folder / "plain.npz")
     return folder
 
 
@@ -163,7 +174,20 @@ def test_paper_settings_fill_in_for_the_paper_datasets():
 
 BAD_INPUTS = {
     "missing model": (["--model", "absent.keras"], "not found"),
-    "unreadable model": (["--model", "garbage.keras"], "cannot load model"),
+    "unreadable model": (["--model", "garbage.keras"],
+                         "is not a Keras model file"),
+    "text renamed .keras": (["--model", "text.keras"],
+                            "text.keras is not a Keras model file"),
+    "text renamed .h5": (["--model", "text.h5"],
+                         "text.h5 is not a Keras model file"),
+    "garbage npz": (["--dataset", "npz:garbage.npz"],
+                    "garbage.npz is not a NumPy .npz archive"),
+    "float labels": (["--dataset", "npz:float_labels.npz"],
+                     r"float_labels.npz: y must hold integer class indices; "
+                     "y[3] is 0.6"),
+    "soft labels": (["--dataset", "npz:soft_labels.npz"], "row 0 is not one-hot"),
+    "npy renamed npz": (["--dataset", "npz:plain.npz"],
+                        "plain.npz is not a NumPy .npz archive"),
     "shape mismatch": (["--dataset", "npz:wide.npz"], "inputs of shape"),
     "unknown dataset": (["--dataset", "imagenet"], "unknown dataset"),
     "missing npz": (["--dataset", "npz:absent.npz"], "not found"),
@@ -171,6 +195,8 @@ BAD_INPUTS = {
     "unknown attack": (["--attacks", "fgsm,deepfool"], "unknown attack"),
     "eps not numbers": (["--eps", "0.1,big"], "--eps"),
     "negative eps": (["--eps", "-0.1"], "--eps"),
+    "nan eps": (["--eps", "0.1,nan"], "'nan' is not a finite number > 0"),
+    "inf eps": (["--eps", "inf"], "'inf' is not a finite number > 0"),
     "npz needs clip": (["--clip_min", None, "--clip_max", None], "--no_clip"),
     "npz needs eps": (["--eps", None], "--eps is required"),
 }
@@ -202,6 +228,67 @@ def test_bad_input_gets_one_line_and_writes_nothing(
     argv = _edit(_evaluate_argv(files, out), files, edits)
     assert expected in _fails(argv, capsys)
     assert not out.exists()
+
+
+NUMERIC_FLAGS = [
+    ("--num_examples", "0", "--num_examples must be >= 1, got 0"),
+    ("--batch_size", "-2", "--batch_size must be >= 1"),
+    ("--steps", "0", "--steps must be >= 1"),
+    ("--pgd_restarts", "0", "--pgd_restarts must be >= 1"),
+    ("--apgd_steps", "0", "--apgd_steps must be >= 1"),
+    ("--seed", "-1", "--seed must be >= 0"),
+    ("--step_size", "0", "--step_size must be > 0"),
+    ("--step_size", "inf", "--step_size must be a finite number"),
+    ("--step_size", "nan", "--step_size must be a finite number"),
+    ("--clip_min", "nan", "--clip_min must be a finite number"),
+    ("--clip_max", "inf", "--clip_max must be a finite number"),
+    ("--steps", "1.5", "invalid int value"),
+]
+FINETUNE_FLAGS = NUMERIC_FLAGS + [
+    ("--learning_rate", "-1", "--learning_rate must be > 0.0, got -1.0"),
+    ("--learning_rate", "0", "--learning_rate must be > 0"),
+    ("--learning_rate", "nan", "--learning_rate must be a finite number"),
+    ("--epochs", "0", "--epochs must be >= 1, got 0"),
+    ("--eval_examples", "0", "--eval_examples must be >= 1"),
+    ("--c", "-1", "--c must be >= 0"),
+    ("--c", "inf", "--c must be a finite number"),
+]
+
+
+def _set_flag(argv, flag, value):
+    argv = list(argv)
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    return argv
+
+
+@pytest.mark.parametrize("flag, value, expected", NUMERIC_FLAGS)
+def test_evaluate_checks_every_numeric_flag(flag, value, expected, files,
+                                            tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = _set_flag(_evaluate_argv(files, out), flag, value)
+    assert expected in _fails(argv, capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, value, expected", FINETUNE_FLAGS)
+def test_finetune_checks_every_numeric_flag(flag, value, expected, files,
+                                            tmp_path, capsys):
+    out = tmp_path / "robust.keras"
+    argv = _finetune_argv(files, files / "model.keras", out)
+    assert expected in _fails(_set_flag(argv, flag, value), capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_numeric_flag_of_the_parser_is_checked():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices.values()
+    numeric = {action.dest for command in commands
+               for action in command._actions if action.type in (int, float)}
+    from keras_gradreg._cli_settings import NUMERIC_FLAGS as checked
+    assert numeric == set(checked)
 
 
 def test_argparse_errors_are_one_line(capsys):
@@ -255,6 +342,67 @@ def test_finetune_refuses_to_overwrite_and_bad_out(files, tmp_path, capsys):
     )
 
 
+# Atomic outputs: an interrupt never leaves a partial file ---------------------
+
+
+def test_finetune_interrupted_while_saving_keeps_the_old_model(
+    files, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "robust.keras"
+    out.write_bytes(b"the old model")
+
+    def save_half_then_interrupt(self, path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"PK half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GradRegModel, "save", save_half_then_interrupt)
+    argv = _finetune_argv(files, files / "model.keras", out, "--overwrite",
+                          "--num_examples", "8", "--eval_examples", "8")
+    assert "interrupted" in _fails(argv, capsys, status=130)
+    assert out.read_bytes() == b"the old model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["robust.keras"]
+
+
+def test_evaluate_interrupted_while_writing_keeps_the_old_results(
+    files, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "report"
+    cli.main(_evaluate_argv(files, out, "--num_examples", "8"))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) >= {"results.json", "report.json", "results.md"}
+
+    def half_then_fail(results, models, attacks, out_dir):
+        with open(os.path.join(out_dir, "results.json"), "w") as handle:
+            handle.write('{"cut')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_report_files, "write", half_then_fail)
+    argv = _evaluate_argv(files, out, "--num_examples", "8", "--overwrite")
+    assert "disk full" in _fails(argv, capsys, status=1)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    # A first run that fails leaves no folder behind.
+    fresh = tmp_path / "fresh"
+    _fails(_evaluate_argv(files, fresh, "--num_examples", "8"), capsys, 1)
+    assert not fresh.exists()
+
+
+def test_evaluate_overwrite_replaces_every_output_and_drops_stale_ones(
+    files, tmp_path, capsys
+):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "accuracy_vs_eps.png").write_bytes(b"stale plot")
+    (out / "notes.txt").write_text("not ours")
+    cli.main(_evaluate_argv(files, out, "--num_examples", "8", "--overwrite"))
+    names = sorted(p.name for p in out.iterdir())
+    assert "notes.txt" in names
+    assert not any(name.startswith(".partial") for name in names)
+    png = out / "accuracy_vs_eps.png"
+    assert not png.exists() or png.read_bytes() != b"stale plot"
+
+
 def test_mnist_by_name_with_paper_defaults(mnist_dir, tmp_path, capsys):
     path = tmp_path / "mnist.keras"
     keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
@@ -297,7 +445,10 @@ def test_python_m_bad_model_has_no_traceback(files, tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("keras-gradreg: error: cannot load model")
+    assert last.startswith("keras-gradreg: error: ")
+    assert last.endswith("garbage.keras is not a Keras model file (a .keras model "
+                         "is a zip archive holding config.json); save the model "
+                         "with model.save(path).")
     assert not (tmp_path / "r.keras").exists()
 
 

@@ -1,6 +1,7 @@
 """Tests for keras_gradreg.datasets: tfds (mocked), IDX and Speech Commands dirs."""
 
 import gzip
+import os
 import struct
 import wave
 
@@ -96,8 +97,10 @@ def test_speech_commands_from_tfds_mfcc():
         ("cifar10", "train", {"scale": "0-256"}, ValueError, "scale"),
         ("speech_commands", "train", {"features": "stft"}, ValueError, "features"),
         ("speech_commands", "train", {"unknown_share": -1}, ValueError, "unknown"),
-        ("speech_commands", "train", {"silence_share": "1"}, ValueError, "silence"),
-        ("speech_commands", "train", {"seed": 0.5}, ValueError, "seed"),
+        ("speech_commands", "train", {"silence_share": "1"}, TypeError, "silence"),
+        ("speech_commands", "train", {"silence_share": float("nan")}, ValueError,
+         "silence"),
+        ("speech_commands", "train", {"seed": 0.5}, TypeError, "seed"),
         ("mnist", "train", {"scale": "0-1"}, TypeError, "scale"),
         ("mnist", 3, {}, TypeError, "split"),
     ],
@@ -176,6 +179,81 @@ def test_idx_errors(idx_dir):
         file.write(b"\x00\x00\x0d\x03" + b"\x00" * 12)
     with pytest.raises(ValueError, match="unsigned-byte IDX"):
         datasets.load("mnist", "test", data_dir=str(data_dir))
+
+
+def test_a_truncated_gz_is_named(idx_dir):
+    data_dir, _ = idx_dir
+    path = data_dir / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=f"{path} is truncated or not a gzip"):
+        datasets.to_arrays(datasets.load("mnist", "test", data_dir=str(data_dir)))
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=f"{path} is truncated or not a gzip"):
+        datasets.load("mnist", "test", data_dir=str(data_dir))
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Fails the test if tfds.load is called at all (no fallback)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("tfds.load was called")
+    monkeypatch.setattr(tfds, "load", refuse)
+
+
+@pytest.mark.parametrize(
+    "name, files",
+    [("mnist", ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]),
+     ("speech_commands", ["validation_list.txt", "testing_list.txt"]),
+     ("cifar10", [])],
+)
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_data_dir_without_the_data_is_an_error_not_a_download(
+    tmp_path, no_download, name, files, exists
+):
+    data_dir = tmp_path / "data"
+    if exists:
+        data_dir.mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        datasets.load(name, "test", data_dir=str(data_dir))
+    message = str(info.value)
+    assert str(data_dir) in message
+    assert ("does not exist" in message) != exists
+    assert os.path.join(str(data_dir), name) in message  # the tfds folder
+    for file in files:
+        assert file in message
+
+
+@pytest.mark.parametrize("removed", ["t10k-labels-idx1-ubyte.gz",
+                                     "train-images-idx3-ubyte.gz"])
+def test_an_incomplete_idx_dir_names_the_missing_file(idx_dir, no_download,
+                                                       removed):
+    data_dir, _ = idx_dir
+    (data_dir / removed).unlink()
+    with pytest.raises(FileNotFoundError, match=f"missing: {removed}"):
+        datasets.load("mnist", "test", data_dir=str(data_dir))
+
+
+def test_an_incomplete_speech_dir_names_the_missing_list(tiny_speech_dir,
+                                                         no_download):
+    (tiny_speech_dir / "testing_list.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="missing: testing_list.txt"):
+        datasets.load("speech_commands", "train", data_dir=str(tiny_speech_dir))
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_a_tfds_data_dir_is_read_without_download(tmp_path, monkeypatch, name):
+    (tmp_path / name / "3.0.1").mkdir(parents=True)
+    calls = []
+
+    def fake_load(*args, **kwargs):
+        calls.append(kwargs)
+        return tf.data.Dataset.from_tensor_slices(
+            (np.zeros((2, 4, 4, 1), "uint8"), np.zeros(2, "int64")))
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    datasets.load(name, "test", data_dir=str(tmp_path))
+    assert calls == [{"split": "test", "data_dir": str(tmp_path),
+                      "as_supervised": True, "download": False}]
 
 
 def test_real_mnist(mnist_dir):

@@ -48,11 +48,17 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, Union
 
-from keras_gradreg.attacks._core import cw_loss, dlr_loss, targeted_dlr_loss
-from keras_gradreg.attacks.apgd import apgd, apgd_t
+from keras_gradreg.attacks._core import cw_loss
+from keras_gradreg.attacks._core import dlr_loss
+from keras_gradreg.attacks._core import targeted_dlr_loss
+from keras_gradreg.attacks.apgd import apgd
+from keras_gradreg.attacks.apgd import apgd_t
 from keras_gradreg.attacks.autoattack import autoattack
 from keras_gradreg.attacks.fab import fab_t
-from keras_gradreg.attacks.gradient import bim, cw_linf, fgsm, pgd
+from keras_gradreg.attacks.gradient import bim
+from keras_gradreg.attacks.gradient import cw_linf
+from keras_gradreg.attacks.gradient import fgsm
+from keras_gradreg.attacks.gradient import pgd
 from keras_gradreg.attacks.square import square
 
 __all__ = [

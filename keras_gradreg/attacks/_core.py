@@ -1,4 +1,4 @@
-"""Shared machinery of the attacks: checks, losses, projection, batching.
+"""Shared machinery of the attacks: data checks, losses, projection, batching.
 
 Every attack builds one compiled ``tf.function`` per (model, settings) and
 runs it once per batch. Numbers that may change between calls (eps, step
@@ -9,18 +9,16 @@ them never retraces.
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 import warnings
 import weakref
 from typing import Callable, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_gradreg import regularizers as regs
+from keras_gradreg import _checks
 from keras_gradreg import _logits
+from keras_gradreg import regularizers as regs
 
 LOSSES = ("ce", "cw", "dlr")
 
@@ -29,50 +27,7 @@ LOSSES = ("ce", "cw", "dlr")
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-# Argument checks --------------------------------------------------------
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def check_number(name: str, value, minimum: float, strict: bool) -> float:
-    """Returns ``value`` as a float after checking it is a finite bound."""
-    if not _is_number(value) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}.")
-    if value < minimum or (strict and value == minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}.")
-    return float(value)
-
-
-def check_int(name: str, value, minimum: int = 1) -> int:
-    """Returns ``value`` after checking it is an integer ``>= minimum``."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def check_clip(clip_min, clip_max) -> None:
-    """Checks the clip range; either bound may be None (unbounded)."""
-    for name, value in (("clip_min", clip_min), ("clip_max", clip_max)):
-        if value is not None and (not _is_number(value) or not math.isfinite(value)):
-            raise TypeError(
-                f"{name} must be a finite number or None, got {value!r}."
-            )
-    if clip_min is not None and clip_max is not None and clip_min >= clip_max:
-        raise ValueError(
-            f"clip_min must be < clip_max, got clip_min={clip_min!r} and "
-            f"clip_max={clip_max!r}. Pass None for an unbounded side."
-        )
-
-
-def check_loss(loss: str, allowed) -> str:
-    if loss not in allowed:
-        raise ValueError(f"loss must be one of {list(allowed)}, got {loss!r}.")
-    return loss
+# Argument checks (the validators themselves live in keras_gradreg._checks)
 
 
 def default_step_size(eps: float, steps: int) -> float:
@@ -89,66 +44,39 @@ def default_step_size(eps: float, steps: int) -> float:
     return 2.5 * eps / steps if eps > 0 else 1.0
 
 
-def check_seed(seed) -> int:
-    """Returns the seed, drawing one from NumPy's global generator if None."""
-    if seed is None:
-        return int(np.random.randint(0, 2**31 - 1))
-    return check_int("seed", seed, minimum=0)
-
-
-def as_inputs(x, clip_min, clip_max) -> tf.Tensor:
-    """Converts ``x`` to a float tensor inside the clip range."""
-    x = tf.convert_to_tensor(x)
-    if not x.dtype.is_floating:
-        raise TypeError(
-            f"Attacks need floating-point inputs, got {x.dtype}. Cast them "
-            "first, e.g. x = x.astype('float32') / 255."
-        )
-    if x.shape.rank is None or x.shape.rank < 2:
-        raise ValueError(
-            f"x must be a batch shaped (batch, features...), got shape {x.shape}."
-        )
-    if clip_min is not None and x.shape[0] and float(tf.reduce_min(x)) < clip_min:
-        raise ValueError(
-            f"x has values below clip_min={clip_min}; pass clip_min=None for "
-            "unbounded features or rescale the inputs."
-        )
-    if clip_max is not None and x.shape[0] and float(tf.reduce_max(x)) > clip_max:
-        raise ValueError(
-            f"x has values above clip_max={clip_max}; pass clip_max=None for "
-            "unbounded features or rescale the inputs."
-        )
-    return x
-
-
-def as_labels(labels, x: tf.Tensor, name: str = "y") -> tf.Tensor:
-    """Sparse int32 labels shaped ``(batch,)`` matching ``x``."""
-    labels = regs.sparse_labels(labels)
-    if labels.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"{name} has {labels.shape[0]} entries but x has {x.shape[0]} "
-            "examples."
-        )
-    return labels
-
-
 def prepare(model, x, y, target, clip_min, clip_max):
-    """Checks and converts the data of an attack call.
+    """Checks and converts the data of an attack call, before it runs.
+
+    ``x`` must be floating-point, finite and inside the clip range; ``y``
+    (and ``target``) integer-valued class indices in range, or one-hot rows
+    as wide as the model's logits (:mod:`keras_gradreg._checks`). Warns if
+    the model's outputs look like probabilities.
 
     Returns:
         ``(x, labels, targeted)``: ``labels`` are the targets when ``target``
         is given, else the true labels (the model's predictions if ``y`` is
         None, which avoids label leaking).
     """
-    check_clip(clip_min, clip_max)
-    x = as_inputs(x, clip_min, clip_max)
+    clip_min, clip_max = _checks.clip_range(clip_min, clip_max)
+    x = _checks.inputs(x, clip_min, clip_max)
+    batch = int(x.shape[0])
+    probe = predict_logits(model, x[:32]) if batch else None
+    classes = None if probe is None else int(probe.shape[-1])
     if target is not None:
-        return x, as_labels(target, x, "target"), True
-    warn_if_probabilities(model, x)
+        targets = _checks.labels(target, classes, batch, name="target")
+        return x, tf.constant(targets, tf.int32), True
+    if probe is not None and _logits.looks_like_probabilities(probe.numpy()):
+        warnings.warn(_logits.PROBABILITIES_WARNING, UserWarning, stacklevel=3)
     if y is None:
         logits = predict_logits(model, x)
         return x, tf.argmax(logits, axis=-1, output_type=tf.int32), False
-    return x, as_labels(y, x), False
+    labels = _checks.labels(y, classes, batch)
+    return x, tf.constant(labels, tf.int32), False
+
+
+def num_classes(model, x) -> int:
+    """The width of ``model``'s logits, measured on the first example of x."""
+    return int(predict_logits(model, x[:1]).shape[-1])
 
 
 def warn_if_probabilities(model, x, probe: int = 32) -> None:

@@ -28,6 +28,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
 
 __all__ = ["apgd", "apgd_t"]
@@ -198,16 +199,16 @@ def apgd(
         >>> apgd(model, x, [0, 1], eps=0.1, steps=10, seed=0).shape
         TensorShape([2, 4])
     """
-    eps = _core.check_number("eps", eps, 0.0, strict=False)
-    steps = _core.check_int("steps", steps)
-    restarts = _core.check_int("restarts", restarts)
-    eot_iter = _core.check_int("eot_iter", eot_iter)
+    eps = _checks.number("eps", eps, 0.0, strict=False)
+    steps = _checks.integer("steps", steps)
+    restarts = _checks.integer("restarts", restarts)
+    eot_iter = _checks.integer("eot_iter", eot_iter)
     if batch_size is not None:
-        batch_size = _core.check_int("batch_size", batch_size)
-    _core.check_loss(loss, ("ce", "dlr"))
+        batch_size = _checks.integer("batch_size", batch_size)
+    _checks.choice("loss", loss, ("ce", "dlr"))
     if loss == "dlr" and target is not None:
         raise ValueError("loss='dlr' is untargeted; use loss='ce' with target.")
-    seed = _core.check_seed(seed)
+    seed = _checks.seed(seed)
     x, labels, targeted = _core.prepare(model, x, y, target, clip_min, clip_max)
     settings = (
         "apgd", loss, targeted, restarts, clip_min is not None,
@@ -322,12 +323,12 @@ def apgd_t(
         >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
         True
     """
-    eps = _core.check_number("eps", eps, 0.0, strict=False)
-    steps = _core.check_int("steps", steps)
-    targets = _core.check_int("targets", targets)
+    eps = _checks.number("eps", eps, 0.0, strict=False)
+    steps = _checks.integer("steps", steps)
+    targets = _checks.integer("targets", targets)
     if batch_size is not None:
-        batch_size = _core.check_int("batch_size", batch_size)
-    seed = _core.check_seed(seed)
+        batch_size = _checks.integer("batch_size", batch_size)
+    seed = _checks.seed(seed)
     x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
     settings = (
         "apgd_t", targets, clip_min is not None, clip_max is not None,

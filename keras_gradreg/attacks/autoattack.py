@@ -23,8 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
-from keras_gradreg.attacks.apgd import apgd, apgd_t
+from keras_gradreg.attacks.apgd import apgd
+from keras_gradreg.attacks.apgd import apgd_t
 from keras_gradreg.attacks.fab import fab_t
 from keras_gradreg.attacks.square import square
 
@@ -125,25 +127,25 @@ def autoattack(
         >>> bool(np.abs(x_adv - x).max() <= 0.3 + 1e-6), broken_by.shape
         (True, (8,))
     """
-    eps = _core.check_number("eps", eps, 0.0, strict=False)
+    eps = _checks.number("eps", eps, 0.0, strict=False)
     if version not in VERSIONS:
         raise ValueError(
             f"version must be one of {list(VERSIONS)}, got {version!r}."
         )
-    steps = _core.check_int("steps", steps)
-    targets = _core.check_int("targets", targets)
-    queries = _core.check_int("queries", queries)
-    eot_iter = _core.check_int("eot_iter", eot_iter)
+    steps = _checks.integer("steps", steps)
+    targets = _checks.integer("targets", targets)
+    queries = _checks.integer("queries", queries)
+    eot_iter = _checks.integer("eot_iter", eot_iter)
     if batch_size is not None:
-        batch_size = _core.check_int("batch_size", batch_size)
-    seed = _core.check_seed(seed)
+        batch_size = _checks.integer("batch_size", batch_size)
+    seed = _checks.seed(seed)
     x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
     inputs, labels = x.numpy(), labels.numpy()
     total = len(inputs)
     x_adv = inputs.copy()
     broken_by = np.full(total, "", dtype="<U8")
     if total:
-        classes = int(_core.predict_logits(model, x[:1]).shape[-1])
+        classes = _core.num_classes(model, x)
         parts = _parts(version, classes, steps, targets, queries, eot_iter,
                        seed)
         size = batch_size or total

@@ -26,6 +26,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
 
 __all__ = ["fab_t", "project_linf"]
@@ -221,11 +222,11 @@ def fab_t(
         >>> bool(np.abs(x_adv - x).max() <= 0.1)
         True
     """
-    eps = _core.check_number("eps", eps, 0.0, strict=False)
-    steps = _core.check_int("steps", steps)
-    targets = _core.check_int("targets", targets)
+    eps = _checks.number("eps", eps, 0.0, strict=False)
+    steps = _checks.integer("steps", steps)
+    targets = _checks.integer("targets", targets)
     if batch_size is not None:
-        batch_size = _core.check_int("batch_size", batch_size)
+        batch_size = _checks.integer("batch_size", batch_size)
     x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
     settings = (
         "fab_t", targets, clip_min is not None, clip_max is not None,

@@ -24,6 +24,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
 
 __all__ = ["fgsm", "bim", "cw_linf", "pgd"]
@@ -78,17 +79,17 @@ def _sign_gradient_attack(
     model, x, y, *, eps, step_size, steps, loss, random_start, restarts,
     confidence, clip_min, clip_max, target, seed, batch_size,
 ) -> tf.Tensor:
-    eps = _core.check_number("eps", eps, 0.0, strict=False)
-    steps = _core.check_int("steps", steps)
+    eps = _checks.number("eps", eps, 0.0, strict=False)
+    steps = _checks.integer("steps", steps)
     if step_size is None:
         step_size = _core.default_step_size(eps, steps)
-    step_size = _core.check_number("step_size", step_size, 0.0, strict=True)
-    restarts = _core.check_int("restarts", restarts)
-    confidence = _core.check_number("confidence", confidence, 0.0, strict=False)
+    step_size = _checks.number("step_size", step_size, 0.0, strict=True)
+    restarts = _checks.integer("restarts", restarts)
+    confidence = _checks.number("confidence", confidence, 0.0, strict=False)
     if batch_size is not None:
-        batch_size = _core.check_int("batch_size", batch_size)
-    _core.check_loss(loss, ("ce", "cw"))
-    seed = _core.check_seed(seed)
+        batch_size = _checks.integer("batch_size", batch_size)
+    _checks.choice("loss", loss, ("ce", "cw"))
+    seed = _checks.seed(seed)
     x, labels, targeted = _core.prepare(model, x, y, target, clip_min, clip_max)
     settings = (
         "sign_gradient", loss, bool(random_start), targeted, restarts,
@@ -151,7 +152,7 @@ def fgsm(
         >>> bool(np.all(np.abs(x_adv - x) <= 0.1 + 1e-6))
         True
     """
-    eps = _core.check_number("eps", eps, 0.0, strict=False)
+    eps = _checks.number("eps", eps, 0.0, strict=False)
     # One step of size eps; at eps = 0 the projection keeps x whatever the step.
     return _sign_gradient_attack(
         model, x, y, eps=eps, step_size=eps or 1.0, steps=1, loss="ce",

@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import regularizers as regs
 from keras_gradreg.attacks import _core
 
@@ -205,14 +206,14 @@ def square(
         >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
         True
     """
-    eps = _core.check_number("eps", eps, 0.0, strict=False)
-    queries = _core.check_int("queries", queries)
-    p_init = _core.check_number("p_init", p_init, 0.0, strict=True)
+    eps = _checks.number("eps", eps, 0.0, strict=False)
+    queries = _checks.integer("queries", queries)
+    p_init = _checks.number("p_init", p_init, 0.0, strict=True)
     if p_init > 1:
         raise ValueError(f"p_init must be in (0, 1], got {p_init!r}.")
     if batch_size is not None:
-        batch_size = _core.check_int("batch_size", batch_size)
-    seed = _core.check_seed(seed)
+        batch_size = _checks.integer("batch_size", batch_size)
+    seed = _checks.seed(seed)
     x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
     settings = (
         "square", clip_min is not None, clip_max is not None,
