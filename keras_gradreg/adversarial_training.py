@@ -16,7 +16,8 @@ from typing import Callable, Optional, Union
 import keras
 import tensorflow as tf
 
-from keras_gradreg._wrapper import _check_integer, _check_number
+from keras_gradreg._wrapper import _check_integer
+from keras_gradreg._wrapper import _check_number
 from keras_gradreg.attacks import _core as attack_core
 from keras_gradreg.model import GradRegModel
 

@@ -29,8 +29,8 @@ from typing import Optional, Sequence
 
 import keras
 
-from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import _cli_tensorboard
+from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import evaluation
 from keras_gradreg import regularizers
 from keras_gradreg._cli_io import check_compatible

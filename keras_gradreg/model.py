@@ -19,15 +19,13 @@ import tensorflow as tf
 from keras_gradreg import _collapse_guard
 from keras_gradreg import _keras_compat
 from keras_gradreg import regularizers as regs
-from keras_gradreg._wrapper import (
-    WrappedClassifier,
-    _at_least_float32,
-    _check_labels_structure,
-    _check_logits,
-    _check_number,
-    _replica_count,
-    _Untracked,
-)
+from keras_gradreg._wrapper import WrappedClassifier
+from keras_gradreg._wrapper import _at_least_float32
+from keras_gradreg._wrapper import _check_labels_structure
+from keras_gradreg._wrapper import _check_logits
+from keras_gradreg._wrapper import _check_number
+from keras_gradreg._wrapper import _replica_count
+from keras_gradreg._wrapper import _Untracked
 
 __all__ = ["GradRegModel"]
 

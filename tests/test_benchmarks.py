@@ -40,11 +40,11 @@ def _tiny_network():
         keras.Input((6, 6, 1)),
         keras.layers.Conv2D(2, 3, activation="relu"),
         keras.layers.Flatten(),
-        keras.layers.Dense(3),
+        keras.layers.Dense(4),  # APGD-T's targeted DLR needs 4 classes
     ])
 
 
-TINY = step_time.Network(_tiny_network, (6, 6, 1), 3, eps=0.1, clip_max=1.0)
+TINY = step_time.Network(_tiny_network, (6, 6, 1), 4, eps=0.1, clip_max=1.0)
 
 
 def _run_main(monkeypatch, **flag_values):
