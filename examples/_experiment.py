@@ -110,7 +110,7 @@ LOSS_VARIANTS = {"apgd": ("ce", "dlr")}
 ROW_TITLES = {
     "natural": "Natural Model", "xent_reg": "Xent-reg Model",
     "logit_reg": "Logit-reg Model", "fgsm_rs_at": "FGSM-RS adv. training",
-    "pgd_at": "PGD adv. training",
+    "nfgsm_at": "N-FGSM adv. training", "pgd_at": "PGD adv. training",
 }
 
 
@@ -221,10 +221,13 @@ def paper_models(settings: PaperSettings, c_xent: float, c_logit: float,
 def adversarial_training_models(
     settings: PaperSettings, names: List[str], train_eps: float, pgd_steps: int
 ) -> List[ModelSpec]:
-    """FGSM-RS (Wong et al. 2020) and PGD (Madry et al. 2018) baselines.
+    """FGSM-RS, N-FGSM and PGD adversarial-training baselines.
 
-    FGSM-RS: one step of 1.25 eps from a random start; PGD: ``pgd_steps``
-    steps of 2.5 eps / steps from a random start, both at ``train_eps``.
+    FGSM-RS (Wong et al. 2020): one step of 1.25 eps from a random start in
+    the eps-ball; N-FGSM (de Jorge et al. 2022): one step of eps from
+    uniform noise of radius 2 eps, not projected back to the eps-ball; PGD
+    (Madry et al. 2018): ``pgd_steps`` steps of 2.5 eps / steps from a
+    random start; all at ``train_eps``.
 
     Raises:
         ValueError: For an unknown name, ``train_eps <= 0`` or
@@ -242,6 +245,8 @@ def adversarial_training_models(
             f"{pgd_steps}.")
     recipes = {
         "fgsm_rs": dict(steps=1, step_size=1.25 * train_eps),
+        "nfgsm": dict(steps=1, step_size=train_eps,
+                      start_radius=2.0 * train_eps, project=False),
         "pgd": dict(steps=pgd_steps, step_size=2.5 * train_eps / pgd_steps),
     }
     specs = []
@@ -431,7 +436,8 @@ def _accuracy_table(results: dict, names: List[str], attacks: dict,
 
 def _transfer_table(results: dict, names: List[str]) -> List[str]:
     short = {"natural": "Natural", "xent_reg": "Xent", "logit_reg": "Logit",
-             "fgsm_rs_at": "FGSM-RS AT", "pgd_at": "PGD AT"}
+             "fgsm_rs_at": "FGSM-RS AT", "nfgsm_at": "N-FGSM AT",
+             "pgd_at": "PGD AT"}
     pairs = [(a, s) for a in attacks.PAPER_ATTACKS for s in names]
     header = ["Models"] + [
         f"{attack_title(a)} / {short.get(s, s)}" for a, s in pairs]

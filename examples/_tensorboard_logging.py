@@ -173,7 +173,7 @@ def model_hparams(name: str, info: dict, **common) -> dict:
     ``method`` is natural, gradreg or adversarial_training; a model
     without a gradient penalty records ``c = 0`` (GradRegModel with c = 0
     is natural training) and ``regularizer = norm = "none"``. Adversarial
-    training adds ``train_attack`` (fgsm_rs or pgd), ``train_eps`` and
+    training adds ``train_attack`` (fgsm_rs, nfgsm or pgd), ``train_eps`` and
     ``train_steps``. ``activation`` is recorded where the spec has one.
 
     Example:

@@ -8,9 +8,10 @@ evaluates them under the paper's white-box attacks: FGSM, BIM and C&W
 honesty checks beside the paper's columns, PGD and APGD-CE/DLR
 (``--extra_attacks``).
 
-``--baselines fgsm_rs,pgd`` also trains adversarial-training baselines at
-``--train_eps`` (default 0.3): FGSM-RS (Wong et al. 2020: one step of
-1.25 eps from a random start) and PGD (Madry et al. 2018; the paper-era
+``--baselines fgsm_rs,nfgsm,pgd`` also trains adversarial-training baselines
+at ``--train_eps`` (default 0.3): FGSM-RS (Wong et al. 2020: one step of
+1.25 eps from a random start), N-FGSM (de Jorge et al. 2022: one step of eps
+from noise of radius 2 eps, not projected) and PGD (Madry et al. 2018; the paper-era
 recipe is 40 steps of 0.01, here ``--pgd_steps`` steps of 2.5 eps / steps,
 default 10), so that robustness per training cost can be compared with
 GradReg through the recorded wall times.
@@ -44,7 +45,7 @@ FLAGS = flags.FLAGS
 _experiment.define_experiment_flags()
 flags.DEFINE_string(
     "baselines", "",
-    "Comma-separated adversarial-training baselines: fgsm_rs, pgd ('' none).")
+    "Comma-separated adversarial-training baselines: fgsm_rs, nfgsm, pgd ('' none).")
 flags.DEFINE_float("train_eps", 0.3, "L-inf radius of adversarial training.")
 flags.DEFINE_integer(
     "pgd_steps", 10, "Steps of PGD adversarial training (step 2.5 eps/steps).")
