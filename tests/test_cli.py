@@ -358,7 +358,8 @@ def test_finetune_interrupted_while_saving_keeps_the_old_model(
 
     monkeypatch.setattr(GradRegModel, "save", save_half_then_interrupt)
     argv = _finetune_argv(files, files / "model.keras", out, "--overwrite",
-                          "--num_examples", "8", "--eval_examples", "8")
+                          "--num_examples", "8", "--eval_examples", "8",
+                          "--no_tensorboard")
     assert "interrupted" in _fails(argv, capsys, status=130)
     assert out.read_bytes() == b"the old model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["robust.keras"]
