@@ -56,7 +56,6 @@ import datetime
 import inspect
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -69,6 +68,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _frontier  # noqa: E402
+from _machine import machine  # noqa: E402
 
 import keras_gradreg  # noqa: E402
 from keras_gradreg import attacks, datasets, models  # noqa: E402
@@ -417,22 +417,6 @@ def _check_resumable(stored: Dict[str, dict], run_settings: dict,
                 f"{path} holds {name}, run with other settings "
                 f"({differences}); use another --out to compare different "
                 "settings.")
-
-
-def machine() -> dict:
-    """The CPU model, cores and library versions of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo
-                     if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "gpus": len(tf.config.list_physical_devices("GPU")),
-            "keras_gradreg": keras_gradreg.__version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 # Command line ---------------------------------------------------------------

@@ -45,11 +45,10 @@ prints the tables.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -60,6 +59,9 @@ import tensorflow as tf
 
 import keras_gradreg
 from keras_gradreg import attacks, models
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import machine  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -381,22 +383,6 @@ def time_attacks(network_name: str, attack_names: Sequence[str],
 
 
 # Report -------------------------------------------------------------------
-
-
-def machine() -> dict:
-    """The CPU model, core count and library versions of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo
-                     if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version(),
-            "date": datetime.date.today().isoformat()}
 
 
 def _spread(stats: dict, digits: int = 2) -> str:
