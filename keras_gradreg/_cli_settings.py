@@ -185,6 +185,8 @@ NUMERIC_FLAGS = {
     "step_size": (False, 0.0, True),
     "learning_rate": (False, 0.0, True),
     "c": (False, 0.0, False),
+    "train_eps": (False, 0.0, True),
+    "train_steps": (True, 1, False),
     "clip_min": (False, None, False),
     "clip_max": (False, None, False),
 }

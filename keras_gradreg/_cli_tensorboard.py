@@ -60,7 +60,9 @@ def finish(log_dir: str, model: GradRegModel, args, results: dict,
     metrics = kgr_callbacks.log_robustness(log_dir, results)
     metrics["final/train_seconds"] = float(train_seconds)
     hparams = {
-        "method": "finetune", "model": os.path.basename(args.model),
+        "method": "finetune", "recipe": args.recipe,
+        "train_eps": float(getattr(model, "eps", 0.0)),
+        "model": os.path.basename(args.model),
         "regularizer": _name(model.regularizer), "norm": _name(model.norm),
         "c": float(model.c), "epochs": args.epochs,
         "learning_rate": args.learning_rate, "optimizer": args.optimizer,

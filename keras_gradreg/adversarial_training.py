@@ -21,9 +21,19 @@ from keras_gradreg._wrapper import _check_number
 from keras_gradreg.attacks import _core as attack_core
 from keras_gradreg.model import GradRegModel
 
-__all__ = ["AdversarialTrainingModel"]
+__all__ = ["AdversarialTrainingModel", "RECIPES"]
 
 LOSSES = ("ce", "cw")
+
+
+def _recipe(title: str):
+    """Marks a named constructor as a training recipe with a ``title``."""
+
+    def mark(method):
+        method.title = title
+        return method
+
+    return mark
 
 
 def _check_clip_value(name: str, value) -> Optional[float]:
@@ -161,6 +171,7 @@ class AdversarialTrainingModel(GradRegModel):
     # The three recipes -------------------------------------------------------
 
     @classmethod
+    @_recipe("FGSM-RS")
     def fgsm_rs(cls, base: keras.Model, eps: float, **kwargs):
         """FGSM-RS of Wong, Rice & Kolter (2020), "Fast is better than free".
 
@@ -186,6 +197,7 @@ class AdversarialTrainingModel(GradRegModel):
                    random_start=True, start_radius=eps, project=True, **kwargs)
 
     @classmethod
+    @_recipe("N-FGSM")
     def n_fgsm(cls, base: keras.Model, eps: float, **kwargs):
         """N-FGSM of de Jorge et al. (2022), "Make Some Noise".
 
@@ -214,6 +226,7 @@ class AdversarialTrainingModel(GradRegModel):
                    **kwargs)
 
     @classmethod
+    @_recipe("PGD-k")
     def pgd(cls, base: keras.Model, eps: float, steps: int = 7, **kwargs):
         """PGD-k adversarial training of Madry et al. (2018).
 
@@ -325,3 +338,15 @@ class AdversarialTrainingModel(GradRegModel):
             }
         )
         return config
+
+
+# The named recipes by constructor name, the recommended one (N-FGSM, which
+# docs/RESULTS.md measured best per cost on MNIST) first.
+RECIPES = {
+    method.__name__: method
+    for method in (
+        AdversarialTrainingModel.n_fgsm,
+        AdversarialTrainingModel.fgsm_rs,
+        AdversarialTrainingModel.pgd,
+    )
+}

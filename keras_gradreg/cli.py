@@ -2,12 +2,19 @@
 
 ``evaluate`` measures clean accuracy and accuracy under the L-inf attacks of
 :mod:`keras_gradreg.attacks` through :class:`keras_gradreg.RobustnessReport`;
-``finetune`` wraps a saved model in :class:`keras_gradreg.GradRegModel`
-(Eq. 2-4 of Yu et al.), trains it for a few epochs and saves the result::
+``finetune`` trains a saved model for a few more epochs with a robust
+recipe and saves the result. The default recipe, ``--recipe n_fgsm``, is the
+one docs/RESULTS.md measured best for its cost: N-FGSM adversarial training
+(:meth:`keras_gradreg.AdversarialTrainingModel.n_fgsm`) at ``--train_eps``,
+with the paper's input-gradient penalty on top when ``--c`` > 0;
+``--recipe gradreg`` is the paper's penalty alone
+(:class:`keras_gradreg.GradRegModel`, Eq. 2-4 of Yu et al.)::
 
     keras-gradreg evaluate natural.keras --dataset mnist --out report/
-    keras-gradreg finetune natural.keras --dataset mnist --c 0.01 \\
-        --epochs 3 --out robust.keras
+    keras-gradreg finetune natural.keras --dataset mnist --train_eps 0.1 \\
+        --epochs 2 --out robust.keras
+    keras-gradreg finetune natural.keras --dataset mnist --recipe gradreg \\
+        --c 0.3 --epochs 2 --out logit_reg.keras
 
 ``--dataset`` is a name of :func:`keras_gradreg.datasets.load` or
 ``npz:FILE`` (arrays ``x`` and ``y`` in one ``.npz``). Attack settings
@@ -22,6 +29,7 @@ it off). ``python -m keras_gradreg`` is the same command.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -50,6 +58,8 @@ from keras_gradreg._cli_settings import check_dataset
 from keras_gradreg._cli_settings import check_numbers
 from keras_gradreg._cli_settings import parse_attacks
 from keras_gradreg._cli_settings import takes_step_size
+from keras_gradreg import adversarial_training
+from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.model import GradRegModel
 
 __all__ = ["main", "build_parser", "PAPER_SETTINGS", "AttackSettings"]
@@ -62,6 +72,15 @@ EVALUATE_FILES = (
 # The command's defaults: the only attack names outside keras_gradreg.attacks.
 EVALUATE_ATTACKS = ("fgsm", "bim", "cw", "pgd")
 FINETUNE_ATTACKS = ("fgsm", "pgd")
+# finetune's recipes: AdversarialTrainingModel's named constructors (the
+# first, N-FGSM, is the default: docs/RESULTS.md measured it best per cost on
+# MNIST), and the paper's penalty alone.
+PENALTY_ONLY = "gradreg"
+RECIPES = tuple(adversarial_training.RECIPES) + (PENALTY_ONLY,)
+DEFAULT_RECIPE = RECIPES[0]
+# c when --c is not given and the model has none: the paper's penalty alone
+# needs one; the adversarial recipes train without it.
+DEFAULT_C = {PENALTY_ONLY: 0.01}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune", help="Fine-tune a saved model with GradRegModel."
     )
     _add_data_arguments(finetune, split="train")
-    finetune.add_argument("--c", type=float, help="Penalty weight c.")
+    finetune.add_argument(
+        "--recipe", default=DEFAULT_RECIPE, choices=RECIPES,
+        help="n_fgsm (default: N-FGSM, noise of 2 * train_eps and one step "
+        "of train_eps, unprojected), fgsm_rs, pgd (--train_steps steps of "
+        "2.5 * train_eps / steps), or gradreg (the paper's penalty alone).")
+    finetune.add_argument(
+        "--train_eps", type=float,
+        help="L-inf radius of the training attack (default: the smallest "
+        "--eps).")
+    finetune.add_argument("--train_steps", type=int, default=7,
+                          help="Attack steps of --recipe pgd (default 7).")
+    finetune.add_argument(
+        "--c", type=float,
+        help="Penalty weight c of Eq. 2, at the adversarial examples for the "
+        "adversarial recipes (default: the model's own, else 0.01 for "
+        "gradreg and 0 for the others).")
     finetune.add_argument("--regularizer",
                           choices=sorted(regularizers.REGULARIZERS))
     finetune.add_argument("--norm", choices=sorted(regularizers.NORMS))
@@ -258,19 +292,61 @@ def evaluate_command(args) -> dict:
 # finetune --------------------------------------------------------------------
 
 
-def _wrap(model: keras.Model, args) -> GradRegModel:
-    """A new GradRegModel on the model's network (never a double wrap)."""
+def _wrap(model: keras.Model, args, settings: AttackSettings) -> GradRegModel:
+    """The model's network in a new training model of ``--recipe`` (never a
+    double wrap: a saved GradRegModel gives its base, and its penalty
+    settings where no flag is given)."""
     previous = model if isinstance(model, GradRegModel) else None
     base = previous.base if previous else model
-    c = args.c if args.c is not None else (previous.c if previous else 0.01)
-    regularizer = args.regularizer or (
-        previous.regularizer if previous else "logit_margin"
+    if args.c is not None:
+        c = args.c
+    elif previous is not None and previous.c > 0:
+        c = previous.c
+    else:
+        c = DEFAULT_C.get(args.recipe, 0.0)
+    penalty = dict(
+        c=c,
+        regularizer=args.regularizer or (
+            previous.regularizer if previous else "logit_margin"),
+        norm=args.norm or (previous.norm if previous else "squared_l2"),
     )
-    norm = args.norm or (previous.norm if previous else "squared_l2")
     try:
-        return GradRegModel(base, c=c, regularizer=regularizer, norm=norm)
+        if args.recipe == PENALTY_ONLY:
+            return GradRegModel(base, **penalty)
+        recipe = adversarial_training.RECIPES[args.recipe]
+        if "steps" in inspect.signature(recipe).parameters:
+            penalty["steps"] = args.train_steps
+        return recipe(base, eps=train_eps(args, settings),
+                      clip_min=settings.clip_min, clip_max=settings.clip_max,
+                      seed=args.seed, **penalty)
     except (TypeError, ValueError) as error:
         raise CommandLineError(one_line(error)) from error
+
+
+def train_eps(args, settings: AttackSettings) -> float:
+    """``--train_eps``, or the smallest evaluation eps.
+
+    Example:
+        >>> import argparse
+        >>> train_eps(argparse.Namespace(train_eps=None),
+        ...           PAPER_SETTINGS["mnist"])
+        0.1
+    """
+    if args.train_eps is not None:
+        return float(args.train_eps)
+    return min(float(eps) for eps in settings.eps)
+
+
+def _describe(robust: GradRegModel, args) -> str:
+    """``"N-FGSM at eps 0.1 with c=0.03 (l1)"`` and the like."""
+    if not isinstance(robust, AdversarialTrainingModel):
+        return f"the paper's penalty, c={robust.c:g}"
+    title = adversarial_training.RECIPES[args.recipe].title.replace(
+        "-k", f"-{robust.steps}")
+    penalty = (f" plus the penalty, c={robust.c:g} "
+               f"({getattr(robust.norm, '__name__', robust.norm)})"
+               if robust.c > 0 else "")
+    return f"{title} at eps {robust.eps:g}{penalty}"
 
 
 def _optimizer(args) -> keras.optimizers.Optimizer:
@@ -318,13 +394,14 @@ def finetune_command(args) -> dict:
     check_compatible(model, *train, args.dataset)
     check_compatible(model, *held_out, eval_spec)
     keras.utils.set_random_seed(args.seed)
-    robust = _wrap(model, args)
+    robust = _wrap(model, args, settings)
     print(f"Accuracy of {args.model} before fine-tuning:")
     _, before = _robustness(robust, held_out, FINETUNE_ATTACKS, settings,
                             args)
     robust.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(
         from_logits=not robust.output_softmax), metrics=["accuracy"])
-    print(f"Fine-tuning with c={robust.c:g} for {args.epochs} epoch(s):")
+    print(f"Fine-tuning with {_describe(robust, args)} for {args.epochs} "
+          "epoch(s):")
     logged = {} if log_dir is None else dict(
         callbacks=_cli_tensorboard.training_callbacks(
             log_dir, robust, train, held_out, settings),

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_gradreg import AdversarialTrainingModel
 from keras_gradreg import GradRegModel
 from keras_gradreg import attacks
 from keras_gradreg import _report_files
@@ -252,6 +253,10 @@ FINETUNE_FLAGS = NUMERIC_FLAGS + [
     ("--eval_examples", "0", "--eval_examples must be >= 1"),
     ("--c", "-1", "--c must be >= 0"),
     ("--c", "inf", "--c must be a finite number"),
+    ("--train_eps", "0", "--train_eps must be > 0"),
+    ("--train_eps", "nan", "--train_eps must be a finite number"),
+    ("--train_steps", "0", "--train_steps must be >= 1"),
+    ("--recipe", "madry", "invalid choice"),
 ]
 
 
@@ -327,6 +332,41 @@ def test_finetune_saves_a_loadable_grad_reg_model(files, tmp_path, capsys):
     assert not isinstance(twice.base, GradRegModel)
     assert twice.c == pytest.approx(0.5)
     assert twice.norm.__name__ == "l1"
+
+
+@pytest.mark.parametrize("extra, kind, expected", [
+    # The default recipe: N-FGSM at the smallest --eps, no penalty.
+    ((), AdversarialTrainingModel,
+     dict(eps=0.05, step_size=0.05, steps=1, start_radius=0.1, project=False,
+          c=0.0)),
+    (("--train_eps", "0.08", "--c", "0.03", "--norm", "l1"),
+     AdversarialTrainingModel,
+     dict(eps=0.08, start_radius=0.16, project=False, c=0.03, norm="l1")),
+    (("--recipe", "fgsm_rs"), AdversarialTrainingModel,
+     dict(eps=0.05, step_size=0.0625, start_radius=0.05, project=True)),
+    (("--recipe", "pgd", "--train_steps", "4"), AdversarialTrainingModel,
+     dict(eps=0.05, steps=4, step_size=2.5 * 0.05 / 4, project=True)),
+    # The paper's penalty alone: c defaults to 0.01.
+    (("--recipe", "gradreg"), GradRegModel, dict(c=0.01, norm="squared_l2")),
+])
+def test_finetune_recipes(extra, kind, expected, files, tmp_path, capsys):
+    out = tmp_path / "robust.keras"
+    argv = ["finetune", str(files / "model.keras"), "--dataset",
+            f"npz:{files / 'data.npz'}", "--epochs", "1", "--out", str(out),
+            "--no_tensorboard", *ATTACK_FLAGS, *extra]
+    cli.main(argv)
+    robust = keras.models.load_model(out)
+    assert type(robust) is kind
+    for name, value in expected.items():
+        found = getattr(robust, name)
+        found = getattr(found, "__name__", found)
+        assert found == (pytest.approx(value) if isinstance(value, float)
+                         else value), name
+    if kind is AdversarialTrainingModel:  # the clip range of the attacks
+        assert (robust.clip_min, robust.clip_max) == (0.0, 1.0)
+    title = {"gradreg": "the paper's penalty"}.get(
+        dict(zip(extra[::2], extra[1::2])).get("--recipe"), "")
+    assert title in capsys.readouterr().out
 
 
 def test_finetune_refuses_to_overwrite_and_bad_out(files, tmp_path, capsys):
