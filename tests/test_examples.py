@@ -350,8 +350,11 @@ def test_readme_first_command_logs_every_model_to_tensorboard(
     assert f"tensorboard --logdir {tmp_path / 'logs'}" in capsys.readouterr().out
     results = json.loads((tmp_path / "results.json").read_text())
     logs = tmp_path / "logs"
-    assert sorted(p.name for p in logs.iterdir()) == sorted(PAPER_MODELS)
-    for name in PAPER_MODELS:
+    baselines = tuple(f"{name}_at" for name in
+                      flag_values.get("baselines", "").split(",") if name)
+    trained = PAPER_MODELS + baselines
+    assert sorted(p.name for p in logs.iterdir()) == sorted(trained)
+    for name in trained:
         train = _events(logs / name / "train")
         scalars = set(train.Tags()["tensors"])
         assert {"epoch_loss", "epoch_accuracy", "input_gradient/l1",
