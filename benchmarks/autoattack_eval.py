@@ -1,0 +1,232 @@
+r"""AutoAttack on saved models, in resumable chunks of test images.
+
+The standard AutoAttack ensemble (``keras_gradreg.attacks.autoattack``:
+APGD-CE, APGD-T, FAB-T and Square, each on the images still robust) costs
+far more per image on a robust model than on an undefended one, and on a
+CPU it takes hours for 1,000 MNIST images. This script spreads the work:
+
+* the first ``--num_examples`` test images are cut into chunks of
+  ``--chunk`` images, and every (chunk, model, eps) is one unit of work;
+  units run chunk by chunk, so an interrupted run has the same images done
+  for every model;
+* each finished unit appends one JSON line to ``OUT/results.jsonl``: which
+  images were classified correctly clean and under attack, which attack
+  broke each one, and the unit's wall-clock and CPU seconds;
+* a rerun with the same settings skips the units found there and goes on;
+* ``OUT/autoattack.md`` (rewritten after every unit) holds, per model and
+  eps, the images done, clean and robust accuracy over them, the share each
+  attack broke, the seconds per image, and what the images left would take.
+
+    python benchmarks/autoattack_eval.py --data_dir ../shared/data/mnist \
+        --models runs/mnist/natural.keras,runs/mnist/logit_reg.keras \
+        --num_examples 1000 --chunk 100 --out runs/autoattack
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
+
+from absl import app, flags
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import machine  # noqa: E402
+
+from keras_gradreg import attacks, datasets  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+RESULTS = "results.jsonl"
+SUMMARY = "autoattack.md"
+
+
+def units(num_examples: int, chunk: int, names: Sequence[str],
+          eps_values: Sequence[float]) -> Iterator[Tuple[int, int, str, float]]:
+    """``(start, stop, model, eps)`` in run order: chunk by chunk.
+
+    Example:
+        >>> list(units(3, 2, ["a"], [0.1]))
+        [(0, 2, 'a', 0.1), (2, 3, 'a', 0.1)]
+    """
+    for start in range(0, num_examples, chunk):
+        stop = min(start + chunk, num_examples)
+        for name in names:
+            for eps in eps_values:
+                yield start, stop, name, eps
+
+
+def key(line: Mapping) -> Tuple[int, int, str, float]:
+    """The unit a result line belongs to."""
+    return line["start"], line["stop"], line["model"], float(line["eps"])
+
+
+def read_lines(path: str, settings: Mapping) -> List[dict]:
+    """The result lines of ``path`` made with ``settings`` (others are
+    ignored: a changed setting starts afresh)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        lines = [json.loads(text) for text in handle if text.strip()]
+    return [line for line in lines if line["settings"] == dict(settings)]
+
+
+def attack_unit(model, x: np.ndarray, y: np.ndarray, eps: float,
+                settings: Mapping) -> dict:
+    """Runs AutoAttack on one chunk; returns the unit's result fields."""
+    options = {k: v for k, v in settings.items() if k in (
+        "version", "seed", "clip_min", "clip_max", "batch_size")}
+    wall, cpu = time.perf_counter(), time.process_time()
+    clean = _predict(model, x) == y
+    x_adv, broken_by = attacks.autoattack(
+        model, x, y, eps=eps, return_breakers=True, verbose=0, **options)
+    robust = _predict(model, np.asarray(x_adv)) == y
+    return {
+        "clean": clean.astype(int).tolist(),
+        "robust": (robust & clean).astype(int).tolist(),
+        "broken_by": [str(name) for name in np.asarray(broken_by)],
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+    }
+
+
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    logits = model.predict(x, batch_size=256, verbose=0)
+    return np.argmax(logits, axis=-1)
+
+
+def summarize(lines: Sequence[Mapping], num_examples: int) -> List[dict]:
+    """Per model and eps: images done, accuracies, breakers, seconds.
+
+    Example:
+        >>> line = dict(model="a", eps=0.1, start=0, stop=2, clean=[1, 1],
+        ...             robust=[1, 0], broken_by=["", "apgd_ce"],
+        ...             wall_s=4.0, cpu_s=6.0)
+        >>> row = summarize([line], 10)[0]
+        >>> row["images"], row["robust"], row["seconds_per_image"]
+        (2, 0.5, 2.0)
+    """
+    groups: Dict[Tuple[str, float], List[Mapping]] = {}
+    for line in lines:
+        groups.setdefault((line["model"], float(line["eps"])), []).append(line)
+    rows = []
+    for (name, eps), group in groups.items():
+        clean = np.concatenate([line["clean"] for line in group])
+        robust = np.concatenate([line["robust"] for line in group])
+        breakers = [b for line in group for b in line["broken_by"]
+                    if b and b != "clean"]  # "clean": wrong before any attack
+        wall = sum(line["wall_s"] for line in group)
+        images = len(clean)
+        names, counts = np.unique(breakers, return_counts=True)
+        rows.append({
+            "model": name, "eps": eps, "images": images,
+            "clean": float(clean.mean()), "robust": float(robust.mean()),
+            "broken_by": {str(n): int(c) for n, c in zip(names, counts)},
+            "wall_s": wall, "seconds_per_image": wall / images,
+            "left_s": wall / images * max(num_examples - images, 0),
+        })
+    return sorted(rows, key=lambda row: (row["model"], row["eps"]))
+
+
+def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
+    """The summary table of :func:`summarize`'s rows."""
+    lines = [
+        "# AutoAttack in chunks",
+        "",
+        f"Version {settings['version']}, seed {settings['seed']}, first "
+        f"{settings['num_examples']} {settings['dataset']} "
+        f"{settings['split']} images in chunks of {settings['chunk']}; "
+        "robust = classified correctly clean and after the ensemble.",
+        "",
+        "| model | eps | images | clean | robust | broken by | s / image "
+        "| time left |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        breakers = ", ".join(f"{n} {c}" for n, c in row["broken_by"].items())
+        lines.append(
+            f"| {row['model']} | {row['eps']:g} | {row['images']} | "
+            f"{100 * row['clean']:.1f} | {100 * row['robust']:.1f} | "
+            f"{breakers or '-'} | {row['seconds_per_image']:.2f} | "
+            f"{row['left_s'] / 60:.0f} min |")
+    return "\n".join(lines) + "\n"
+
+
+def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
+        eps_values: Sequence[float], settings: Mapping, out: str) -> list:
+    """Runs every unit not yet in ``out``/results.jsonl; returns the rows of
+    the summary (also written to ``out``/autoattack.md)."""
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, RESULTS)
+    done = {key(line) for line in read_lines(path, settings)}
+    names = [os.path.splitext(os.path.basename(p))[0] for p in model_paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Two models share a file name: {names}.")
+    loaded = {}
+    todo = [u for u in units(len(x), settings["chunk"], names, eps_values)
+            if u not in done]
+    print(f"{len(done)} units done, {len(todo)} to run.", flush=True)
+    progbar = keras.utils.Progbar(len(todo), unit_name="unit")
+    for start, stop, name, eps in todo:
+        if name not in loaded:
+            loaded[name] = keras.models.load_model(
+                model_paths[names.index(name)])
+        fields = attack_unit(loaded[name], x[start:stop], y[start:stop], eps,
+                             settings)
+        line = dict(model=name, eps=eps, start=start, stop=stop,
+                    settings=dict(settings), **fields)
+        with open(path, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+        rows = summarize(read_lines(path, settings), len(x))
+        with open(os.path.join(out, SUMMARY), "w") as handle:
+            handle.write(markdown(rows, settings))
+        progbar.add(1, [("robust", float(np.mean(fields["robust"])))])
+    return summarize(read_lines(path, settings), len(x))
+
+
+def define_flags() -> None:
+    """The script's flags (defined only when it runs as a script, so tests
+    that import it share no flag with other scripts)."""
+    flags.DEFINE_list("models", None, "Saved .keras models; each is named by "
+                      "its file name without the extension.")
+    flags.DEFINE_string("dataset", "mnist", "A name of keras_gradreg.datasets.")
+    flags.DEFINE_string("data_dir", None, "Local dataset folder (else tfds).")
+    flags.DEFINE_string("split", "test", "Dataset split.")
+    flags.DEFINE_list("eps", ["0.1", "0.2", "0.3"], "L-inf radii.")
+    flags.DEFINE_integer("num_examples", 1000, "The first N images of the split.")
+    flags.DEFINE_integer("chunk", 100, "Images per unit of work.")
+    flags.DEFINE_enum("version", "standard", ["standard", "fast", "rand"],
+                      "AutoAttack version.")
+    flags.DEFINE_integer("seed", 0, "Seed of the random attacks.")
+    flags.DEFINE_integer("batch_size", 256, "Images per compiled attack call.")
+    flags.DEFINE_float("clip_min", 0.0, "Lower bound of valid inputs.")
+    flags.DEFINE_float("clip_max", 1.0, "Upper bound of valid inputs.")
+    flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md).")
+    flags.mark_flags_as_required(["models", "out"])
+
+
+def main(argv):
+    del argv
+    settings = {
+        "dataset": FLAGS.dataset, "split": FLAGS.split,
+        "num_examples": FLAGS.num_examples, "chunk": FLAGS.chunk,
+        "version": FLAGS.version, "seed": FLAGS.seed,
+        "batch_size": FLAGS.batch_size, "clip_min": FLAGS.clip_min,
+        "clip_max": FLAGS.clip_max,
+    }
+    eps_values = [float(e) for e in FLAGS.eps]
+    x, y = datasets.to_arrays(
+        datasets.load(FLAGS.dataset, FLAGS.split, data_dir=FLAGS.data_dir),
+        limit=FLAGS.num_examples)
+    print(f"Machine: {machine()}", flush=True)
+    rows = run(FLAGS.models, x, y, eps_values, settings, FLAGS.out)
+    print(markdown(rows, settings))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

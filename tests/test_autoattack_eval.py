@@ -1,0 +1,109 @@
+"""Tests of benchmarks/autoattack_eval.py: chunked, resumable AutoAttack.
+
+The script defines its flags only when run as a script, so importing it
+here shares no flag with the other benchmarks; one case runs it as a user
+would, in a subprocess.
+"""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_gradreg import attacks
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+SETTINGS = dict(dataset="synthetic", split="test", num_examples=10, chunk=4,
+                version="fast", seed=0, batch_size=256, clip_min=0.0,
+                clip_max=1.0)
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_autoattack_eval", BENCHMARKS / "autoattack_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+autoattack_eval = _load()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Two tiny saved 4-class models and 10 inputs in [0, 1]."""
+    folder = tmp_path_factory.mktemp("aa")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(10, 6)).astype("float32")
+    paths = []
+    for index, name in enumerate(("weak", "other")):
+        keras.utils.set_random_seed(index)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+        model.save(folder / f"{name}.keras")
+        paths.append(str(folder / f"{name}.keras"))
+    y = np.argmax(keras.models.load_model(paths[0]).predict(x, verbose=0), -1)
+    y[0] = (y[0] + 1) % 4  # one image wrong before any attack
+    return paths, x, y
+
+
+def _lines(out):
+    return [json.loads(t) for t in
+            (out / autoattack_eval.RESULTS).read_text().splitlines()]
+
+
+def test_every_unit_once_and_resumes(saved, tmp_path):
+    paths, x, y = saved
+    rows = autoattack_eval.run(paths, x, y, [0.05, 0.5], SETTINGS, tmp_path)
+    lines = _lines(tmp_path)
+    # 3 chunks (4, 4, 2 images) x 2 models x 2 eps.
+    assert len(lines) == 12
+    assert sorted({(l["start"], l["stop"]) for l in lines}) == [
+        (0, 4), (4, 8), (8, 10)]
+    assert {row["images"] for row in rows} == {10}
+    # Interrupted after the last unit was written: only that unit reruns.
+    text = (tmp_path / autoattack_eval.RESULTS).read_text().splitlines()
+    (tmp_path / autoattack_eval.RESULTS).write_text("\n".join(text[:-1]) + "\n")
+    autoattack_eval.run(paths, x, y, [0.05, 0.5], SETTINGS, tmp_path)
+    assert len(_lines(tmp_path)) == 12
+    # A changed setting starts afresh (old lines are kept, not mixed in).
+    other = dict(SETTINGS, seed=1)
+    autoattack_eval.run(paths[:1], x[:4], y[:4], [0.05], other, tmp_path)
+    assert len(_lines(tmp_path)) == 13
+    assert "time left" in (tmp_path / autoattack_eval.SUMMARY).read_text()
+
+
+def test_results_match_an_independent_run(saved, tmp_path):
+    """Robust accuracy per chunk equals autoattack run here on the chunk."""
+    paths, x, y = saved
+    rows = autoattack_eval.run(paths[:1], x, y, [0.5], SETTINGS, tmp_path)
+    model = keras.models.load_model(paths[0])
+    expected = []
+    for start in range(0, 10, SETTINGS["chunk"]):
+        chunk_x, chunk_y = x[start:start + 4], y[start:start + 4]
+        x_adv = attacks.autoattack(model, chunk_x, chunk_y, eps=0.5,
+                                   version="fast", seed=0, verbose=0)
+        clean = np.argmax(model.predict(chunk_x, verbose=0), -1) == chunk_y
+        adv = np.argmax(model.predict(np.asarray(x_adv), verbose=0), -1)
+        expected.append(clean & (adv == chunk_y))
+    row = rows[0]
+    assert row["robust"] == pytest.approx(np.concatenate(expected).mean())
+    assert row["clean"] == pytest.approx(0.9)  # y[0] was made wrong
+    broken = sum(row["broken_by"].values())
+    assert broken == round(10 * (row["clean"] - row["robust"]))
+    assert set(row["broken_by"]) <= {"apgd_ce", "apgd_t"}
+
+
+def test_runs_as_a_script():
+    """In a fresh process the script defines its flags (absl's help exits
+    with status 1 after printing them)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "autoattack_eval.py"), "--helpfull"],
+        capture_output=True, text=True, timeout=300)
+    assert "--num_examples" in done.stdout and "--chunk" in done.stdout
+    assert "Traceback" not in done.stderr
