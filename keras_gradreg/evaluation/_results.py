@@ -87,6 +87,10 @@ class Results(collections.abc.Mapping):
         {'seed': 0}
     """
 
+    FILES = dict(_files.FILES)
+    """The file :meth:`save` writes of each kind (``"json"``: results.json,
+    ``"md"``, ``"csv"``, ``"npz"``: correct.npz, ``"png"``)."""
+
     def __init__(self, data: dict, correct: Optional[dict] = None):
         data = copy.deepcopy(dict(data))
         if "models" not in data:  # the layout of 0.1.0
