@@ -197,10 +197,10 @@ def format_table(results: dict, eps: tuple) -> str:
     """Formats ``{"clean", attack: {eps: acc}}`` as a text table.
 
     Example:
-        >>> print(format_table({"clean": 0.9, "bim": {"0.1": 0.5}}, ("0.1",)))
+        >>> print(format_table({"clean": 0.9, "mine": {"0.1": 0.5}}, ("0.1",)))
         clean accuracy: 90.00%
         attack  eps=0.1
-        bim      50.00%
+        mine     50.00%
     """
     headers = [f"eps={value}" for value in eps]
     width = max(len(h) for h in headers + ["100.00%"])

@@ -29,8 +29,8 @@ FILES = {
 
 
 def array_name(key: tuple) -> str:
-    """The name in correct.npz of a per-example array, e.g.
-    ``"white_box/a/fgsm/0.1"`` for ``("white_box", "a", "fgsm", "0.1")``."""
+    """The name in correct.npz of a per-example array: its key's parts
+    joined by ``/`` (``white_box/<model>/<attack>/<eps>``)."""
     return "/".join(str(part) for part in key)
 
 

@@ -59,7 +59,7 @@ class Results(collections.abc.Mapping):
     add sections with :meth:`add_section`, write every file with
     :meth:`save` and read them back with :meth:`load`.
 
-    The old mapping access of 0.1.0 (``results["a"]["fgsm"]["0.1"]``,
+    The old mapping access of 0.1.0 (``results["a"][attack]["0.1"]``,
     ``results["transfer"]``, ``results["warnings"]``, ...) still works and
     warns with a ``DeprecationWarning``: use the accessors.
 
