@@ -10,34 +10,28 @@ add. It writes and reads its own files (``_files.py``).
 
 from __future__ import annotations
 
-import collections.abc
 import copy
 import json
 import os
-import warnings
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
 from keras_gradreg.evaluation import _files
+from keras_gradreg.evaluation import _legacy
+from keras_gradreg.evaluation import _tables
+from keras_gradreg.evaluation._tables import eps_key
 
 FORMAT_VERSION = 2
 """Version of the ``results.json`` layout (1: models at the top level)."""
 
-META_KEYS = ("transfer", "transfer_eps", "masking_checks", "warnings",
-             "settings")
-"""Keys beside the models at the top level of the old (version 1) layout."""
+META_KEYS = _legacy.META_KEYS
 
 ENTRY_KEYS = ("clean", "worst_case", "broken_by", "black_box_only",
               "large_eps")
 """Keys of a model's entry that are not attacks (no attack may take them)."""
 
 _CLEAN, _WORST = "clean", "worst_case"
-
-
-def eps_key(eps: Union[float, str]) -> str:
-    """The key of ``eps`` in results, e.g. ``"0.1"`` for 0.1 or ``"0.10"``."""
-    return f"{float(eps):g}"
 
 
 def _plain(data, name: str):
@@ -51,7 +45,7 @@ def _plain(data, name: str):
         ) from None
 
 
-class Results(collections.abc.Mapping):
+class Results(_legacy.LegacyMapping):
     """Accuracies, per-example correctness, settings and checks of a report.
 
     :meth:`keras_gradreg.RobustnessReport.run` returns one. Read it with the
@@ -94,7 +88,7 @@ class Results(collections.abc.Mapping):
     def __init__(self, data: dict, correct: Optional[dict] = None):
         data = copy.deepcopy(dict(data))
         if "models" not in data:  # the layout of 0.1.0
-            data = _from_version_1(data)
+            data = _legacy.from_version_1(data)
         version = data.get("format_version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise ValueError(
@@ -136,38 +130,9 @@ class Results(collections.abc.Mapping):
                 ``num_classes``, thresholds of the masking checks, ...).
             large_eps: The radius of the "accuracy to chance" check, if any.
         """
-        keys = [eps_key(e) for e in eps_values]
-        models = {}
-        for model in model_names:
-            clean = np.asarray(correct[(_CLEAN, model)], bool)
-            entry = {_CLEAN: float(clean.mean())}
-            worst = {}
-            for key in keys:
-                robust = clean.copy()
-                for attack in attack_names:
-                    hit = correct[("white_box", model, attack, key)]
-                    entry.setdefault(attack, {})[key] = float(np.mean(hit))
-                    robust &= hit
-                worst[key] = float(robust.mean())
-            entry[_WORST] = worst
-            shares = _breaker_shares(correct, model, attack_names, keys)
-            if shares:
-                entry["broken_by"] = shares
-            if large_eps is not None:
-                entry["large_eps"] = {"eps": float(large_eps)}
-                for attack in attack_names:
-                    hit = correct[("white_box", model, attack,
-                                   eps_key(large_eps))]
-                    entry["large_eps"][attack] = float(np.mean(hit))
-            models[model] = entry
-        transfer = {
-            source: {target: {attack: (
-                models[target][attack][eps_key(transfer_eps)]
-                if source == target else
-                float(np.mean(correct[("transfer", source, target, attack)])))
-                for attack in attack_names} for target in model_names}
-            for source in model_names
-        }
+        models, transfer = _tables.tables(
+            correct, model_names, attack_names, eps_values, transfer_eps,
+            large_eps)
         settings = dict(settings, eps_values=[float(e) for e in eps_values],
                         large_eps=large_eps)
         results = cls({"format_version": FORMAT_VERSION, "models": models,
@@ -472,38 +437,6 @@ class Results(collections.abc.Mapping):
         return (f"Results(models={self.model_names}, "
                 f"attacks={self.attack_names}, eps={self.eps_values})")
 
-    # The mapping of 0.1.0 (deprecated) -------------------------------------
-
-    def _legacy(self, key: str):
-        data = self._data
-        if key in data["models"]:
-            return data["models"][key]
-        if key in META_KEYS:
-            return data[key]
-        if key in data["sections"]:
-            return data["sections"][key]["data"]
-        raise KeyError(key)
-
-    def __getitem__(self, key: str):
-        _deprecated()
-        return self._legacy(key)
-
-    def __setitem__(self, key: str, value) -> None:
-        _deprecated()
-        if key in META_KEYS or key in self._data["models"]:
-            raise TypeError(f"results[{key!r}] is read-only; add your data "
-                            "with results.add_section(name, data).")
-        self.add_section(key, value, replace=True)
-
-    def __iter__(self):
-        _deprecated()
-        return iter(list(self._data["models"]) + list(META_KEYS)
-                    + list(self._data["sections"]))
-
-    def __len__(self) -> int:
-        return len(self._data["models"]) + len(META_KEYS) + len(
-            self._data["sections"])
-
     def __eq__(self, other) -> bool:
         if not isinstance(other, Results):
             return NotImplemented
@@ -512,42 +445,3 @@ class Results(collections.abc.Mapping):
             np.array_equal(mine[key], theirs[key]) for key in mine)
 
     __hash__ = None
-
-
-def _deprecated() -> None:
-    warnings.warn(
-        "Reading results as a dict (results['model'], results['warnings'], "
-        "...) is deprecated: use results.accuracy(), .model_entry(), "
-        ".transfer(), .warnings, .masking_checks, .settings or .section().",
-        DeprecationWarning, stacklevel=3,
-    )
-
-
-def _breaker_shares(correct: dict, model: str, attacks: Sequence[str],
-                    keys: Sequence[str]) -> dict:
-    """``{attack: {eps: {part: share}}}`` for the attacks that report
-    which part broke each example (AutoAttack's ``broken_by``)."""
-    found = {}
-    for attack in attacks:
-        for key in keys:
-            names = correct.get(("broken_by", model, attack, key))
-            if names is None:
-                continue
-            names = np.asarray(names)
-            parts, counts = np.unique(names[names != ""], return_counts=True)
-            found.setdefault(attack, {})[key] = {
-                str(p): float(c) / len(names) for p, c in zip(parts, counts)}
-    return found
-
-
-def _from_version_1(data: dict) -> dict:
-    """The version 2 layout of a 0.1.0 results dict (models at the top)."""
-    models = {k: v for k, v in data.items()
-              if isinstance(v, dict) and _CLEAN in v}
-    extra = {k: v for k, v in data.items()
-             if k not in models and k not in META_KEYS}
-    converted = {k: data[k] for k in META_KEYS if k in data}
-    converted["models"] = models
-    converted["sections"] = {
-        k: {"title": k, "data": v, "markdown": None} for k, v in extra.items()}
-    return converted
