@@ -3,9 +3,11 @@
 Each example (``mnist.py``, ``cifar10.py``, ``speech_commands.py``) trains
 the paper's Natural, Xent-reg and Logit-reg models on one dataset, evaluates
 them with :class:`keras_gradreg.RobustnessReport` under the paper's FGSM,
-BIM and C&W attacks (and, as honesty checks, PGD and APGD), and writes
-``results.json``, ``results.md`` (the paper's table layout), plots and the
-trained ``.keras`` models, and (unless ``--notensorboard``) TensorBoard runs
+BIM and C&W attacks (and, as honesty checks, PGD and APGD), and writes the
+report's files once (``results.json``, ``results.md`` with the paper's
+table layout, training times and c as sections, ``results.csv``,
+``correct.npz``, ``accuracy_vs_eps.png``), training curves and the trained
+``.keras`` models, and (unless ``--notensorboard``) TensorBoard runs
 ``logs/<model>`` with Fig. 2 and Fig. 3 drawn from them (see
 ``_tensorboard_logging.py``). The recorded training wall times include the
 logging's per-epoch work; compare training costs with ``--notensorboard``.
@@ -105,8 +107,6 @@ SETTINGS = {
         c_xent=10.0, c_logit=0.01, learning_rate=3e-4,
     ),
 }
-# Extra attacks run once per loss, as AutoAttack pairs APGD-CE and APGD-DLR.
-LOSS_VARIANTS = {"apgd": ("ce", "dlr")}
 ROW_TITLES = {
     "natural": "Natural Model", "xent_reg": "Xent-reg Model",
     "logit_reg": "Logit-reg Model", "fgsm_rs_at": "FGSM-RS adv. training",
@@ -161,9 +161,10 @@ def define_experiment_flags() -> None:
             "c of Xent-reg. " + _per_dataset("c_xent"))
     _define(flags.DEFINE_float, "c_logit", None,
             "c of Logit-reg. " + _per_dataset("c_logit"))
-    _define(flags.DEFINE_string, "extra_attacks", "pgd,apgd",
-            "Comma-separated attacks beyond the paper's, as honesty checks: "
-            "pgd (random start, restarts) and apgd (APGD-CE and APGD-DLR). "
+    _define(flags.DEFINE_string, "extra_attacks",
+            ",".join(attacks.EXTRA_ATTACKS),
+            "Comma-separated attacks beyond the paper's, as honesty checks "
+            "(attacks with several losses, such as APGD, run once per loss). "
             "'' for none.")
     _define(flags.DEFINE_integer, "extra_steps", None,
             "Iterations of PGD (per restart, step 2.5 eps / steps) and APGD. "
@@ -243,12 +244,12 @@ def adversarial_training_models(
         raise ValueError(
             f"Need --train_eps > 0 and --pgd_steps >= 1, got {train_eps} and "
             f"{pgd_steps}.")
-    recipes = {
-        "fgsm_rs": dict(steps=1, step_size=1.25 * train_eps),
-        "nfgsm": dict(steps=1, step_size=train_eps,
-                      start_radius=2.0 * train_eps, project=False),
-        "pgd": dict(steps=pgd_steps, step_size=2.5 * train_eps / pgd_steps),
-    }
+    recipes = dict(  # training recipes (flag values), not attack names
+        fgsm_rs=dict(steps=1, step_size=1.25 * train_eps),
+        nfgsm=dict(steps=1, step_size=train_eps,
+                   start_radius=2.0 * train_eps, project=False),
+        pgd=dict(steps=pgd_steps, step_size=2.5 * train_eps / pgd_steps),
+    )
     specs = []
     for name in names:
         if name not in recipes:
@@ -268,8 +269,8 @@ def parse_list(text: str) -> List[str]:
     """Splits a comma-separated flag value, dropping blanks.
 
     Example:
-        >>> parse_list("fgsm_rs, pgd,")
-        ['fgsm_rs', 'pgd']
+        >>> parse_list("fgsm_rs, nfgsm,")
+        ['fgsm_rs', 'nfgsm']
     """
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
@@ -336,13 +337,15 @@ def _accepted(name: str, options: dict) -> dict:
 
 
 def attack_title(key: str) -> str:
-    """Table title of a results key: ``"cw"`` -> ``"C&W"``, ``"apgd_dlr"`` ->
-    ``"APGD-DLR"`` (the attack's ``title``, then the loss).
+    """Table title of a results key: an attack's ``title`` (C&W for the
+    key cw), or for a loss variant (apgd_dlr) the title, then the loss.
 
     Example:
-        >>> attack_title("apgd_dlr")
-        'APGD-DLR'
+        >>> attack_title("apgd_dlr"), attack_title(attacks.PAPER_ATTACKS[-1])
+        ('APGD-DLR', 'C&W')
     """
+    if key in attacks.ATTACKS:
+        return getattr(attacks.ATTACKS[key], "title", key)
     name, _, loss = key.partition("_")
     if name not in attacks.ATTACKS:
         return key
@@ -358,8 +361,9 @@ def paper_attacks(settings: PaperSettings) -> dict:
         is given explicitly (the attacks' default is 2.5 eps / steps).
 
     Example:
-        >>> paper_attacks(SETTINGS["mnist"])["bim"][1]["step_size"]
-        0.05
+        >>> [kwargs.get("step_size")
+        ...  for _, kwargs in paper_attacks(SETTINGS["mnist"]).values()]
+        [None, 0.05, 0.05]
     """
     options = dict(step_size=settings.step_size, steps=settings.steps,
                    **settings.clip)
@@ -378,9 +382,9 @@ def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
 
     Args:
         settings: The dataset's settings (for the clip range).
-        names: Names in ``keras_gradreg.attacks.ATTACKS``; those in
-            :data:`LOSS_VARIANTS` run once per loss (``"apgd"`` gives
-            APGD-CE and APGD-DLR).
+        names: Names in ``keras_gradreg.attacks.ATTACKS``; an attack with
+            ``losses`` runs once per loss (APGD gives APGD-CE and
+            APGD-DLR).
         steps: Iterations per restart.
         restarts: Random restarts.
         seed: Seed of the random starts.
@@ -389,8 +393,9 @@ def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
         ValueError: For an unknown attack name.
 
     Example:
-        >>> sorted(extra_attacks(SETTINGS["mnist"], ["apgd"], 10, 1, 0))
-        ['apgd_ce', 'apgd_dlr']
+        >>> print(*extra_attacks(SETTINGS["mnist"],
+        ...                      list(attacks.EXTRA_ATTACKS), 10, 1, 0))
+        pgd apgd_ce apgd_dlr
     """
     unknown = sorted(set(names) - set(attacks.ATTACKS))
     if unknown:
@@ -401,9 +406,10 @@ def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
     specs = {}
     for name in names:
         options = _accepted(name, common)
-        if name not in LOSS_VARIANTS:
+        losses = getattr(attacks.get(name), "losses", ())
+        if not losses:
             specs[name] = (name, options)
-        for loss in LOSS_VARIANTS.get(name, ()):
+        for loss in losses:
             specs[f"{name}_{loss}"] = (name, dict(options, loss=loss))
     return specs
 
@@ -420,21 +426,24 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def _accuracy_table(results: dict, names: List[str], attacks: dict,
+def _accuracy_table(results, names: List[str], columns: dict,
                     with_clean: bool) -> List[str]:
-    eps_keys = list(results[names[0]][next(iter(attacks))])
+    """Rows: models; columns: ``{attack: title}`` at every eps."""
+    eps_values = results.eps_values
     header = ["Models"] + (["Natural"] if with_clean else [])
-    header += [f"{title} {e}" for title in attacks.values() for e in eps_keys]
+    header += [f"{title} {e:g}" for title in columns.values()
+               for e in eps_values]
     rows = []
     for name in names:
         row = [ROW_TITLES.get(name, name)]
-        row += [_pct(results[name]["clean"])] if with_clean else []
-        row += [_pct(results[name][a][e]) for a in attacks for e in eps_keys]
+        row += [_pct(results.accuracy(name))] if with_clean else []
+        row += [_pct(results.accuracy(name, a, e)) for a in columns
+                for e in eps_values]
         rows.append(row)
     return _table(header, rows)
 
 
-def _transfer_table(results: dict, names: List[str]) -> List[str]:
+def _transfer_table(results, names: List[str]) -> List[str]:
     short = {"natural": "Natural", "xent_reg": "Xent", "logit_reg": "Logit",
              "fgsm_rs_at": "FGSM-RS AT", "nfgsm_at": "N-FGSM AT",
              "pgd_at": "PGD AT"}
@@ -442,7 +451,7 @@ def _transfer_table(results: dict, names: List[str]) -> List[str]:
     header = ["Models"] + [
         f"{attack_title(a)} / {short.get(s, s)}" for a, s in pairs]
     rows = [[ROW_TITLES.get(t, t)] + [
-        _pct(results["transfer"][s][t][a]) for a, s in pairs] for t in names]
+        _pct(results.transfer(s, t, a)) for a, s in pairs] for t in names]
     return _table(header, rows)
 
 
@@ -456,37 +465,52 @@ def _time_table(training: dict, evaluation_s: float) -> List[str]:
                         f"{evaluation_s:.1f} s."]
 
 
-def markdown(settings: PaperSettings, results: dict) -> str:
-    """The paper's Tables 1-3 (white-box) and 4-6 (transfer), plus checks."""
-    names = list(results["training"])
+def paper_tables(settings: PaperSettings, results) -> List[str]:
+    """The paper's Tables 1-3 (white-box) and 4-6 (transfer), as Markdown
+    lines of :class:`keras_gradreg.Results` (its models in order)."""
+    names = results.model_names
     paper = {name: attack_title(name) for name in attacks.PAPER_ATTACKS}
-    extras = {key: attack_title(key) for key in results["settings"]["attacks"]
+    extras = {key: attack_title(key) for key in results.attack_names
               if key not in paper}
-    size = results["settings"]["num_examples"]
+    size = results.settings["num_examples"]
     lines = [
-        f"# {settings.title}: test accuracy under adversarial attacks (%)", "",
         f"{size} test examples; white-box L-inf attacks; BIM and C&W "
         f"{settings.steps} iterations of step {settings.step_size:g}, C&W "
         f"k = {settings.confidence:g}. Natural = clean accuracy.", "",
     ] + _accuracy_table(results, names, paper, with_clean=True)
     if extras:
-        lines += ["", "## Stronger attacks (honesty checks, not in the paper)",
-                  "", "Worst case: per example, over all attacks and the "
-                  "clean prediction.", ""]
+        lines += ["", "### Stronger attacks (honesty checks, not in the "
+                  "paper)", "", "Worst case: per example, over all attacks "
+                  "and the clean prediction.", ""]
         lines += _accuracy_table(results, names,
                                  dict(extras, worst_case="Worst case"),
                                  with_clean=False)
-    lines += ["", f"## Transfer attacks at eps={results['transfer_eps']:g} (%)",
+    lines += ["", f"### Transfer attacks at eps={results.transfer_eps:g} (%)",
               "", "Rows: the model evaluated; columns: attack / model the "
               "examples were crafted on (the diagonal is white-box).", ""]
-    lines += _transfer_table(results, names)
-    lines += ["", "## Wall time", ""]
-    lines += _time_table(results["training"], results["wall_time_s"]["evaluation"])
-    checks = results["masking_checks"]
-    lines += ["", "## Masking checks", "", f"{len(checks) - len(results['warnings'])}"
-              f" of {len(checks)} checks passed.", ""]
-    lines += [f"- **WARNING**: {message}" for message in results["warnings"]]
-    return "\n".join(lines) + "\n"
+    return lines + _transfer_table(results, names)
+
+
+def add_sections(results, settings: PaperSettings, training: dict,
+                 evaluation_s: float, c: dict, flag_record: dict,
+                 resolved: dict) -> None:
+    """Adds the experiment's sections to ``results``: the paper's tables,
+    training records and wall times, c, the flags and resolved settings."""
+    title = f"{settings.title}: test accuracy under adversarial attacks (%)"
+    results.add_section("paper_tables", {"dataset": settings.dataset},
+                        markdown=paper_tables(settings, results), title=title)
+    results.add_section("training", training)
+    results.add_section("wall_time_s", {
+        "training": {name: e["wall_time_s"] for name, e in training.items()},
+        "evaluation": evaluation_s,
+    }, markdown=_time_table(training, evaluation_s), title="Wall time")
+    results.add_section("c", c, markdown=[
+        f"Xent-reg c = {c['xent_reg']:g}, Logit-reg c = {c['logit_reg']:g}."])
+    results.add_section("flags", flag_record)
+    results.add_section("experiment", dict(
+        dataset=settings.dataset, resolved=resolved,
+        paper={k: v for k, v in dataclasses.asdict(settings).items()
+               if k != "build_model"}))
 
 
 def plot_training(training: dict, path: str) -> Optional[str]:
@@ -524,7 +548,8 @@ def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
         extra_flags: Names of example-specific flags to record.
 
     Returns:
-        The results dict, also written to ``<out>/results.json``.
+        The :class:`keras_gradreg.Results`, with the experiment's sections,
+        also written to ``<out>`` (results.json, results.md, ...).
     """
     out = FLAGS.out or os.path.join("runs", settings.dataset)
     os.makedirs(out, exist_ok=True)
@@ -573,44 +598,35 @@ def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
              "train_size", "test_size", "c_xent", "c_logit", "norm_logit",
              "extra_attacks", "extra_steps", "extra_restarts",
              "eval_batch_size", "seed", *extra_flags]
-    results["settings"].update(
-        dataset=settings.dataset, flags=flag_values(names),
-        resolved=dict(out=out, epochs=epochs, batch_size=batch_size,
-                      learning_rate=learning_rate,
-                      c_xent=c_xent, c_logit=c_logit),
-        paper={k: v for k, v in dataclasses.asdict(settings).items()
-               if k != "build_model"})
-    results["c"] = {"xent_reg": c_xent, "logit_reg": c_logit}
-    results["training"] = training
-    results["wall_time_s"] = {
-        "training": {name: e["wall_time_s"] for name, e in training.items()},
-        "evaluation": evaluation_s,
-    }
-    report.save(out)  # results.json/.csv and accuracy_vs_eps.png
-    with open(os.path.join(out, "results.md"), "w") as handle:
-        handle.write(markdown(settings, results))
+    resolved = dict(out=out, epochs=epochs, batch_size=batch_size,
+                    learning_rate=learning_rate, c_xent=c_xent,
+                    c_logit=c_logit)
+    add_sections(results, settings, training, evaluation_s,
+                 {"xent_reg": c_xent, "logit_reg": c_logit},
+                 flag_values(names), resolved)
+    results.save(out)  # every file of the results, once
     plot_training(training, os.path.join(out, "training_curves.png"))
     if run_logger is not None:
-        _log_final(run_logger, specs, results, settings, out)
-    print("\n" + markdown(settings, results), flush=True)
+        _log_final(run_logger, specs, results, training, resolved, settings,
+                   out)
+    print("\n" + "\n".join(paper_tables(settings, results)), flush=True)
     print(f"Wrote {out}/results.json, results.md, plots and models.", flush=True)
     if run_logger is not None:
         _tensorboard_logging.print_tensorboard_command(run_logger.root)
     return results
 
 
-def _log_final(run_logger, specs, results: dict, settings: PaperSettings,
-               out: str) -> None:
+def _log_final(run_logger, specs, results, training: dict, resolved: dict,
+               settings: PaperSettings, out: str) -> None:
     """Accuracy against eps, HParams and Fig. 2 / Fig. 3 of every model."""
-    resolved = results["settings"]["resolved"]
     for spec in specs:
         hparams = _tensorboard_logging.model_hparams(
             spec.name, spec.info, dataset=settings.dataset,
             epochs=resolved["epochs"], batch_size=resolved["batch_size"],
             learning_rate=resolved["learning_rate"], seed=FLAGS.seed,
             train_size=FLAGS.train_size)
-        run_logger.finish(spec.name, hparams, results[spec.name],
-                          results["training"][spec.name]["wall_time_s"])
+        run_logger.finish(spec.name, hparams, results.model_entry(spec.name),
+                          training[spec.name]["wall_time_s"])
     run_logger.write_hparams()
     figures = run_logger.render_figures(out)
     if figures:

@@ -30,14 +30,14 @@ Usage:
     python examples/fine_tune.py --data_dir ../shared/data/mnist \
         --out /tmp/ft --train_size 500 --test_size 100 --epochs_natural 1
 
-Writes results.json (the ``RobustnessReport`` results plus ``training``:
-epochs and wall time per model), results.md, results.csv and
-accuracy_vs_eps.png into ``--out``.
+Writes the ``RobustnessReport`` results with two sections, ``training``
+(epochs and wall time per model, also a table in results.md) and ``flags``,
+into ``--out``: results.json, results.md, results.csv, correct.npz and
+accuracy_vs_eps.png.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -47,7 +47,7 @@ from absl import app, flags
 import keras
 
 import keras_gradreg
-from keras_gradreg import datasets, models
+from keras_gradreg import attacks, datasets, models
 
 FLAGS = flags.FLAGS
 
@@ -199,24 +199,24 @@ def train_models(train, finetune_epochs: List[int]):
 
 
 def _attacks() -> Dict[str, tuple]:
-    # Madry et al.'s step, 2.5 * eps / steps, is the report's default.
+    """The paper's attacks with its settings, and PGD with restarts."""
+    specs = {
+        name: (name, CLIP if attacks.is_single_step(name) else PAPER_ITERATIVE)
+        for name in attacks.PAPER_ATTACKS
+    }
+    # Madry et al.'s step, 2.5 * eps / steps, is PGD's default.
     pgd = {"steps": FLAGS.pgd_steps, "restarts": FLAGS.pgd_restarts,
            "seed": FLAGS.seed, **CLIP}
-    return {
-        "fgsm": ("fgsm", CLIP),
-        "bim": ("bim", PAPER_ITERATIVE),
-        "cw": ("cw", PAPER_ITERATIVE),
-        f"pgd{FLAGS.pgd_restarts}r": ("pgd", pgd),
-    }
+    specs[f"pgd{FLAGS.pgd_restarts}r"] = (attacks.pgd, pgd)
+    return specs
 
 
 def _seconds(value) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _training_markdown(training: dict) -> str:
-    lines = ["", "## Training", "",
-             "| Model | Epochs | Fine-tuning (s) | Wall time (s) | Source |",
+def _training_markdown(training: dict) -> List[str]:
+    lines = ["| Model | Epochs | Fine-tuning (s) | Wall time (s) | Source |",
              "|---|---|---|---|---|"]
     for name, entry in training.items():
         source = entry.get("loaded_from", "trained here")
@@ -225,27 +225,22 @@ def _training_markdown(training: dict) -> str:
             f"{_seconds(entry.get('finetune_wall_time_s'))} | "
             f"{_seconds(entry['wall_time_s'])} | {source} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def write_results(report, training: dict, out: str) -> None:
-    """Saves the report, then adds the training times to JSON and Markdown."""
-    paths = report.save(out)
-    with open(paths["json"]) as handle:
-        results = json.load(handle)
-    results["training"] = training
-    results["settings"]["flags"] = {
+def write_results(results, training: dict, out: str) -> None:
+    """Adds the training records and the flags to ``results`` as sections,
+    then saves every file once."""
+    results.add_section("training", training,
+                        markdown=_training_markdown(training), title="Training")
+    results.add_section("flags", {
         name: FLAGS[name].value for name in (
             "train_size", "test_size", "epochs_natural", "finetune_epochs",
             "scratch_epochs", "c", "learning_rate", "batch_size", "seed",
             "natural_model", "scratch_model", "pgd_steps", "pgd_restarts",
         )
-    }
-    with open(paths["json"], "w") as handle:
-        json.dump(results, handle, indent=2)
-    with open(paths["md"], "a") as handle:
-        handle.write(_training_markdown(training))
-    for kind, path in paths.items():
+    })
+    for kind, path in results.save(out).items():
         print(f"Wrote {kind}: {path}")
 
 
@@ -265,11 +260,9 @@ def main(argv):
     networks, training = train_models(train, finetune_epochs)
     print(f"Attacking {len(test[0])} test examples")
     report = keras_gradreg.RobustnessReport(networks, _attacks(), EPS)
-    report.run(test)
-    os.makedirs(FLAGS.out, exist_ok=True)
-    write_results(report, training, FLAGS.out)
-    with open(os.path.join(FLAGS.out, "results.md")) as handle:
-        print(handle.read())
+    results = report.run(test)
+    write_results(results, training, FLAGS.out)
+    print(results.to_markdown())
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import _experiment  # noqa: E402
 import _tensorboard_logging  # noqa: E402
 
 import keras_gradreg  # noqa: E402
-from keras_gradreg import datasets  # noqa: E402
+from keras_gradreg import attacks, datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 _experiment.define_training_flags()
@@ -60,6 +60,8 @@ flags.DEFINE_float("max_clean_drop", 0.03,
 
 GRID_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 REGULARIZERS = {"xent_reg": "cross_entropy", "logit_reg": "logit_margin"}
+# The sweep's criterion: mean accuracy under these (the paper's FGSM, BIM).
+CRITERION = attacks.SELECTION_ATTACKS
 
 
 def grid(values: Optional[list], default_c: float) -> list:
@@ -84,8 +86,9 @@ def grid(values: Optional[list], default_c: float) -> list:
 
 
 def score(entry: dict) -> float:
-    """Mean FGSM and BIM accuracy over the eps: the sweep's criterion."""
-    accs = [acc for attack in ("fgsm", "bim") for acc in entry[attack].values()]
+    """Mean accuracy under the CRITERION attacks (FGSM and BIM) over the
+    eps: the sweep's criterion."""
+    accs = [acc for attack in CRITERION for acc in entry[attack].values()]
     return sum(accs) / len(accs)
 
 
@@ -96,13 +99,18 @@ def choose(entries: list, natural_clean: float, max_clean_drop: float):
 
 
 def _evaluate(settings, model, validation) -> dict:
-    attacks = {k: v for k, v in _experiment.paper_attacks(settings).items()
-               if k in ("fgsm", "bim")}
+    """``{"clean": acc, <attack>: {eps: acc}}`` for the CRITERION attacks."""
+    specs = {k: v for k, v in _experiment.paper_attacks(settings).items()
+             if k in CRITERION}
     report = keras_gradreg.RobustnessReport(
-        {"model": model}, attacks, settings.eps_values,
+        {"model": model}, specs, settings.eps_values,
         batch_size=FLAGS.eval_batch_size, verbose=1)
-    entry = report.run(validation)["model"]
-    return {key: entry[key] for key in ("clean", "fgsm", "bim")}
+    results = report.run(validation)
+    entry = {"clean": results.accuracy("model")}
+    for attack in CRITERION:
+        entry[attack] = {f"{eps:g}": results.accuracy("model", attack, eps)
+                         for eps in results.eps_values}
+    return entry
 
 
 def run_name(spec) -> str:
@@ -130,7 +138,7 @@ def _train_and_evaluate(settings, spec, train, validation, epochs,
             spec.name, spec.info, dataset=settings.dataset, epochs=epochs,
             learning_rate=learning_rate, seed=FLAGS.seed,
             train_size=FLAGS.train_size)
-        results = {key: entry[key] for key in ("clean", "fgsm", "bim")}
+        results = {key: entry[key] for key in ("clean", *CRITERION)}
         run_logger.finish(spec.name, hparams, results, seconds,
                           {"final/score": entry["score"]})
     return entry
@@ -138,13 +146,16 @@ def _train_and_evaluate(settings, spec, train, validation, epochs,
 
 def _markdown(sweep: dict) -> str:
     natural = sweep["natural"]
-    eps = list(natural["fgsm"])
-    header = (["Model", "c", "clean"] + [f"FGSM {e}" for e in eps]
-              + [f"BIM {e}" for e in eps] + ["score", "train (s)"])
+    eps = list(natural[CRITERION[0]])
+    titles = [_experiment.attack_title(attack) for attack in CRITERION]
+    header = (["Model", "c", "clean"]
+              + [f"{title} {e}" for title in titles for e in eps]
+              + ["score", "train (s)"])
     lines = [
         f"# c sweep on {sweep['settings']['dataset']} (validation accuracy, %)",
         "", f"{sweep['settings']['val_size']} validation examples carved from "
-        "the training split; score = mean FGSM and BIM accuracy; chosen: "
+        f"the training split; score = mean {' and '.join(titles)} "
+        "accuracy; chosen: "
         f"{sweep['chosen']} (clean at most "
         f"{100 * sweep['settings']['max_clean_drop']:.1f} points below "
         "Natural).", "",
@@ -154,7 +165,7 @@ def _markdown(sweep: dict) -> str:
     for name, e in rows:
         cells = [name, f"{e['c'] if e['c'] is not None else ''}",
                  f"{100 * e['clean']:.1f}"]
-        cells += [f"{100 * e[a][k]:.1f}" for a in ("fgsm", "bim") for k in eps]
+        cells += [f"{100 * e[a][k]:.1f}" for a in CRITERION for k in eps]
         cells += [f"{100 * e['score']:.1f}", f"{e['train_time_s']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

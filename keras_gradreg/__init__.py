@@ -20,6 +20,7 @@ from keras_gradreg.callbacks import RobustAccuracyCallback
 from keras_gradreg.callbacks import WeightHistogramLogger
 from keras_gradreg.callbacks import log_hparams
 from keras_gradreg.callbacks import log_robustness
+from keras_gradreg.evaluation import Results
 from keras_gradreg.evaluation import RobustnessReport
 from keras_gradreg.evaluation import robust_accuracy
 from keras_gradreg.model import GradRegModel
@@ -33,6 +34,7 @@ __all__ = [
     "HParamsLogger",
     "MFCC",
     "PenaltySchedule",
+    "Results",
     "RobustAccuracyCallback",
     "RobustnessReport",
     "WeightHistogramLogger",

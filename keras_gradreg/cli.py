@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import sys
 from typing import Optional, Sequence
@@ -65,13 +64,13 @@ from keras_gradreg.model import GradRegModel
 __all__ = ["main", "build_parser", "PAPER_SETTINGS", "AttackSettings"]
 
 PROG = "keras-gradreg"
-EVALUATE_FILES = (
-    "results.json", "results.md", "results.csv", "accuracy_vs_eps.png",
-    "report.json",
-)
-# The command's defaults: the only attack names outside keras_gradreg.attacks.
-EVALUATE_ATTACKS = ("fgsm", "bim", "cw", "pgd")
-FINETUNE_ATTACKS = ("fgsm", "pgd")
+# The files of evaluation.Results, and report.json, written by 0.1.0 (an
+# old one is replaced under --overwrite, so no stale file stays).
+EVALUATE_FILES = tuple(evaluation.Results.FILES.values()) + ("report.json",)
+EVALUATE_SECTION = "evaluate"  # the section of the command's own table
+# The command's defaults, named in keras_gradreg.attacks.
+EVALUATE_ATTACKS = attacks_lib.DEFAULT_ATTACKS
+FINETUNE_ATTACKS = attacks_lib.QUICK_ATTACKS
 # finetune's recipes: AdversarialTrainingModel's named constructors (the
 # first, N-FGSM, is the default: docs/RESULTS.md measured it best per cost on
 # MNIST), and the paper's penalty alone.
@@ -232,10 +231,10 @@ def format_table(results: dict, eps: tuple) -> str:
     """Formats ``{"clean", attack: {eps: acc}}`` as a text table.
 
     Example:
-        >>> print(format_table({"clean": 0.9, "bim": {"0.1": 0.5}}, ("0.1",)))
+        >>> print(format_table({"clean": 0.9, "mine": {"0.1": 0.5}}, ("0.1",)))
         clean accuracy: 90.00%
         attack  eps=0.1
-        bim      50.00%
+        mine     50.00%
     """
     headers = [f"eps={value}" for value in eps]
     width = max(len(h) for h in headers + ["100.00%"])
@@ -251,20 +250,18 @@ def format_table(results: dict, eps: tuple) -> str:
     return "\n".join(lines)
 
 
-def _write_evaluation(report, results: dict, out: str) -> None:
-    """Writes the report's files and results.json, each by atomic rename,
-    once all are complete (an interrupt leaves the old outputs intact)."""
-    def write(scratch: str) -> None:
-        report.save(scratch)
-        os.replace(os.path.join(scratch, "results.json"),
-                   os.path.join(scratch, "report.json"))
-        with open(os.path.join(scratch, "results.json"), "w") as handle:
-            json.dump(results, handle, indent=2)
-
-    replace_folder_files(out, write, EVALUATE_FILES)
+def _write_evaluation(results, table: dict, eps: tuple, out: str) -> None:
+    """Adds the command's table (eps as given) to the results as a section
+    and writes their files, each by atomic rename once all are complete (an
+    interrupt leaves the old outputs intact)."""
+    results.add_section(
+        EVALUATE_SECTION, table, title="keras-gradreg evaluate",
+        markdown=["Accuracy by eps as given on the command line:", "",
+                  "```", *format_table(table, eps).splitlines(), "```"])
+    replace_folder_files(out, results.save, EVALUATE_FILES)
 
 
-def evaluate_command(args) -> dict:
+def evaluate_command(args) -> evaluation.Results:
     """Runs ``keras-gradreg evaluate``; returns the results written."""
     check_dataset(args.dataset)
     check_numbers(args)
@@ -280,13 +277,15 @@ def evaluate_command(args) -> dict:
                      args.num_examples)
     check_compatible(model, x, y, args.dataset)
     print(f"Evaluating {args.model} on {len(x)} examples of {args.dataset}.")
-    report, results = _robustness(model, (x, y), attacks, settings, args)
-    _write_evaluation(report, results, args.out)
-    print(format_table(results, settings.eps))
-    for warning in report.results["warnings"]:
+    report, table = _robustness(model, (x, y), attacks, settings, args)
+    _write_evaluation(report.results, table, settings.eps, args.out)
+    print(format_table(table, settings.eps))
+    for warning in report.results.warnings:
         print(f"WARNING: {warning}")
-    print(f"Wrote {', '.join(EVALUATE_FILES)} to {args.out}.")
-    return results
+    written = [name for name in EVALUATE_FILES
+               if os.path.exists(os.path.join(args.out, name))]
+    print(f"Wrote {', '.join(written)} to {args.out}.")
+    return report.results
 
 
 # finetune --------------------------------------------------------------------
@@ -415,7 +414,8 @@ def finetune_command(args) -> dict:
                                 args)
     if log_dir is not None:
         _cli_tensorboard.finish(log_dir, robust, args,
-                                report.results["model"], timer.seconds)
+                                report.results.model_entry("model"),
+                                timer.seconds)
     write_atomically(args.out, robust.save)
     _print_comparison(before, after, settings.eps)
     print(f"Saved the fine-tuned GradRegModel to {args.out}.")

@@ -246,16 +246,18 @@ def test_masked_gradients_are_broken_by_square_and_flagged():
         [eps], verbose=0,
     )
     results = report.run((x, y))
-    checks = [c for c in results["masking_checks"]
+    checks = [c for c in results.masking_checks
               if c["check"] == "black_box_beats_white_box"]
     flagged = {c["model"] for c in checks if not c["passed"]}
     assert "masked" in flagged
-    assert results["masked"]["black_box_only"]["0.2"] > 0.01
-    assert any("Square (black-box" in w for w in results["warnings"])
-    shares = results["masked"]["broken_by"]["autoattack"]["0.2"]
+    assert results.model_entry("masked")["black_box_only"]["0.2"] > 0.01
+    assert any("Square (black-box" in w for w in results.warnings)
+    shares = results.broken_by("masked", "autoattack", 0.2)
     assert shares["square"] > 0
     assert sum(shares.values()) == pytest.approx(
-        1 - results["masked"]["autoattack"]["0.2"])
+        1 - results.accuracy("masked", "autoattack", 0.2))
+    breakers = results.breakers("masked", "autoattack", 0.2)
+    assert np.mean(breakers == "square") == pytest.approx(shares["square"])
 
 
 # Registry, report and CLI ------------------------------------------------------
@@ -282,7 +284,8 @@ def test_registry_names_and_autoattack_headline_column(tmp_path):
     table = format_table({"clean": 1.0, "autoattack": {"0.1": 0.5},
                           "fgsm": {"0.1": 0.75}}, ("0.1",))
     assert [len(line) for line in table.splitlines()[1:]] == [18, 18, 18]
-    assert 0 <= results["m"]["autoattack"]["0.1"] <= results["m"]["fgsm"]["0.1"]
+    assert 0 <= results.accuracy("m", "autoattack", 0.1) <= results.accuracy(
+        "m", "fgsm", 0.1)
 
 
 # Agreement with IBM ART (large) ---------------------------------------------

@@ -18,8 +18,9 @@ import tensorflow as tf
 from keras_gradreg import AdversarialTrainingModel
 from keras_gradreg import GradRegModel
 from keras_gradreg import attacks
-from keras_gradreg import _report_files
+from keras_gradreg import Results
 from keras_gradreg import cli
+from keras_gradreg.evaluation import _files
 
 SHAPE = (6, 6, 1)
 CLASSES = 3
@@ -95,12 +96,18 @@ def _fgsm_accuracy(model, x, y, eps):
 # evaluate --------------------------------------------------------------------
 
 
+def _table(out) -> dict:
+    """The command's own table: the "evaluate" section of results.json."""
+    results = json.loads((out / "results.json").read_text())
+    return results["sections"][cli.EVALUATE_SECTION]["data"]
+
+
 def test_evaluate_writes_results_matching_a_hand_computation(
     files, tmp_path, capsys
 ):
     out = tmp_path / "report"
     cli.main(_evaluate_argv(files, out))
-    results = json.loads((out / "results.json").read_text())
+    results = _table(out)
     assert list(results) == ["clean", "fgsm", "pgd"]
     assert list(results["fgsm"]) == list(EPS)  # eps keys as given
     model = keras.models.load_model(files / "model.keras")
@@ -112,8 +119,20 @@ def test_evaluate_writes_results_matching_a_hand_computation(
         want = _fgsm_accuracy(model, x, y, float(eps))
         assert results["fgsm"][eps] == pytest.approx(want)
         assert results["pgd"][eps] <= results["clean"]
-    for name in ("results.md", "accuracy_vs_eps.png", "report.json"):
+    # One results format: the report's, with the table as a section.
+    loaded = Results.load(str(out))
+    assert loaded.model_names == ["model"]
+    for eps in EPS:
+        assert loaded.accuracy("model", "fgsm", eps) == results["fgsm"][eps]
+    assert loaded.accuracy("model") == results["clean"]
+    assert loaded.correct("model", "pgd", EPS[0]).shape == y.shape
+    for name in ("results.md", "results.csv", "correct.npz",
+                 "accuracy_vs_eps.png"):
         assert (out / name).stat().st_size > 0
+    assert not (out / "report.json").exists()
+    markdown = (out / "results.md").read_text()
+    assert "## keras-gradreg evaluate" in markdown
+    assert f"clean accuracy: {100 * clean:.2f}%" in markdown
     printed = capsys.readouterr().out
     assert f"clean accuracy: {100 * clean:.2f}%" in printed
     assert "eps=0.10" in printed
@@ -135,7 +154,7 @@ def test_evaluate_runs_a_registered_attack_with_the_flags_it_takes(
     argv = _evaluate_argv(files, out)
     argv[argv.index("fgsm,pgd")] = "shift"
     cli.main(argv)
-    results = json.loads((out / "results.json").read_text())
+    results = _table(out)
     model = keras.models.load_model(files / "model.keras")
     with np.load(files / "data.npz") as data:
         x, y = data["x"], data["y"]
@@ -157,7 +176,7 @@ def test_evaluate_keeps_existing_results_unless_overwrite(
     assert "--overwrite" in message
     assert (out / "results.json").read_text() == "precious"
     cli.main(_evaluate_argv(files, out, "--overwrite", "--num_examples", "8"))
-    assert "clean" in json.loads((out / "results.json").read_text())
+    assert "clean" in _table(out)
 
 
 def test_paper_settings_fill_in_for_the_paper_datasets():
@@ -411,14 +430,14 @@ def test_evaluate_interrupted_while_writing_keeps_the_old_results(
     out = tmp_path / "report"
     cli.main(_evaluate_argv(files, out, "--num_examples", "8"))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert set(before) >= {"results.json", "report.json", "results.md"}
+    assert set(before) >= {"results.json", "correct.npz", "results.md"}
 
-    def half_then_fail(results, models, attacks, out_dir):
+    def half_then_fail(results, out_dir, overwrite):
         with open(os.path.join(out_dir, "results.json"), "w") as handle:
             handle.write('{"cut')
         raise OSError("disk full")
 
-    monkeypatch.setattr(_report_files, "write", half_then_fail)
+    monkeypatch.setattr(_files, "save", half_then_fail)
     argv = _evaluate_argv(files, out, "--num_examples", "8", "--overwrite")
     assert "disk full" in _fails(argv, capsys, status=1)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -435,10 +454,11 @@ def test_evaluate_overwrite_replaces_every_output_and_drops_stale_ones(
     out = tmp_path / "report"
     out.mkdir()
     (out / "accuracy_vs_eps.png").write_bytes(b"stale plot")
+    (out / "report.json").write_text("written by 0.1.0")
     (out / "notes.txt").write_text("not ours")
     cli.main(_evaluate_argv(files, out, "--num_examples", "8", "--overwrite"))
     names = sorted(p.name for p in out.iterdir())
-    assert "notes.txt" in names
+    assert "notes.txt" in names and "report.json" not in names
     assert not any(name.startswith(".partial") for name in names)
     png = out / "accuracy_vs_eps.png"
     assert not png.exists() or png.read_bytes() != b"stale plot"
@@ -452,8 +472,7 @@ def test_mnist_by_name_with_paper_defaults(mnist_dir, tmp_path, capsys):
     cli.main(["evaluate", str(path), "--dataset", "mnist", "--data_dir",
               str(mnist_dir), "--num_examples", "16", "--attacks", "fgsm",
               "--out", str(out)])
-    results = json.loads((out / "results.json").read_text())
-    assert list(results["fgsm"]) == ["0.1", "0.2", "0.3"]
+    assert list(_table(out)["fgsm"]) == ["0.1", "0.2", "0.3"]
 
 
 # As a user runs it -----------------------------------------------------------
@@ -474,9 +493,7 @@ def test_python_m_evaluate(files, tmp_path):
     done = _run(*argv)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "clean accuracy" in done.stdout
-    assert set(json.loads((out / "results.json").read_text())) == {
-        "clean", "fgsm"
-    }
+    assert set(_table(out)) == {"clean", "fgsm"}
 
 
 def test_python_m_bad_model_has_no_traceback(files, tmp_path):

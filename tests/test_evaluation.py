@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gradreg import attacks
-from keras_gradreg.evaluation import RobustnessReport, robust_accuracy
+from keras_gradreg.evaluation import Results, RobustnessReport, robust_accuracy
 
 
 def _mlp(seed=0, softmax=False):
@@ -69,10 +69,10 @@ def test_a_registered_attack_is_picked_up_by_name(shift_registered):
     report = RobustnessReport({"m": model}, ["fgsm", "shift"], [0.2],
                               verbose=0)
     results = report.run((x, y))
-    assert results["m"]["shift"]["0.2"] == pytest.approx(want)
+    assert results.accuracy("m", "shift", 0.2) == pytest.approx(want)
     assert shift_registered.calls[-1] == {"steps": 10, "clip_max": 1.0}
     # Multi-step unless flagged single_step: compared with FGSM.
-    checked = {c["attack"] for c in results["masking_checks"]
+    checked = {c["attack"] for c in results.masking_checks
                if c["check"] == "iterative_at_least_fgsm"}
     assert checked == {"shift"}
 
@@ -151,7 +151,7 @@ def test_report_numbers_match_independent_computations(report_and_data):
     report, models, x, y = report_and_data
     results = report.run((x, y))
     for name, model in models.items():
-        entry = results[name]
+        entry = results.model_entry(name)
         assert entry["clean"] == pytest.approx(_accuracy(model, x, y))
         for eps in (0.1, 0.3):
             fgsm = attacks.fgsm(model, x, y, eps)
@@ -165,13 +165,13 @@ def test_report_numbers_match_independent_computations(report_and_data):
                 robust &= np.argmax(model(x_adv), 1) == y
             assert entry["worst_case"][f"{eps:g}"] == pytest.approx(robust.mean())
     source_adv = attacks.fgsm(models["plain"], x, y, 0.3)
-    assert results["transfer"]["plain"]["softmax"]["fgsm"] == pytest.approx(
+    assert results.transfer("plain", "softmax", "fgsm") == pytest.approx(
         _accuracy(models["softmax"], source_adv, y))
-    assert results["transfer"]["plain"]["plain"]["fgsm"] == (
-        results["plain"]["fgsm"]["0.3"])
-    assert results["transfer_eps"] == 0.3
-    assert all(check["passed"] for check in results["masking_checks"])
-    assert {c["check"] for c in results["masking_checks"]} == {
+    assert results.transfer("plain", "plain", "fgsm") == (
+        results.accuracy("plain", "fgsm", 0.3))
+    assert results.transfer_eps == 0.3
+    assert all(check["passed"] for check in results.masking_checks)
+    assert {c["check"] for c in results.masking_checks} == {
         "iterative_at_least_fgsm", "monotone_in_eps", "large_eps_to_chance",
         "whitebox_at_least_transfer",
     }
@@ -182,12 +182,12 @@ def test_report_writes_all_four_files(report_and_data, tmp_path):
     results = report.run(tf.data.Dataset.from_tensor_slices((x, y)))
     paths = report.save(str(tmp_path / "out"))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "accuracy_vs_eps.png", "results.csv", "results.json", "results.md"]
-    assert json.loads(open(paths["json"]).read()) == json.loads(
-        json.dumps(results))
+        "accuracy_vs_eps.png", "correct.npz", "results.csv", "results.json",
+        "results.md"]
+    assert json.loads(open(paths["json"]).read()) == results.to_dict()
     markdown = open(paths["md"]).read()
     assert "| Model | Natural | fgsm eps=0.1 |" in markdown
-    assert "| plain | " + f"{100 * results['plain']['clean']:.1f}" in markdown
+    assert "| plain | " + f"{100 * results.accuracy('plain'):.1f}" in markdown
     assert "fgsm / softmax" in markdown
     rows = list(csv.reader(open(paths["csv"])))
     # header + per model (clean + 2 attacks x 2 eps + 2 worst case) +
@@ -206,14 +206,14 @@ def test_report_flags_an_attack_weaker_than_fgsm(tmp_path):
         [0.3], large_eps=1.0, verbose=0,
     )
     results = report.run((x, y))
-    weak = [c for c in results["masking_checks"]
+    weak = [c for c in results.masking_checks
             if c["check"] == "iterative_at_least_fgsm"]
     assert [c["passed"] for c in weak] == [False]
     assert any("fake" in w and "weaker than FGSM" in w
-               for w in results["warnings"])
+               for w in results.warnings)
     paths = report.save(str(tmp_path))
     assert "**WARNING**: plain: fake" in open(paths["md"]).read()
-    assert json.load(open(paths["json"]))["warnings"] == results["warnings"]
+    assert json.load(open(paths["json"]))["warnings"] == results.warnings
 
 
 @pytest.mark.parametrize("spread, flagged", [(0.0, True), (1.0, False)])
@@ -227,12 +227,13 @@ def test_report_flags_a_multistep_attack_far_above_the_strongest(spread,
         [0.3], attack_spread=spread, verbose=0,
     )
     results = report.run((x, y))
-    assert results["plain"]["blind"]["0.3"] > results["plain"]["bim"]["0.3"]
-    agree = {c["attack"]: c["passed"] for c in results["masking_checks"]
+    assert results.accuracy("plain", "blind", 0.3) > results.accuracy(
+        "plain", "bim", 0.3)
+    agree = {c["attack"]: c["passed"] for c in results.masking_checks
              if c["check"] == "attacks_agree"}
     assert agree == {"bim": True, "blind": not flagged}  # FGSM not compared
     assert any("blind" in w and "points more than bim" in w
-               for w in results["warnings"]) == flagged
+               for w in results.warnings) == flagged
 
 
 def test_report_flags_non_monotone_and_far_from_chance():
@@ -245,7 +246,7 @@ def test_report_flags_non_monotone_and_far_from_chance():
         {"plain": _mlp()}, {"odd": (gives_up_at_large_eps, {})}, [0.1, 0.3],
         large_eps=1.0, verbose=0,
     ).run((x, y))
-    failed = {c["check"] for c in results["masking_checks"] if not c["passed"]}
+    failed = {c["check"] for c in results.masking_checks if not c["passed"]}
     assert failed == {"monotone_in_eps", "large_eps_to_chance"}
 
 
@@ -261,7 +262,7 @@ def test_report_flags_whitebox_weaker_than_transfer():
         {"plain": _mlp(0), "masked": masked}, {"fgsm": (blind_on_masked, {})},
         [0.5], verbose=0,
     ).run((x, y))
-    failed = [c for c in results["masking_checks"] if not c["passed"]]
+    failed = [c for c in results.masking_checks if not c["passed"]]
     assert [(c["check"], c["model"]) for c in failed] == [
         ("whitebox_at_least_transfer", "masked")]
 
@@ -392,3 +393,215 @@ def test_evaluation_checks_every_array_batch_before_the_first_attack():
     with pytest.raises(ValueError, match=r"y\[11\] is 2.5"):
         robust_accuracy(model, (x, y), _spy_attack, 0.1, batch_size=4, verbose=0)
     assert _spy_attack.calls == 0
+
+
+# Results: the typed results and their files ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_results(tmp_path_factory):
+    """Results of two models (a Square column too), saved once."""
+    models = {"plain": _mlp(0), "other": _mlp(1)}
+    x, y = _data(20)
+    report = RobustnessReport(
+        models, {"fgsm": "fgsm", "bim": ("bim", {"steps": 3}),
+                 "square": ("square", {"queries": 20, "seed": 0})},
+        [0.1, 0.3], large_eps=1.0, batch_size=8, verbose=0)
+    results = report.run((x, y))
+    results.add_section("training", {"epochs": [1, 2], "c": 0.1},
+                        markdown=["| Model | epochs |", "|---|---|",
+                                  "| plain | 1 |"], title="Training times")
+    out = tmp_path_factory.mktemp("results")
+    paths = results.save(str(out))
+    return results, models, (x, y), out, paths
+
+
+def test_results_accuracies_are_means_of_the_per_example_arrays(saved_results):
+    results, models, (x, y), _, _ = saved_results
+    for name, model in models.items():
+        clean = np.argmax(np.asarray(model(x)), 1) == y
+        np.testing.assert_array_equal(results.correct(name), clean)
+        assert results.accuracy(name) == pytest.approx(clean.mean())
+        for eps in results.eps_values:
+            worst = clean.copy()
+            for attack in results.attack_names:
+                hit = results.correct(name, attack, eps)
+                assert hit.dtype == bool and hit.shape == y.shape
+                assert results.accuracy(name, attack, eps) == hit.mean()
+                worst &= hit
+            np.testing.assert_array_equal(
+                results.correct(name, "worst_case", eps), worst)
+            assert results.accuracy(name, "worst_case", eps) == worst.mean()
+        assert results.accuracy(name, "fgsm", 1.0) == results.correct(
+            name, "fgsm", 1.0).mean()
+    fgsm_adv = attacks.fgsm(models["plain"], x, y, 0.3)
+    moved = np.argmax(np.asarray(models["other"](fgsm_adv)), 1) == y
+    np.testing.assert_array_equal(
+        results.correct("other", "fgsm", source="plain"), moved)
+    assert results.transfer("plain", "other", "fgsm") == moved.mean()
+
+
+def test_results_round_trip_through_every_file(saved_results):
+    results, _, _, out, paths = saved_results
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accuracy_vs_eps.png", "correct.npz", "results.csv", "results.json",
+        "results.md"]
+    loaded = Results.load(str(out))
+    assert loaded == results
+    assert loaded.to_dict() == results.to_dict()
+    assert json.load(open(paths["json"])) == results.to_dict()
+    assert open(paths["md"]).read() == results.to_markdown()
+    assert loaded.to_markdown() == results.to_markdown()
+    for name in results.model_names:
+        for attack in results.attack_names:
+            for eps in results.eps_values:
+                np.testing.assert_array_equal(
+                    loaded.correct(name, attack, eps),
+                    results.correct(name, attack, eps))
+    with np.load(paths["npz"]) as arrays:
+        np.testing.assert_array_equal(arrays["white_box/plain/bim/0.3"],
+                                      results.correct("plain", "bim", 0.3))
+        np.testing.assert_array_equal(arrays["clean/other"],
+                                      results.correct("other"))
+    rows = list(csv.DictReader(open(paths["csv"])))
+    assert len(rows) == 2 * (1 + 4 * 2) + 2 * 2 * 3
+    for row in rows:
+        accuracy = float(row["accuracy"])
+        if row["kind"] == "clean":
+            want = results.accuracy(row["source"])
+        elif row["kind"] == "transfer":
+            want = results.transfer(row["source"], row["target"],
+                                    row["attack"])
+            assert float(row["eps"]) == results.transfer_eps
+        else:
+            want = results.accuracy(row["source"], row["attack"], row["eps"])
+        assert accuracy == want
+
+
+def test_add_section_goes_into_json_and_markdown(saved_results):
+    results, _, _, out, paths = saved_results
+    data = json.load(open(paths["json"]))
+    assert set(data) == {"format_version", "models", "transfer",
+                         "transfer_eps", "settings", "masking_checks",
+                         "warnings", "sections"}
+    assert list(data["models"]) == ["plain", "other"]
+    assert data["sections"]["training"]["data"] == {"epochs": [1, 2], "c": 0.1}
+    markdown = open(paths["md"]).read()
+    assert markdown.endswith(
+        "## Training times\n\n| Model | epochs |\n|---|---|\n| plain | 1 |\n")
+    assert Results.load(str(out)).section("training")["c"] == 0.1
+
+
+def test_add_section_validates(saved_results):
+    results = Results(saved_results[0].to_dict())
+    for taken in ("plain", "settings", "warnings", "models"):
+        with pytest.raises(ValueError, match="taken"):
+            results.add_section(taken, {})
+    with pytest.raises(TypeError, match="JSON"):
+        results.add_section("bad", {"model": object()})
+    with pytest.raises(ValueError, match="exists"):
+        results.add_section("training", {})
+    results.add_section("training", [1], replace=True)
+    assert results.section("training") == [1]
+    data = {"nested": [1.5]}
+    results.add_section("copy", data)
+    data["nested"].append(2)  # the results keep their own copy
+    assert results.section("copy") == {"nested": [1.5]}
+
+
+@pytest.mark.parametrize("failure", [OSError("disk full"), KeyboardInterrupt])
+def test_save_is_atomic(saved_results, tmp_path, monkeypatch, failure):
+    results = saved_results[0]
+    results.save(str(tmp_path))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    changed = Results(results.to_dict(), results.arrays())
+    changed.add_section("new", {"a": 1}, markdown="new lines")
+
+    def half_a_plot_then_fail(results, handle):  # the last file written
+        handle.write(b"\x89PNG half")
+        raise failure
+
+    from keras_gradreg.evaluation import _files
+    monkeypatch.setattr(_files, "_plot", half_a_plot_then_fail)
+    with pytest.raises(type(failure) if isinstance(failure, Exception)
+                       else failure):
+        changed.save(str(tmp_path))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with pytest.raises(FileExistsError, match="overwrite"):
+        changed.save(str(tmp_path), overwrite=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_masking_checks_work_on_loaded_results(saved_results, tmp_path):
+    from keras_gradreg.evaluation import _masking
+    results, _, _, out, _ = saved_results
+    loaded = Results.load(str(out))
+    assert _masking.masking_checks(loaded) == results.masking_checks
+    shares = results.model_entry("plain").get("black_box_only", {})
+    assert set(shares) == {"0.1", "0.3"}  # Square and gradient attacks
+    for name in results.model_names:
+        for eps in results.eps_values:
+            share = _masking.black_box_only(loaded, name, eps)
+            missed = (loaded.correct(name) & loaded.correct(name, "fgsm", eps)
+                      & loaded.correct(name, "bim", eps))
+            want = np.mean(missed & ~loaded.correct(name, "square", eps))
+            assert share == pytest.approx(want)
+    # Stricter thresholds fail the same numbers; the results keep theirs.
+    strict = _masking.masking_checks(loaded, attack_spread=-1.0)
+    assert not any(c["passed"] for c in strict if c["check"] == "attacks_agree")
+    # Without correct.npz the accuracies and checks still load.
+    os_files = {p.name for p in out.iterdir()} - {"correct.npz"}
+    for name in os_files:
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    bare = Results.load(str(tmp_path))
+    assert _masking.masking_checks(bare) == results.masking_checks
+    with pytest.raises(KeyError, match="correct.npz"):
+        bare.correct("plain")
+
+
+def test_old_mapping_access_equals_the_accessors(saved_results):
+    results = Results(saved_results[0].to_dict(), saved_results[0].arrays())
+    with pytest.deprecated_call():
+        entry = results["plain"]
+    assert entry["fgsm"]["0.1"] == results.accuracy("plain", "fgsm", 0.1)
+    assert entry == results.model_entry("plain")
+    with pytest.deprecated_call():
+        assert results["transfer"]["plain"]["other"]["bim"] == (
+            results.transfer("plain", "other", "bim"))
+        assert results["transfer_eps"] == results.transfer_eps
+        assert results["warnings"] == results.warnings
+        assert results["masking_checks"] == results.masking_checks
+        assert results["settings"] == results.settings
+        assert results["training"] == results.section("training")
+        assert list(results)[:2] == results.model_names
+        assert "plain" in results and "nope" not in results
+        results["extra"] = {"k": 1}  # old code added keys: now a section
+    assert results.section("extra") == {"k": 1}
+    with pytest.deprecated_call(), pytest.raises(TypeError, match="read-only"):
+        results["settings"] = {}
+    # A results.json of 0.1.0 (models at the top level) still reads.
+    old = {name: results.model_entry(name) for name in results.model_names}
+    old.update({key: results.to_dict()[key] for key in (
+        "transfer", "transfer_eps", "masking_checks", "warnings", "settings")})
+    old["training"] = {"epochs": 1}
+    converted = Results(old)
+    assert converted.accuracy("other", "bim", 0.3) == results.accuracy(
+        "other", "bim", 0.3)
+    assert converted.section("training") == {"epochs": 1}
+
+
+def test_results_accessors_name_what_is_missing(saved_results):
+    results = saved_results[0]
+    with pytest.raises(KeyError, match="No model 'nope'"):
+        results.accuracy("nope")
+    with pytest.raises(KeyError, match="No attack 'pgd'"):
+        results.accuracy("plain", "pgd", 0.1)
+    with pytest.raises(KeyError, match="No eps"):
+        results.accuracy("plain", "fgsm", 0.2)
+    with pytest.raises(ValueError, match="eps is needed"):
+        results.accuracy("plain", "fgsm")
+
+
+def test_report_rejects_a_reserved_attack_name():
+    with pytest.raises(ValueError, match="reserved"):
+        RobustnessReport({"m": _mlp()}, {"clean": "fgsm"}, [0.1])

@@ -84,29 +84,37 @@ def _run(module, monkeypatch, **flag_values) -> None:
 
 
 def _check_results(out: pathlib.Path, eps_keys, models=PAPER_MODELS,
-                   attacks=PAPER_ATTACKS) -> dict:
-    """Checks the files and the results.json shape the issue asks for."""
-    results = json.loads((out / "results.json").read_text())
+                   attacks=PAPER_ATTACKS) -> keras_gradreg.Results:
+    """Checks the files and the results the issue asks for; returns them."""
+    results = keras_gradreg.Results.load(str(out))
+    assert json.loads((out / "results.json").read_text()) == results.to_dict()
+    assert results.model_names[:len(models)] == list(models)
+    assert set(attacks) <= set(results.attack_names)
+    assert [f"{e:g}" for e in results.eps_values] == eps_keys
+    wall = results.section("wall_time_s")
     for model in models:
-        assert set(results[model]) >= {"clean", *attacks}
-        assert 0.0 <= results[model]["clean"] <= 1.0
+        assert 0.0 <= results.accuracy(model) <= 1.0
         for attack in attacks:
-            assert list(results[model][attack]) == eps_keys
-            assert all(0.0 <= a <= 1.0 for a in results[model][attack].values())
+            for eps in eps_keys:
+                accuracy = results.accuracy(model, attack, eps)
+                assert accuracy == results.correct(model, attack, eps).mean()
+                assert 0.0 <= accuracy <= 1.0
         assert (out / f"{model}.keras").exists()
-        assert results["wall_time_s"]["training"][model] > 0
-    assert results["transfer_eps"] == float(eps_keys[-1])
-    assert set(results["transfer"]) == set(models)
-    for source in models:
-        assert set(results["transfer"][source]) == set(models)
-        for target in models:
-            assert set(results["transfer"][source][target]) == set(attacks)
-    assert results["wall_time_s"]["evaluation"] > 0
-    assert results["settings"]["flags"]["epochs"] == 1
-    for name in ("results.md", "accuracy_vs_eps.png", "training_curves.png"):
+        assert wall["training"][model] > 0
+        for source in models:
+            for attack in attacks:
+                assert 0.0 <= results.transfer(source, model, attack) <= 1.0
+    assert results.transfer_eps == float(eps_keys[-1])
+    assert wall["evaluation"] > 0
+    assert results.section("flags")["epochs"] == 1
+    for name in ("results.md", "results.csv", "correct.npz",
+                 "accuracy_vs_eps.png", "training_curves.png"):
         assert (out / name).stat().st_size > 0
     markdown = (out / "results.md").read_text()
-    assert "| Natural Model | " + f"{100 * results['natural']['clean']:.1f}" in markdown
+    assert markdown == results.to_markdown()  # written once, by save
+    clean = f"{100 * results.accuracy('natural'):.1f}"
+    assert "| Natural Model | " + clean in markdown
+    assert "## Wall time" in markdown
     return results
 
 
@@ -126,13 +134,13 @@ def test_cifar10_example_through_tfds(tmp_path, monkeypatch):
              epochs=1, extra_attacks="", eval_batch_size=10, learning_rate=2e-3)
         x, y = datasets.to_arrays(datasets.load("cifar10", "test[:10]"))
     results = _check_results(tmp_path, ["3", "6", "9"])
-    assert results["settings"]["resolved"]["learning_rate"] == 2e-3
-    assert results["settings"]["attacks"]["bim"]["kwargs"] == {
+    assert results.section("experiment")["resolved"]["learning_rate"] == 2e-3
+    assert results.settings["attacks"]["bim"]["kwargs"] == {
         "step_size": 1.0, "steps": 10, "clip_min": 0.0, "clip_max": 255.0}
     natural = keras.models.load_model(tmp_path / "natural.keras")
-    assert results["natural"]["clean"] == pytest.approx(
+    assert results.accuracy("natural") == pytest.approx(
         _accuracy(natural, x, y))
-    assert results["natural"]["fgsm"]["9"] == pytest.approx(_accuracy(
+    assert results.accuracy("natural", "fgsm", 9) == pytest.approx(_accuracy(
         natural, x, y, keras_gradreg.attacks.fgsm, eps=9.0, clip_min=0.0,
         clip_max=255.0))
 
@@ -145,13 +153,14 @@ def test_mnist_example_on_idx_files(tmp_path, mnist_dir, monkeypatch):
     results = _check_results(tmp_path, ["0.1", "0.2", "0.3"],
                              attacks=PAPER_ATTACKS + ("pgd",))
     default_c_xent = experiment.SETTINGS["mnist"].c_xent  # --c_xent not given
-    assert results["c"] == {"xent_reg": default_c_xent, "logit_reg": 0.05}
-    assert results["training"]["logit_reg"]["norm"] == "l1"
-    assert len(results["training"]["natural"]["history"]["loss"]) == 1
+    assert results.section("c") == {"xent_reg": default_c_xent,
+                                    "logit_reg": 0.05}
+    assert results.section("training")["logit_reg"]["norm"] == "l1"
+    assert len(results.section("training")["natural"]["history"]["loss"]) == 1
     x, y = datasets.to_arrays(datasets.load("mnist", "test[:30]", mnist_dir))
     logit_reg = keras.models.load_model(tmp_path / "logit_reg.keras")
     # The paper's BIM: 10 steps of 0.05 (not the library's 2.5 eps / steps).
-    assert results["logit_reg"]["bim"]["0.1"] == pytest.approx(_accuracy(
+    assert results.accuracy("logit_reg", "bim", 0.1) == pytest.approx(_accuracy(
         logit_reg, x, y, keras_gradreg.attacks.bim, eps=0.1, step_size=0.05,
         steps=10))
 
@@ -162,9 +171,9 @@ def test_speech_example_perturbs_unclipped_mfcc(tmp_path, speech_dir,
     _run(speech_commands, monkeypatch, data_dir=speech_dir, out=tmp_path,
          train_size=100, test_size=24, epochs=1, extra_attacks="")
     results = _check_results(tmp_path, ["0.25", "0.5", "0.75"])
-    assert results["settings"]["attacks"]["fgsm"]["kwargs"] == {
+    assert results.settings["attacks"]["fgsm"]["kwargs"] == {
         "clip_min": None, "clip_max": None}
-    assert results["settings"]["num_classes"] == 12
+    assert results.settings["num_classes"] == 12
     x, y = datasets.to_arrays(datasets.load("speech_commands", "test[:24]",
                                             speech_dir))
     natural = keras.models.load_model(tmp_path / "natural.keras")
@@ -172,7 +181,7 @@ def test_speech_example_perturbs_unclipped_mfcc(tmp_path, speech_dir,
     assert float(natural.optimizer.learning_rate) == pytest.approx(
         experiment.SETTINGS["speech_commands"].learning_rate)
     assert experiment.SETTINGS["speech_commands"].learning_rate != 1e-3
-    assert results["natural"]["fgsm"]["0.75"] == pytest.approx(_accuracy(
+    assert results.accuracy("natural", "fgsm", 0.75) == pytest.approx(_accuracy(
         natural, x, y, keras_gradreg.attacks.fgsm, eps=0.75, clip_min=None,
         clip_max=None))
 
@@ -348,7 +357,7 @@ def test_readme_first_command_logs_every_model_to_tensorboard(
         x_probe, y_probe = datasets.to_arrays(
             datasets.load("mnist", "train[:20]"))
     assert f"tensorboard --logdir {tmp_path / 'logs'}" in capsys.readouterr().out
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = keras_gradreg.Results.load(str(tmp_path))
     logs = tmp_path / "logs"
     baselines = tuple(f"{name}_at" for name in
                       flag_values.get("baselines", "").split(",") if name)
@@ -383,10 +392,10 @@ def test_readme_first_command_logs_every_model_to_tensorboard(
         steps, values = _tensor_series(root, "robust_accuracy_vs_eps/fgsm")
         assert steps == [100, 200, 300]
         np.testing.assert_allclose(
-            np.ravel(values), [results[name]["fgsm"][e]
+            np.ravel(values), [results.accuracy(name, "fgsm", e)
                                for e in ("0.1", "0.2", "0.3")], rtol=1e-6)
         _, clean = _tensor_series(root, "final/clean_accuracy")
-        assert float(clean[0]) == pytest.approx(results[name]["clean"])
+        assert float(clean[0]) == pytest.approx(results.accuracy(name))
         content = root.PluginTagToContent("hparams")
         start = hparams_metadata.parse_session_start_info_plugin_data(
             content[hparams_metadata.SESSION_START_INFO_TAG])
@@ -394,7 +403,7 @@ def test_readme_first_command_logs_every_model_to_tensorboard(
                    for k, v in start.hparams.items()}
         assert hparams["model"] == name
         assert hparams["epochs"] == epochs
-        expected_c = results["c"].get(name, 0.0)
+        expected_c = results.section("c").get(name, 0.0)
         assert hparams["c"] == pytest.approx(expected_c)
         experiment = hparams_metadata.parse_experiment_plugin_data(
             content[hparams_metadata.EXPERIMENT_TAG])

@@ -5,7 +5,6 @@ a tiny network, and the data come from ``tfds.testing.mock_data``.
 """
 
 import importlib.util
-import json
 import pathlib
 
 from absl import app, flags
@@ -44,8 +43,9 @@ def _tiny_cnn():
     ])
 
 
-def _run(monkeypatch, **flag_values) -> dict:
-    """Runs the example on 20 mocked MNIST images; returns results.json."""
+def _run(monkeypatch, **flag_values) -> keras_gradreg.Results:
+    """Runs the example on 20 mocked MNIST images; returns the results it
+    wrote, read back."""
     monkeypatch.setattr(fine_tune.models, "mnist_cnn", _tiny_cnn)
     values = {**SMALL, "data_dir": "", "scratch_epochs": 1,
               "natural_model": "", "scratch_model": "", **flag_values}
@@ -54,8 +54,7 @@ def _run(monkeypatch, **flag_values) -> dict:
         FLAGS(argv)
         FLAGS.data_dir = None
         fine_tune.main([])
-    return json.loads((pathlib.Path(values["out"]) / "results.json")
-                      .read_text())
+    return keras_gradreg.Results.load(str(values["out"]))
 
 
 def _clean_accuracy(network: keras.Model) -> float:
@@ -69,19 +68,23 @@ def test_trains_snapshots_and_times_every_model(tmp_path, monkeypatch):
     results = _run(monkeypatch, out=tmp_path, finetune_epochs="1,2")
 
     names = ["natural", "finetune_1ep", "finetune_2ep", "logit_reg_scratch"]
-    assert list(results["training"]) == names
-    for name in names:
-        assert set(results[name]) >= {"clean", "fgsm", "bim", "cw", "pgd1r"}
-        assert list(results[name]["bim"]) == ["0.1", "0.2", "0.3"]
-    training = results["training"]
+    assert results.model_names == names
+    assert list(results.section("training")) == names
+    assert results.attack_names == ["fgsm", "bim", "cw", "pgd1r"]
+    assert results.eps_values == [0.1, 0.2, 0.3]
+    assert results.settings["attacks"]["bim"]["kwargs"]["step_size"] == 0.05
+    assert results.settings["attacks"]["pgd1r"]["registered"] == "pgd"
+    training = results.section("training")
     natural_s = training["natural"]["wall_time_s"]
     one, two = training["finetune_1ep"], training["finetune_2ep"]
     assert 0 < one["finetune_wall_time_s"] < two["finetune_wall_time_s"]
     assert two["wall_time_s"] == pytest.approx(
         natural_s + two["finetune_wall_time_s"])
     assert (one["epochs"], two["epochs"]) == (2, 3)
-    assert results["settings"]["flags"]["c"] == 0.1
-    assert "| finetune_2ep | 3 |" in (tmp_path / "results.md").read_text()
+    assert results.section("flags")["c"] == 0.1
+    markdown = (tmp_path / "results.md").read_text()
+    assert markdown == results.to_markdown()  # written once, by save
+    assert "## Training" in markdown and "| finetune_2ep | 3 |" in markdown
 
 
 def test_starts_from_saved_networks(tmp_path, monkeypatch, capsys):
@@ -99,7 +102,7 @@ def test_starts_from_saved_networks(tmp_path, monkeypatch, capsys):
                    natural_model=tmp_path / "natural.keras",
                    scratch_model=tmp_path / "scratch.keras")
 
-    training = results["training"]
+    training = results.section("training")
     assert training["natural"]["loaded_from"] == str(tmp_path / "natural.keras")
     assert training["natural"]["wall_time_s"] is None
     assert training["finetune_1ep"]["wall_time_s"] is None
@@ -107,9 +110,9 @@ def test_starts_from_saved_networks(tmp_path, monkeypatch, capsys):
     assert training["logit_reg_scratch"]["loaded_from"].endswith("scratch.keras")
     assert "trained with c=" not in capsys.readouterr().out  # same c (float32)
     # The evaluated natural and scratch networks are the saved ones.
-    assert results["natural"]["clean"] == pytest.approx(
+    assert results.accuracy("natural") == pytest.approx(
         _clean_accuracy(natural))
-    assert results["logit_reg_scratch"]["clean"] == pytest.approx(
+    assert results.accuracy("logit_reg_scratch") == pytest.approx(
         _clean_accuracy(scratch.base))
 
 

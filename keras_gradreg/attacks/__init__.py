@@ -26,8 +26,15 @@ examples and the benchmarks read it. Every attack is called as
 PGD: 10 steps of ``2.5 * eps / steps``). Adding an attack is one module and
 one line in :data:`ATTACKS`. Optional attributes of an attack function:
 ``title`` (its name in tables, e.g. ``"C&W"``), ``single_step = True``
-(the masking checks compare the multi-step attacks with a single-step one)
-and ``headline = True`` (the first column of every table: AutoAttack).
+(the masking checks compare the multi-step attacks with a single-step one),
+``headline = True`` (the first column of every table: AutoAttack),
+``black_box = True`` (it reads no gradient: the masking checks compare it
+with the gradient attacks; Square), ``losses`` (the losses an evaluation
+runs it with, one column each: APGD's CE and DLR) and ``parts`` (an
+ensemble: ``parts(**options)`` names the attacks it runs; AutoAttack).
+Named selections (:data:`PAPER_ATTACKS`, :data:`DEFAULT_ATTACKS`,
+:data:`QUICK_ATTACKS`, :data:`SELECTION_ATTACKS`, :data:`EXTRA_ATTACKS`)
+are the defaults of the command line and the examples.
 
 Models must return logits. A :class:`keras_gradreg.GradRegModel` is attacked
 through ``model.logits``, and a functional or Sequential model whose last
@@ -62,7 +69,8 @@ from keras_gradreg.attacks.gradient import pgd
 from keras_gradreg.attacks.square import square
 
 __all__ = [
-    "ATTACKS", "PAPER_ATTACKS", "get", "accepts", "is_single_step",
+    "ATTACKS", "PAPER_ATTACKS", "DEFAULT_ATTACKS", "QUICK_ATTACKS",
+    "SELECTION_ATTACKS", "EXTRA_ATTACKS", "get", "accepts", "is_single_step",
     "fgsm", "bim", "cw_linf", "pgd", "apgd", "apgd_t", "fab_t", "square",
     "autoattack", "cw_loss", "dlr_loss", "targeted_dlr_loss",
 ]
@@ -82,6 +90,22 @@ ATTACKS: Dict[str, Callable] = {
 
 PAPER_ATTACKS = ("fgsm", "bim", "cw")
 """The attacks of Yu et al.'s Tables 1-3, names in :data:`ATTACKS`."""
+
+DEFAULT_ATTACKS = PAPER_ATTACKS + ("pgd",)
+"""The paper's attacks and PGD with random start (Madry et al. 2018): what
+``keras-gradreg evaluate`` runs unless told otherwise."""
+
+QUICK_ATTACKS = ("fgsm", "pgd")
+"""One single-step and one random-start multi-step attack: the quick
+before / after reading of ``keras-gradreg finetune``."""
+
+SELECTION_ATTACKS = ("fgsm", "bim")
+"""The attacks whose mean accuracy on validation data chooses the penalty
+weight c (``examples/sweep_c.py``)."""
+
+EXTRA_ATTACKS = ("pgd", "apgd")
+"""Stronger attacks beyond the paper's that the examples add as honesty
+checks (PGD with restarts; APGD with each of its ``losses``)."""
 
 
 def get(attack: Union[str, Callable]) -> Callable:

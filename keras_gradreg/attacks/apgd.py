@@ -346,6 +346,9 @@ def apgd_t(
 
 
 apgd.title = "APGD"
+# An evaluation runs APGD once per loss, as AutoAttack pairs APGD-CE and
+# APGD-DLR.
+apgd.losses = ("ce", "dlr")
 
 
 apgd_t.title = "APGD-T"

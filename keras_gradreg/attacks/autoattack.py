@@ -177,5 +177,14 @@ def autoattack(
     return (x_adv, broken_by) if return_breakers else x_adv
 
 
+def _part_names(version: str = "standard", **options) -> tuple:
+    """The names of the attacks ``autoattack(..., version=version)`` runs
+    (the values its ``return_breakers`` array may hold, besides
+    ``"clean"`` and ``""``)."""
+    del options  # Only the version chooses the parts.
+    return VERSIONS[version]
+
+
 autoattack.title = "AutoAttack"
 autoattack.headline = True  # the first column of every table
+autoattack.parts = _part_names  # an ensemble: names of its parts by options

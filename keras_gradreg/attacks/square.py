@@ -231,3 +231,4 @@ def square(
 
 
 square.title = "Square"
+square.black_box = True  # score-based: it never reads a gradient

@@ -1,4 +1,4 @@
-"""Attack lookup and data batching shared by evaluation and its reports.
+"""Attack lookup, crafting and data batching of the evaluation.
 
 * :func:`attack_function`: an attack name of ``attacks.ATTACKS`` or a
   callable.
@@ -24,14 +24,6 @@ from keras_gradreg.attacks import _core
 def attack_function(attack) -> Callable:
     """The attack named ``attack`` in ``attacks.ATTACKS``, or ``attack``."""
     return attacks_lib.get(attack)
-
-
-def _names_parameter(attack: Callable, name: str) -> bool:
-    """Whether ``attack``'s signature names ``name`` (not via ``**kwargs``)."""
-    try:
-        return name in inspect.signature(attack).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
@@ -76,11 +68,6 @@ def correct(model, x, labels: np.ndarray, batch_size: int) -> np.ndarray:
     """Boolean array: whether ``model`` classifies each example correctly."""
     logits = _core.predict_logits(model, x, batch_size)
     return np.argmax(logits.numpy(), axis=-1) == labels
-
-
-def eps_key(eps: float) -> str:
-    """The key of ``eps`` in results dicts, e.g. ``"0.1"``."""
-    return f"{eps:g}"
 
 
 def _is_batched(dataset: tf.data.Dataset, model) -> bool:

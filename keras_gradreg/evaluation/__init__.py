@@ -1,0 +1,28 @@
+"""Robust accuracy, multi-model robustness reports and their results.
+
+* :func:`robust_accuracy`: accuracy of one model under one attack.
+* :class:`RobustnessReport`: models x attacks x eps (the paper's Tables 1-3),
+  a transfer matrix (Tables 4-6), per-example worst case over attacks
+  (as AutoAttack reports it), and gradient-masking sanity checks after
+  Athalye et al. (2018) and Carlini et al. (2019).
+* :class:`Results`: what a report measured, per-example correctness
+  included, with room for extra sections; it writes results.json,
+  results.md, results.csv, correct.npz and accuracy_vs_eps.png itself
+  (:meth:`Results.save`) and reads them back (:meth:`Results.load`).
+
+The modules inside: ``_batches`` (attack lookup, crafting, batching),
+``_robust_accuracy``, ``_report`` (runs the attacks), ``_results`` (the
+results type), ``_tables`` (accuracy tables from per-example correctness),
+``_files`` (its files, each written atomically), ``_masking`` (the masking
+checks as functions of a :class:`Results`), ``_legacy`` (the deprecated
+dict access and results.json layout of 0.1.0).
+"""
+
+from keras_gradreg import attacks as _attacks
+from keras_gradreg.evaluation._report import RobustnessReport
+from keras_gradreg.evaluation._results import Results
+from keras_gradreg.evaluation._robust_accuracy import robust_accuracy
+
+ATTACKS = _attacks.ATTACKS  # the registry itself, not a copy
+
+__all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS"]

@@ -1,0 +1,191 @@
+"""The files of a :class:`Results`: JSON, Markdown, CSV, NumPy and a plot.
+
+Each is written to a temporary file in the output folder and renamed over
+the old one only once all of them are complete (``os.replace`` is atomic
+within a folder): a failure or an interrupt leaves the old files intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+import warnings
+from typing import Callable, Dict, List
+
+import numpy as np
+
+FILES = {
+    "json": "results.json",
+    "md": "results.md",
+    "csv": "results.csv",
+    "npz": "correct.npz",
+    "png": "accuracy_vs_eps.png",
+}
+"""The file of each kind, in the order they are written."""
+
+
+def array_name(key: tuple) -> str:
+    """The name in correct.npz of a per-example array: its key's parts
+    joined by ``/`` (``white_box/<model>/<attack>/<eps>``)."""
+    return "/".join(str(part) for part in key)
+
+
+def save(results, out_dir: str, overwrite: bool) -> Dict[str, str]:
+    """Writes every file of ``results`` into ``out_dir`` (see Results.save)."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {kind: os.path.join(out_dir, name) for kind, name in FILES.items()}
+    if not overwrite:
+        existing = [p for p in paths.values() if os.path.exists(p)]
+        if existing:
+            raise FileExistsError(
+                f"{', '.join(existing)} exist; pass overwrite=True to "
+                "replace them.")
+    writers: Dict[str, Callable] = {
+        "json": lambda handle: handle.write(
+            json.dumps(results.to_dict(), indent=2).encode()),
+        "md": lambda handle: handle.write(markdown(results).encode()),
+        "csv": lambda handle: handle.write(_csv_text(results).encode()),
+        "npz": lambda handle: np.savez_compressed(handle, **{
+            array_name(key): value for key, value in results.arrays().items()}),
+        "png": lambda handle: _plot(results, handle),
+    }
+    written = {}
+    try:
+        for kind, write in writers.items():
+            temporary = _temporary(paths[kind])
+            written[kind] = temporary
+            try:
+                with open(temporary, "wb") as handle:
+                    write(handle)
+            except ImportError:  # matplotlib, for the plot only
+                warnings.warn("matplotlib is not installed: no "
+                              f"{FILES[kind]}.")
+                os.remove(temporary)
+                del written[kind]
+        for kind, temporary in list(written.items()):
+            os.replace(temporary, paths[kind])
+            written[kind] = paths[kind]
+    except BaseException:
+        for kind, path in written.items():
+            if path != paths[kind]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        raise
+    for kind in set(paths) - set(written):  # an old plot would not match
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(paths[kind])
+    return {kind: paths[kind] for kind in FILES if kind in written}
+
+
+def _temporary(path: str) -> str:
+    """A new empty file beside ``path`` (same folder, hidden name)."""
+    stem, extension = os.path.splitext(os.path.basename(path))
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{stem}.", suffix=f".partial{extension}",
+        dir=os.path.dirname(path) or ".")
+    os.close(handle)
+    return temporary
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def markdown(results) -> str:
+    """results.md: accuracy table, transfer matrix, checks, sections."""
+    eps_keys = [f"{e:g}" for e in results.eps_values]
+    attacks, models = results.attack_names, results.model_names
+    columns = [(a, e) for a in attacks + ["worst_case"] for e in eps_keys]
+    lines = [
+        "# Robustness report",
+        "",
+        f"{results.settings['num_examples']} examples; accuracy in %; "
+        "white-box L-inf attacks; worst_case = per-example worst over all "
+        "attacks and the clean prediction.",
+        "",
+        "| Model | Natural | "
+        + " | ".join(f"{a} eps={e}" for a, e in columns) + " |",
+        "|---" * (len(columns) + 2) + "|",
+    ]
+    for name in models:
+        row = [name, _percent(results.accuracy(name))]
+        row += [_percent(results.accuracy(name, a, e)) for a, e in columns]
+        lines.append("| " + " | ".join(row) + " |")
+    pairs = [(a, s) for a in attacks for s in models]
+    lines += [
+        "",
+        f"## Transfer attacks at eps={results.transfer_eps:g} (%)",
+        "",
+        "Rows: the model evaluated; columns: attack / model the examples were "
+        "crafted on (the diagonal is white-box).",
+        "",
+        "| Model | " + " | ".join(f"{a} / {s}" for a, s in pairs) + " |",
+        "|---" * (len(pairs) + 1) + "|",
+    ]
+    for target in models:
+        row = [target] + [_percent(results.transfer(s, target, a))
+                          for a, s in pairs]
+        lines.append("| " + " | ".join(row) + " |")
+    checks, failed = results.masking_checks, results.warnings
+    lines += ["", "## Masking checks", "",
+              f"{len(checks) - len(failed)} of {len(checks)} checks passed.",
+              ""]
+    lines += [f"- **WARNING**: {message}" for message in failed]
+    data = results.to_dict()["sections"]
+    for name in results.section_names:
+        section = data[name]
+        if section["markdown"] is not None:
+            lines += ["", f"## {section['title']}", ""] + section["markdown"]
+    return "\n".join(lines) + "\n"
+
+
+def csv_rows(results) -> List[list]:
+    """results.csv: one row per accuracy (clean, white-box, worst case,
+    transfer)."""
+    rows = [["kind", "source", "target", "attack", "eps", "accuracy"]]
+    for name in results.model_names:
+        rows.append(["clean", name, name, "", 0.0, results.accuracy(name)])
+        for attack in results.attack_names + ["worst_case"]:
+            kind = "worst_case" if attack == "worst_case" else "white_box"
+            for eps in results.eps_values:
+                rows.append([kind, name, name, attack, eps,
+                             results.accuracy(name, attack, eps)])
+    for source in results.model_names:
+        for target in results.model_names:
+            for attack in results.attack_names:
+                rows.append(["transfer", source, target, attack,
+                             results.transfer_eps,
+                             results.transfer(source, target, attack)])
+    return rows
+
+
+def _csv_text(results) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerows(csv_rows(results))
+    return text.getvalue()
+
+
+def _plot(results, handle) -> None:
+    # A bare Figure renders with Agg and leaves pyplot's backend untouched.
+    from matplotlib.figure import Figure
+
+    panels = results.attack_names + ["worst_case"]
+    eps_values = [0.0] + results.eps_values
+    figure = Figure(figsize=(3.2 * len(panels), 3.0))
+    axes = figure.subplots(1, len(panels), squeeze=False)
+    for axis, attack in zip(axes[0], panels):
+        for name in results.model_names:
+            accs = [results.accuracy(name)] + [
+                results.accuracy(name, attack, e) for e in eps_values[1:]]
+            axis.plot(eps_values, accs, marker="o", label=name)
+        axis.set_title(attack)
+        axis.set_xlabel("eps (L-inf)")
+        axis.set_ylim(0.0, 1.02)
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][-1].legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(handle, format="png", dpi=100)

@@ -1,0 +1,281 @@
+"""Robustness reports: several models, attacks and eps in one pass.
+
+:class:`RobustnessReport` runs the attacks and builds a
+:class:`~keras_gradreg.evaluation.Results` (the paper's Tables 1-3 and
+4-6, the per-example worst case, masking checks).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gradreg import _checks
+from keras_gradreg import attacks as attacks_lib
+from keras_gradreg.attacks import _core
+from keras_gradreg.evaluation import _batches
+from keras_gradreg.evaluation import _masking
+from keras_gradreg.evaluation._results import ENTRY_KEYS
+from keras_gradreg.evaluation._results import META_KEYS
+from keras_gradreg.evaluation._results import Results
+from keras_gradreg.evaluation._results import eps_key
+
+
+def _normalize_attacks(attacks) -> dict:
+    if isinstance(attacks, str) or callable(attacks):
+        raise TypeError("attacks must be a list of names or a dict.")
+    if not isinstance(attacks, dict):
+        attacks = {name: (name, {}) for name in attacks}
+    specs = {}
+    for name in _batches.headline_first(attacks):
+        spec = attacks[name]
+        attack, kwargs = spec if isinstance(spec, tuple) else (spec, {})
+        specs[str(name)] = (_batches.attack_function(attack), dict(kwargs))
+    if not specs:
+        raise ValueError("attacks is empty.")
+    return specs
+
+
+class RobustnessReport:
+    """White-box, transfer and worst-case robust accuracy of several models.
+
+    For every model, attack and eps it records the accuracy on adversarial
+    examples crafted against that model (white-box; the paper's Tables 1-3),
+    the per-example worst case over all attacks and the clean prediction
+    (AutoAttack's robust accuracy), and at ``transfer_eps`` the accuracy of
+    each target model on examples crafted on each source model (Tables 4-6;
+    the diagonal is white-box).
+
+    :meth:`run` returns a :class:`~keras_gradreg.evaluation.Results` that
+    also keeps every per-example correctness array; ``save`` writes its
+    files. Masking checks (Athalye et al. 2018; Carlini et al. 2019), each
+    recorded with ``passed`` in ``results.masking_checks``; failures are
+    listed in ``results.warnings`` and in the Markdown, never dropped:
+
+    * ``iterative_at_least_fgsm``: every other attack is at least as strong
+      as FGSM (an attack flagged ``single_step``) at the same eps, when one
+      is among the attacks;
+    * ``monotone_in_eps``: accuracy never increases with eps (clean first);
+    * ``large_eps_to_chance``: at ``large_eps`` the strongest attack brings
+      accuracy to at most chance (1 / classes) + ``chance_margin``;
+    * ``whitebox_at_least_transfer``: white-box accuracy is at most every
+      transfer accuracy against the same target;
+    * ``black_box_beats_white_box``: when the report holds a black-box
+      attack (flagged ``black_box``: Square, alone or inside AutoAttack) and
+      a gradient attack, Square breaks at most 1% of the examples that every
+      gradient attack missed; more means the gradients are masked (recorded
+      per eps in each model's ``black_box_only``);
+    * ``attacks_agree``: no multi-step attack (any but FGSM) leaves more than
+      ``attack_spread`` accuracy above the strongest one at the same eps. A
+      model trained to flatten one loss's gradient resists the attacks that
+      follow it: on MNIST, C&W and APGD-DLR (logit-margin losses) left 17-28
+      points more than APGD-CE on an L1 Logit-reg model
+      (docs/RESULTS.md).
+
+    Args:
+        models: Dict name -> Keras model returning logits (or GradRegModel).
+        attacks: List of names in :data:`keras_gradreg.attacks.ATTACKS`
+            (default: the paper's FGSM, BIM and C&W), or dict name -> name,
+            callable, or ``(name or callable, kwargs)``. The headline attack
+            (AutoAttack), when present, is the first column, and the share
+            of examples each of its parts broke is recorded
+            (:meth:`Results.broken_by`). Names may not be one of
+            ``clean``, ``worst_case``, ``broken_by``, ``black_box_only``,
+            ``large_eps``.
+        eps_values: L-inf radii, each > 0 and given once; a bare number is
+            taken as a one-element list.
+        transfer_eps: The eps of the transfer matrix; one of ``eps_values``,
+            default the largest.
+        large_eps: Optional eps for the "accuracy to chance" check.
+        tolerance: Slack allowed in the comparisons before flagging.
+        chance_margin: Slack above chance for the large-eps check.
+        attack_spread: Accuracy (a fraction) a multi-step attack may leave
+            above the strongest one before it is flagged.
+        batch_size: Examples per batch.
+        verbose: 1 shows a progress bar over batches.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from keras_gradreg import attacks
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x, y = np.random.rand(16, 4).astype("float32"), np.zeros(16)
+        >>> report = RobustnessReport({"a": model}, attacks.PAPER_ATTACKS,
+        ...                           [0.1], verbose=0)
+        >>> results = report.run((x, y))
+        >>> results.attack_names == list(attacks.PAPER_ATTACKS)
+        True
+        >>> results.accuracy("a", "worst_case", 0.1) <= results.accuracy("a")
+        True
+    """
+
+    def __init__(
+        self,
+        models: dict,
+        attacks: Union[Iterable[str], dict] = attacks_lib.PAPER_ATTACKS,
+        eps_values: Iterable[float] = (0.1, 0.2, 0.3),
+        transfer_eps: Optional[float] = None,
+        large_eps: Optional[float] = None,
+        tolerance: float = 0.0,
+        chance_margin: float = 0.1,
+        attack_spread: float = 0.1,
+        batch_size: int = 256,
+        verbose: int = 1,
+    ):
+        if not isinstance(models, dict) or not models:
+            raise TypeError("models must be a non-empty dict name -> model.")
+        for name in models:
+            if name in META_KEYS:
+                raise ValueError(f"Model name {name!r} is reserved: {META_KEYS}.")
+        self.models = dict(models)
+        self.attacks = _normalize_attacks(attacks)
+        for name in self.attacks:
+            if name in ENTRY_KEYS:
+                raise ValueError(
+                    f"Attack name {name!r} is reserved: {ENTRY_KEYS}.")
+        if _checks.is_number(eps_values):  # a bare radius: one-element list
+            eps_values = [eps_values]
+        self.eps_values = sorted(
+            _checks.number("eps", e, 0.0, strict=True) for e in eps_values
+        )
+        if not self.eps_values:
+            raise ValueError("eps_values is empty.")
+        if len(set(self.eps_values)) != len(self.eps_values):
+            raise ValueError(
+                f"eps_values repeats a radius: {list(eps_values)}; give each "
+                "eps once."
+            )
+        if transfer_eps is None:
+            transfer_eps = self.eps_values[-1]
+        if transfer_eps not in self.eps_values:
+            raise ValueError(
+                f"transfer_eps={transfer_eps} must be one of {self.eps_values}."
+            )
+        self.transfer_eps = transfer_eps
+        if large_eps is not None:
+            large_eps = _checks.number("large_eps", large_eps, 0.0, True)
+        self.large_eps = large_eps
+        self.tolerance = _checks.number("tolerance", tolerance, 0.0, False)
+        self.chance_margin = _checks.number(
+            "chance_margin", chance_margin, 0.0, False
+        )
+        self.attack_spread = _checks.number(
+            "attack_spread", attack_spread, 0.0, False
+        )
+        self.batch_size = _checks.integer("batch_size", batch_size)
+        self.verbose = verbose
+        self.results: Optional[Results] = None
+
+    # Running --------------------------------------------------------------
+
+    def _all_eps(self) -> list:
+        extra = [self.large_eps] if self.large_eps is not None else []
+        return self.eps_values + [e for e in extra if e not in self.eps_values]
+
+    def _evaluate_batch(self, x, labels, store: dict) -> None:
+        def record(key: tuple, model, inputs) -> None:
+            store.setdefault(key, []).append(
+                _batches.correct(model, inputs, labels, self.batch_size))
+
+        for source, model in self.models.items():
+            record(("clean", source), model, x)
+        for attack_name, (attack, kwargs) in self.attacks.items():
+            for eps in self._all_eps():
+                key = eps_key(eps)
+                for source, model in self.models.items():
+                    x_adv, broken_by = _batches.craft(
+                        model, x, labels, attack, eps, kwargs, breakers=True
+                    )
+                    if broken_by is not None:
+                        store.setdefault(
+                            ("broken_by", source, attack_name, key), []
+                        ).append(np.asarray(broken_by))
+                    record(("white_box", source, attack_name, key), model,
+                           x_adv)
+                    if eps != self.transfer_eps:
+                        continue
+                    for target, target_model in self.models.items():
+                        if target != source:
+                            record(("transfer", source, target, attack_name),
+                                   target_model, x_adv)
+
+    def run(self, data) -> Results:
+        """Evaluates every model, attack and eps on ``data``; returns results.
+
+        Args:
+            data: ``(x, y)`` arrays or a ``tf.data.Dataset`` (as in
+                :func:`robust_accuracy`).
+
+        Returns:
+            The :class:`~keras_gradreg.evaluation.Results` (also kept in
+            ``self.results``), masking checks recorded.
+        """
+        store = {}
+        any_model = next(iter(self.models.values()))
+        batches, count = _batches.batches(data, self.batch_size, any_model)
+        progbar = keras.utils.Progbar(count, verbose=self.verbose)
+        num_classes = None
+        for x, labels in batches:
+            if num_classes is None:
+                num_classes = _core.num_classes(any_model, x)
+                for model in self.models.values():
+                    _core.warn_if_probabilities(model, tf.convert_to_tensor(x))
+            self._evaluate_batch(x, labels, store)
+            progbar.add(1)
+        if not store:
+            raise ValueError("data holds no examples.")
+        correct = {key: np.concatenate(values) for key, values in store.items()}
+        num_examples = len(correct[("clean", next(iter(self.models)))])
+        results = Results.from_correct(
+            correct, list(self.models), list(self.attacks), self.eps_values,
+            self.transfer_eps, self._settings(num_classes, num_examples),
+            large_eps=self.large_eps)
+        _masking.record(results)
+        self.results = results
+        return results
+
+    def _settings(self, num_classes: int, num_examples: int) -> dict:
+        def plain(value):
+            simple = (int, float, str, bool, type(None))
+            return value if isinstance(value, simple) else repr(value)
+
+        registered = {id(fn): name for name, fn in attacks_lib.ATTACKS.items()}
+        attacks = {
+            name: {
+                "attack": getattr(fn, "__name__", repr(fn)),
+                "registered": registered.get(id(fn)),
+                "single_step": attacks_lib.is_single_step(fn),
+                "kwargs": {k: plain(v) for k, v in kwargs.items()},
+            }
+            for name, (fn, kwargs) in self.attacks.items()
+        }
+        return {
+            "attacks": attacks,
+            "eps_values": self.eps_values,
+            "large_eps": self.large_eps,
+            "tolerance": self.tolerance,
+            "chance_margin": self.chance_margin,
+            "attack_spread": self.attack_spread,
+            "num_classes": num_classes,
+            "num_examples": num_examples,
+        }
+
+    # Writing ----------------------------------------------------------------
+
+    def save(self, out_dir: str) -> dict:
+        """Writes the results' files (:meth:`Results.save`) into ``out_dir``.
+
+        Args:
+            out_dir: Folder to write into (created if missing).
+
+        Returns:
+            Dict kind -> path of the files written.
+
+        Raises:
+            RuntimeError: If :meth:`run` has not been called.
+        """
+        if self.results is None:
+            raise RuntimeError("Call run(data) before save(out_dir).")
+        return self.results.save(out_dir)
