@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 import warnings
@@ -149,6 +150,10 @@ def define_training_flags() -> None:
     _define(flags.DEFINE_integer, "eval_batch_size", 500,
             "Examples per attack batch.")
     _define(flags.DEFINE_integer, "seed", 0, "Seed of weights, data order, attacks.")
+    _define(flags.DEFINE_boolean, "resume", False,
+            "Reuse the models an interrupted run with the same flags saved in "
+            "--out (<model>.keras, with training/<model>.json) and train only "
+            "the missing ones.")
     _tensorboard_logging.define_flags()
 
 
@@ -304,6 +309,40 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
     return model, seconds, history
 
 
+def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
+                       epochs: int, learning_rate: float,
+                       run_logger=None) -> tuple:
+    """Trains ``spec`` and saves it with its training record, or with
+    ``--resume`` loads ``<out>/<name>.keras`` that an earlier run saved.
+
+    The record (settings, epochs, wall time, history) goes to
+    ``<out>/training/<name>.json`` as soon as the model is saved, so that an
+    interrupted run loses at most the model in training. A model resumed
+    without its record (saved by an older version) has no wall time.
+
+    Returns:
+        ``(model, record)``.
+    """
+    path = os.path.join(out, f"{spec.name}.keras")
+    record_path = os.path.join(out, "training", f"{spec.name}.json")
+    if FLAGS.resume and os.path.exists(path):
+        print(f"\n== Reusing {path} (--resume)", flush=True)
+        record = dict(spec.info, epochs=epochs, wall_time_s=None, history={})
+        if os.path.exists(record_path):
+            with open(record_path) as handle:
+                record = json.load(handle)
+        return keras.models.load_model(path), dict(record, resumed=True)
+    model, seconds, history = train_model(spec, train, epochs, learning_rate,
+                                          run_logger)
+    model.save(path)
+    record = dict(spec.info, epochs=epochs, wall_time_s=seconds,
+                  history=history)
+    os.makedirs(os.path.dirname(record_path), exist_ok=True)
+    with open(record_path, "w") as handle:
+        json.dump(record, handle, indent=1)
+    return model, record
+
+
 # Data and attacks ------------------------------------------------------------
 
 
@@ -456,9 +495,13 @@ def _transfer_table(results, names: List[str]) -> List[str]:
 
 
 def _time_table(training: dict, evaluation_s: float) -> List[str]:
+    def seconds(entry: dict, per_epoch: bool) -> str:
+        if entry["wall_time_s"] is None:  # resumed without its record
+            return "not recorded"
+        return f"{entry['wall_time_s'] / (max(entry['epochs'], 1) if per_epoch else 1):.1f}"
+
     rows = [[name, str(entry["epochs"]), f"{entry.get('c', '')}",
-             f"{entry['wall_time_s']:.1f}",
-             f"{entry['wall_time_s'] / max(entry['epochs'], 1):.1f}"]
+             seconds(entry, False), seconds(entry, True)]
             for name, entry in training.items()]
     lines = _table(["Model", "epochs", "c", "training (s)", "s / epoch"], rows)
     return lines + ["", f"Evaluation (all models and attacks): "
@@ -579,12 +622,8 @@ def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
 
     trained, training = {}, {}
     for spec in specs:
-        model, seconds, history = train_model(spec, train, epochs,
-                                              learning_rate, run_logger)
-        model.save(os.path.join(out, f"{spec.name}.keras"))
-        trained[spec.name] = model
-        training[spec.name] = dict(spec.info, epochs=epochs,
-                                   wall_time_s=seconds, history=history)
+        trained[spec.name], training[spec.name] = trained_or_resumed(
+            spec, out, train, epochs, learning_rate, run_logger)
 
     print(f"\n== Evaluating on {len(test[1])} test examples", flush=True)
     start = time.perf_counter()
@@ -597,7 +636,7 @@ def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
     names = ["data_dir", "out", "epochs", "batch_size", "learning_rate",
              "train_size", "test_size", "c_xent", "c_logit", "norm_logit",
              "extra_attacks", "extra_steps", "extra_restarts",
-             "eval_batch_size", "seed", *extra_flags]
+             "eval_batch_size", "seed", "resume", *extra_flags]
     resolved = dict(out=out, epochs=epochs, batch_size=batch_size,
                     learning_rate=learning_rate, c_xent=c_xent,
                     c_logit=c_logit)
@@ -625,8 +664,9 @@ def _log_final(run_logger, specs, results, training: dict, resolved: dict,
             epochs=resolved["epochs"], batch_size=resolved["batch_size"],
             learning_rate=resolved["learning_rate"], seed=FLAGS.seed,
             train_size=FLAGS.train_size)
+        seconds = training[spec.name]["wall_time_s"]
         run_logger.finish(spec.name, hparams, results.model_entry(spec.name),
-                          training[spec.name]["wall_time_s"])
+                          float("nan") if seconds is None else seconds)
     run_logger.write_hparams()
     figures = run_logger.render_figures(out)
     if figures:

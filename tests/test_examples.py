@@ -446,3 +446,31 @@ def test_sweep_logs_each_point_with_its_c(tmp_path, monkeypatch):
         assert float(score[0]) == pytest.approx(entry["score"])
         assert "weights/conv1/kernel" in _events(
             logs / name / "train").Tags()["tensors"]
+
+
+def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
+    """An interrupted run goes on with --resume: saved models are reused
+    (same weights, same training record), missing ones are trained."""
+    common = dict(out=tmp_path, train_size=20, test_size=10, epochs=1,
+                  extra_attacks="", eval_batch_size=10, tensorboard="false")
+    with tfds.testing.mock_data(num_examples=20):
+        _run(cifar10, monkeypatch, **common)
+        first = keras_gradreg.Results.load(str(tmp_path))
+        record = json.loads((tmp_path / "training" / "natural.json").read_text())
+        # As if interrupted while training Logit-reg.
+        (tmp_path / "logit_reg.keras").unlink()
+        (tmp_path / "training" / "logit_reg.json").unlink()
+        capsys.readouterr()
+        _run(cifar10, monkeypatch, resume="true", **common)
+    printed = capsys.readouterr().out
+    assert "Reusing" in printed and "natural.keras" in printed
+    assert "== Training logit_reg" in printed
+    assert "== Training natural" not in printed
+    again = keras_gradreg.Results.load(str(tmp_path))
+    training = again.section("training")
+    assert training["natural"]["resumed"] is True
+    assert training["natural"]["wall_time_s"] == record["wall_time_s"]
+    assert "resumed" not in training["logit_reg"]
+    # Reused models are the saved ones: their clean accuracy is unchanged.
+    for name in ("natural", "xent_reg"):
+        assert again.accuracy(name) == first.accuracy(name)
