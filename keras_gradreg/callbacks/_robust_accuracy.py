@@ -6,6 +6,7 @@ from typing import Callable, Optional, Union
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import attacks
 from keras_gradreg import evaluation
 from keras_gradreg.callbacks._summary import WriterCallback
@@ -69,9 +70,10 @@ class RobustAccuracyCallback(WriterCallback):
             ``clip_max``, ``steps``).
 
     Raises:
-        TypeError: For bad ``data`` or ``attack`` types.
-        ValueError: For an unknown attack name, a negative ``eps``, a bad
-            ``batch_size`` or ``name``.
+        TypeError: For bad ``data`` or ``attack`` types, or an ``eps`` or
+            ``batch_size`` that is not a number (also a ``ValueError``).
+        ValueError: For an unknown attack name, a negative, NaN or infinite
+            ``eps``, a ``batch_size`` below 1 or a bad ``name``.
 
     Example:
         >>> import keras, numpy as np
@@ -98,16 +100,8 @@ class RobustAccuracyCallback(WriterCallback):
         name: Optional[str] = None,
         **attack_kwargs,
     ):
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or (
-            eps < 0
-        ):
-            raise ValueError(f"eps must be a number >= 0, got {eps!r}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
-            batch_size < 1
-        ):
-            raise ValueError(
-                f"batch_size must be an int >= 1, got {batch_size!r}."
-            )
+        eps = _checks.number("eps", eps, 0.0)
+        batch_size = _checks.integer("batch_size", batch_size, 1)
         if name is not None and (
             not isinstance(name, str) or not name.replace(".", "_").isidentifier()
         ):
@@ -121,7 +115,7 @@ class RobustAccuracyCallback(WriterCallback):
         super().__init__(log_dir, run="validation")
         self.dataset = dataset
         self.attack, self.attack_name = attack, attack_name
-        self.eps = float(eps)
+        self.eps = eps
         self.batch_size = batch_size
         self.attack_kwargs = attack_kwargs
 

@@ -7,6 +7,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg.callbacks._summary import check_log_dir
 
 EPS_STEP_SCALE = 1000
@@ -17,9 +18,7 @@ def _eps_step(eps_key) -> int:
         eps = float(eps_key)
     except (TypeError, ValueError) as error:
         raise ValueError(f"eps keys must be numbers, got {eps_key!r}.") from error
-    if not 0 <= eps < float("inf"):
-        raise ValueError(f"eps must be finite and >= 0, got {eps_key!r}.")
-    return int(round(EPS_STEP_SCALE * eps))
+    return int(round(EPS_STEP_SCALE * _checks.number("eps", eps, 0.0)))
 
 
 def log_robustness(log_dir, results: Mapping[str, object]) -> dict:
@@ -52,7 +51,7 @@ def log_robustness(log_dir, results: Mapping[str, object]) -> dict:
 
     Raises:
         TypeError: For results of the wrong shape.
-        ValueError: For an eps key that is not a number >= 0.
+        ValueError: For an eps key that is not a finite number >= 0.
 
     Example:
         >>> import tempfile
