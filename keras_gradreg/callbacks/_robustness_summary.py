@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Mapping
 
 import tensorflow as tf
@@ -67,7 +66,7 @@ def log_robustness(log_dir, results: Mapping[str, object]) -> dict:
     for attack, value in results.items():
         if attack == "large_eps":  # the report's masking check, not a curve
             continue
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if _checks.is_number(value):
             key = "clean_accuracy" if attack == "clean" else attack
             metrics[f"final/{key}"] = float(value)
         elif isinstance(value, Mapping):
