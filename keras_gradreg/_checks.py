@@ -266,10 +266,10 @@ def choice(name: str, value, allowed: Iterable):
     Example:
         >>> choice("loss", "ce", ("ce", "dlr"))
         'ce'
-        >>> choice("loss", "cw", ("ce", "dlr"))
+        >>> choice("norm", "l3", ("l1", "l2"))
         Traceback (most recent call last):
         ...
-        ValueError: Unknown loss 'cw': loss must be one of ['ce', 'dlr'].
+        ValueError: Unknown norm 'l3': norm must be one of ['l1', 'l2'].
     """
     allowed = tuple(allowed)
     message = f"Unknown {name} {value!r}: {name} must be one of {list(allowed)}."

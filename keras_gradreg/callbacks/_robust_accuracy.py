@@ -54,7 +54,8 @@ class RobustAccuracyCallback(WriterCallback):
         data: Held-out data: a tuple ``(x, y)`` of arrays (split into batches
             of ``batch_size``), or a ``tf.data.Dataset`` of ``(x, y)``
             batches.
-        attack: A name in :data:`keras_gradreg.attacks.ATTACKS` (each
+        attack: A name in :data:`keras_gradreg.attacks.ATTACKS` (default
+            :data:`~keras_gradreg.attacks.EPOCH_ATTACK`, FGSM; each
             attack owns its defaults: BIM, C&W and PGD take 10 steps of
             ``2.5 * eps / steps``) or a callable ``attack(model, x, y, eps=eps, **kwargs) -> x_adv``
             (given numpy inputs and sparse labels). A callable's
@@ -92,7 +93,7 @@ class RobustAccuracyCallback(WriterCallback):
     def __init__(
         self,
         data,
-        attack: Union[str, Callable] = "fgsm",
+        attack: Union[str, Callable] = attacks.EPOCH_ATTACK,
         *,
         eps: float,
         log_dir=None,

@@ -54,8 +54,8 @@ def log_robustness(log_dir, results: Mapping[str, object]) -> dict:
 
     Example:
         >>> import tempfile
-        >>> entry = {"clean": 0.99, "fgsm": {"0.1": 0.8, "0.2": 0.4}}
-        >>> log_robustness(tempfile.mkdtemp(), entry)["final/fgsm/eps_0.2"]
+        >>> entry = {"clean": 0.99, "noise": {"0.1": 0.8, "0.2": 0.4}}
+        >>> log_robustness(tempfile.mkdtemp(), entry)["final/noise/eps_0.2"]
         0.4
     """
     log_dir = check_log_dir(log_dir)
