@@ -4,7 +4,8 @@ Models, attacks, evaluation and the command line check what they are given
 with these functions, so the same input gets the same answer everywhere:
 
 * :func:`number` and :func:`integer`: Python or NumPy scalars (never bools),
-  finite, within bounds, optionally None.
+  finite, within bounds, optionally None; :func:`number_in_graph` checks a
+  scalar tensor (a variable) when the graph runs.
 * :func:`clip_range`, :func:`seed`: the usual attack settings.
 * :func:`choice`: one of a few names (a loss, a method, a TensorBoard run).
 * :func:`labels`: sparse integer-valued class indices in ``[0, classes)``,
@@ -35,8 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "ArgumentTypeError", "is_number", "number", "integer", "clip_range",
-    "seed", "choice", "labels", "inputs",
+    "ArgumentTypeError", "is_number", "number", "integer", "number_in_graph",
+    "clip_range", "seed", "choice", "labels", "inputs",
 ]
 
 
@@ -207,6 +208,39 @@ def integer(
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def number_in_graph(
+    name: str, value, minimum: Optional[float] = None, hint: str = ""
+) -> tf.Tensor:
+    """``value``, a scalar tensor, checked when the graph runs: finite and
+    ``>= minimum``; the graph-safe :func:`number`, for a value that can
+    change between steps (a variable).
+
+    Raises:
+        tf.errors.InvalidArgumentError: When the graph runs, if the value is
+            NaN, infinite or below ``minimum``; the message names ``name``,
+            the allowed range and ``hint``.
+
+    Example:
+        >>> float(number_in_graph("c", tf.Variable(0.5), 0.0))
+        0.5
+        >>> try:
+        ...     number_in_graph("c", tf.Variable(-1.0), 0.0)
+        ... except tf.errors.InvalidArgumentError as error:
+        ...     print(error.message.split("Summarized data: ")[1])
+        b'c must be a finite number >= 0.0.'
+        -1.0
+    """
+    value = tf.convert_to_tensor(value)
+    valid = tf.math.is_finite(value)
+    if minimum is not None:
+        valid &= value >= tf.cast(minimum, value.dtype)
+    bounds = _bounds(minimum, False, None, False)
+    message = f"{name} must be {_allowed('a finite number', bounds, False)}"
+    message += f" ({hint})." if hint else "."
+    with tf.control_dependencies([tf.debugging.Assert(valid, [message, value])]):
+        return tf.identity(value)
 
 
 def clip_range(clip_min, clip_max) -> tuple:

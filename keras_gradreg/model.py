@@ -280,11 +280,9 @@ class GradRegModel(WrappedClassifier):
 
     def _checked_c(self) -> tf.Tensor:
         """c, checked in-graph (``c_variable`` can be assigned directly)."""
-        c = tf.convert_to_tensor(self._c_variable)
-        valid = tf.math.is_finite(c) & (c >= 0)
-        message = "c must be a finite number >= 0 (set it through model.c)."
-        with tf.control_dependencies([tf.debugging.Assert(valid, [message, c])]):
-            return tf.identity(c)
+        return _checks.number_in_graph(
+            "c", self._c_variable, 0.0, hint="set it through model.c"
+        )
 
     def _plain_forward(self, x, y):
         """The unpenalized branch: logits, labels and a zero penalty."""

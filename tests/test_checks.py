@@ -103,6 +103,19 @@ def test_integer_minimum_and_seed():
         _checks.seed(-1)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.5])
+def test_number_in_graph_rejects_when_the_graph_runs(value):
+    variable = tf.Variable(0.5)
+    checked = tf.function(
+        lambda: _checks.number_in_graph("c", variable, 0.0, hint="use model.c")
+    )
+    assert float(checked()) == 0.5
+    variable.assign(value)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"c must be a finite number >= 0.0 \(use model.c\)"):
+        checked()
+
+
 @pytest.mark.parametrize(
     "clip_min, clip_max, expected",
     [(0, 1, (0.0, 1.0)), (None, None, (None, None)),
