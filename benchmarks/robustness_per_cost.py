@@ -21,8 +21,9 @@ with the paper's CNN (``keras_gradreg.models.mnist_cnn``), Adam and batch
   image counts as robust only if it is classified correctly clean and under
   every attack). Default: APGD-CE and APGD-DLR (``attacks.apgd``,
   ``--eval_steps`` iterations) and PGD (``--eval_steps`` steps of
-  2.5 eps / steps, ``--pgd_restarts`` random restarts); ``autoattack`` when
-  ``keras_gradreg.attacks.ATTACKS`` has it. With ``--attack_survivors`` (the
+  2.5 eps / steps, ``--pgd_restarts`` random restarts); any other attack of
+  ``keras_gradreg.attacks.ATTACKS`` by its name (AutoAttack with its own
+  settings but the seed and batch size). With ``--attack_survivors`` (the
   default, as AutoAttack runs) each attack only attacks the images every
   earlier one left correct, so per-attack numbers are cumulative; without
   it each attack attacks every clean-correct image and per-attack numbers
@@ -53,13 +54,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import inspect
 import json
 import os
 import statistics
 import sys
 import time
-from typing import Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 from absl import app, flags
 import keras
@@ -72,6 +74,26 @@ from _machine import machine  # noqa: E402
 
 import keras_gradreg  # noqa: E402
 from keras_gradreg import attacks, datasets, models  # noqa: E402
+
+# Attacks: each evaluation attack is a name in keras_gradreg.attacks.ATTACKS,
+# APGD once per loss (apgd_ce, apgd_dlr).
+LOSS_VARIANTS = {attacks.apgd: ("ce", "dlr")}
+# The default worst case: APGD-CE, APGD-DLR and PGD (attack, loss).
+EVAL_ATTACKS = ((attacks.apgd, "ce"), (attacks.apgd, "dlr"), (attacks.pgd, None))
+
+
+def _registry() -> Dict[str, Callable]:
+    """keras_gradreg.attacks.ATTACKS (for a keras_gradreg older than the
+    registry: the two attacks of the default worst case)."""
+    return getattr(attacks, "ATTACKS", None) or {
+        attack.__name__: attack for attack in (attacks.apgd, attacks.pgd)}
+
+
+def attack_key(attack: Callable, loss: Optional[str] = None) -> str:
+    """The attack's name in the registry, and its loss: ``apgd_ce``."""
+    name = next(key for key, value in _registry().items() if value is attack)
+    return f"{name}_{loss}" if loss else name
+
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md, .png).")
@@ -89,10 +111,13 @@ flags.DEFINE_integer("seed", 0, "Seed of weights, batch order and attacks.")
 flags.DEFINE_float("train_eps", 0.1,
                    "L-inf radius of the adversarial training recipes.")
 flags.DEFINE_list("eval_eps", ["0.1", "0.2", "0.3"], "Evaluation radii.")
-flags.DEFINE_list("eval_attacks", ["apgd_ce", "apgd_dlr", "pgd"],
-                  "Attacks of the per-example worst case: apgd_ce, "
-                  "apgd_dlr, pgd, and autoattack where the package has it.")
-flags.DEFINE_integer("eval_steps", 50, "Iterations of APGD and PGD.")
+flags.DEFINE_list("eval_attacks", [attack_key(*a) for a in EVAL_ATTACKS],
+                  "Attacks of the per-example worst case: names in "
+                  "keras_gradreg.attacks.ATTACKS, APGD once per loss "
+                  "(apgd_ce, apgd_dlr).")
+flags.DEFINE_integer("eval_steps", 50,
+                     "Iterations of the attacks that take steps (APGD, PGD; "
+                     "autoattack keeps its own).")
 flags.DEFINE_integer("pgd_restarts", 3, "Random restarts of PGD.")
 flags.DEFINE_integer("test_size", 1000, "First N test images.")
 flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack call.")
@@ -122,9 +147,9 @@ class Recipe:
 
     Attributes:
         trainer: ``"natural"`` (plain Keras), ``"gradreg"``
-            (``GradRegModel``), or an adversarial training recipe:
-            ``"fgsm_rs"``, ``"n_fgsm"``, ``"pgd"`` (the
-            ``AdversarialTrainingModel`` constructors of those names).
+            (``GradRegModel``), or an adversarial training recipe: one of
+            the ``AdversarialTrainingModel`` constructors, by its name
+            (``"AdversarialTrainingModel.n_fgsm"``).
         activation: The activation of ``models.mnist_cnn``.
         kwargs: The trainer's arguments: ``eps`` and ``steps`` of the
             training attack, and the penalty's ``c``, ``norm`` and
@@ -179,20 +204,31 @@ def recipe_table(train_eps: float = 0.1) -> Dict[str, Recipe]:
             f"xent_l1_c0.3_{activation}": Recipe(
                 "gradreg", activation, _xent("l1", 0.3)),
             f"fgsm_rs_{eps}_{activation}": Recipe(
-                "fgsm_rs", activation, {"eps": train_eps}),
+                "AdversarialTrainingModel.fgsm_rs", activation,
+                {"eps": train_eps}),
             f"nfgsm_{eps}_{activation}": Recipe(
-                "n_fgsm", activation, {"eps": train_eps}),
+                "AdversarialTrainingModel.n_fgsm", activation,
+                {"eps": train_eps}),
             f"nfgsm+logit_l1_c0.03_{activation}": Recipe(
-                "n_fgsm", activation,
+                "AdversarialTrainingModel.n_fgsm", activation,
                 {"eps": train_eps, **_logit("l1", 0.03)}),
         })
-    table[f"pgd7_{eps}_relu"] = Recipe("pgd", "relu",
-                                       {"eps": train_eps, "steps": 7})
+    table[f"pgd7_{eps}_relu"] = Recipe(
+        "AdversarialTrainingModel.pgd", "relu", {"eps": train_eps, "steps": 7})
     return table
 
 
 def _accepts(function, name: str) -> bool:
     return name in inspect.signature(function).parameters
+
+
+def _constructor(recipe: Recipe) -> Optional[Callable]:
+    """The ``AdversarialTrainingModel`` constructor an adversarial recipe
+    names, or None (not adversarial, or not in the installed package)."""
+    owner, _, name = recipe.trainer.partition(".")
+    if owner != keras_gradreg.AdversarialTrainingModel.__name__:
+        return None
+    return getattr(keras_gradreg.AdversarialTrainingModel, name, None)
 
 
 def missing_support(recipe: Recipe) -> Optional[str]:
@@ -203,10 +239,10 @@ def missing_support(recipe: Recipe) -> Optional[str]:
             models.mnist_cnn, "activation"):
         return (f"needs keras_gradreg >= {NEWER} for "
                 f"models.mnist_cnn(activation=...) {have}")
-    if recipe.trainer in ("fgsm_rs", "n_fgsm", "pgd"):
-        if recipe.trainer == "n_fgsm" and not hasattr(trainer, "n_fgsm"):
+    if recipe.trainer not in ("natural", "gradreg"):
+        if _constructor(recipe) is None:
             return (f"needs keras_gradreg >= {NEWER} for "
-                    f"AdversarialTrainingModel.n_fgsm {have}")
+                    f"{recipe.trainer} {have}")
         if recipe.penalty() and not _accepts(trainer.__init__, "c"):
             return (f"needs keras_gradreg >= {NEWER} for a penalty on "
                     f"AdversarialTrainingModel(c=, norm=, regularizer=) "
@@ -230,27 +266,12 @@ def build_model(recipe: Recipe, learning_rate: float):
     """
     network = build_network(recipe.activation)
     kwargs = dict(recipe.kwargs)
-    trainer = keras_gradreg.AdversarialTrainingModel
     if recipe.trainer == "natural":
         model = network
     elif recipe.trainer == "gradreg":
         model = keras_gradreg.GradRegModel(network, **kwargs)
-    elif recipe.trainer == "fgsm_rs":
-        if hasattr(trainer, "fgsm_rs"):
-            model = trainer.fgsm_rs(network, **kwargs)
-        else:  # Wong et al. (2020): one step of 1.25 eps from a random start
-            eps = kwargs.pop("eps")
-            model = trainer(network, eps, step_size=1.25 * eps, steps=1,
-                            random_start=True, **kwargs)
-    elif recipe.trainer == "n_fgsm":
-        model = trainer.n_fgsm(network, **kwargs)
-    elif recipe.trainer == "pgd":
-        if hasattr(trainer, "pgd"):
-            model = trainer.pgd(network, **kwargs)
-        else:  # Madry et al. (2018): k steps of 2.5 eps / k
-            eps, steps = kwargs.pop("eps"), kwargs.pop("steps")
-            model = trainer(network, eps, step_size=2.5 * eps / steps,
-                            steps=steps, random_start=True, **kwargs)
+    elif _constructor(recipe) is not None:
+        model = _constructor(recipe)(network, **kwargs)
     else:
         raise ValueError(f"Unknown trainer {recipe.trainer!r}.")
     model.compile(
@@ -309,27 +330,31 @@ def train(recipe: Recipe, x, y, settings: dict):
 # Evaluation ----------------------------------------------------------------
 
 
-def attack_table(settings: dict) -> Dict[str, callable]:
-    """Attack name -> ``attack(network, x, y, eps) -> x_adv``."""
-    steps, seed = settings["eval_steps"], settings["seed"]
-    batch = {"batch_size": settings["eval_batch_size"], **CLIP}
-    table = {
-        "apgd_ce": lambda m, x, y, eps: attacks.apgd(
-            m, x, y, eps, steps=steps, loss="ce", seed=seed, **batch),
-        "apgd_dlr": lambda m, x, y, eps: attacks.apgd(
-            m, x, y, eps, steps=steps, loss="dlr", seed=seed, **batch),
-        "pgd": lambda m, x, y, eps: attacks.pgd(
-            m, x, y, eps, step_size=2.5 * eps / steps, steps=steps,
-            restarts=settings["pgd_restarts"], seed=seed, **batch),
-    }
-    registry = getattr(attacks, "ATTACKS", {})
-    if "autoattack" in registry:
-        autoattack = registry["autoattack"]
-        options = {"seed": seed, **batch}
-        options = {k: v for k, v in options.items()
-                   if _accepts(autoattack, k)}
-        table["autoattack"] = lambda m, x, y, eps: autoattack(
-            m, x, y, eps=eps, **options)
+def attack_options(attack: Callable, settings: dict) -> dict:
+    """The options ``attack`` gets: among the seed, the clip range and
+    ``--eval_batch_size``, those it takes; ``--eval_steps`` iterations
+    (each attack keeps its own step size: PGD's 2.5 eps / steps), except
+    for the headline attack (AutoAttack keeps its own); and PGD's
+    ``--pgd_restarts`` random restarts."""
+    options = {"seed": settings["seed"],
+               "batch_size": settings["eval_batch_size"], **CLIP}
+    if not getattr(attack, "headline", False):
+        options["steps"] = settings["eval_steps"]
+    if attack is attacks.pgd:
+        options["restarts"] = settings["pgd_restarts"]
+    return {k: v for k, v in options.items() if _accepts(attack, k)}
+
+
+def attack_table(settings: dict) -> Dict[str, Callable]:
+    """Attack key -> ``attack(network, x, y, eps) -> x_adv`` for every
+    attack in the registry, APGD once per loss (``apgd_ce``, ``apgd_dlr``)."""
+    table = {}
+    for attack in _registry().values():
+        options = attack_options(attack, settings)
+        for loss in LOSS_VARIANTS.get(attack, (None,)):
+            loss_option = {"loss": loss} if loss else {}
+            table[attack_key(attack, loss)] = functools.partial(
+                attack, **options, **loss_option)
     return table
 
 
@@ -464,10 +489,7 @@ def _check_attacks(settings: dict) -> None:
     unknown = [a for a in settings["eval_attacks"] if a not in known]
     if unknown or not settings["eval_attacks"]:
         raise app.UsageError(
-            f"Unknown --eval_attacks {unknown}: use some of {list(known)}"
-            + ("" if "autoattack" in known else
-               " (autoattack needs a keras_gradreg whose attacks.ATTACKS "
-               "has it)") + ".")
+            f"Unknown --eval_attacks {unknown}: use some of {list(known)}.")
 
 
 def _collapse_note(name: str, final: dict) -> str:

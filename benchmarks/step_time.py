@@ -45,6 +45,7 @@ prints the tables.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import statistics
@@ -135,6 +136,14 @@ MODELS = ("natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7", "pgd10",
 EXTRA_MODELS = ("gradreg_minimal",)
 XLA_SUFFIX = "_xla"
 ATTACKS = attacks.ATTACKS
+# The adversarial training models are AdversarialTrainingModel's recipe
+# constructors, by name, with the number of attack steps appended where the
+# recipe takes one ("pgd7": the PGD recipe with 7 steps).
+ADVERSARIAL_RECIPES = {
+    recipe.__name__: recipe
+    for recipe in (keras_gradreg.AdversarialTrainingModel.fgsm_rs,
+                   keras_gradreg.AdversarialTrainingModel.pgd)
+}
 
 
 # Models -------------------------------------------------------------------
@@ -172,10 +181,22 @@ class MinimalGradReg(keras.Model):
         return self.compute_metrics(x, y, logits)
 
 
-def _pgd_training(base, network: Network, steps: int):
-    return keras_gradreg.AdversarialTrainingModel(
-        base, eps=network.eps, step_size=2.5 * network.eps / steps,
-        steps=steps, clip_min=0.0, clip_max=network.clip_max)
+def _adversarial_training(name: str, base, network: Network):
+    """The recipe model ``name`` ("fgsm_rs", "pgd7"), or None for another name.
+
+    Each recipe owns its attack: FGSM-RS one step of 1.25 eps from a random
+    start (Wong et al., 2020), PGD-k k steps of 2.5 eps / k (Madry et al.,
+    2018), both at the network's eps.
+    """
+    recipe_name = name.rstrip("0123456789")
+    recipe = ADVERSARIAL_RECIPES.get(recipe_name)
+    steps = name[len(recipe_name):]
+    if recipe is None or (steps and "steps" not in
+                          inspect.signature(recipe).parameters):
+        return None
+    options = {"steps": int(steps)} if steps else {}
+    return recipe(base, network.eps, clip_min=0.0,
+                  clip_max=network.clip_max, **options)
 
 
 def build_model(name: str, network: Network,
@@ -211,13 +232,9 @@ def build_model(name: str, network: Network,
             method=method, fd_step=0.01 * network.clip_max)
     elif name == "gradreg_minimal":
         model = MinimalGradReg(base)
-    elif name == "fgsm_rs":
-        model = keras_gradreg.AdversarialTrainingModel(
-            base, eps=network.eps, step_size=1.25 * network.eps, steps=1,
-            clip_min=0.0, clip_max=network.clip_max)
-    elif name.startswith("pgd") and name[3:].isdigit():
-        model = _pgd_training(base, network, int(name[3:]))
     else:
+        model = _adversarial_training(name, base, network)
+    if model is None:
         raise ValueError(f"Unknown model {name!r}. Use one of "
                          f"{list(MODELS + EXTRA_MODELS)}.")
     model.compile(

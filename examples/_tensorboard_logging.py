@@ -12,8 +12,9 @@ folder ``<out>/logs/<model>``:
   Xent-reg and Logit-reg measure the same thing (Fig. 2);
 * ``WeightHistogramLogger`` on ``conv1`` and ``fc2`` where the network has
   them (Fig. 3; the speech network ends in ``fc1``);
-* ``RobustAccuracyCallback``: FGSM accuracy at each of the run's eps on
-  ``HELD_OUT_SIZE`` held-out examples, at epoch ends only;
+* ``RobustAccuracyCallback``: accuracy under ``attacks.EPOCH_ATTACK`` (FGSM)
+  at each of the run's eps on ``HELD_OUT_SIZE`` held-out examples, at epoch
+  ends only;
 * after the evaluation: ``log_robustness`` (accuracy against eps, one chart
   per attack) and ``log_hparams`` (the run's hyperparameters and final
   metrics for the HParams dashboard).
@@ -39,13 +40,13 @@ from absl import flags
 import keras
 
 import keras_gradreg
+from keras_gradreg import attacks
 from keras_gradreg import callbacks as kgr_callbacks
 
 FLAGS = flags.FLAGS
 PAPER_LAYERS = ("conv1", "fc2")
 PROBE_SIZE = 256
 HELD_OUT_SIZE = 256
-EPOCH_ATTACK = "fgsm"
 
 
 def define_flags() -> None:
@@ -116,8 +117,9 @@ class RunLogger:
                 log_dir, layers=self.layers[name]))
         found += [
             kgr_callbacks.RobustAccuracyCallback(
-                self.held_out, EPOCH_ATTACK, eps=float(eps), log_dir=log_dir,
-                name=f"{EPOCH_ATTACK}_eps{eps:g}", **self.clip)
+                self.held_out, attacks.EPOCH_ATTACK, eps=float(eps),
+                log_dir=log_dir, name=f"{attacks.EPOCH_ATTACK}_eps{eps:g}",
+                **self.clip)
             for eps in self.eps_values]
         # Last, so that it also logs the robust accuracies put into logs.
         found.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))

@@ -4,16 +4,19 @@ Models, attacks, evaluation and the command line check what they are given
 with these functions, so the same input gets the same answer everywhere:
 
 * :func:`number` and :func:`integer`: Python or NumPy scalars (never bools),
-  finite, within bounds.
-* :func:`clip_range`, :func:`seed`, :func:`choice`: the usual attack
-  settings.
+  finite, within bounds, optionally None; :func:`number_in_graph` checks a
+  scalar tensor (a variable) when the graph runs.
+* :func:`clip_range`, :func:`seed`: the usual attack settings.
+* :func:`choice`: one of a few names (a loss, a method, a TensorBoard run).
 * :func:`labels`: sparse integer-valued class indices in ``[0, classes)``,
   or one-hot rows as wide as the number of classes.
 * :func:`inputs`: a floating-point batch, finite, inside
   ``[clip_min, clip_max]``.
 
-Wrong types raise ``TypeError``, wrong values ``ValueError``; every message
-names the argument and says how to fix it.
+Wrong types raise ``TypeError`` (for numbers and names an
+:class:`ArgumentTypeError`, which is also a ``ValueError``), wrong values
+``ValueError``; every message names the argument, the value and what is
+allowed.
 
 Example:
     >>> import numpy as np
@@ -33,25 +36,63 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "is_number", "number", "integer", "clip_range", "seed", "choice",
-    "labels", "inputs",
+    "ArgumentTypeError", "is_number", "number", "integer", "number_in_graph",
+    "clip_range", "seed", "choice", "labels", "inputs",
 ]
 
 
 # Numbers ------------------------------------------------------------------
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (``c="0.1"``, ``steps=1.5``, ``eps=True``).
+
+    A ``TypeError``, and also a ``ValueError``: the per-module validators
+    these functions replaced raised ``ValueError`` for every bad argument,
+    and code that catches ``ValueError`` keeps catching it.
+    """
+
+
+def _scalar(value):
+    """The item of a 0-d NumPy array or eager tensor; anything else as is."""
+    if isinstance(value, tf.Tensor) and value.shape.rank == 0 and hasattr(
+        value, "numpy"
+    ):
+        value = value.numpy()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    return value
+
+
 def is_number(value) -> bool:
     """Whether ``value`` is a real Python or NumPy scalar (not a bool).
+
+    0-d NumPy arrays and eager tensors count as their value.
 
     Example:
         >>> is_number(np.float32(0.1)), is_number(True), is_number("1")
         (True, False, False)
     """
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
+    value = _scalar(value)
     return isinstance(value, numbers.Real) and not isinstance(
         value, (bool, np.bool_)
+    )
+
+
+def _bounds(minimum, strict: bool, maximum, strict_maximum: bool) -> str:
+    """``"> 0 and <= 1"``: the allowed range, for messages."""
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>' if strict else '>='} {minimum}")
+    if maximum is not None:
+        parts.append(f"{'<' if strict_maximum else '<='} {maximum}")
+    return " and ".join(parts)
+
+
+def _allowed(kind: str, bounds: str, optional: bool) -> str:
+    """``"a finite number > 0 or None"``: what an argument may be."""
+    return kind + (f" {bounds}" if bounds else "") + (
+        " or None" if optional else ""
     )
 
 
@@ -61,7 +102,10 @@ def number(
     minimum: Optional[float] = None,
     strict: bool = False,
     maximum: Optional[float] = None,
-) -> float:
+    *,
+    strict_maximum: bool = False,
+    optional: bool = False,
+) -> Optional[float]:
     """Returns ``value`` as a float after checking it is a finite number.
 
     Args:
@@ -70,13 +114,18 @@ def number(
         minimum: Lower bound, or None for none.
         strict: Whether ``value`` must exceed ``minimum`` (``>``) rather
             than reach it (``>=``).
-        maximum: Inclusive upper bound, or None for none.
+        maximum: Upper bound, or None for none.
+        strict_maximum: Whether ``value`` must stay below ``maximum``
+            (``<``) rather than reach it (``<=``): ``dropout`` in
+            ``[0, 1)``.
+        optional: Whether None is allowed (and returned as is).
 
     Returns:
-        ``float(value)``.
+        ``float(value)``, or None for an optional None.
 
     Raises:
-        TypeError: If ``value`` is not a real number.
+        ArgumentTypeError: If ``value`` is not a real number (a
+            ``TypeError``, also a ``ValueError``).
         ValueError: If it is NaN, infinite or out of bounds.
 
     Example:
@@ -86,41 +135,112 @@ def number(
         Traceback (most recent call last):
         ...
         ValueError: eps must be a finite number, got nan.
+        >>> number("dropout", 1.0, 0.0, maximum=1.0, strict_maximum=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: dropout must be >= 0.0 and < 1.0, got 1.0.
     """
+    if optional and value is None:
+        return None
+    bounds = _bounds(minimum, strict, maximum, strict_maximum)
     if not is_number(value):
-        raise TypeError(f"{name} must be a number, got {value!r}.")
-    value = float(value)
+        raise ArgumentTypeError(
+            f"{name} must be {_allowed('a number', bounds, optional)}, got "
+            f"{value!r}."
+        )
+    value = float(_scalar(value))
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}.")
-    if minimum is not None and (value < minimum or (strict and value == minimum)):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}.")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value!r}.")
+        raise ValueError(
+            f"{name} must be {_allowed('a finite number', bounds, optional)}, "
+            f"got {value!r}."
+        )
+    too_small = minimum is not None and (
+        value < minimum or (strict and value == minimum)
+    )
+    too_large = maximum is not None and (
+        value > maximum or (strict_maximum and value == maximum)
+    )
+    if too_small or too_large:
+        raise ValueError(f"{name} must be {bounds}, got {value!r}.")
     return value
 
 
-def integer(name: str, value, minimum: Optional[int] = 1) -> int:
+def integer(
+    name: str,
+    value,
+    minimum: Optional[int] = 1,
+    *,
+    optional: bool = False,
+) -> Optional[int]:
     """Returns ``value`` as an int after checking it is an integer ``>= minimum``.
 
     Python and NumPy integers are accepted; bools and floats (even 2.0) are
     not.
 
+    Args:
+        name: The argument's name, for the message.
+        value: A Python or NumPy integer.
+        minimum: Lower bound, or None for none.
+        optional: Whether None is allowed (and returned as is).
+
     Raises:
-        TypeError: If ``value`` is not an integer.
+        ArgumentTypeError: If ``value`` is not an integer (a ``TypeError``,
+            also a ``ValueError``).
         ValueError: If it is below ``minimum``.
 
     Example:
         >>> integer("steps", np.int64(10))
         10
+        >>> integer("every_n_steps", None, optional=True) is None
+        True
     """
+    if optional and value is None:
+        return None
+    value = _scalar(value)
     if not isinstance(value, (int, np.integer)) or isinstance(
         value, (bool, np.bool_)
     ):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
+        bounds = "" if minimum is None else f">= {minimum}"
+        raise ArgumentTypeError(
+            f"{name} must be {_allowed('an integer', bounds, optional)}, got "
+            f"{value!r}."
+        )
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def number_in_graph(
+    name: str, value, minimum: Optional[float] = None, hint: str = ""
+) -> tf.Tensor:
+    """``value``, a scalar tensor, checked when the graph runs: finite and
+    ``>= minimum``; the graph-safe :func:`number`, for a value that can
+    change between steps (a variable).
+
+    Raises:
+        tf.errors.InvalidArgumentError: When the graph runs, if the value is
+            NaN, infinite or below ``minimum``; the message names ``name``,
+            the allowed range and ``hint``.
+
+    Example:
+        >>> float(number_in_graph("c", tf.Variable(0.5), 0.0))
+        0.5
+        >>> try:
+        ...     number_in_graph("c", tf.Variable(-1.0), 0.0)
+        ... except tf.errors.InvalidArgumentError as error:
+        ...     print(error.message.split("Summarized data: ")[1])
+        b'c must be a finite number >= 0.0.'
+        -1.0
+    """
+    value = tf.convert_to_tensor(value)
+    valid = tf.math.is_finite(value)
+    if minimum is not None:
+        valid &= value >= tf.cast(minimum, value.dtype)
+    bounds = _bounds(minimum, False, None, False)
+    message = f"{name} must be {_allowed('a finite number', bounds, False)}"
+    message += f" ({hint})." if hint else "."
+    with tf.control_dependencies([tf.debugging.Assert(valid, [message, value])]):
+        return tf.identity(value)
 
 
 def clip_range(clip_min, clip_max) -> tuple:
@@ -130,7 +250,7 @@ def clip_range(clip_min, clip_max) -> tuple:
         ``(clip_min, clip_max)`` as floats or None.
 
     Raises:
-        TypeError: For a bound that is neither a number nor None.
+        ArgumentTypeError: For a bound that is neither a number nor None.
         ValueError: For a NaN or infinite bound, or ``clip_min >= clip_max``.
 
     Example:
@@ -140,13 +260,15 @@ def clip_range(clip_min, clip_max) -> tuple:
     bounds = []
     for name, value in (("clip_min", clip_min), ("clip_max", clip_max)):
         if value is not None and not is_number(value):
-            raise TypeError(f"{name} must be a number or None, got {value!r}.")
-        if value is not None and not math.isfinite(value):
+            raise ArgumentTypeError(
+                f"{name} must be a number or None, got {value!r}."
+            )
+        if value is not None and not math.isfinite(_scalar(value)):
             raise ValueError(
                 f"{name} must be a finite number or None (unbounded), got "
                 f"{value!r}."
             )
-        bounds.append(None if value is None else float(value))
+        bounds.append(None if value is None else float(_scalar(value)))
     if bounds[0] is not None and bounds[1] is not None and bounds[0] >= bounds[1]:
         raise ValueError(
             f"clip_min must be < clip_max, got clip_min={clip_min!r} and "
@@ -170,13 +292,25 @@ def seed(value) -> int:
 def choice(name: str, value, allowed: Iterable):
     """Returns ``value`` after checking it is one of ``allowed``.
 
+    Raises:
+        ArgumentTypeError: For a value of another type than the allowed
+            ones (a number where names are allowed).
+        ValueError: For a value that is not allowed.
+
     Example:
         >>> choice("loss", "ce", ("ce", "dlr"))
         'ce'
+        >>> choice("norm", "l3", ("l1", "l2"))
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown norm 'l3': norm must be one of ['l1', 'l2'].
     """
     allowed = tuple(allowed)
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+    message = f"Unknown {name} {value!r}: {name} must be one of {list(allowed)}."
+    if not any(isinstance(value, type(option)) for option in allowed):
+        raise ArgumentTypeError(message)
+    if value not in allowed:
+        raise ValueError(message)
     return value
 
 

@@ -10,6 +10,7 @@ import time
 
 import keras
 
+from keras_gradreg import attacks
 from keras_gradreg import callbacks as kgr_callbacks
 from keras_gradreg.model import GradRegModel
 
@@ -34,7 +35,8 @@ def run_dir(args) -> str:
 def training_callbacks(log_dir: str, model: GradRegModel, train, held_out,
                        settings) -> list:
     """TensorBoard, input-gradient norms on a probe, conv1/fc2 histograms and
-    FGSM accuracy at each eps on the first held-out examples, per epoch."""
+    the accuracy under ``attacks.EPOCH_ATTACK`` (FGSM) at each eps on the
+    first held-out examples, per epoch."""
     if os.path.isdir(log_dir):  # check_fresh allowed it: --overwrite
         shutil.rmtree(log_dir)
     names = {layer.name for layer in model.base.layers}
@@ -46,9 +48,9 @@ def training_callbacks(log_dir: str, model: GradRegModel, train, held_out,
         found.append(kgr_callbacks.WeightHistogramLogger(log_dir, layers))
     found += [
         kgr_callbacks.RobustAccuracyCallback(
-            small, "fgsm", eps=float(eps), log_dir=log_dir,
-            name=f"fgsm_eps{float(eps):g}", clip_min=settings.clip_min,
-            clip_max=settings.clip_max)
+            small, attacks.EPOCH_ATTACK, eps=float(eps), log_dir=log_dir,
+            name=f"{attacks.EPOCH_ATTACK}_eps{float(eps):g}",
+            clip_min=settings.clip_min, clip_max=settings.clip_max)
         for eps in settings.eps]
     found.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
     return found

@@ -4,22 +4,20 @@
 logits Z (the paper's Eq. 3 is defined on them), checks that the base and
 the data are of a supported form (one input, one 2-D output of >= 2 class
 scores, one label tensor), and builds through ``_keras_compat`` under every
-distribution strategy. The "Validators" section holds the number checks
-the training models use (to move to ``_checks.py``).
+distribution strategy. Numbers are checked with ``_checks``; the checks
+here are of the base and the data, at trace time or in-graph.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 from typing import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_gradreg import _keras_compat
+from keras_gradreg import regularizers as regs
 from keras_gradreg._logits import at_least_float32 as _at_least_float32
 from keras_gradreg._logits import ends_in_softmax as _ends_in_softmax
 from keras_gradreg._logits import pre_softmax_function as _logits_function
@@ -36,43 +34,6 @@ class _Untracked:
 
 def _replica_count() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-# Validators (to move to keras_gradreg/_checks.py) ----------------------------
-
-
-def _check_number(
-    name: str, value, minimum: float, strict: bool = False,
-    maximum: float = math.inf,
-) -> float:
-    """A finite real number (NumPy scalars too) in the given bounds, as float.
-
-    Raises:
-        ValueError: For a non-number, a bool, NaN, inf or a value out of bounds.
-    """
-    bound = f"> {minimum}" if strict else f">= {minimum}"
-    if maximum < math.inf:
-        bound += f" and <= {maximum}"
-    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (
-            value > minimum if strict else value >= minimum
-        ) and value <= maximum
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
-    return value
-
-
-def _check_integer(name: str, value, minimum: int) -> int:
-    """An integer (NumPy integers too) ``>= minimum``, as int."""
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, (bool, np.bool_))
-        or value < minimum
-    ):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 _SUPPORTED = (
@@ -116,6 +77,24 @@ def _check_labels_structure(y) -> None:
         raise ValueError("Training needs labels: fit(x, y) or a dataset of (x, y).")
     if tf.nest.is_nested(y):
         raise ValueError(f"Labels must be one tensor, got {type(y).__name__}. {_SUPPORTED}")
+
+
+def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
+    """Sparse labels, checked in-graph: integer-valued, in range, one per example."""
+    _check_labels_structure(y)
+    labels = regs.sparse_labels(y, logits.shape[-1])  # checks the range
+    same_batch = tf.debugging.assert_equal(
+        tf.shape(labels)[0], tf.shape(logits)[0],
+        message="There must be one label per input example.",
+    )
+    with tf.control_dependencies([same_batch]):
+        return tf.identity(labels)
+
+
+def _after(checks: tf.Tensor, y):
+    """``y``, ordered after ``checks``: bad labels get our message first."""
+    with tf.control_dependencies([checks]):
+        return tf.nest.map_structure(tf.identity, y)
 
 
 _PROBABILITY_LOSSES = (

@@ -16,14 +16,14 @@ from typing import Callable, Optional, Union
 import keras
 import tensorflow as tf
 
-from keras_gradreg._wrapper import _check_integer
-from keras_gradreg._wrapper import _check_number
+from keras_gradreg import _checks
 from keras_gradreg.attacks import _core as attack_core
 from keras_gradreg.model import GradRegModel
 
 __all__ = ["AdversarialTrainingModel", "RECIPES"]
 
 LOSSES = ("ce", "cw")
+
 
 
 def _recipe(title: str):
@@ -34,12 +34,6 @@ def _recipe(title: str):
         return method
 
     return mark
-
-
-def _check_clip_value(name: str, value) -> Optional[float]:
-    if value is None:
-        return None
-    return _check_number(name, value, -float("inf"))
 
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
@@ -96,9 +90,11 @@ class AdversarialTrainingModel(GradRegModel):
         **kwargs: Forwarded to ``keras.Model``.
 
     Raises:
-        ValueError: For bad attack or penalty settings. During ``fit``,
-            inputs outside ``[clip_min, clip_max]`` raise an error that says
-            so.
+        ValueError: For bad attack or penalty settings: out of range, NaN or
+            infinite, an unknown loss. During ``fit``, inputs outside
+            ``[clip_min, clip_max]`` raise an error that says so.
+        TypeError: For a setting of the wrong type (a string or bool for a
+            number, a float for ``steps``); it is also a ``ValueError``.
 
     Example:
         >>> import keras, numpy as np
@@ -137,25 +133,17 @@ class AdversarialTrainingModel(GradRegModel):
         penalty_fraction: float = 1.0,
         **kwargs,
     ):
-        self.eps = _check_number("eps", eps, 0.0)
-        self.step_size = _check_number("step_size", step_size, 0.0, strict=True)
-        self.steps = _check_integer("steps", steps, 1)
-        if loss not in LOSSES:
-            raise ValueError(f"Unknown loss {loss!r}. Use one of {list(LOSSES)}.")
-        clip_min = _check_clip_value("clip_min", clip_min)
-        clip_max = _check_clip_value("clip_max", clip_max)
-        if clip_min is not None and clip_max is not None and clip_min >= clip_max:
-            raise ValueError(
-                f"clip_min ({clip_min}) must be smaller than clip_max "
-                f"({clip_max})."
-            )
-        self.start_radius = (
-            self.eps if start_radius is None
-            else _check_number("start_radius", start_radius, 0.0)
+        self.eps = _checks.number("eps", eps, 0.0)
+        self.step_size = _checks.number("step_size", step_size, 0.0, strict=True)
+        self.steps = _checks.integer("steps", steps, 1)
+        loss = _checks.choice("loss", loss, LOSSES)
+        clip_min, clip_max = _checks.clip_range(clip_min, clip_max)
+        start_radius = _checks.number(
+            "start_radius", start_radius, 0.0, optional=True
         )
-        self.confidence = _check_number("confidence", confidence, 0.0)
-        if seed is not None:
-            seed = _check_integer("seed", seed, 0)
+        self.start_radius = self.eps if start_radius is None else start_radius
+        self.confidence = _checks.number("confidence", confidence, 0.0)
+        seed = _checks.integer("seed", seed, 0, optional=True)
         super().__init__(
             base, c=c, regularizer=regularizer, norm=norm, method=method,
             fd_step=fd_step, penalty_fraction=penalty_fraction, **kwargs,
@@ -192,7 +180,7 @@ class AdversarialTrainingModel(GradRegModel):
             >>> AdversarialTrainingModel.fgsm_rs(base, 0.1).step_size
             0.125
         """
-        eps = _check_number("eps", eps, 0.0)
+        eps = _checks.number("eps", eps, 0.0)
         return cls(base, eps=eps, step_size=1.25 * eps, steps=1,
                    random_start=True, start_radius=eps, project=True, **kwargs)
 
@@ -220,7 +208,7 @@ class AdversarialTrainingModel(GradRegModel):
             >>> AdversarialTrainingModel.n_fgsm(base, 0.1).start_radius
             0.2
         """
-        eps = _check_number("eps", eps, 0.0)
+        eps = _checks.number("eps", eps, 0.0)
         return cls(base, eps=eps, step_size=eps or 1.0, steps=1,
                    random_start=True, start_radius=2.0 * eps, project=False,
                    **kwargs)
@@ -248,8 +236,8 @@ class AdversarialTrainingModel(GradRegModel):
             >>> round(AdversarialTrainingModel.pgd(base, 0.3, steps=40).step_size, 6)
             0.01875
         """
-        eps = _check_number("eps", eps, 0.0)
-        steps = _check_integer("steps", steps, 1)
+        eps = _checks.number("eps", eps, 0.0)
+        steps = _checks.integer("steps", steps, 1)
         return cls(base, eps=eps, step_size=(2.5 * eps / steps) or 1.0,
                    steps=steps, random_start=True, start_radius=eps,
                    project=True, **kwargs)

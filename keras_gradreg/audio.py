@@ -16,18 +16,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_gradreg import _checks
+
 __all__ = ["MFCC", "mfcc"]
 
 SAMPLE_RATE = 16000
 
 
-def _check_positive_ints(**values) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-
-
-def _check_arguments(
+def _checked_options(
     sample_rate,
     frame_length,
     frame_step,
@@ -36,26 +32,37 @@ def _check_arguments(
     lower_edge_hertz,
     upper_edge_hertz,
     log_offset,
-) -> None:
-    _check_positive_ints(
-        sample_rate=sample_rate,
-        frame_length=frame_length,
-        frame_step=frame_step,
-        num_mel_bins=num_mel_bins,
-        num_coefficients=num_coefficients,
-    )
-    if num_coefficients > num_mel_bins:
-        raise ValueError(
-            f"`num_coefficients` ({num_coefficients}) cannot exceed "
-            f"`num_mel_bins` ({num_mel_bins})."
+) -> dict:
+    """The signal options, checked: Python ints and floats."""
+    options = {
+        name: _checks.integer(name, value, 1)
+        for name, value in (
+            ("sample_rate", sample_rate),
+            ("frame_length", frame_length),
+            ("frame_step", frame_step),
+            ("num_mel_bins", num_mel_bins),
+            ("num_coefficients", num_coefficients),
         )
-    if not 0.0 <= lower_edge_hertz < upper_edge_hertz <= sample_rate / 2:
+    }
+    if options["num_coefficients"] > options["num_mel_bins"]:
+        raise ValueError(
+            f"num_coefficients ({num_coefficients}) cannot exceed "
+            f"num_mel_bins ({num_mel_bins})."
+        )
+    lower = _checks.number("lower_edge_hertz", lower_edge_hertz, 0.0)
+    upper = _checks.number("upper_edge_hertz", upper_edge_hertz, 0.0)
+    if not lower < upper <= options["sample_rate"] / 2:
         raise ValueError(
             "Need 0 <= lower_edge_hertz < upper_edge_hertz <= sample_rate / 2, "
-            f"got {lower_edge_hertz}, {upper_edge_hertz} at {sample_rate} Hz."
+            f"got lower_edge_hertz={lower}, upper_edge_hertz={upper} at "
+            f"sample_rate={sample_rate} Hz."
         )
-    if log_offset <= 0:
-        raise ValueError(f"`log_offset` must be > 0, got {log_offset!r}.")
+    options.update(
+        lower_edge_hertz=lower,
+        upper_edge_hertz=upper,
+        log_offset=_checks.number("log_offset", log_offset, 0.0, strict=True),
+    )
+    return options
 
 
 def mfcc(
@@ -93,29 +100,46 @@ def mfcc(
         A float32 tensor shaped ``(..., frames, num_coefficients)`` with
         ``frames = 1 + (samples - frame_length) // frame_step``.
 
+    Raises:
+        TypeError: For a frame setting that is not an integer, or an edge or
+            offset that is not a number (also a ``ValueError``).
+        ValueError: For a setting out of range, NaN or infinite, more
+            coefficients than mel bins, or edges outside
+            ``0 <= lower_edge_hertz < upper_edge_hertz <= sample_rate / 2``.
+
     Example:
         >>> tuple(mfcc(tf.zeros((16000,))).shape)
         (49, 40)
     """
+    options = _checked_options(
+        sample_rate,
+        frame_length,
+        frame_step,
+        num_mel_bins,
+        num_coefficients,
+        lower_edge_hertz,
+        upper_edge_hertz,
+        log_offset,
+    )
     waveform = tf.cast(waveform, tf.float32)
     stft = tf.signal.stft(
         waveform,
-        frame_length=frame_length,
-        frame_step=frame_step,
+        frame_length=options["frame_length"],
+        frame_step=options["frame_step"],
         window_fn=tf.signal.hann_window,
     )
     power = tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft))
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
-        num_mel_bins=num_mel_bins,
+        num_mel_bins=options["num_mel_bins"],
         num_spectrogram_bins=stft.shape[-1],
-        sample_rate=sample_rate,
-        lower_edge_hertz=lower_edge_hertz,
-        upper_edge_hertz=upper_edge_hertz,
+        sample_rate=options["sample_rate"],
+        lower_edge_hertz=options["lower_edge_hertz"],
+        upper_edge_hertz=options["upper_edge_hertz"],
     )
     mel = tf.tensordot(power, mel_matrix, axes=1)
-    log_mel = tf.math.log(mel + log_offset)
+    log_mel = tf.math.log(mel + options["log_offset"])
     coefficients = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)
-    return coefficients[..., :num_coefficients]
+    return coefficients[..., :options["num_coefficients"]]
 
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
@@ -141,6 +165,13 @@ class MFCC(keras.layers.Layer):
             num_coefficients, 1)``, the input of a Conv2D network.
         **kwargs: Forwarded to ``keras.layers.Layer`` (e.g. ``name``).
 
+    Raises:
+        TypeError: For a frame setting that is not an integer, or an edge or
+            offset that is not a number (also a ``ValueError``).
+        ValueError: For a setting out of range, NaN or infinite, more
+            coefficients than mel bins, or edges outside
+            ``0 <= lower_edge_hertz < upper_edge_hertz <= sample_rate / 2``.
+
     Example:
         >>> import numpy as np
         >>> layer = MFCC(add_channel=True)
@@ -162,7 +193,7 @@ class MFCC(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_arguments(
+        options = _checked_options(
             sample_rate,
             frame_length,
             frame_step,
@@ -172,14 +203,8 @@ class MFCC(keras.layers.Layer):
             upper_edge_hertz,
             log_offset,
         )
-        self.sample_rate = sample_rate
-        self.frame_length = frame_length
-        self.frame_step = frame_step
-        self.num_mel_bins = num_mel_bins
-        self.num_coefficients = num_coefficients
-        self.lower_edge_hertz = float(lower_edge_hertz)
-        self.upper_edge_hertz = float(upper_edge_hertz)
-        self.log_offset = float(log_offset)
+        for name, value in options.items():
+            setattr(self, name, value)
         self.add_channel = bool(add_channel)
 
     def _signal_options(self) -> dict:

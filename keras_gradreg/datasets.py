@@ -180,9 +180,7 @@ def to_arrays(dataset: tf.data.Dataset, limit: int | None = None):
     if not isinstance(spec, tuple) or len(spec) != 2:
         raise TypeError(f"Expected (features, label) elements, got {spec}.")
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"`limit` must be an int >= 0, got {limit!r}.")
-        dataset = dataset.take(limit)
+        dataset = dataset.take(_checks.integer("limit", limit, 0))
     batches = list(dataset.batch(1024).as_numpy_iterator())
     if not batches:
         raise ValueError("The dataset is empty: nothing to convert.")
@@ -193,10 +191,7 @@ def to_arrays(dataset: tf.data.Dataset, limit: int | None = None):
 
 
 def _check_name(name) -> None:
-    if name not in _SPLITS:
-        raise ValueError(
-            f"Unknown dataset {name!r}; choose one of {sorted(_SPLITS)}."
-        )
+    _checks.choice("dataset", name, sorted(_SPLITS))
 
 
 def _check_options(name: str, options: dict) -> dict:
@@ -208,16 +203,10 @@ def _check_options(name: str, options: dict) -> dict:
             f"{sorted(defaults) or 'none'}."
         )
     options = {**defaults, **options}
-    if name == "cifar10" and options["scale"] not in ("0-255", "0-1"):
-        raise ValueError(
-            f"`scale` must be '0-255' or '0-1', got {options['scale']!r}."
-        )
+    if name == "cifar10":
+        _checks.choice("scale", options["scale"], ("0-255", "0-1"))
     if name == "speech_commands":
-        if options["features"] not in ("mfcc", "waveform"):
-            raise ValueError(
-                "`features` must be 'mfcc' or 'waveform', got "
-                f"{options['features']!r}."
-            )
+        _checks.choice("features", options["features"], ("mfcc", "waveform"))
         for share in ("unknown_share", "silence_share"):
             options[share] = _checks.number(
                 share, options[share], minimum=0.0, maximum=1e9

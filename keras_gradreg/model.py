@@ -16,14 +16,15 @@ from typing import Callable, Union
 import keras
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import _collapse_guard
 from keras_gradreg import _keras_compat
 from keras_gradreg import regularizers as regs
 from keras_gradreg._wrapper import WrappedClassifier
+from keras_gradreg._wrapper import _after
 from keras_gradreg._wrapper import _at_least_float32
-from keras_gradreg._wrapper import _check_labels_structure
 from keras_gradreg._wrapper import _check_logits
-from keras_gradreg._wrapper import _check_number
+from keras_gradreg._wrapper import _checked_labels
 from keras_gradreg._wrapper import _replica_count
 from keras_gradreg._wrapper import _Untracked
 
@@ -31,29 +32,7 @@ __all__ = ["GradRegModel"]
 
 
 METHODS = ("double_backprop", "finite_difference")
-
-
-def _check_c(c) -> float:
-    # c lives in a float32 variable: it must fit there.
-    return _check_number("c", c, 0.0, maximum=3.4e38)
-
-
-def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
-    """Sparse labels, checked in-graph: integer-valued, in range, one per example."""
-    _check_labels_structure(y)
-    labels = regs.sparse_labels(y, logits.shape[-1])  # checks the range
-    same_batch = tf.debugging.assert_equal(
-        tf.shape(labels)[0], tf.shape(logits)[0],
-        message="There must be one label per input example.",
-    )
-    with tf.control_dependencies([same_batch]):
-        return tf.identity(labels)
-
-
-def _after(checks: tf.Tensor, y):
-    """``y``, ordered after ``checks``: bad labels get our message first."""
-    with tf.control_dependencies([checks]):
-        return tf.nest.map_structure(tf.identity, y)
+C_MAX = 3.4e38  # c lives in a float32 variable: it must fit there.
 
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
@@ -148,7 +127,9 @@ class GradRegModel(WrappedClassifier):
             data and a base whose output is not 2-D raise errors that say
             so. A base returning logits compiled with a
             ``from_logits=False`` loss gets a warning.
-        TypeError: If ``base`` is not a Keras model.
+        TypeError: If ``base`` is not a Keras model, or a number argument
+            is not a number (a string, a bool; this error is also a
+            ``ValueError``).
 
     Example:
         >>> import keras, numpy as np
@@ -173,13 +154,10 @@ class GradRegModel(WrappedClassifier):
         penalty_fraction: float = 1.0,
         **kwargs,
     ):
-        c = _check_c(c)
-        if method not in METHODS:
-            raise ValueError(
-                f"Unknown method {method!r}. Use one of {list(METHODS)}."
-            )
-        fd_step = _check_number("fd_step", fd_step, 0.0, strict=True)
-        penalty_fraction = _check_number(
+        c = _checks.number("c", c, 0.0, maximum=C_MAX)
+        method = _checks.choice("method", method, METHODS)
+        fd_step = _checks.number("fd_step", fd_step, 0.0, strict=True)
+        penalty_fraction = _checks.number(
             "penalty_fraction", penalty_fraction, 0.0, strict=True, maximum=1.0
         )
         super().__init__(base, **kwargs)
@@ -217,7 +195,7 @@ class GradRegModel(WrappedClassifier):
 
     @c.setter
     def c(self, value: float):
-        self._c_variable.assign(_check_c(value))
+        self._c_variable.assign(_checks.number("c", value, 0.0, maximum=C_MAX))
 
     @property
     def c_variable(self):
@@ -302,11 +280,9 @@ class GradRegModel(WrappedClassifier):
 
     def _checked_c(self) -> tf.Tensor:
         """c, checked in-graph (``c_variable`` can be assigned directly)."""
-        c = tf.convert_to_tensor(self._c_variable)
-        valid = tf.math.is_finite(c) & (c >= 0)
-        message = "c must be a finite number >= 0 (set it through model.c)."
-        with tf.control_dependencies([tf.debugging.Assert(valid, [message, c])]):
-            return tf.identity(c)
+        return _checks.number_in_graph(
+            "c", self._c_variable, 0.0, hint="set it through model.c"
+        )
 
     def _plain_forward(self, x, y):
         """The unpenalized branch: logits, labels and a zero penalty."""

@@ -15,6 +15,8 @@ from typing import Callable, Sequence, Union
 
 import keras
 
+from keras_gradreg import _checks
+
 __all__ = ["mnist_cnn", "cifar10_cnn", "speech_cnn"]
 
 
@@ -30,13 +32,10 @@ def _check_arguments(input_shape, num_classes, dropout=0.0) -> tuple:
             "`input_shape` must be (height, width, channels) with positive "
             f"sizes, got {input_shape!r}."
         )
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"`num_classes` must be an int, got {num_classes!r}.")
-    if num_classes < 2:
-        raise ValueError(f"`num_classes` must be >= 2, got {num_classes}.")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
-    return shape
+    num_classes = _checks.integer("num_classes", num_classes, 2)
+    dropout = _checks.number("dropout", dropout, 0.0, maximum=1.0,
+                             strict_maximum=True)
+    return shape, num_classes, dropout
 
 
 def _check_activation(activation):
@@ -83,6 +82,8 @@ def mnist_cnn(
     Raises:
         ValueError: For a bad shape, ``num_classes < 2`` or an unknown
             activation.
+        TypeError: For a ``num_classes`` that is not an integer (also a
+            ``ValueError``).
 
     Example:
         >>> mnist_cnn().output_shape
@@ -90,7 +91,7 @@ def mnist_cnn(
         >>> mnist_cnn(activation="gelu").get_layer("fc1").activation.__name__
         'gelu'
     """
-    shape = _check_arguments(input_shape, num_classes)
+    shape, num_classes, _ = _check_arguments(input_shape, num_classes)
     act = _check_activation(activation)
     layers = keras.layers
     return keras.Sequential(
@@ -137,12 +138,16 @@ def cifar10_cnn(
     Raises:
         ValueError: For a bad shape, ``num_classes < 2``, dropout rate or
             activation.
+        TypeError: For a ``num_classes`` that is not an integer (also a
+            ``ValueError``).
 
     Example:
         >>> cifar10_cnn().output_shape
         (None, 10)
     """
-    shape = _check_arguments(input_shape, num_classes, dropout)
+    shape, num_classes, dropout = _check_arguments(
+        input_shape, num_classes, dropout
+    )
     act = _check_activation(activation)
     layers = keras.layers
     conv_blocks = []
@@ -195,12 +200,16 @@ def speech_cnn(
     Raises:
         ValueError: For a bad shape, ``num_classes < 2``, dropout rate or
             activation.
+        TypeError: For a ``num_classes`` that is not an integer (also a
+            ``ValueError``).
 
     Example:
         >>> speech_cnn().output_shape
         (None, 12)
     """
-    shape = _check_arguments(input_shape, num_classes, dropout)
+    shape, num_classes, dropout = _check_arguments(
+        input_shape, num_classes, dropout
+    )
     act = _check_activation(activation)
     layers = keras.layers
     stack = [

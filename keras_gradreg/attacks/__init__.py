@@ -169,3 +169,14 @@ def is_single_step(attack: Union[str, Callable]) -> bool:
         (True, False)
     """
     return bool(getattr(get(attack), "single_step", False))
+
+
+# Defaults of the shells that watch training --------------------------------
+
+__all__ += ["EPOCH_ATTACK"]
+
+EPOCH_ATTACK = "fgsm"
+"""The attack that watches a training run at each epoch end, a name in
+:data:`ATTACKS`: the default of ``callbacks.RobustAccuracyCallback`` and the
+attack of the command line's and the examples' TensorBoard logging. One
+gradient step, cheap enough to run every epoch."""

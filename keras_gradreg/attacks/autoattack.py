@@ -128,10 +128,7 @@ def autoattack(
         (True, (8,))
     """
     eps = _checks.number("eps", eps, 0.0, strict=False)
-    if version not in VERSIONS:
-        raise ValueError(
-            f"version must be one of {list(VERSIONS)}, got {version!r}."
-        )
+    _checks.choice("version", version, VERSIONS)
     steps = _checks.integer("steps", steps)
     targets = _checks.integer("targets", targets)
     queries = _checks.integer("queries", queries)

@@ -208,9 +208,7 @@ def square(
     """
     eps = _checks.number("eps", eps, 0.0, strict=False)
     queries = _checks.integer("queries", queries)
-    p_init = _checks.number("p_init", p_init, 0.0, strict=True)
-    if p_init > 1:
-        raise ValueError(f"p_init must be in (0, 1], got {p_init!r}.")
+    p_init = _checks.number("p_init", p_init, 0.0, strict=True, maximum=1.0)
     if batch_size is not None:
         batch_size = _checks.integer("batch_size", batch_size)
     seed = _checks.seed(seed)

@@ -6,6 +6,7 @@ from typing import Callable, Optional, Union
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import _logits
 from keras_gradreg import regularizers as regs
 from keras_gradreg.callbacks._summary import SummaryCallback
@@ -18,18 +19,9 @@ def _check_probe(probe):
             "probe must be a tuple (x, y) holding one fixed batch of inputs "
             f"and labels, got {type(probe).__name__}."
         )
-    x = tf.convert_to_tensor(probe[0])
-    if not x.dtype.is_floating:
-        raise TypeError(
-            f"The probe inputs must be floating point, got {x.dtype}. Cast "
-            "them, e.g. x = x.astype('float32') / 255."
-        )
-    y = regs.sparse_labels(probe[1])
-    if x.shape[0] is not None and y.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"The probe has {x.shape[0]} inputs but {y.shape[0]} labels."
-        )
-    return x, y
+    x = _checks.inputs(probe[0], name="probe[0]")
+    y = _checks.labels(probe[1], batch=int(x.shape[0]), name="probe[1]")
+    return x, tf.convert_to_tensor(y)
 
 
 def _linf(gradients: tf.Tensor) -> tf.Tensor:
@@ -73,7 +65,9 @@ class GradientNormLogger(SummaryCallback):
 
     Raises:
         TypeError: For a probe that is not ``(x, y)`` or has integer inputs.
-        ValueError: For a bad ``every_n_steps``, ``run`` or regularizer.
+        ValueError: For probe inputs with NaN or inf, probe labels that are
+            not class indices or not one per input, a bad ``every_n_steps``,
+            ``run`` or regularizer.
 
     Example:
         >>> import keras, numpy as np, tempfile

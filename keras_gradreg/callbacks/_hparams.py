@@ -16,6 +16,7 @@ from typing import Mapping, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg.callbacks._summary import check_log_dir
 
 
@@ -45,9 +46,9 @@ def _check_hparams(hparams) -> dict:
         if isinstance(value, (bool, str)):
             checked[name] = value
         elif isinstance(value, numbers.Integral):
-            checked[name] = int(value)
-        elif isinstance(value, numbers.Real):
-            checked[name] = float(value)
+            checked[name] = _checks.integer(f"hparams[{name!r}]", value, None)
+        elif _checks.is_number(value):
+            checked[name] = _checks.number(f"hparams[{name!r}]", value)
         else:
             raise TypeError(
                 f"hparams[{name!r}] is {value!r}: values must be bool, int, "
@@ -67,7 +68,7 @@ def _check_metrics(metrics) -> dict:
     for tag, value in metrics.items():
         if not isinstance(tag, str) or not tag:
             raise TypeError(f"metric tags must be strings, got {tag!r}.")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if not _checks.is_number(value):  # NaN is a result: a diverged run
             raise TypeError(
                 f"metrics[{tag!r}] is {value!r}: values must be numbers."
             )
@@ -110,9 +111,11 @@ def log_hparams(
 
     Args:
         log_dir: The run's folder, e.g. ``logs/logit_reg``.
-        hparams: ``{name: value}`` with bool, int, float or str values.
+        hparams: ``{name: value}`` with bool, int, finite float or str
+            values (Python or NumPy scalars).
         metrics: ``{tag: number}``: final metrics, e.g.
-            ``{"final/clean_accuracy": 0.98}``; written as scalars.
+            ``{"final/clean_accuracy": 0.98}``; written as scalars. NaN is
+            allowed: it is what a diverged run measures.
         hparam_names: Hyperparameters the dashboard shows.
         metric_names: Metric tags the dashboard shows.
         step: Step of the metric scalars.
@@ -120,6 +123,7 @@ def log_hparams(
     Raises:
         ImportError: If the ``tensorboard`` package is not installed.
         TypeError: For names or values of the wrong types.
+        ValueError: For a NaN or infinite hyperparameter.
 
     Example:
         >>> import os, tempfile
@@ -173,6 +177,7 @@ class HParamsLogger(keras.callbacks.Callback):
 
     Raises:
         TypeError: For bad ``hparams`` or ``metrics``.
+        ValueError: For a NaN or infinite hyperparameter.
         ImportError: At training's end, if ``tensorboard`` is missing.
 
     Example:

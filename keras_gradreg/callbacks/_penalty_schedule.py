@@ -4,27 +4,20 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
+from keras_gradreg import _checks
 from keras_gradreg.callbacks._summary import WriterCallback
+from keras_gradreg.model import C_MAX
 from keras_gradreg.model import GradRegModel
 
 
 def _scheduled_c(value, epoch: int) -> float:
     """Returns a schedule's output as a float after checking it."""
-    message = (
-        f"PenaltySchedule: schedule({epoch}, c) returned {value!r}; it must "
-        "return a finite number >= 0."
-    )
-    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
-        raise ValueError(message)
     try:
-        c = float(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(message) from error
-    if not 0 <= c < float("inf"):
-        raise ValueError(message)
-    return c
+        return _checks.number("c", value, 0.0, maximum=C_MAX)
+    except ValueError as error:  # an ArgumentTypeError is one too
+        raise type(error)(
+            f"PenaltySchedule: schedule({epoch}, c) returned {value!r}; {error}"
+        ) from error
 
 
 class PenaltySchedule(WriterCallback):

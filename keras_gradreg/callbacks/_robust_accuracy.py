@@ -6,6 +6,7 @@ from typing import Callable, Optional, Union
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import attacks
 from keras_gradreg import evaluation
 from keras_gradreg.callbacks._summary import WriterCallback
@@ -53,7 +54,8 @@ class RobustAccuracyCallback(WriterCallback):
         data: Held-out data: a tuple ``(x, y)`` of arrays (split into batches
             of ``batch_size``), or a ``tf.data.Dataset`` of ``(x, y)``
             batches.
-        attack: A name in :data:`keras_gradreg.attacks.ATTACKS` (each
+        attack: A name in :data:`keras_gradreg.attacks.ATTACKS` (default
+            :data:`~keras_gradreg.attacks.EPOCH_ATTACK`, FGSM; each
             attack owns its defaults: BIM, C&W and PGD take 10 steps of
             ``2.5 * eps / steps``) or a callable ``attack(model, x, y, eps=eps, **kwargs) -> x_adv``
             (given numpy inputs and sparse labels). A callable's
@@ -69,9 +71,10 @@ class RobustAccuracyCallback(WriterCallback):
             ``clip_max``, ``steps``).
 
     Raises:
-        TypeError: For bad ``data`` or ``attack`` types.
-        ValueError: For an unknown attack name, a negative ``eps``, a bad
-            ``batch_size`` or ``name``.
+        TypeError: For bad ``data`` or ``attack`` types, or an ``eps`` or
+            ``batch_size`` that is not a number (also a ``ValueError``).
+        ValueError: For an unknown attack name, a negative, NaN or infinite
+            ``eps``, a ``batch_size`` below 1 or a bad ``name``.
 
     Example:
         >>> import keras, numpy as np
@@ -90,7 +93,7 @@ class RobustAccuracyCallback(WriterCallback):
     def __init__(
         self,
         data,
-        attack: Union[str, Callable] = "fgsm",
+        attack: Union[str, Callable] = attacks.EPOCH_ATTACK,
         *,
         eps: float,
         log_dir=None,
@@ -98,16 +101,8 @@ class RobustAccuracyCallback(WriterCallback):
         name: Optional[str] = None,
         **attack_kwargs,
     ):
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or (
-            eps < 0
-        ):
-            raise ValueError(f"eps must be a number >= 0, got {eps!r}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
-            batch_size < 1
-        ):
-            raise ValueError(
-                f"batch_size must be an int >= 1, got {batch_size!r}."
-            )
+        eps = _checks.number("eps", eps, 0.0)
+        batch_size = _checks.integer("batch_size", batch_size, 1)
         if name is not None and (
             not isinstance(name, str) or not name.replace(".", "_").isidentifier()
         ):
@@ -121,7 +116,7 @@ class RobustAccuracyCallback(WriterCallback):
         super().__init__(log_dir, run="validation")
         self.dataset = dataset
         self.attack, self.attack_name = attack, attack_name
-        self.eps = float(eps)
+        self.eps = eps
         self.batch_size = batch_size
         self.attack_kwargs = attack_kwargs
 

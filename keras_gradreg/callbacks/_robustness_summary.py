@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Mapping
 
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg.callbacks._summary import check_log_dir
 
 EPS_STEP_SCALE = 1000
@@ -17,9 +17,7 @@ def _eps_step(eps_key) -> int:
         eps = float(eps_key)
     except (TypeError, ValueError) as error:
         raise ValueError(f"eps keys must be numbers, got {eps_key!r}.") from error
-    if not 0 <= eps < float("inf"):
-        raise ValueError(f"eps must be finite and >= 0, got {eps_key!r}.")
-    return int(round(EPS_STEP_SCALE * eps))
+    return int(round(EPS_STEP_SCALE * _checks.number("eps", eps, 0.0)))
 
 
 def log_robustness(log_dir, results: Mapping[str, object]) -> dict:
@@ -52,12 +50,12 @@ def log_robustness(log_dir, results: Mapping[str, object]) -> dict:
 
     Raises:
         TypeError: For results of the wrong shape.
-        ValueError: For an eps key that is not a number >= 0.
+        ValueError: For an eps key that is not a finite number >= 0.
 
     Example:
         >>> import tempfile
-        >>> entry = {"clean": 0.99, "fgsm": {"0.1": 0.8, "0.2": 0.4}}
-        >>> log_robustness(tempfile.mkdtemp(), entry)["final/fgsm/eps_0.2"]
+        >>> entry = {"clean": 0.99, "noise": {"0.1": 0.8, "0.2": 0.4}}
+        >>> log_robustness(tempfile.mkdtemp(), entry)["final/noise/eps_0.2"]
         0.4
     """
     log_dir = check_log_dir(log_dir)
@@ -68,7 +66,7 @@ def log_robustness(log_dir, results: Mapping[str, object]) -> dict:
     for attack, value in results.items():
         if attack == "large_eps":  # the report's masking check, not a curve
             continue
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if _checks.is_number(value):
             key = "clean_accuracy" if attack == "clean" else attack
             metrics[f"final/{key}"] = float(value)
         elif isinstance(value, Mapping):

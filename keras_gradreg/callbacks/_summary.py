@@ -4,29 +4,13 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _checks
+
 _RUNS = ("train", "validation")
-
-
-def check_every_n_steps(every_n_steps) -> Optional[int]:
-    """Returns ``every_n_steps`` (None or an int >= 1) or raises ValueError."""
-    if every_n_steps is None:
-        return None
-    if (
-        isinstance(every_n_steps, bool)
-        or not isinstance(every_n_steps, (int, np.integer))
-        or every_n_steps < 1
-    ):
-        raise ValueError(
-            f"every_n_steps must be None or an integer >= 1, got "
-            f"{every_n_steps!r}."
-        )
-    return int(every_n_steps)
 
 
 def check_log_dir(log_dir) -> str:
@@ -82,10 +66,11 @@ class SummaryCallback(WriterCallback):
     """
 
     def __init__(self, log_dir, every_n_steps=None, run: str = "train"):
-        if run not in _RUNS:
-            raise ValueError(f"run must be one of {_RUNS}, got {run!r}.")
+        _checks.choice("run", run, _RUNS)
         super().__init__(check_log_dir(log_dir), run)
-        self.every_n_steps = check_every_n_steps(every_n_steps)
+        self.every_n_steps = _checks.integer(
+            "every_n_steps", every_n_steps, 1, optional=True
+        )
         self._global_step = 0
         self._last_logged_step = None
 
