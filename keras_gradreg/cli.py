@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 import keras
 
 from keras_gradreg import _cli_tensorboard
+from keras_gradreg import adversarial_training
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import evaluation
 from keras_gradreg import regularizers
@@ -57,7 +58,6 @@ from keras_gradreg._cli_settings import check_dataset
 from keras_gradreg._cli_settings import check_numbers
 from keras_gradreg._cli_settings import parse_attacks
 from keras_gradreg._cli_settings import takes_step_size
-from keras_gradreg import adversarial_training
 from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.model import GradRegModel
 
