@@ -152,8 +152,8 @@ class Recipe:
             (``"AdversarialTrainingModel.n_fgsm"``).
         activation: The activation of ``models.mnist_cnn``.
         kwargs: The trainer's arguments: ``eps`` and ``steps`` of the
-            training attack, and the penalty's ``c``, ``norm`` and
-            ``regularizer``.
+            training attack, and the penalty's ``c``, ``norm``,
+            ``regularizer`` and ``penalty_fraction``.
     """
 
     trainer: str
@@ -163,7 +163,7 @@ class Recipe:
     def penalty(self) -> dict:
         """The penalty arguments among ``kwargs``."""
         return {k: v for k, v in self.kwargs.items()
-                if k in ("c", "norm", "regularizer")}
+                if k in ("c", "norm", "regularizer", "penalty_fraction")}
 
     def as_dict(self) -> dict:
         return {"trainer": self.trainer, "activation": self.activation,
@@ -215,6 +215,13 @@ def recipe_table(train_eps: float = 0.1) -> Dict[str, Recipe]:
         })
     table[f"pgd7_{eps}_relu"] = Recipe(
         "AdversarialTrainingModel.pgd", "relu", {"eps": train_eps, "steps": 7})
+    # The cheaper penalty: only half of each batch is penalized.
+    half = {"penalty_fraction": 0.5}
+    table["logit_l1_c0.03_gelu_pf0.5"] = Recipe(
+        "gradreg", "gelu", {**_logit("l1", 0.03), **half})
+    table["nfgsm+logit_l1_c0.03_gelu_pf0.5"] = Recipe(
+        "AdversarialTrainingModel.n_fgsm", "gelu",
+        {"eps": train_eps, **_logit("l1", 0.03), **half})
     return table
 
 
@@ -239,6 +246,10 @@ def missing_support(recipe: Recipe) -> Optional[str]:
             models.mnist_cnn, "activation"):
         return (f"needs keras_gradreg >= {NEWER} for "
                 f"models.mnist_cnn(activation=...) {have}")
+    if "penalty_fraction" in recipe.kwargs and not _accepts(
+            keras_gradreg.GradRegModel.__init__, "penalty_fraction"):
+        return (f"needs keras_gradreg >= {NEWER} for "
+                f"GradRegModel(penalty_fraction=...) {have}")
     if recipe.trainer not in ("natural", "gradreg"):
         if _constructor(recipe) is None:
             return (f"needs keras_gradreg >= {NEWER} for "

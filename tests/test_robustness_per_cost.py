@@ -335,3 +335,40 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist):
     assert "Unknown --eval_attacks ['deepfool']" in bad_attack["error"]
     assert "Unknown recipes ['pgd3']" in bad_recipe["error"]
     assert not (tmp_path / "x").exists()
+
+
+def test_every_recipe_builds_with_its_settings():
+    """Each recipe of the grid builds a model that carries its settings (in
+    a fresh process: the script defines absl flags at import)."""
+    code = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('rpc', sys.argv[1])\n"
+        "rpc = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['rpc'] = rpc\n"
+        "spec.loader.exec_module(rpc)\n"
+        "found = {}\n"
+        "for name, recipe in rpc.recipe_table(0.1).items():\n"
+        "    assert rpc.missing_support(recipe) is None, name\n"
+        "    model, network = rpc.build_model(recipe, 1e-3)\n"
+        "    values = {k: getattr(model, k) for k in recipe.kwargs}\n"
+        "    found[name] = {k: round(v, 6) if isinstance(v, float)\n"
+        "                   else getattr(v, '__name__', v)\n"
+        "                   for k, v in values.items()}\n"
+        "    found[name]['activation'] = network.get_layer('conv1')"
+        ".activation.__name__\n"
+        "print(json.dumps(found))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(SCRIPT)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["logit_l1_c0.03_gelu_pf0.5"] == {
+        "regularizer": "logit_margin", "norm": "l1", "c": 0.03,
+        "penalty_fraction": 0.5, "activation": "gelu"}
+    assert found["nfgsm+logit_l1_c0.03_gelu_pf0.5"] == {
+        "eps": 0.1, "regularizer": "logit_margin", "norm": "l1", "c": 0.03,
+        "penalty_fraction": 0.5, "activation": "gelu"}
+    assert found["pgd7_eps0.1_relu"] == {"eps": 0.1, "steps": 7,
+                                         "activation": "relu"}
+    assert {name: row["activation"] for name, row in found.items()} == {
+        name: name.split("_")[-1] if "_pf" not in name else "gelu"
+        for name in found}
