@@ -32,82 +32,14 @@ import keras
 import tensorflow as tf
 
 import keras_gradreg
-from keras_gradreg import attacks, datasets, models
+from keras_gradreg import attacks, datasets
+from keras_gradreg.paper import SETTINGS, PaperSettings
 
 import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
 
 FLAGS = flags.FLAGS
 
 
-@dataclasses.dataclass(frozen=True)
-class PaperSettings:
-    """The paper's setting of one dataset, and our training defaults.
-
-    Attributes:
-        dataset: Name for :func:`keras_gradreg.datasets.load`.
-        title: Name in tables.
-        build_model: Returns a fresh, uncompiled network returning logits.
-        eps_values: The L-inf radii of Tables 1-3, in input units.
-        step_size: Step of the iterative attacks (BIM, C&W).
-        steps: Iterations of the iterative attacks.
-        clip_min: Lower bound of valid inputs, None for unbounded features.
-        clip_max: Upper bound of valid inputs, None for unbounded features.
-        epochs: Default training epochs.
-        batch_size: Default training batch size.
-        learning_rate: Default Adam learning rate.
-        c_xent: Default c of Xent-reg (from ``examples/sweep_c.py``).
-        c_logit: Default c of Logit-reg (from ``examples/sweep_c.py``).
-        confidence: The C&W cap k.
-        learning_rate: Default Adam learning rate.
-    """
-
-    dataset: str
-    title: str
-    build_model: Callable[[], keras.Model]
-    eps_values: tuple
-    step_size: float
-    steps: int
-    clip_min: Optional[float]
-    clip_max: Optional[float]
-    epochs: int
-    batch_size: int
-    c_xent: float
-    c_logit: float
-    confidence: float = 50.0
-    learning_rate: float = 1e-3
-
-    @property
-    def clip(self) -> dict:
-        return {"clip_min": self.clip_min, "clip_max": self.clip_max}
-
-
-# MNIST's c values were chosen by sweep_c.py on a validation split carved
-# from the training data (docs/RESULTS.md has the tables and the commands);
-# Xent-reg's choice, 10, is the largest usable c (30 and 100 collapse clean
-# accuracy to 56% and 30% in the widened sweep). Speech Commands trains with
-# Adam 3e-4: at 1e-3 the unnormalized MFCC inputs (coefficient 0 has a
-# standard deviation near 27) made the first epochs overshoot, and some
-# initializations died into a constant predictor, which is what collapsed
-# Logit-reg in the first stand-in runs, whatever its c. Its c values (Xent-reg
-# 10, Logit-reg 0.01) are the sweep's choices on the stand-in corpus at that
-# rate. CIFAR-10's are unswept starting points (no CIFAR-10 data here). The penalty is
-# a squared L2 norm of dReg/dx, so c scales with the input units squared:
-# CIFAR-10 pixels are 0-255, i.e. gradients 255x smaller than on [0, 1].
-SETTINGS = {
-    "mnist": PaperSettings(
-        "mnist", "MNIST", models.mnist_cnn, (0.1, 0.2, 0.3), 0.05, 10,
-        0.0, 1.0, epochs=10, batch_size=50, c_xent=10.0, c_logit=0.1,
-    ),
-    "cifar10": PaperSettings(
-        "cifar10", "CIFAR-10", models.cifar10_cnn, (3.0, 6.0, 9.0), 1.0, 10,
-        0.0, 255.0, epochs=30, batch_size=128, c_xent=1e4, c_logit=300.0,
-    ),
-    "speech_commands": PaperSettings(
-        "speech_commands", "Speech Commands", models.speech_cnn,
-        (0.25, 0.5, 0.75), 0.002, 8, None, None, epochs=20, batch_size=100,
-        c_xent=10.0, c_logit=0.01, learning_rate=3e-4,
-    ),
-}
 ROW_TITLES = {
     "natural": "Natural Model", "xent_reg": "Xent-reg Model",
     "logit_reg": "Logit-reg Model", "fgsm_rs_at": "FGSM-RS adv. training",
