@@ -199,12 +199,6 @@ def define_common_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          flag_values=flag_values)
 
 
-def flag_values(names: List[str]) -> dict:
-    """Returns ``{name: value}`` of the given flags, for results.json."""
-    return {name: flags.FLAGS[name].value for name in names
-            if name in flags.FLAGS}
-
-
 def or_default(value, default):
     """``value`` unless it is None (an unset flag), else ``default``."""
     return default if value is None else value

@@ -18,7 +18,6 @@ import subprocess
 import sys
 
 from absl import flags
-from absl.testing import flagsaver
 import keras
 import numpy as np
 import pytest
@@ -41,6 +40,7 @@ def _load_example(name: str):
     spec = importlib.util.spec_from_file_location(
         f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -81,17 +81,11 @@ def _run(dataset: str, **values) -> keras_gradreg.Results:
     return experiment.run(config, tiny)
 
 
-def _run_flags(module, monkeypatch, **flag_values) -> None:
-    """Runs ``module.main`` with the given flags (sweep_c.py, until it gets
-    a plain ``run(config)``)."""
-    dataset = flag_values.get("dataset")
-    tiny = dataclasses.replace(paper.SETTINGS[dataset],
-                               build_model=TINY[dataset])
-    monkeypatch.setitem(paper.SETTINGS, dataset, tiny)
-    argv = ["example"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS(argv)
-        module.main([])
+def _run_sweep(**values) -> dict:
+    """Runs ``sweep_c.run`` with a tiny network and the given values."""
+    tiny = dataclasses.replace(paper.SETTINGS[values["dataset"]],
+                               build_model=TINY[values["dataset"]])
+    return sweep_c.run(sweep_c.SweepConfig(**values), tiny)
 
 
 def _check_results(out: pathlib.Path, eps_keys, models=PAPER_MODELS,
@@ -297,9 +291,9 @@ def test_sweep_grid():
 @pytest.mark.large
 def test_sweep_holds_out_validation_from_training(tmp_path, mnist_dir,
                                                   monkeypatch):
-    _run_flags(sweep_c, monkeypatch, dataset="mnist", data_dir=mnist_dir,
-         out=tmp_path, train_size=100,
-         val_size=20, epochs=1, c_xent_grid="1", c_logit_grid="0.03")
+    _run_sweep(dataset="mnist", data_dir=str(mnist_dir),
+               out=str(tmp_path), train_size=100,
+               val_size=20, epochs=1, c_xent_grid=["1"], c_logit_grid=["0.03"])
     sweep = json.loads((tmp_path / "sweep.json").read_text())
     assert [e["c"] for e in sweep["logit_reg"]] == [0.03]
     assert set(sweep["chosen"]) == {"xent_reg", "logit_reg"}
@@ -444,9 +438,9 @@ def test_sweep_logs_each_point_with_its_c(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
     from tensorboard.plugins.hparams import metadata as hparams_metadata
     with tfds.testing.mock_data(num_examples=30):
-        _run_flags(sweep_c, monkeypatch, dataset="mnist", out=tmp_path,
-             train_size=20, val_size=10, epochs=1, c_xent_grid="1,3",
-             c_logit_grid="0.03", eval_batch_size=10)
+        _run_sweep(dataset="mnist", out=str(tmp_path),
+                   train_size=20, val_size=10, epochs=1, c_xent_grid=[1, 3],
+                   c_logit_grid=[0.03], eval_batch_size=10)
     sweep = json.loads((tmp_path / "sweep.json").read_text())
     logs = tmp_path / "logs"
     assert sorted(p.name for p in logs.iterdir()) == [
@@ -522,7 +516,7 @@ def test_script_defines_its_flags_when_run(script):
 
 def test_importing_a_script_defines_no_flag():
     before = set(FLAGS)
-    for script in SCRIPTS:
+    for script in SCRIPTS + ("sweep_c",):
         _load_example(script)
     assert set(FLAGS) == before
 
@@ -539,3 +533,12 @@ def test_config_fields_are_the_flags():
     fields = {f.name for f in dataclasses.fields(experiment.Config)}
     assert set(flag_values) & fields == fields - {"dataset"}
     assert config.record()["baselines"] == "pgd,nfgsm"
+
+
+def test_sweep_config_fields_are_the_flags():
+    flag_values = flags.FlagValues()
+    sweep_c.define_flags(flag_values)
+    flag_values(["sweep_c.py", "--dataset=cifar10", "--c_xent_grid=1,3",
+                 "--val_size=20", "--notensorboard"])
+    assert sweep_c.config_from_flags(flag_values) == sweep_c.SweepConfig(
+        "cifar10", val_size=20, c_xent_grid=["1", "3"], tensorboard=False)
