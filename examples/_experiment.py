@@ -14,8 +14,9 @@ logging's per-epoch work; compare training costs with ``--notensorboard``.
 ``sweep_c.py`` reuses the training code to choose the penalty weights c. Only the package's public API is used here.
 
 Example:
-    >>> settings = SETTINGS["mnist"]  # doctest: +SKIP
-    >>> run(settings)  # after absl parsed the flags  # doctest: +SKIP
+    >>> config = Config("mnist", epochs=2, train_size=5000, test_size=500,
+    ...                 extra_attacks=(), out="runs/mnist_quick")
+    >>> results = run(config)  # trains 3 models (minutes)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,89 +26,20 @@ import json
 import os
 import time
 import warnings
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from absl import flags
 import keras
 import tensorflow as tf
 
 import keras_gradreg
-from keras_gradreg import attacks, datasets, models
+from keras_gradreg import attacks, datasets
+from keras_gradreg.paper import SETTINGS, PaperSettings
 
 import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
 
-FLAGS = flags.FLAGS
 
 
-@dataclasses.dataclass(frozen=True)
-class PaperSettings:
-    """The paper's setting of one dataset, and our training defaults.
-
-    Attributes:
-        dataset: Name for :func:`keras_gradreg.datasets.load`.
-        title: Name in tables.
-        build_model: Returns a fresh, uncompiled network returning logits.
-        eps_values: The L-inf radii of Tables 1-3, in input units.
-        step_size: Step of the iterative attacks (BIM, C&W).
-        steps: Iterations of the iterative attacks.
-        clip_min: Lower bound of valid inputs, None for unbounded features.
-        clip_max: Upper bound of valid inputs, None for unbounded features.
-        epochs: Default training epochs.
-        batch_size: Default training batch size.
-        learning_rate: Default Adam learning rate.
-        c_xent: Default c of Xent-reg (from ``examples/sweep_c.py``).
-        c_logit: Default c of Logit-reg (from ``examples/sweep_c.py``).
-        confidence: The C&W cap k.
-        learning_rate: Default Adam learning rate.
-    """
-
-    dataset: str
-    title: str
-    build_model: Callable[[], keras.Model]
-    eps_values: tuple
-    step_size: float
-    steps: int
-    clip_min: Optional[float]
-    clip_max: Optional[float]
-    epochs: int
-    batch_size: int
-    c_xent: float
-    c_logit: float
-    confidence: float = 50.0
-    learning_rate: float = 1e-3
-
-    @property
-    def clip(self) -> dict:
-        return {"clip_min": self.clip_min, "clip_max": self.clip_max}
-
-
-# MNIST's c values were chosen by sweep_c.py on a validation split carved
-# from the training data (docs/RESULTS.md has the tables and the commands);
-# Xent-reg's choice, 10, is the largest usable c (30 and 100 collapse clean
-# accuracy to 56% and 30% in the widened sweep). Speech Commands trains with
-# Adam 3e-4: at 1e-3 the unnormalized MFCC inputs (coefficient 0 has a
-# standard deviation near 27) made the first epochs overshoot, and some
-# initializations died into a constant predictor, which is what collapsed
-# Logit-reg in the first stand-in runs, whatever its c. Its c values (Xent-reg
-# 10, Logit-reg 0.01) are the sweep's choices on the stand-in corpus at that
-# rate. CIFAR-10's are unswept starting points (no CIFAR-10 data here). The penalty is
-# a squared L2 norm of dReg/dx, so c scales with the input units squared:
-# CIFAR-10 pixels are 0-255, i.e. gradients 255x smaller than on [0, 1].
-SETTINGS = {
-    "mnist": PaperSettings(
-        "mnist", "MNIST", models.mnist_cnn, (0.1, 0.2, 0.3), 0.05, 10,
-        0.0, 1.0, epochs=10, batch_size=50, c_xent=10.0, c_logit=0.1,
-    ),
-    "cifar10": PaperSettings(
-        "cifar10", "CIFAR-10", models.cifar10_cnn, (3.0, 6.0, 9.0), 1.0, 10,
-        0.0, 255.0, epochs=30, batch_size=128, c_xent=1e4, c_logit=300.0,
-    ),
-    "speech_commands": PaperSettings(
-        "speech_commands", "Speech Commands", models.speech_cnn,
-        (0.25, 0.5, 0.75), 0.002, 8, None, None, epochs=20, batch_size=100,
-        c_xent=10.0, c_logit=0.01, learning_rate=3e-4,
-    ),
-}
 ROW_TITLES = {
     "natural": "Natural Model", "xent_reg": "Xent-reg Model",
     "logit_reg": "Logit-reg Model", "fgsm_rs_at": "FGSM-RS adv. training",
@@ -115,13 +47,71 @@ ROW_TITLES = {
 }
 
 
-# Flags -------------------------------------------------------------------
+# Configuration and flags -------------------------------------------------------
 
 
-def _define(define: Callable, name: str, default, help_text: str) -> None:
-    """Defines a flag once (the examples share this module in one process)."""
-    if name not in FLAGS:
-        define(name, default, help_text)
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every value one run of the experiment needs (the scripts' flags).
+
+    A field that is None takes the dataset's default from
+    :data:`keras_gradreg.paper.SETTINGS`. Field names are the flag names.
+
+    Example:
+        >>> config = Config("mnist", epochs=2, extra_attacks=())
+        >>> config.out, resolved(config, SETTINGS["mnist"])["batch_size"]
+        (None, 50)
+    """
+
+    dataset: str
+    out: Optional[str] = None
+    data_dir: Optional[str] = None
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    learning_rate: Optional[float] = None
+    train_size: Optional[int] = None
+    test_size: Optional[int] = None
+    c_xent: Optional[float] = None
+    c_logit: Optional[float] = None
+    norm_logit: str = "squared_l2"
+    extra_attacks: Tuple[str, ...] = tuple(attacks.EXTRA_ATTACKS)
+    extra_steps: Optional[int] = None
+    extra_restarts: int = 1
+    eval_batch_size: int = 500
+    seed: int = 0
+    resume: bool = False
+    tensorboard: bool = True
+    baselines: Tuple[str, ...] = ()
+    train_eps: float = 0.3
+    pgd_steps: int = 10
+
+    def record(self) -> dict:
+        """The fields as results.json's ``flags`` section (lists as flag
+        text, comma-separated)."""
+        def text(value):
+            if isinstance(value, tuple):
+                return ",".join(value)
+            return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+        return {key: text(value)
+                for key, value in dataclasses.asdict(self).items()}
+
+
+_LIST_FIELDS = ("extra_attacks", "baselines")
+
+
+def config_from_flags(dataset: str,
+                      flag_values: flags.FlagValues = flags.FLAGS) -> Config:
+    """The :class:`Config` of parsed flags (flags a script lacks keep the
+    Config's default)."""
+    values = {}
+    for field in dataclasses.fields(Config):
+        if field.name == "dataset" or field.name not in flag_values:
+            continue
+        value = flag_values[field.name].value
+        values[field.name] = (tuple(parse_list(value))
+                              if field.name in _LIST_FIELDS else value)
+    return Config(dataset, **values)
 
 
 def _per_dataset(field: str) -> str:
@@ -129,64 +119,100 @@ def _per_dataset(field: str) -> str:
     return f"Default: the dataset's ({values})."
 
 
-def define_training_flags() -> None:
-    """Flags shared by the examples and ``sweep_c.py``."""
-    _define(flags.DEFINE_string, "data_dir", None,
-            "Local MNIST IDX / Speech Commands folder, or a tfds data_dir.")
-    _define(flags.DEFINE_string, "out", None,
-            "Output folder. Default: runs/<dataset>.")
-    _define(flags.DEFINE_integer, "epochs", None,
-            "Training epochs. " + _per_dataset("epochs"))
-    _define(flags.DEFINE_integer, "batch_size", None,
-            "Training batch size. " + _per_dataset("batch_size"))
-    _define(flags.DEFINE_float, "learning_rate", None,
-            "Adam learning rate. " + _per_dataset("learning_rate"))
-    _define(flags.DEFINE_integer, "train_size", None,
-            "Training examples (the first ones). Default: the full split.")
-    _define(lambda name, default, help_text: flags.DEFINE_enum(
-        name, default, ["squared_l2", "l2", "l1"], help_text),
-        "norm_logit", "squared_l2",
-        "Norm of Logit-reg's penalty: squared_l2 (the paper's), l2 or l1.")
-    _define(flags.DEFINE_integer, "eval_batch_size", 500,
-            "Examples per attack batch.")
-    _define(flags.DEFINE_integer, "seed", 0, "Seed of weights, data order, attacks.")
-    _define(flags.DEFINE_boolean, "resume", False,
-            "Reuse the models an interrupted run with the same flags saved in "
-            "--out (<model>.keras, with training/<model>.json) and train only "
-            "the missing ones.")
-    _tensorboard_logging.define_flags()
+def define_training_flags(
+        flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Flags of the training shared by the examples and ``sweep_c.py``.
+
+    Call it from a script's ``if __name__ == "__main__":`` block only, so
+    that importing a script defines no flag.
+    """
+    flags.DEFINE_string(
+        "data_dir", None,
+        "Local MNIST IDX / Speech Commands folder, or a tfds data_dir.",
+        flag_values=flag_values)
+    flags.DEFINE_string("out", None, "Output folder. Default: runs/<dataset>.",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("epochs", None,
+                         "Training epochs. " + _per_dataset("epochs"),
+                         flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", None,
+                         "Training batch size. " + _per_dataset("batch_size"),
+                         flag_values=flag_values)
+    flags.DEFINE_float("learning_rate", None,
+                       "Adam learning rate. " + _per_dataset("learning_rate"),
+                       flag_values=flag_values)
+    flags.DEFINE_integer(
+        "train_size", None,
+        "Training examples (the first ones). Default: the full split.",
+        flag_values=flag_values)
+    flags.DEFINE_enum(
+        "norm_logit", "squared_l2", ["squared_l2", "l2", "l1"],
+        "Norm of Logit-reg's penalty: squared_l2 (the paper's), l2 or l1.",
+        flag_values=flag_values)
+    flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack batch.",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "Seed of weights, data order, attacks.",
+                         flag_values=flag_values)
+    flags.DEFINE_boolean(
+        "resume", False,
+        "Reuse the models an interrupted run with the same flags saved in "
+        "--out (<model>.keras, with training/<model>.json) and train only "
+        "the missing ones.", flag_values=flag_values)
+    _tensorboard_logging.define_flags(flag_values)
 
 
-def define_experiment_flags() -> None:
-    """Flags of the three examples (on top of the training flags)."""
-    define_training_flags()
-    _define(flags.DEFINE_integer, "test_size", None,
-            "Test examples (the first ones). Default: the full split.")
-    _define(flags.DEFINE_float, "c_xent", None,
-            "c of Xent-reg. " + _per_dataset("c_xent"))
-    _define(flags.DEFINE_float, "c_logit", None,
-            "c of Logit-reg. " + _per_dataset("c_logit"))
-    _define(flags.DEFINE_string, "extra_attacks",
-            ",".join(attacks.EXTRA_ATTACKS),
-            "Comma-separated attacks beyond the paper's, as honesty checks "
-            "(attacks with several losses, such as APGD, run once per loss). "
-            "'' for none.")
-    _define(flags.DEFINE_integer, "extra_steps", None,
-            "Iterations of PGD (per restart, step 2.5 eps / steps) and APGD. "
-            "Default: the paper's BIM iterations (the same budget), "
-            + _per_dataset("steps"))
-    _define(flags.DEFINE_integer, "extra_restarts", 1,
-            "Random restarts of PGD and APGD.")
+def define_common_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Flags of the three experiment scripts (the training flags and more).
 
+    Call it from a script's ``if __name__ == "__main__":`` block only.
 
-def flag_values(names: List[str]) -> dict:
-    """Returns ``{name: value}`` of the given flags, for results.json."""
-    return {name: FLAGS[name].value for name in names if name in FLAGS}
+    Example:
+        >>> from absl import flags
+        >>> flag_values = flags.FlagValues()
+        >>> define_common_flags(flag_values)
+        >>> _ = flag_values(["mnist.py", "--epochs", "2", "--extra_attacks="])
+        >>> config = config_from_flags("mnist", flag_values)
+        >>> config.epochs, config.extra_attacks, config.extra_restarts
+        (2, (), 1)
+    """
+    define_training_flags(flag_values)
+    flags.DEFINE_integer(
+        "test_size", None,
+        "Test examples (the first ones). Default: the full split.",
+        flag_values=flag_values)
+    flags.DEFINE_float("c_xent", None, "c of Xent-reg. " + _per_dataset("c_xent"),
+                       flag_values=flag_values)
+    flags.DEFINE_float("c_logit", None,
+                       "c of Logit-reg. " + _per_dataset("c_logit"),
+                       flag_values=flag_values)
+    flags.DEFINE_string(
+        "extra_attacks", ",".join(attacks.EXTRA_ATTACKS),
+        "Comma-separated attacks beyond the paper's, as honesty checks "
+        "(attacks with several losses, such as APGD, run once per loss). "
+        "'' for none.", flag_values=flag_values)
+    flags.DEFINE_integer(
+        "extra_steps", None,
+        "Iterations of PGD (per restart, step 2.5 eps / steps) and APGD. "
+        "Default: the paper's BIM iterations (the same budget), "
+        + _per_dataset("steps"), flag_values=flag_values)
+    flags.DEFINE_integer("extra_restarts", 1, "Random restarts of PGD and APGD.",
+                         flag_values=flag_values)
 
 
 def or_default(value, default):
     """``value`` unless it is None (an unset flag), else ``default``."""
     return default if value is None else value
+
+
+def resolved(config: Config, settings: PaperSettings) -> dict:
+    """The run's values with the dataset's defaults filled in."""
+    return dict(
+        out=config.out or os.path.join("runs", settings.dataset),
+        epochs=or_default(config.epochs, settings.epochs),
+        batch_size=or_default(config.batch_size, settings.batch_size),
+        learning_rate=or_default(config.learning_rate, settings.learning_rate),
+        c_xent=or_default(config.c_xent, settings.c_xent),
+        c_logit=or_default(config.c_logit, settings.c_logit))
 
 
 # Models -----------------------------------------------------------------
@@ -311,9 +337,9 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
 
 def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
                        epochs: int, learning_rate: float,
-                       run_logger=None) -> tuple:
+                       run_logger=None, resume: bool = False) -> tuple:
     """Trains ``spec`` and saves it with its training record, or with
-    ``--resume`` loads ``<out>/<name>.keras`` that an earlier run saved.
+    ``resume`` (``--resume``) loads ``<out>/<name>.keras`` that an earlier run saved.
 
     The record (settings, epochs, wall time, history) goes to
     ``<out>/training/<name>.json`` as soon as the model is saved, so that an
@@ -325,7 +351,7 @@ def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
     """
     path = os.path.join(out, f"{spec.name}.keras")
     record_path = os.path.join(out, "training", f"{spec.name}.json")
-    if FLAGS.resume and os.path.exists(path):
+    if resume and os.path.exists(path):
         print(f"\n== Reusing {path} (--resume)", flush=True)
         record = dict(spec.info, epochs=epochs, wall_time_s=None, history={})
         if os.path.exists(record_path):
@@ -580,74 +606,68 @@ def plot_training(training: dict, path: str) -> Optional[str]:
 # The experiment -------------------------------------------------------------
 
 
-def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
-        extra_flags: List[str] = ()) -> dict:
-    """Trains, evaluates and writes one dataset's experiment from the flags.
+def run(config: Config, settings: Optional[PaperSettings] = None):
+    """Trains, evaluates and writes one dataset's experiment.
 
     Args:
-        settings: The dataset's paper settings.
-        extra_models: More models to train and compare (e.g. adversarial
-            training baselines).
-        extra_flags: Names of example-specific flags to record.
+        config: The run's values (the script's flags).
+        settings: The dataset's paper settings. Default:
+            ``keras_gradreg.paper.SETTINGS[config.dataset]`` (tests pass a
+            copy with a smaller network).
 
     Returns:
         The :class:`keras_gradreg.Results`, with the experiment's sections,
         also written to ``<out>`` (results.json, results.md, ...).
     """
-    out = FLAGS.out or os.path.join("runs", settings.dataset)
+    settings = settings or SETTINGS[config.dataset]
+    values = resolved(config, settings)
+    out = values["out"]
+    specs = paper_models(settings, values["c_xent"], values["c_logit"],
+                         config.norm_logit)
+    specs += adversarial_training_models(
+        settings, list(config.baselines), config.train_eps, config.pgd_steps)
+    attack_specs = dict(paper_attacks(settings), **extra_attacks(
+        settings, list(config.extra_attacks),
+        or_default(config.extra_steps, settings.steps),
+        config.extra_restarts, config.seed))
     os.makedirs(out, exist_ok=True)
-    keras.utils.set_random_seed(FLAGS.seed)
-    c_xent = or_default(FLAGS.c_xent, settings.c_xent)
-    c_logit = or_default(FLAGS.c_logit, settings.c_logit)
-    epochs = or_default(FLAGS.epochs, settings.epochs)
-    batch_size = or_default(FLAGS.batch_size, settings.batch_size)
-    learning_rate = or_default(FLAGS.learning_rate, settings.learning_rate)
-    attacks = dict(paper_attacks(settings), **extra_attacks(
-        settings, parse_list(FLAGS.extra_attacks),
-        or_default(FLAGS.extra_steps, settings.steps),
-        FLAGS.extra_restarts, FLAGS.seed))
-    specs = paper_models(settings, c_xent, c_logit, FLAGS.norm_logit)
-    specs += list(extra_models)
+    keras.utils.set_random_seed(config.seed)
 
-    train = datasets.load(settings.dataset, split_name("train", FLAGS.train_size),
-                          FLAGS.data_dir)
+    train = datasets.load(settings.dataset,
+                          split_name("train", config.train_size),
+                          config.data_dir)
     probe = datasets.to_arrays(train, limit=_tensorboard_logging.PROBE_SIZE)
-    train = batched(train, batch_size, FLAGS.seed)
+    train = batched(train, values["batch_size"], config.seed)
     test = datasets.to_arrays(datasets.load(
-        settings.dataset, split_name("test", FLAGS.test_size), FLAGS.data_dir))
+        settings.dataset, split_name("test", config.test_size),
+        config.data_dir))
     run_logger = _tensorboard_logging.RunLogger(
         os.path.join(out, "logs"), probe,
         _tensorboard_logging.first(test, _tensorboard_logging.HELD_OUT_SIZE),
-        settings.eps_values, settings.clip) if FLAGS.tensorboard else None
+        settings.eps_values, settings.clip) if config.tensorboard else None
 
     trained, training = {}, {}
     for spec in specs:
         trained[spec.name], training[spec.name] = trained_or_resumed(
-            spec, out, train, epochs, learning_rate, run_logger)
+            spec, out, train, values["epochs"], values["learning_rate"],
+            run_logger, resume=config.resume)
 
     print(f"\n== Evaluating on {len(test[1])} test examples", flush=True)
     start = time.perf_counter()
     report = keras_gradreg.RobustnessReport(
-        trained, attacks, settings.eps_values,
-        batch_size=FLAGS.eval_batch_size, verbose=1)
+        trained, attack_specs, settings.eps_values,
+        batch_size=config.eval_batch_size, verbose=1)
     results = report.run(test)
     evaluation_s = time.perf_counter() - start
 
-    names = ["data_dir", "out", "epochs", "batch_size", "learning_rate",
-             "train_size", "test_size", "c_xent", "c_logit", "norm_logit",
-             "extra_attacks", "extra_steps", "extra_restarts",
-             "eval_batch_size", "seed", "resume", *extra_flags]
-    resolved = dict(out=out, epochs=epochs, batch_size=batch_size,
-                    learning_rate=learning_rate, c_xent=c_xent,
-                    c_logit=c_logit)
     add_sections(results, settings, training, evaluation_s,
-                 {"xent_reg": c_xent, "logit_reg": c_logit},
-                 flag_values(names), resolved)
+                 {"xent_reg": values["c_xent"], "logit_reg": values["c_logit"]},
+                 config.record(), values)
     results.save(out)  # every file of the results, once
     plot_training(training, os.path.join(out, "training_curves.png"))
     if run_logger is not None:
-        _log_final(run_logger, specs, results, training, resolved, settings,
-                   out)
+        _log_final(run_logger, specs, results, training, values, settings,
+                   config, out)
     print("\n" + "\n".join(paper_tables(settings, results)), flush=True)
     print(f"Wrote {out}/results.json, results.md, plots and models.", flush=True)
     if run_logger is not None:
@@ -655,15 +675,15 @@ def run(settings: PaperSettings, extra_models: List[ModelSpec] = (),
     return results
 
 
-def _log_final(run_logger, specs, results, training: dict, resolved: dict,
-               settings: PaperSettings, out: str) -> None:
+def _log_final(run_logger, specs, results, training: dict, values: dict,
+               settings: PaperSettings, config: Config, out: str) -> None:
     """Accuracy against eps, HParams and Fig. 2 / Fig. 3 of every model."""
     for spec in specs:
         hparams = _tensorboard_logging.model_hparams(
             spec.name, spec.info, dataset=settings.dataset,
-            epochs=resolved["epochs"], batch_size=resolved["batch_size"],
-            learning_rate=resolved["learning_rate"], seed=FLAGS.seed,
-            train_size=FLAGS.train_size)
+            epochs=values["epochs"], batch_size=values["batch_size"],
+            learning_rate=values["learning_rate"], seed=config.seed,
+            train_size=config.train_size)
         seconds = training[spec.name]["wall_time_s"]
         run_logger.finish(spec.name, hparams, results.model_entry(spec.name),
                           float("nan") if seconds is None else seconds)

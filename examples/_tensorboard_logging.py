@@ -43,21 +43,20 @@ import keras_gradreg
 from keras_gradreg import attacks
 from keras_gradreg import callbacks as kgr_callbacks
 
-FLAGS = flags.FLAGS
 PAPER_LAYERS = ("conv1", "fc2")
 PROBE_SIZE = 256
 HELD_OUT_SIZE = 256
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The ``--tensorboard`` flag (``--notensorboard`` turns logging off)."""
-    if "tensorboard" not in FLAGS:
-        flags.DEFINE_boolean(
-            "tensorboard", True,
-            "Log every training run to TensorBoard under <out>/logs/<model> "
-            "(scalars, input-gradient norms, conv1/fc2 histograms, FGSM "
-            "accuracy per epoch, HParams) and draw Fig. 2 and Fig. 3 of the "
-            "paper from them; --notensorboard turns it off.")
+    flags.DEFINE_boolean(
+        "tensorboard", True,
+        "Log every training run to TensorBoard under <out>/logs/<model> "
+        "(scalars, input-gradient norms, conv1/fc2 histograms, FGSM "
+        "accuracy per epoch, HParams) and draw Fig. 2 and Fig. 3 of the "
+        "paper from them; --notensorboard turns it off.",
+        flag_values=flag_values)
 
 
 def logged_layers(model: keras.Model) -> List[str]:

@@ -32,34 +32,33 @@ file per model. Without ``--data_dir`` the data comes from tfds.
 
 from __future__ import annotations
 
-import os
-import sys
-
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _experiment  # noqa: E402
+import _experiment  # examples/, first on sys.path when run as a script
 
-SETTINGS = _experiment.SETTINGS["mnist"]
 FLAGS = flags.FLAGS
-_experiment.define_experiment_flags()
-flags.DEFINE_string(
-    "baselines", "",
-    "Comma-separated adversarial-training baselines: fgsm_rs, nfgsm, pgd ('' none).")
-flags.DEFINE_float("train_eps", 0.3, "L-inf radius of adversarial training.")
-flags.DEFINE_integer(
-    "pgd_steps", 10, "Steps of PGD adversarial training (step 2.5 eps/steps).")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The experiment's flags and the adversarial-training baselines'."""
+    _experiment.define_common_flags(flag_values)
+    flags.DEFINE_string(
+        "baselines", "",
+        "Comma-separated adversarial-training baselines: fgsm_rs, nfgsm, pgd ('' none).",
+        flag_values=flag_values)
+    flags.DEFINE_float("train_eps", 0.3, "L-inf radius of adversarial training.",
+                       flag_values=flag_values)
+    flags.DEFINE_integer(
+        "pgd_steps", 10, "Steps of PGD adversarial training (step 2.5 eps/steps).",
+        flag_values=flag_values)
 
 
 def main(argv) -> None:
     """Runs the experiment (flags already parsed by absl)."""
     del argv
-    baselines = _experiment.adversarial_training_models(
-        SETTINGS, _experiment.parse_list(FLAGS.baselines), FLAGS.train_eps,
-        FLAGS.pgd_steps)
-    _experiment.run(
-        SETTINGS, baselines, extra_flags=["baselines", "train_eps", "pgd_steps"])
+    _experiment.run(_experiment.config_from_flags("mnist", FLAGS))
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

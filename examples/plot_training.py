@@ -23,13 +23,10 @@ plotted numbers as ``curves.json`` into ``--out``.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _training_plots import (  # noqa: E402,F401
+from _training_plots import (  # noqa: F401  (examples/ is on sys.path)
     ACCURACY_TAGS,
     GRAD_LOSS_TAGS,
     parse_logdirs,
@@ -45,31 +42,36 @@ from _training_plots import (  # noqa: E402,F401
 FLAGS = flags.FLAGS
 
 
-def _define(define, name, *args, **kwargs):
-    """Defines a flag unless another script in this process already did."""
-    if name not in flags.FLAGS:
-        define(name, *args, **kwargs)
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The script's flags; called under ``__main__`` only."""
+    flags.DEFINE_string(
+        "logdirs", None, "Comma-separated name=log_dir pairs, one per run.",
+        flag_values=flag_values)
+    flags.DEFINE_string("out", None, "Directory for the PNG and JSON files.",
+                        flag_values=flag_values)
+    flags.DEFINE_list("layers", ["conv1", "fc2"], "Layers for Fig. 3.",
+                      flag_values=flag_values)
+    flags.mark_flags_as_required(["logdirs", "out"], flag_values=flag_values)
 
 
-_define(
-    flags.DEFINE_string,
-    "logdirs", None, "Comma-separated name=log_dir pairs, one per run."
-)
-_define(flags.DEFINE_string, "out", None, "Directory for the PNG and JSON files.")
-_define(flags.DEFINE_list, "layers", ["conv1", "fc2"], "Layers for Fig. 3.")
+def run(logdirs: str, out: str, layers=("conv1", "fc2")) -> dict:
+    """Reads the runs ``name=log_dir,...`` and writes the figures into
+    ``out``; returns ``{kind: path}``."""
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
+    runs = parse_logdirs(logdirs)
+    for name, path in runs.items():
+        print(f"Reading run {name!r} from {path}")
+    paths = render(runs, out, list(layers))
+    for kind, path in paths.items():
+        print(f"Wrote {kind}: {path}")
+    return paths
 
 
 def main(argv):
     del argv  # Unused.
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)
-    runs = parse_logdirs(FLAGS.logdirs)
-    for name, path in runs.items():
-        print(f"Reading run {name!r} from {path}")
-    paths = render(runs, FLAGS.out, FLAGS.layers)
-    for kind, path in paths.items():
-        print(f"Wrote {kind}: {path}")
+    run(FLAGS.logdirs, FLAGS.out, FLAGS.layers)
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["logdirs", "out"])
+    define_flags()
     app.run(main)

@@ -27,23 +27,24 @@ data directory. Writes results.json, results.md, results.csv, plots and
 
 from __future__ import annotations
 
-import os
-import sys
+from absl import app, flags
 
-from absl import app
+import _experiment  # examples/, first on sys.path when run as a script
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _experiment  # noqa: E402
+FLAGS = flags.FLAGS
 
-SETTINGS = _experiment.SETTINGS["speech_commands"]
-_experiment.define_experiment_flags()
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The experiment's flags."""
+    _experiment.define_common_flags(flag_values)
 
 
 def main(argv) -> None:
     """Runs the experiment (flags already parsed by absl)."""
     del argv
-    _experiment.run(SETTINGS)
+    _experiment.run(_experiment.config_from_flags("speech_commands", FLAGS))
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -11,7 +11,7 @@ The chosen c of each regularizer maximizes the mean FGSM and BIM accuracy
 over the paper's eps among the c whose clean accuracy is at most
 ``--max_clean_drop`` below the Natural model's; ``null`` when none is. Set
 the examples' ``--c_xent`` / ``--c_logit`` defaults (``SETTINGS`` in
-``examples/_experiment.py``) from it.
+``keras_gradreg/paper.py``) from it.
 
     python examples/sweep_c.py --dataset mnist --data_dir ../shared/data/mnist \
         --train_size 10000 --val_size 2000 --epochs 3 --out runs/sweep_mnist
@@ -28,35 +28,73 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from absl import app, flags
 import keras
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _experiment  # noqa: E402
-import _tensorboard_logging  # noqa: E402
+import _experiment  # examples/, first on sys.path when run as a script
+import _tensorboard_logging
 
-import keras_gradreg  # noqa: E402
-from keras_gradreg import attacks, datasets  # noqa: E402
+import keras_gradreg
+from keras_gradreg import attacks, datasets, paper
 
 FLAGS = flags.FLAGS
-_experiment.define_training_flags()
-flags.DEFINE_enum("dataset", "mnist", sorted(_experiment.SETTINGS),
-                  "The dataset, with the paper's attack settings.")
-flags.DEFINE_list(
-    "c_xent_grid", None,
-    "c values of Xent-reg. Default: the example's c times 0.1, 0.3, 1, 3, 10.")
-flags.DEFINE_list(
-    "c_logit_grid", None,
-    "c values of Logit-reg. Default: the example's c times 0.1, 0.3, 1, 3, 10.")
-flags.DEFINE_integer("val_size", 5000,
-                     "Validation examples, taken from the end of the training split.")
-flags.DEFINE_float("max_clean_drop", 0.03,
-                   "Largest allowed drop of clean validation accuracy below "
-                   "the Natural model's, as a fraction.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """Every value one sweep needs (the flags; a None takes the dataset's
+    default from :data:`keras_gradreg.paper.SETTINGS`)."""
+
+    dataset: str = "mnist"
+    out: Optional[str] = None
+    data_dir: Optional[str] = None
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    learning_rate: Optional[float] = None
+    train_size: Optional[int] = None
+    val_size: int = 5000
+    c_xent_grid: Optional[Sequence] = None
+    c_logit_grid: Optional[Sequence] = None
+    max_clean_drop: float = 0.03
+    norm_logit: str = "squared_l2"
+    eval_batch_size: int = 500
+    seed: int = 0
+    tensorboard: bool = True
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The sweep's flags: the training flags and the grids'."""
+    _experiment.define_training_flags(flag_values)
+    flags.DEFINE_enum("dataset", "mnist", sorted(paper.SETTINGS),
+                      "The dataset, with the paper's attack settings.",
+                      flag_values=flag_values)
+    flags.DEFINE_list(
+        "c_xent_grid", None,
+        "c values of Xent-reg. Default: the example's c times 0.1, 0.3, 1, 3, 10.",
+        flag_values=flag_values)
+    flags.DEFINE_list(
+        "c_logit_grid", None,
+        "c values of Logit-reg. Default: the example's c times 0.1, 0.3, 1, 3, 10.",
+        flag_values=flag_values)
+    flags.DEFINE_integer(
+        "val_size", 5000,
+        "Validation examples, taken from the end of the training split.",
+        flag_values=flag_values)
+    flags.DEFINE_float("max_clean_drop", 0.03,
+                       "Largest allowed drop of clean validation accuracy below "
+                       "the Natural model's, as a fraction.",
+                       flag_values=flag_values)
+
+
+def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> SweepConfig:
+    """The :class:`SweepConfig` of parsed flags (flag name == field name)."""
+    return SweepConfig(**{
+        field.name: flag_values[field.name].value
+        for field in dataclasses.fields(SweepConfig)})
+
 
 GRID_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
 REGULARIZERS = {"xent_reg": "cross_entropy", "logit_reg": "logit_margin"}
@@ -98,13 +136,13 @@ def choose(entries: list, natural_clean: float, max_clean_drop: float):
     return max(allowed, key=lambda e: e["score"])["c"] if allowed else None
 
 
-def _evaluate(settings, model, validation) -> dict:
+def _evaluate(settings, model, validation, eval_batch_size: int) -> dict:
     """``{"clean": acc, <attack>: {eps: acc}}`` for the CRITERION attacks."""
     specs = {k: v for k, v in _experiment.paper_attacks(settings).items()
              if k in CRITERION}
     report = keras_gradreg.RobustnessReport(
         {"model": model}, specs, settings.eps_values,
-        batch_size=FLAGS.eval_batch_size, verbose=1)
+        batch_size=eval_batch_size, verbose=1)
     results = report.run(validation)
     entry = {"clean": results.accuracy("model")}
     for attack in CRITERION:
@@ -124,20 +162,21 @@ def run_name(spec) -> str:
     return spec.name if c is None else f"{spec.name}_c{c:g}"
 
 
-def _train_and_evaluate(settings, spec, train, validation, epochs,
+def _train_and_evaluate(config, settings, spec, train, validation, epochs,
                         learning_rate, run_logger=None) -> dict:
     spec = dataclasses.replace(spec, name=run_name(spec))
     model, seconds, history = _experiment.train_model(
         spec, train, epochs, learning_rate, run_logger)
     entry = dict(c=spec.info.get("c"), train_time_s=seconds,
-                 **_evaluate(settings, model, validation))
+                 **_evaluate(settings, model, validation,
+                                config.eval_batch_size))
     entry["score"] = score(entry)
     entry["final_grad_loss"] = history.get("grad_loss", [None])[-1]
     if run_logger is not None:
         hparams = _tensorboard_logging.model_hparams(
             spec.name, spec.info, dataset=settings.dataset, epochs=epochs,
-            learning_rate=learning_rate, seed=FLAGS.seed,
-            train_size=FLAGS.train_size)
+            learning_rate=learning_rate, seed=config.seed,
+            train_size=config.train_size)
         results = {key: entry[key] for key in ("clean", *CRITERION)}
         run_logger.finish(spec.name, hparams, results, seconds,
                           {"final/score": entry["score"]})
@@ -171,64 +210,71 @@ def _markdown(sweep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv) -> None:
-    """Runs the sweep (flags already parsed by absl)."""
-    del argv
-    settings = _experiment.SETTINGS[FLAGS.dataset]
-    out = FLAGS.out or os.path.join("runs", f"sweep_{FLAGS.dataset}")
+def run(config: SweepConfig, settings=None) -> dict:
+    """Runs the sweep; returns what it writes to ``<out>/sweep.json``.
+
+    Args:
+        config: The sweep's values (the flags).
+        settings: The dataset's paper settings. Default:
+            ``keras_gradreg.paper.SETTINGS[config.dataset]`` (tests pass a
+            copy with a smaller network).
+    """
+    settings = settings or paper.SETTINGS[config.dataset]
+    out = config.out or os.path.join("runs", f"sweep_{config.dataset}")
     os.makedirs(out, exist_ok=True)
-    keras.utils.set_random_seed(FLAGS.seed)
-    grids = {"xent_reg": grid(FLAGS.c_xent_grid, settings.c_xent),
-             "logit_reg": grid(FLAGS.c_logit_grid, settings.c_logit)}
-    if FLAGS.val_size <= 0:
-        raise ValueError(f"--val_size must be > 0, got {FLAGS.val_size}.")
-    train_split = f"train[:-{FLAGS.val_size}]"
-    train = datasets.load(settings.dataset, train_split, FLAGS.data_dir)
-    if FLAGS.train_size is not None:
-        train = train.take(FLAGS.train_size)
-    batch_size = _experiment.or_default(FLAGS.batch_size, settings.batch_size)
-    train = _experiment.batched(train, batch_size, FLAGS.seed)
+    keras.utils.set_random_seed(config.seed)
+    grids = {"xent_reg": grid(config.c_xent_grid, settings.c_xent),
+             "logit_reg": grid(config.c_logit_grid, settings.c_logit)}
+    if config.val_size <= 0:
+        raise ValueError(f"--val_size must be > 0, got {config.val_size}.")
+    train_split = f"train[:-{config.val_size}]"
+    train = datasets.load(settings.dataset, train_split, config.data_dir)
+    if config.train_size is not None:
+        train = train.take(config.train_size)
+    batch_size = _experiment.or_default(config.batch_size, settings.batch_size)
+    train = _experiment.batched(train, batch_size, config.seed)
     validation = datasets.to_arrays(datasets.load(
-        settings.dataset, f"train[-{FLAGS.val_size}:]", FLAGS.data_dir))
-    epochs = _experiment.or_default(FLAGS.epochs, settings.epochs)
+        settings.dataset, f"train[-{config.val_size}:]", config.data_dir))
+    epochs = _experiment.or_default(config.epochs, settings.epochs)
     learning_rate = _experiment.or_default(
-        FLAGS.learning_rate, settings.learning_rate)
+        config.learning_rate, settings.learning_rate)
     run_logger = _tensorboard_logging.RunLogger(
         os.path.join(out, "logs"),
         datasets.to_arrays(datasets.load(settings.dataset, train_split,
-                                         FLAGS.data_dir),
+                                         config.data_dir),
                            limit=_tensorboard_logging.PROBE_SIZE),
         _tensorboard_logging.first(validation,
                                    _tensorboard_logging.HELD_OUT_SIZE),
-        settings.eps_values, settings.clip) if FLAGS.tensorboard else None
+        settings.eps_values, settings.clip) if config.tensorboard else None
 
     start = time.perf_counter()
     natural_spec = _experiment.ModelSpec(
         "natural", settings.build_model, {"kind": "natural"})
     sweep = {"natural": _train_and_evaluate(
-        settings, natural_spec, train, validation, epochs, learning_rate,
+        config, settings, natural_spec, train, validation, epochs, learning_rate,
         run_logger)}
+    norm_logit = config.norm_logit
     for name, regularizer in REGULARIZERS.items():
         sweep[name] = []
         for c in grids[name]:
             spec = _experiment.ModelSpec(
                 name, lambda c=c, r=regularizer: keras_gradreg.GradRegModel(
                     settings.build_model(), c=c, regularizer=r,
-                    norm=FLAGS.norm_logit if r == "logit_margin" else "squared_l2"),
+                    norm=norm_logit if r == "logit_margin" else "squared_l2"),
                 {"kind": "gradreg", "regularizer": regularizer, "c": c,
-                 "norm": (FLAGS.norm_logit if regularizer == "logit_margin"
+                 "norm": (norm_logit if regularizer == "logit_margin"
                           else "squared_l2")})
             sweep[name].append(_train_and_evaluate(
-                settings, spec, train, validation, epochs, learning_rate,
+                config, settings, spec, train, validation, epochs, learning_rate,
                 run_logger))
     sweep["chosen"] = {
-        name: choose(sweep[name], sweep["natural"]["clean"], FLAGS.max_clean_drop)
+        name: choose(sweep[name], sweep["natural"]["clean"], config.max_clean_drop)
         for name in REGULARIZERS}
     sweep["settings"] = dict(
-        _experiment.flag_values([
+        {name: getattr(config, name) for name in (
             "dataset", "data_dir", "epochs", "batch_size", "learning_rate",
             "train_size", "val_size", "norm_logit", "max_clean_drop",
-            "eval_batch_size", "seed"]),
+            "eval_batch_size", "seed")},
         epochs=epochs, batch_size=batch_size, grids=grids, out=out,
         learning_rate=learning_rate,
         train_split=train_split, val_examples=len(validation[1]),
@@ -242,7 +288,15 @@ def main(argv) -> None:
     if run_logger is not None:
         run_logger.write_hparams()
         _tensorboard_logging.print_tensorboard_command(run_logger.root)
+    return sweep
+
+
+def main(argv) -> None:
+    """Runs the sweep (flags already parsed by absl)."""
+    del argv
+    run(config_from_flags(FLAGS))
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

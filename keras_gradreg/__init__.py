@@ -10,6 +10,7 @@ from keras_gradreg import callbacks
 from keras_gradreg import datasets
 from keras_gradreg import evaluation
 from keras_gradreg import models
+from keras_gradreg import paper
 from keras_gradreg import regularizers
 from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.audio import MFCC
@@ -46,6 +47,7 @@ __all__ = [
     "log_hparams",
     "log_robustness",
     "models",
+    "paper",
     "regularizers",
     "robust_accuracy",
     "__version__",

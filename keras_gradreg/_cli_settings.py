@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from keras_gradreg import _checks
 from keras_gradreg import attacks
+from keras_gradreg import paper
 
 NPZ_PREFIX = "npz:"
 
@@ -35,14 +36,17 @@ class AttackSettings:
     clip_max: Optional[float]
 
 
-# Section 4 of Yu et al.: MNIST in [0, 1], CIFAR-10 in [0, 255], MFCCs.
-PAPER_SETTINGS = {
-    "mnist": AttackSettings(("0.1", "0.2", "0.3"), 0.05, 10, 0.0, 1.0),
-    "cifar10": AttackSettings(("3", "6", "9"), 1.0, 10, 0.0, 255.0),
-    "speech_commands": AttackSettings(
-        ("0.25", "0.5", "0.75"), 0.002, 8, None, None
-    ),
-}
+def _attack_settings(settings: paper.PaperSettings) -> AttackSettings:
+    """The attack half of the paper's settings, radii as ``:g`` strings."""
+    return AttackSettings(
+        tuple(f"{eps:g}" for eps in settings.eps_values), settings.step_size,
+        settings.steps, settings.clip_min, settings.clip_max)
+
+
+# Section 4 of Yu et al. (keras_gradreg.paper): MNIST in [0, 1], CIFAR-10 in
+# [0, 255], MFCCs.
+PAPER_SETTINGS = {name: _attack_settings(settings)
+                  for name, settings in paper.SETTINGS.items()}
 
 
 def parse_eps(text: str) -> tuple:

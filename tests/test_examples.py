@@ -1,47 +1,51 @@
-"""Tests of the example experiments in examples/, run in-process.
+"""Tests of the example experiments in examples/.
 
-The three examples run end to end on tiny data (CIFAR-10 through mocked
-tfds, MNIST and Speech Commands through the local files), and their
-results.json is checked for shape and against accuracies recomputed here from
-the saved models. The helpers of ``_experiment.py`` and ``sweep_c.py`` are
-checked on hand-made numbers.
+The experiment runs end to end through the plain ``_experiment.run(config)``
+on tiny data (CIFAR-10 through mocked tfds, MNIST and Speech Commands through
+the local files), and its results.json is checked for shape and against
+accuracies recomputed here from the saved models. Each script runs once as a
+user runs it, in a subprocess (``--helpfull``), so that its flag definitions
+are checked without sharing absl's global FLAGS. The helpers of
+``_experiment.py`` and ``sweep_c.py`` are checked on hand-made numbers.
 """
 
 import dataclasses
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 from absl import flags
-from absl.testing import flagsaver
 import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 import keras_gradreg
-from keras_gradreg import datasets
+from keras_gradreg import datasets, paper
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))  # the scripts' own modules (_experiment)
+import _experiment as experiment  # noqa: E402
+
 FLAGS = flags.FLAGS
 PAPER_MODELS = ("natural", "xent_reg", "logit_reg")
 PAPER_ATTACKS = ("fgsm", "bim", "cw")
+SCRIPTS = ("mnist", "cifar10", "speech_commands")
 
 
 def _load_example(name: str):
     spec = importlib.util.spec_from_file_location(
         f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
 
-mnist = _load_example("mnist")
-cifar10 = _load_example("cifar10")
-speech_commands = _load_example("speech_commands")
 sweep_c = _load_example("sweep_c")
-experiment = sys.modules["_experiment"]  # the examples' shared module
 
 
 def _tiny_network(input_shape, num_classes, scale=1.0):
@@ -64,23 +68,24 @@ TINY = {
 }
 
 
-def _run(module, monkeypatch, **flag_values) -> None:
-    """Runs ``module.main`` with a tiny network and the given flags.
+def _run(dataset: str, **values) -> keras_gradreg.Results:
+    """Runs ``_experiment.run`` with a tiny network and the given Config
+    values.
 
-    The flags are parsed from ``--name=value`` and restored afterwards. The
-    paper's networks are checked in test_models.py and below
+    The paper's networks are checked in test_models.py and below
     (test_examples_use_the_paper_networks); here they would cost minutes.
     """
-    dataset = flag_values.get("dataset") or module.SETTINGS.dataset
-    tiny = dataclasses.replace(
-        experiment.SETTINGS[dataset], build_model=TINY[dataset])
-    monkeypatch.setitem(experiment.SETTINGS, dataset, tiny)
-    if hasattr(module, "SETTINGS"):
-        monkeypatch.setattr(module, "SETTINGS", tiny)
-    argv = ["example"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS(argv)
-        module.main([])
+    tiny = dataclasses.replace(paper.SETTINGS[dataset],
+                               build_model=TINY[dataset])
+    config = experiment.Config(dataset, **values)
+    return experiment.run(config, tiny)
+
+
+def _run_sweep(**values) -> dict:
+    """Runs ``sweep_c.run`` with a tiny network and the given values."""
+    tiny = dataclasses.replace(paper.SETTINGS[values["dataset"]],
+                               build_model=TINY[values["dataset"]])
+    return sweep_c.run(sweep_c.SweepConfig(**values), tiny)
 
 
 def _check_results(out: pathlib.Path, eps_keys, models=PAPER_MODELS,
@@ -130,8 +135,8 @@ def _accuracy(model, x, y, attack=None, **kwargs) -> float:
 
 def test_cifar10_example_through_tfds(tmp_path, monkeypatch):
     with tfds.testing.mock_data(num_examples=20):
-        _run(cifar10, monkeypatch, out=tmp_path, train_size=20, test_size=10,
-             epochs=1, extra_attacks="", eval_batch_size=10, learning_rate=2e-3)
+        _run("cifar10", out=str(tmp_path), train_size=20, test_size=10,
+             epochs=1, extra_attacks=(), eval_batch_size=10, learning_rate=2e-3)
         x, y = datasets.to_arrays(datasets.load("cifar10", "test[:10]"))
     results = _check_results(tmp_path, ["3", "6", "9"])
     assert results.section("experiment")["resolved"]["learning_rate"] == 2e-3
@@ -147,12 +152,12 @@ def test_cifar10_example_through_tfds(tmp_path, monkeypatch):
 
 @pytest.mark.large
 def test_mnist_example_on_idx_files(tmp_path, mnist_dir, monkeypatch):
-    _run(mnist, monkeypatch, data_dir=mnist_dir, out=tmp_path,
-         train_size=300, test_size=30, epochs=1, extra_attacks="pgd", extra_steps=2,
+    _run("mnist", data_dir=mnist_dir, out=str(tmp_path),
+         train_size=300, test_size=30, epochs=1, extra_attacks=("pgd",), extra_steps=2,
          c_logit=0.05, norm_logit="l1")
     results = _check_results(tmp_path, ["0.1", "0.2", "0.3"],
                              attacks=PAPER_ATTACKS + ("pgd",))
-    default_c_xent = experiment.SETTINGS["mnist"].c_xent  # --c_xent not given
+    default_c_xent = paper.SETTINGS["mnist"].c_xent  # --c_xent not given
     assert results.section("c") == {"xent_reg": default_c_xent,
                                     "logit_reg": 0.05}
     assert results.section("training")["logit_reg"]["norm"] == "l1"
@@ -168,8 +173,8 @@ def test_mnist_example_on_idx_files(tmp_path, mnist_dir, monkeypatch):
 @pytest.mark.large
 def test_speech_example_perturbs_unclipped_mfcc(tmp_path, speech_dir,
                                                  monkeypatch):
-    _run(speech_commands, monkeypatch, data_dir=speech_dir, out=tmp_path,
-         train_size=100, test_size=24, epochs=1, extra_attacks="")
+    _run("speech_commands", data_dir=speech_dir, out=str(tmp_path),
+         train_size=100, test_size=24, epochs=1, extra_attacks=())
     results = _check_results(tmp_path, ["0.25", "0.5", "0.75"])
     assert results.settings["attacks"]["fgsm"]["kwargs"] == {
         "clip_min": None, "clip_max": None}
@@ -179,18 +184,20 @@ def test_speech_example_perturbs_unclipped_mfcc(tmp_path, speech_dir,
     natural = keras.models.load_model(tmp_path / "natural.keras")
     # No --learning_rate: the speech default, not MNIST's.
     assert float(natural.optimizer.learning_rate) == pytest.approx(
-        experiment.SETTINGS["speech_commands"].learning_rate)
-    assert experiment.SETTINGS["speech_commands"].learning_rate != 1e-3
+        paper.SETTINGS["speech_commands"].learning_rate)
+    assert paper.SETTINGS["speech_commands"].learning_rate != 1e-3
     assert results.accuracy("natural", "fgsm", 0.75) == pytest.approx(_accuracy(
         natural, x, y, keras_gradreg.attacks.fgsm, eps=0.75, clip_min=None,
         clip_max=None))
 
 
 def test_examples_use_the_paper_networks():
-    assert mnist.SETTINGS.build_model is keras_gradreg.models.mnist_cnn
-    assert cifar10.SETTINGS.build_model is keras_gradreg.models.cifar10_cnn
-    assert speech_commands.SETTINGS.build_model is keras_gradreg.models.speech_cnn
-    assert [s.eps_values for s in experiment.SETTINGS.values()] == [
+    assert paper.SETTINGS["mnist"].build_model is keras_gradreg.models.mnist_cnn
+    assert paper.SETTINGS["cifar10"].build_model is keras_gradreg.models.cifar10_cnn
+    assert (paper.SETTINGS["speech_commands"].build_model
+            is keras_gradreg.models.speech_cnn)
+    assert experiment.SETTINGS is paper.SETTINGS  # no private copy
+    assert [s.eps_values for s in paper.SETTINGS.values()] == [
         (0.1, 0.2, 0.3), (3.0, 6.0, 9.0), (0.25, 0.5, 0.75)]
 
 
@@ -198,7 +205,7 @@ def test_examples_use_the_paper_networks():
 
 
 def test_extra_attacks_use_the_paper_clip_and_budget():
-    settings = experiment.SETTINGS["cifar10"]
+    settings = paper.SETTINGS["cifar10"]
     specs = experiment.extra_attacks(settings, ["pgd", "apgd"], 10, 2, 0)
     assert sorted(specs) == ["apgd_ce", "apgd_dlr", "pgd"]
     assert specs["apgd_dlr"] == ("apgd", {
@@ -210,17 +217,17 @@ def test_extra_attacks_use_the_paper_clip_and_budget():
 
 
 def test_paper_attacks_match_section_4():
-    mnist_cw = experiment.paper_attacks(experiment.SETTINGS["mnist"])["cw"]
+    mnist_cw = experiment.paper_attacks(paper.SETTINGS["mnist"])["cw"]
     assert mnist_cw == ("cw", {"step_size": 0.05, "steps": 10, "clip_min": 0.0,
                                "clip_max": 1.0, "confidence": 50.0})
     speech_bim = experiment.paper_attacks(
-        experiment.SETTINGS["speech_commands"])["bim"]
+        paper.SETTINGS["speech_commands"])["bim"]
     assert speech_bim == ("bim", {"step_size": 0.002, "steps": 8,
                                   "clip_min": None, "clip_max": None})
 
 
 def test_adversarial_training_baselines_follow_their_recipes():
-    settings = experiment.SETTINGS["mnist"]
+    settings = paper.SETTINGS["mnist"]
     fgsm_rs, pgd = experiment.adversarial_training_models(
         settings, ["fgsm_rs", "pgd"], train_eps=0.3, pgd_steps=10)
     assert (fgsm_rs.name, pgd.name) == ("fgsm_rs_at", "pgd_at")
@@ -237,7 +244,7 @@ def test_adversarial_training_baselines_follow_their_recipes():
 
 def test_paper_models_are_configured_as_named():
     natural, xent, logit = experiment.paper_models(
-        experiment.SETTINGS["mnist"], c_xent=2.0, c_logit=0.5, norm_logit="l1")
+        paper.SETTINGS["mnist"], c_xent=2.0, c_logit=0.5, norm_logit="l1")
     xent_model, logit_model = xent.build(), logit.build()
     assert xent_model.c == 2.0 and logit_model.c == 0.5
     assert xent_model.get_config()["regularizer"] == "cross_entropy"
@@ -284,9 +291,9 @@ def test_sweep_grid():
 @pytest.mark.large
 def test_sweep_holds_out_validation_from_training(tmp_path, mnist_dir,
                                                   monkeypatch):
-    _run(sweep_c, monkeypatch, dataset="mnist", data_dir=mnist_dir,
-         out=tmp_path, train_size=100,
-         val_size=20, epochs=1, c_xent_grid="1", c_logit_grid="0.03")
+    _run_sweep(dataset="mnist", data_dir=str(mnist_dir),
+               out=str(tmp_path), train_size=100,
+               val_size=20, epochs=1, c_xent_grid=["1"], c_logit_grid=["0.03"])
     sweep = json.loads((tmp_path / "sweep.json").read_text())
     assert [e["c"] for e in sweep["logit_reg"]] == [0.03]
     assert set(sweep["chosen"]) == {"xent_reg", "logit_reg"}
@@ -300,17 +307,20 @@ def test_sweep_holds_out_validation_from_training(tmp_path, mnist_dir,
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _readme_first_command_flags() -> dict:
-    """The flags of the README's ``python examples/mnist.py ...`` command."""
+def _readme_first_command_config() -> experiment.Config:
+    """The Config of the README's ``python examples/mnist.py ...`` command:
+    its flags parsed by mnist.py's own definitions (in a FlagValues of their
+    own, not the global FLAGS), each flag onto the Config field of its name."""
     import shlex
     line = next(line for line in README.read_text().splitlines()
                 if "python examples/mnist.py" in line)
     words = shlex.split(line.split("python examples/mnist.py", 1)[1])
-    flag_values = {}
-    for word, following in zip(words, words[1:] + [""]):
-        if word.startswith("--"):
-            flag_values[word[2:]] = following
-    return flag_values
+    flag_values = flags.FlagValues()
+    _load_example("mnist").define_flags(flag_values)
+    flag_values(["mnist.py"] + words)
+    given = {word[2:].split("=")[0] for word in words if word.startswith("--")}
+    assert given <= {f.name for f in dataclasses.fields(experiment.Config)}
+    return experiment.config_from_flags("mnist", flag_values)
 
 
 def _events(run_dir):
@@ -347,20 +357,20 @@ def test_readme_first_command_logs_every_model_to_tensorboard(
         tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorboard")
     from tensorboard.plugins.hparams import metadata as hparams_metadata
-    flag_values = _readme_first_command_flags()
-    assert "notensorboard" not in flag_values  # logging is on by default
-    flag_values.pop("data_dir")  # mocked tfds data below
-    flag_values.update(out=tmp_path, train_size=20, test_size=10)
-    epochs = int(flag_values["epochs"])
+    config = _readme_first_command_config()
+    assert config.tensorboard  # logging is on by default
+    assert config.data_dir  # replaced by mocked tfds data below
+    config = dataclasses.replace(config, data_dir=None, out=str(tmp_path),
+                                 train_size=20, test_size=10)
+    epochs = config.epochs
     with tfds.testing.mock_data(num_examples=20):
-        _run(mnist, monkeypatch, **flag_values)
+        _run(**dataclasses.asdict(config))
         x_probe, y_probe = datasets.to_arrays(
             datasets.load("mnist", "train[:20]"))
     assert f"tensorboard --logdir {tmp_path / 'logs'}" in capsys.readouterr().out
     results = keras_gradreg.Results.load(str(tmp_path))
     logs = tmp_path / "logs"
-    baselines = tuple(f"{name}_at" for name in
-                      flag_values.get("baselines", "").split(",") if name)
+    baselines = tuple(f"{name}_at" for name in config.baselines)
     trained = PAPER_MODELS + baselines
     assert sorted(p.name for p in logs.iterdir()) == sorted(trained)
     for name in trained:
@@ -416,9 +426,9 @@ def test_readme_first_command_logs_every_model_to_tensorboard(
 
 def test_notensorboard_writes_no_logs(tmp_path, monkeypatch):
     with tfds.testing.mock_data(num_examples=20):
-        _run(cifar10, monkeypatch, out=tmp_path, train_size=20, test_size=10,
-             epochs=1, extra_attacks="", eval_batch_size=10,
-             tensorboard="false")
+        _run("cifar10", out=str(tmp_path), train_size=20, test_size=10,
+             epochs=1, extra_attacks=(), eval_batch_size=10,
+             tensorboard=False)
     assert not (tmp_path / "logs").exists()
     assert not (tmp_path / "fig2_training_curves.png").exists()
     assert (tmp_path / "results.json").exists()
@@ -428,9 +438,9 @@ def test_sweep_logs_each_point_with_its_c(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
     from tensorboard.plugins.hparams import metadata as hparams_metadata
     with tfds.testing.mock_data(num_examples=30):
-        _run(sweep_c, monkeypatch, dataset="mnist", out=tmp_path,
-             train_size=20, val_size=10, epochs=1, c_xent_grid="1,3",
-             c_logit_grid="0.03", eval_batch_size=10)
+        _run_sweep(dataset="mnist", out=str(tmp_path),
+                   train_size=20, val_size=10, epochs=1, c_xent_grid=[1, 3],
+                   c_logit_grid=[0.03], eval_batch_size=10)
     sweep = json.loads((tmp_path / "sweep.json").read_text())
     logs = tmp_path / "logs"
     assert sorted(p.name for p in logs.iterdir()) == [
@@ -451,17 +461,17 @@ def test_sweep_logs_each_point_with_its_c(tmp_path, monkeypatch):
 def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
     """An interrupted run goes on with --resume: saved models are reused
     (same weights, same training record), missing ones are trained."""
-    common = dict(out=tmp_path, train_size=20, test_size=10, epochs=1,
-                  extra_attacks="", eval_batch_size=10, tensorboard="false")
+    common = dict(out=str(tmp_path), train_size=20, test_size=10, epochs=1,
+                  extra_attacks=(), eval_batch_size=10, tensorboard=False)
     with tfds.testing.mock_data(num_examples=20):
-        _run(cifar10, monkeypatch, **common)
+        _run("cifar10", **common)
         first = keras_gradreg.Results.load(str(tmp_path))
         record = json.loads((tmp_path / "training" / "natural.json").read_text())
         # As if interrupted while training Logit-reg.
         (tmp_path / "logit_reg.keras").unlink()
         (tmp_path / "training" / "logit_reg.json").unlink()
         capsys.readouterr()
-        _run(cifar10, monkeypatch, resume="true", **common)
+        _run("cifar10", resume=True, **common)
     printed = capsys.readouterr().out
     assert "Reusing" in printed and "natural.keras" in printed
     assert "== Training logit_reg" in printed
@@ -474,3 +484,61 @@ def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
     # Reused models are the saved ones: their clean accuracy is unchanged.
     for name in ("natural", "xent_reg"):
         assert again.accuracy(name) == first.accuracy(name)
+
+
+# The scripts as a user runs them ---------------------------------------------
+
+
+@pytest.mark.parametrize("script", SCRIPTS + ("sweep_c",))
+def test_script_defines_its_flags_when_run(script):
+    """``python examples/<script>.py --helpfull`` lists the script's flags:
+    each script defines them itself, in a process of its own."""
+    env = dict(os.environ, PYTHONPATH=str(EXAMPLES.parent))
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{script}.py"), "--helpfull"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr  # absl's exit after --helpfull
+    assert "Traceback" not in done.stderr
+    names = ["data_dir", "out", "epochs", "batch_size", "learning_rate",
+             "train_size", "seed", "eval_batch_size", "norm_logit",
+             "[no]tensorboard", "[no]resume"]
+    names += {"mnist": ["test_size", "c_xent", "c_logit", "extra_attacks",
+                        "extra_steps", "extra_restarts", "baselines",
+                        "train_eps", "pgd_steps"],
+              "sweep_c": ["dataset", "c_xent_grid", "c_logit_grid",
+                          "val_size", "max_clean_drop"]}.get(
+                  script, ["test_size", "c_xent", "c_logit", "extra_attacks"])
+    for name in names:
+        assert f"--{name}:" in done.stdout, name
+    if script in ("cifar10", "speech_commands"):
+        assert "--baselines:" not in done.stdout
+
+
+def test_importing_a_script_defines_no_flag():
+    before = set(FLAGS)
+    for script in SCRIPTS + ("sweep_c",):
+        _load_example(script)
+    assert set(FLAGS) == before
+
+
+def test_config_fields_are_the_flags():
+    flag_values = flags.FlagValues()
+    _load_example("mnist").define_flags(flag_values)
+    flag_values(["mnist.py", "--baselines=pgd,nfgsm", "--extra_attacks=",
+                 "--notensorboard", "--c_logit=0.5"])
+    config = experiment.config_from_flags("mnist", flag_values)
+    assert config == experiment.Config(
+        "mnist", baselines=("pgd", "nfgsm"), extra_attacks=(),
+        tensorboard=False, c_logit=0.5)
+    fields = {f.name for f in dataclasses.fields(experiment.Config)}
+    assert set(flag_values) & fields == fields - {"dataset"}
+    assert config.record()["baselines"] == "pgd,nfgsm"
+
+
+def test_sweep_config_fields_are_the_flags():
+    flag_values = flags.FlagValues()
+    sweep_c.define_flags(flag_values)
+    flag_values(["sweep_c.py", "--dataset=cifar10", "--c_xent_grid=1,3",
+                 "--val_size=20", "--notensorboard"])
+    assert sweep_c.config_from_flags(flag_values) == sweep_c.SweepConfig(
+        "cifar10", val_size=20, c_xent_grid=["1", "3"], tensorboard=False)

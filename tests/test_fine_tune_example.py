@@ -1,14 +1,18 @@
 """End-to-end tests of examples/fine_tune.py on mocked MNIST and a tiny net.
 
-The paper's CNN would cost minutes here; ``models.mnist_cnn`` is replaced by
-a tiny network, and the data come from ``tfds.testing.mock_data``.
+The tests call the plain ``fine_tune.run(config)``; one runs the script as a
+user does, in a subprocess, to check its flags. The paper's CNN would cost
+minutes here; ``models.mnist_cnn`` is replaced by a tiny network, and the
+data come from ``tfds.testing.mock_data``.
 """
 
 import importlib.util
+import os
 import pathlib
+import subprocess
+import sys
 
-from absl import app, flags
-from absl.testing import flagsaver
+from absl import flags
 import keras
 import numpy as np
 import pytest
@@ -18,7 +22,6 @@ import keras_gradreg
 from keras_gradreg import datasets
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-FLAGS = flags.FLAGS
 SMALL = dict(train_size=20, test_size=10, epochs_natural=1, batch_size=10,
              learning_rate=1e-3, pgd_steps=2, pgd_restarts=1, seed=0, c=0.1)
 
@@ -27,6 +30,7 @@ def _load_example():
     spec = importlib.util.spec_from_file_location(
         "example_fine_tune", EXAMPLES / "fine_tune.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -43,17 +47,13 @@ def _tiny_cnn():
     ])
 
 
-def _run(monkeypatch, **flag_values) -> keras_gradreg.Results:
+def _run(monkeypatch, **values) -> keras_gradreg.Results:
     """Runs the example on 20 mocked MNIST images; returns the results it
     wrote, read back."""
     monkeypatch.setattr(fine_tune.models, "mnist_cnn", _tiny_cnn)
-    values = {**SMALL, "data_dir": "", "scratch_epochs": 1,
-              "natural_model": "", "scratch_model": "", **flag_values}
-    argv = ["fine_tune"] + [f"--{k}={v}" for k, v in values.items()]
-    with flagsaver.flagsaver(), tfds.testing.mock_data(num_examples=20):
-        FLAGS(argv)
-        FLAGS.data_dir = None
-        fine_tune.main([])
+    values = {**SMALL, "scratch_epochs": 1, **values}
+    with tfds.testing.mock_data(num_examples=20):
+        fine_tune.run(fine_tune.FineTuneConfig(**values))
     return keras_gradreg.Results.load(str(values["out"]))
 
 
@@ -65,7 +65,7 @@ def _clean_accuracy(network: keras.Model) -> float:
 
 
 def test_trains_snapshots_and_times_every_model(tmp_path, monkeypatch):
-    results = _run(monkeypatch, out=tmp_path, finetune_epochs="1,2")
+    results = _run(monkeypatch, out=str(tmp_path), finetune_epochs=(2, 1))
 
     names = ["natural", "finetune_1ep", "finetune_2ep", "logit_reg_scratch"]
     assert results.model_names == names
@@ -98,9 +98,9 @@ def test_starts_from_saved_networks(tmp_path, monkeypatch, capsys):
     scratch.save(tmp_path / "scratch.keras")
 
     out = tmp_path / "out"
-    results = _run(monkeypatch, out=out, finetune_epochs="1",
-                   natural_model=tmp_path / "natural.keras",
-                   scratch_model=tmp_path / "scratch.keras")
+    results = _run(monkeypatch, out=str(out), finetune_epochs=(1,),
+                   natural_model=str(tmp_path / "natural.keras"),
+                   scratch_model=str(tmp_path / "scratch.keras"))
 
     training = results.section("training")
     assert training["natural"]["loaded_from"] == str(tmp_path / "natural.keras")
@@ -120,7 +120,31 @@ def test_missing_saved_model_fails_before_training(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(fine_tune, "train_models",
                         lambda *args: calls.append(args))
-    with pytest.raises(app.UsageError, match="No saved model"):
-        _run(monkeypatch, out=tmp_path, finetune_epochs="1",
-             scratch_model=tmp_path / "missing.keras")
+    with pytest.raises(fine_tune.ConfigError, match="No saved model"):
+        _run(monkeypatch, out=str(tmp_path), finetune_epochs=(1,),
+             scratch_model=str(tmp_path / "missing.keras"))
     assert not calls
+
+
+def test_flags_map_onto_the_config():
+    flag_values = flags.FlagValues()
+    fine_tune.define_flags(flag_values)
+    flag_values(["fine_tune.py", "--out=/tmp/ft", "--finetune_epochs=3,1",
+                 "--c=0.3"])
+    assert fine_tune.config_from_flags(flag_values) == fine_tune.FineTuneConfig(
+        "/tmp/ft", finetune_epochs=(3, 1), c=0.3)
+    assert "finetune_epochs" not in flags.FLAGS  # none defined globally
+
+
+def test_script_rejects_bad_finetune_epochs_before_training(tmp_path):
+    """Run as a user runs it: a bad flag is a usage error (status 1, the
+    message on stderr, no Traceback) and nothing is written."""
+    env = dict(os.environ, PYTHONPATH=str(EXAMPLES.parent))
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "fine_tune.py"), "--finetune_epochs=0",
+         f"--out={tmp_path / 'out'}"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1
+    assert "--finetune_epochs must be integers >= 1." in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -2,8 +2,12 @@
 
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
+from absl import flags
 import keras
 import numpy as np
 import pytest
@@ -18,6 +22,7 @@ import matplotlib.image  # noqa: E402
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / (
     "plot_training.py"
 )
+sys.path.insert(0, str(EXAMPLE.parent))  # the script's own modules
 EPOCHS = 3
 LAYERS = ["conv1", "fc2"]
 
@@ -152,12 +157,11 @@ def _check_png(path, min_colors=20):
 
 def test_main_writes_both_figures(plot_training, runs, tmp_path):
     logdirs = ",".join(f"{name}={path}" for name, (path, _) in runs.items())
-    flags = plot_training.FLAGS
-    flags([str(EXAMPLE), f"--logdirs={logdirs}", f"--out={tmp_path}"])
-    try:
-        plot_training.main([str(EXAMPLE)])
-    finally:
-        flags.unparse_flags()
+    flag_values = flags.FlagValues()  # the script's flags, not global ones
+    plot_training.define_flags(flag_values)
+    flag_values([str(EXAMPLE), f"--logdirs={logdirs}", f"--out={tmp_path}"])
+    plot_training.run(flag_values.logdirs, flag_values.out,
+                      flag_values.layers)
     _check_png(tmp_path / "fig2_training_curves.png")
     _check_png(tmp_path / "fig3_weight_histograms.png")
     results = json.loads((tmp_path / "curves.json").read_text())
@@ -168,3 +172,13 @@ def test_main_writes_both_figures(plot_training, runs, tmp_path):
             record["history"]["val_accuracy"], rtol=1e-6,
         )
         assert set(results[name]["weight_std"]) == set(LAYERS)
+
+
+def test_script_defines_its_flags_when_run():
+    env = dict(os.environ, PYTHONPATH=str(EXAMPLE.parents[1]))
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--helpfull"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr  # absl's exit after --helpfull
+    assert "Traceback" not in done.stderr
+    for name in ("logdirs", "out", "layers"):
+        assert f"--{name}:" in done.stdout
