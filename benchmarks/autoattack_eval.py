@@ -188,25 +188,26 @@ def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
     return summarize(read_lines(path, settings), len(x))
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """The script's flags (defined only when it runs as a script, so tests
     that import it share no flag with other scripts)."""
+    into = {"flag_values": flag_values}
     flags.DEFINE_list("models", None, "Saved .keras models; each is named by "
-                      "its file name without the extension.")
-    flags.DEFINE_string("dataset", "mnist", "A name of keras_gradreg.datasets.")
-    flags.DEFINE_string("data_dir", None, "Local dataset folder (else tfds).")
-    flags.DEFINE_string("split", "test", "Dataset split.")
-    flags.DEFINE_list("eps", ["0.1", "0.2", "0.3"], "L-inf radii.")
-    flags.DEFINE_integer("num_examples", 1000, "The first N images of the split.")
-    flags.DEFINE_integer("chunk", 100, "Images per unit of work.")
+                      "its file name without the extension.", **into)
+    flags.DEFINE_string("dataset", "mnist", "A name of keras_gradreg.datasets.", **into)
+    flags.DEFINE_string("data_dir", None, "Local dataset folder (else tfds).", **into)
+    flags.DEFINE_string("split", "test", "Dataset split.", **into)
+    flags.DEFINE_list("eps", ["0.1", "0.2", "0.3"], "L-inf radii.", **into)
+    flags.DEFINE_integer("num_examples", 1000, "The first N images of the split.", **into)
+    flags.DEFINE_integer("chunk", 100, "Images per unit of work.", **into)
     flags.DEFINE_enum("version", "standard", ["standard", "fast", "rand"],
-                      "AutoAttack version.")
-    flags.DEFINE_integer("seed", 0, "Seed of the random attacks.")
-    flags.DEFINE_integer("batch_size", 256, "Images per compiled attack call.")
-    flags.DEFINE_float("clip_min", 0.0, "Lower bound of valid inputs.")
-    flags.DEFINE_float("clip_max", 1.0, "Upper bound of valid inputs.")
-    flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md).")
-    flags.mark_flags_as_required(["models", "out"])
+                      "AutoAttack version.", **into)
+    flags.DEFINE_integer("seed", 0, "Seed of the random attacks.", **into)
+    flags.DEFINE_integer("batch_size", 256, "Images per compiled attack call.", **into)
+    flags.DEFINE_float("clip_min", 0.0, "Lower bound of valid inputs.", **into)
+    flags.DEFINE_float("clip_max", 1.0, "Upper bound of valid inputs.", **into)
+    flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md).", **into)
+    flags.mark_flags_as_required(["models", "out"], flag_values=flag_values)
 
 
 def main(argv):
