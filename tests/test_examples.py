@@ -133,23 +133,6 @@ def _accuracy(model, x, y, attack=None, **kwargs) -> float:
 # End-to-end runs ---------------------------------------------------------------
 
 
-def test_cifar10_example_through_tfds(tmp_path, monkeypatch):
-    with tfds.testing.mock_data(num_examples=20):
-        _run("cifar10", out=str(tmp_path), train_size=20, test_size=10,
-             epochs=1, extra_attacks=(), eval_batch_size=10, learning_rate=2e-3)
-        x, y = datasets.to_arrays(datasets.load("cifar10", "test[:10]"))
-    results = _check_results(tmp_path, ["3", "6", "9"])
-    assert results.section("experiment")["resolved"]["learning_rate"] == 2e-3
-    assert results.settings["attacks"]["bim"]["kwargs"] == {
-        "step_size": 1.0, "steps": 10, "clip_min": 0.0, "clip_max": 255.0}
-    natural = keras.models.load_model(tmp_path / "natural.keras")
-    assert results.accuracy("natural") == pytest.approx(
-        _accuracy(natural, x, y))
-    assert results.accuracy("natural", "fgsm", 9) == pytest.approx(_accuracy(
-        natural, x, y, keras_gradreg.attacks.fgsm, eps=9.0, clip_min=0.0,
-        clip_max=255.0))
-
-
 @pytest.mark.large
 def test_mnist_example_on_idx_files(tmp_path, mnist_dir, monkeypatch):
     _run("mnist", data_dir=mnist_dir, out=str(tmp_path),
@@ -452,10 +435,23 @@ def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
     """An interrupted run goes on with --resume: saved models are reused
     (same weights, same training record), missing ones are trained."""
     common = dict(out=str(tmp_path), train_size=20, test_size=10, epochs=1,
-                  extra_attacks=(), eval_batch_size=10, tensorboard=False)
+                  extra_attacks=(), eval_batch_size=10, tensorboard=False,
+                  learning_rate=2e-3)
     with tfds.testing.mock_data(num_examples=20):
         _run("cifar10", **common)
         first = keras_gradreg.Results.load(str(tmp_path))
+        x, y = datasets.to_arrays(datasets.load("cifar10", "test[:10]"))
+    # The first run: CIFAR-10 through tfds, with the paper's attack settings.
+    _check_results(tmp_path, ["3", "6", "9"])
+    assert first.section("experiment")["resolved"]["learning_rate"] == 2e-3
+    assert first.settings["attacks"]["bim"]["kwargs"] == {
+        "step_size": 1.0, "steps": 10, "clip_min": 0.0, "clip_max": 255.0}
+    natural = keras.models.load_model(tmp_path / "natural.keras")
+    assert first.accuracy("natural") == pytest.approx(_accuracy(natural, x, y))
+    assert first.accuracy("natural", "fgsm", 9) == pytest.approx(_accuracy(
+        natural, x, y, keras_gradreg.attacks.fgsm, eps=9.0, clip_min=0.0,
+        clip_max=255.0))
+    with tfds.testing.mock_data(num_examples=20):
         record = json.loads((tmp_path / "training" / "natural.json").read_text())
         # As if interrupted while training Logit-reg.
         (tmp_path / "logit_reg.keras").unlink()
