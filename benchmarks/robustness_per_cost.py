@@ -96,40 +96,47 @@ def attack_key(attack: Callable, loss: Optional[str] = None) -> str:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md, .png).")
-flags.DEFINE_string("data_dir", None,
-                    "Folder with the four MNIST IDX .gz files (default: "
-                    "tensorflow-datasets).")
-flags.DEFINE_list("recipes", None,
-                  "Recipes to run, names from the recipe table (default: "
-                  "all). natural_relu, the cost reference, always runs.")
-flags.DEFINE_integer("epochs", 3, "Training epochs of every recipe.")
-flags.DEFINE_integer("train_size", 60000, "First N training images.")
-flags.DEFINE_integer("batch_size", 50, "Training batch size.")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.")
-flags.DEFINE_integer("seed", 0, "Seed of weights, batch order and attacks.")
-flags.DEFINE_float("train_eps", 0.1,
-                   "L-inf radius of the adversarial training recipes.")
-flags.DEFINE_list("eval_eps", ["0.1", "0.2", "0.3"], "Evaluation radii.")
-flags.DEFINE_list("eval_attacks", [attack_key(*a) for a in EVAL_ATTACKS],
-                  "Attacks of the per-example worst case: names in "
-                  "keras_gradreg.attacks.ATTACKS, APGD once per loss "
-                  "(apgd_ce, apgd_dlr).")
-flags.DEFINE_integer("eval_steps", 50,
-                     "Iterations of the attacks that take steps (APGD, PGD; "
-                     "autoattack keeps its own).")
-flags.DEFINE_integer("pgd_restarts", 3, "Random restarts of PGD.")
-flags.DEFINE_integer("test_size", 1000, "First N test images.")
-flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack call.")
-flags.DEFINE_bool("attack_survivors", True,
-                  "Each attack attacks only the images earlier attacks left "
-                  "correct (AutoAttack's way; per-attack numbers cumulative).")
-flags.DEFINE_enum("cost", "wall", ["wall", "cpu"],
-                  "The cost in the table and chart: the wall-clock ratio, "
-                  "or the process CPU time ratio (steadier on a shared "
-                  "machine; meaningless on a GPU). Both are stored.")
-flags.DEFINE_bool("save_models", False,
-                  "Also save each trained network as OUT/<recipe>.keras.")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the script's flags in ``flag_values``; the script calls it
+    under ``__main__`` only, so importing the module defines no flag."""
+    where = {"flag_values": flag_values}
+    flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md, .png).", **where)
+    flags.DEFINE_string("data_dir", None,
+                        "Folder with the four MNIST IDX .gz files (default: "
+                        "tensorflow-datasets).", **where)
+    flags.DEFINE_list("recipes", None,
+                      "Recipes to run, names from the recipe table (default: "
+                      "all). natural_relu, the cost reference, always runs.", **where)
+    flags.DEFINE_integer("epochs", 3, "Training epochs of every recipe.", **where)
+    flags.DEFINE_integer("train_size", 60000, "First N training images.", **where)
+    flags.DEFINE_integer("batch_size", 50, "Training batch size.", **where)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.", **where)
+    flags.DEFINE_integer("seed", 0, "Seed of weights, batch order and attacks.", **where)
+    flags.DEFINE_float("train_eps", 0.1,
+                       "L-inf radius of the adversarial training recipes.", **where)
+    flags.DEFINE_list("eval_eps", ["0.1", "0.2", "0.3"], "Evaluation radii.", **where)
+    flags.DEFINE_list("eval_attacks", [attack_key(*a) for a in EVAL_ATTACKS],
+                      "Attacks of the per-example worst case: names in "
+                      "keras_gradreg.attacks.ATTACKS, APGD once per loss "
+                      "(apgd_ce, apgd_dlr).", **where)
+    flags.DEFINE_integer("eval_steps", 50,
+                         "Iterations of the attacks that take steps (APGD, PGD; "
+                         "autoattack keeps its own).", **where)
+    flags.DEFINE_integer("pgd_restarts", 3, "Random restarts of PGD.", **where)
+    flags.DEFINE_integer("test_size", 1000, "First N test images.", **where)
+    flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack call.", **where)
+    flags.DEFINE_bool("attack_survivors", True,
+                      "Each attack attacks only the images earlier attacks left "
+                      "correct (AutoAttack's way; per-attack numbers cumulative).", **where)
+    flags.DEFINE_enum("cost", "wall", ["wall", "cpu"],
+                      "The cost in the table and chart: the wall-clock ratio, "
+                      "or the process CPU time ratio (steadier on a shared "
+                      "machine; meaningless on a GPU). Both are stored.", **where)
+    flags.DEFINE_bool("save_models", False,
+                      "Also save each trained network as OUT/<recipe>.keras.", **where)
+
 
 REFERENCE = "natural_relu"
 NEWER = "0.2.0"  # the release that adds GELU networks and N-FGSM
@@ -458,39 +465,35 @@ def _check_resumable(stored: Dict[str, dict], run_settings: dict,
 # Command line ---------------------------------------------------------------
 
 
-def _settings() -> dict:
+def _settings(flag_values: flags.FlagValues) -> dict:
     for name in ("epochs", "train_size", "batch_size", "eval_steps",
                  "pgd_restarts", "test_size", "eval_batch_size"):
-        if FLAGS[name].value < 1:
+        if flag_values[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
-    if FLAGS.learning_rate <= 0 or FLAGS.train_eps <= 0:
+    if flag_values.learning_rate <= 0 or flag_values.train_eps <= 0:
         raise app.UsageError("--learning_rate and --train_eps must be > 0.")
     try:
-        eval_eps = [float(value) for value in FLAGS.eval_eps]
+        eval_eps = [float(value) for value in flag_values.eval_eps]
     except ValueError as error:
         raise app.UsageError(f"--eval_eps must be numbers: {error}") from error
     if not eval_eps or min(eval_eps) <= 0:
         raise app.UsageError("--eval_eps needs numbers > 0.")
-    return {"epochs": FLAGS.epochs, "train_size": FLAGS.train_size,
-            "batch_size": FLAGS.batch_size,
-            "learning_rate": FLAGS.learning_rate, "seed": FLAGS.seed,
-            "train_eps": FLAGS.train_eps, "eval_eps": eval_eps,
-            "eval_attacks": list(FLAGS.eval_attacks),
-            "eval_steps": FLAGS.eval_steps,
-            "pgd_restarts": FLAGS.pgd_restarts,
-            "test_size": FLAGS.test_size,
-            "eval_batch_size": FLAGS.eval_batch_size,
-            "attack_survivors": FLAGS.attack_survivors,
-            "data_dir": FLAGS.data_dir, "save_models": FLAGS.save_models,
-            "cost": FLAGS.cost}
+    names = ("epochs", "train_size", "batch_size", "learning_rate", "seed",
+             "train_eps", "eval_steps", "pgd_restarts", "test_size",
+             "eval_batch_size", "attack_survivors", "data_dir", "save_models",
+             "cost")
+    return {**{name: flag_values[name].value for name in names},
+            "eval_eps": eval_eps,
+            "eval_attacks": list(flag_values.eval_attacks)}
 
 
-def _recipes(table: Dict[str, Recipe]) -> List[str]:
-    names = list(FLAGS.recipes) if FLAGS.recipes else list(table)
+def _recipes(table: Dict[str, Recipe],
+             flag_values: flags.FlagValues) -> List[str]:
+    names = list(flag_values.recipes) if flag_values.recipes else list(table)
     unknown = [name for name in names if name not in table]
     if unknown:
         raise app.UsageError(
-            f"Unknown recipes {unknown} (at --train_eps {FLAGS.train_eps:g}). "
+            f"Unknown recipes {unknown} (at --train_eps {flag_values.train_eps:g}). "
             f"Use some of {list(table)}.")
     return [REFERENCE] + [name for name in names if name != REFERENCE]
 
@@ -613,18 +616,20 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
     return stored
 
 
-def main(argv):
+def main(argv, flag_values: flags.FlagValues = FLAGS):
+    """Runs the grid with the parsed ``flag_values`` (see ``define_flags``)."""
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not FLAGS.out:
+    if not flag_values.out:
         raise app.UsageError("--out is required.")
-    settings = _settings()
+    settings = _settings(flag_values)
     _check_attacks(settings)
     table = recipe_table(settings["train_eps"])
-    names = _recipes(table)
+    names = _recipes(table, flag_values)
     tf.get_logger().setLevel("ERROR")
-    run(settings, names, table, FLAGS.out)
+    run(settings, names, table, flag_values.out)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

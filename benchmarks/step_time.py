@@ -93,6 +93,9 @@ _define(flags.DEFINE_integer, "warmup_steps", 2,
         "Untimed steps per model (and calls per attack) before timing.")
 _define(flags.DEFINE_integer, "attack_steps", 10,
         "Iterations of BIM, C&W, PGD and APGD in the throughput benchmark.")
+_define(flags.DEFINE_integer, "queries", 5000,
+        "Model evaluations per example of Square, alone and inside "
+        "AutoAttack (default 5000, AutoAttack's budget).")
 _define(flags.DEFINE_string, "out", None,
         "Folder for step_time.json and step_time.md (default: print only).")
 _define(flags.DEFINE_integer, "seed", 0, "Seed of weights and data.")
@@ -284,11 +287,13 @@ def _epoch_runner(model: keras.Model, dataset: tf.data.Dataset,
 
 def _attack_runner(name: str, model: keras.Model, network: Network,
                    x: np.ndarray, y: np.ndarray,
-                   steps: int) -> Callable[[], None]:
-    """Runs the attack ``name`` with its own step size and ``steps`` steps."""
+                   steps: int, queries: int) -> Callable[[], None]:
+    """Runs the attack ``name`` with its own step size, ``steps`` steps and
+    (Square) ``queries`` queries."""
     attack = attacks.ATTACKS[name]
     options = {"clip_min": 0.0, "clip_max": network.clip_max,
-               "batch_size": len(x), "steps": steps, "seed": 0}
+               "batch_size": len(x), "steps": steps, "queries": queries,
+               "seed": 0}
     options = {key: value for key, value in options.items()
                if attacks.accepts(attack, key)}
     return lambda: np.asarray(attack(model, x, y, network.eps, **options))
@@ -374,7 +379,7 @@ def time_training(network_name: str, model_names: Sequence[str], steps: int,
 
 def time_attacks(network_name: str, attack_names: Sequence[str],
                  attack_steps: int, batch_size: int, rounds: int,
-                 warmup: int, seed: int) -> List[dict]:
+                 warmup: int, seed: int, queries: int = 5000) -> List[dict]:
     """Measures attack throughput on one batch, round-robin.
 
     Returns:
@@ -385,7 +390,8 @@ def time_attacks(network_name: str, attack_names: Sequence[str],
     model = network.build()
     x, y = next(iter(random_dataset(network, batch_size, seed)))
     x, y = x.numpy(), y.numpy()
-    runners = {name: _attack_runner(name, model, network, x, y, attack_steps)
+    runners = {name: _attack_runner(name, model, network, x, y, attack_steps,
+                                    queries)
                for name in attack_names}
     print(f"{network_name}: attacks", flush=True)
     times = round_robin(runners, rounds, warmup=max(warmup, 1))
@@ -393,6 +399,7 @@ def time_attacks(network_name: str, attack_names: Sequence[str],
         "network": network_name,
         "attack": name,
         "steps": attack_steps if attacks.accepts(name, "steps") else 1,
+        "queries": queries if attacks.accepts(name, "queries") else None,
         "batch_size": batch_size,
         "examples_per_second": summarize(
             [batch_size / t["wall"] for t in times[name]]),
@@ -423,11 +430,12 @@ def markdown(results: dict) -> str:
             f"| {_spread(row['cpu_ratio_to_natural'])} "
             f"| {_spread(to_gradreg) if to_gradreg else '-'} |")
     if results["attacks"]:
-        lines += ["", "| network | attack | steps | examples/s |",
-                  "|---|---|---|---|"]
+        lines += ["", "| network | attack | steps | queries | examples/s |",
+                  "|---|---|---|---|---|"]
         for row in results["attacks"]:
             lines.append(
                 f"| {row['network']} | {row['attack']} | {row['steps']} "
+                f"| {row.get('queries') or '-'} "
                 f"| {_spread(row['examples_per_second'], 0)} |")
     return "\n".join(lines) + "\n"
 
@@ -464,7 +472,7 @@ def _settings() -> dict:
                  MODELS + EXTRA_MODELS
                  + tuple(m + XLA_SUFFIX for m in MODELS + EXTRA_MODELS))
     _check_names("attacks", FLAGS.attacks, ATTACKS)
-    for name in ("rounds", "attack_steps"):
+    for name in ("rounds", "attack_steps", "queries"):
         if FLAGS[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
     batch_size = FLAGS.batch_size or DEFAULT_BATCH_SIZE
@@ -475,7 +483,8 @@ def _settings() -> dict:
             "attacks": list(FLAGS.attacks), "rounds": FLAGS.rounds,
             "steps_per_epoch": _steps_per_network(FLAGS.networks),
             "batch_size": batch_size, "warmup_steps": FLAGS.warmup_steps,
-            "attack_steps": FLAGS.attack_steps, "seed": FLAGS.seed,
+            "attack_steps": FLAGS.attack_steps, "queries": FLAGS.queries,
+            "seed": FLAGS.seed,
             "jit_compile": {"auto": "auto", "true": True, "false": False}[
                 FLAGS.jit_compile]}
 
@@ -502,7 +511,8 @@ def run(settings: dict, out: Optional[str] = None) -> dict:
         if s["attacks"]:
             results["attacks"] += time_attacks(
                 network, s["attacks"], s["attack_steps"], s["batch_size"],
-                s["rounds"], s["warmup_steps"], s["seed"])
+                s["rounds"], s["warmup_steps"], s["seed"],
+                s.get("queries", 5000))
     table = markdown(results)
     print(table)
     if out:

@@ -55,14 +55,23 @@ def _run_main(monkeypatch, **flag_values):
         step_time.main(["step_time"])
 
 
-def test_main_runs_every_model_and_attack(monkeypatch, tmp_path):
-    _run_main(monkeypatch, networks="tiny", rounds=2, steps_per_epoch=1,
-              batch_size=8, attack_steps=2, warmup_steps=1, out=tmp_path)
+# One model per kind of train step (pgd10 and pgd40 are pgd7 with more steps,
+# built by test_build_model_uses_the_recipes); every attack.
+SMOKE_MODELS = ("natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7")
+
+
+def test_main_runs_every_kind_of_model_and_every_attack(monkeypatch,
+                                                        tmp_path):
+    _run_main(monkeypatch, networks="tiny", models=",".join(SMOKE_MODELS[1:]),
+              rounds=2, steps_per_epoch=1,
+              batch_size=8, attack_steps=2, queries=3, warmup_steps=1,
+              out=tmp_path)
     results = json.loads((tmp_path / "step_time.json").read_text())
     table = (tmp_path / "step_time.md").read_text()
 
     assert [row["model"] for row in results["training"]] == list(
-        step_time.MODELS)
+        SMOKE_MODELS)
+    assert set(SMOKE_MODELS) | {"pgd10", "pgd40"} == set(step_time.MODELS)
     natural = results["training"][0]["seconds_per_epoch"]["all"]
     gradreg = results["training"][1]["seconds_per_epoch"]["all"]
     for row in results["training"]:
@@ -84,6 +93,10 @@ def test_main_runs_every_model_and_attack(monkeypatch, tmp_path):
     steps = {row["attack"]: row["steps"] for row in results["attacks"]}
     assert steps == {"fgsm": 1, "bim": 2, "cw": 2, "pgd": 2, "apgd": 2,
                      "apgd_t": 2, "fab_t": 2, "square": 1, "autoattack": 2}
+    queries = {row["attack"]: row["queries"] for row in results["attacks"]}
+    assert queries == {name: 3 if name in ("square", "autoattack") else None
+                       for name in step_time.ATTACKS}
+    assert "| tiny | square | 1 | 3 |" in table
     for row in results["attacks"]:
         assert row["examples_per_second"]["min"] > 0
     assert results["machine"]["cores"] >= 1

@@ -1,8 +1,8 @@
 """Tests of benchmarks/robustness_per_cost.py and its report helpers.
 
-The script runs in subprocesses (its absl flags would clash with the
-examples' in this process) on tiny IDX files written here, with the paper's
-CNN, one epoch and a few attack steps. Its per-example results are checked
+The script runs in this process, each run with its own absl ``FlagValues``
+(it defines its flags only under ``__main__``), on tiny IDX files written
+here, with the paper's CNN, one epoch and a few attack steps. Its per-example results are checked
 against the attacks rerun here on the saved network, its ratios against its
 own stored timings, and resuming against the file it appends to. The Pareto
 front is checked on a hand-computed example and against a brute-force
@@ -10,13 +10,15 @@ definition.
 """
 
 import gzip
+import importlib.util
 import inspect
 import json
 import os
 import pathlib
 import struct
-import subprocess
 import sys
+
+from absl import app, flags
 
 import keras
 import numpy as np
@@ -29,6 +31,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "robustness_per_cost.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import _frontier  # noqa: E402
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("robustness_per_cost",
+                                                  SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+rpc = _load_script()
 
 ACTIVATION_OPTION = "activation" in inspect.signature(
     keras_gradreg.models.mnist_cnn).parameters
@@ -153,45 +167,25 @@ def tiny_mnist(tmp_path):
 TINY = ["--epochs=1", "--train_size=100", "--test_size=20", "--eval_steps=2",
         "--pgd_restarts=2", "--eval_eps=0.05,0.3", "--learning_rate=0.003"]
 
-# Runs the script's main once per argv in one fresh process (importing
-# TensorFlow once, not once per run) and reports each run's output, usage
-# error and results.jsonl afterwards.
-DRIVER = """
-import contextlib, io, json, os, runpy, sys
-from absl import app, flags
-script, runs, log = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-module = runpy.run_path(script, run_name="robustness_per_cost")
-reports = []
-for argv in runs:
-    flags.FLAGS.unparse_flags()
-    output, error = io.StringIO(), None
-    with contextlib.redirect_stdout(output):
+def _run_all(capsys, *runs):
+    """Runs the script's main once per argument list, each with fresh flags,
+    and reports each run's output, usage error and results.jsonl after it."""
+    reports = []
+    for argv in runs:
+        flag_values = flags.FlagValues()
+        rpc.define_flags(flag_values)
+        capsys.readouterr()
+        error = None
         try:
-            flags.FLAGS(["robustness_per_cost"] + argv)
-            module["main"](["robustness_per_cost"])
+            flag_values(["robustness_per_cost", *argv])
+            rpc.main(["robustness_per_cost"], flag_values)
         except app.UsageError as usage_error:
             error = str(usage_error)
-    out = flags.FLAGS.out
-    results = os.path.join(out, "results.jsonl") if out else ""
-    reports.append({"stdout": output.getvalue(), "error": error,
-                    "results": open(results).read()
-                    if os.path.exists(results) else None})
-with open(log, "w") as file:
-    json.dump(reports, file)
-"""
-
-
-def _run_all(tmp_path, *runs):
-    """Runs the script once per argument list, in one subprocess."""
-    log = tmp_path / "log.json"
-    environment = {**os.environ, "PYTHONPATH": str(ROOT),
-                   "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(SCRIPT),
-         json.dumps([list(run) for run in runs]), str(log)],
-        capture_output=True, text=True, env=environment, timeout=900)
-    assert process.returncode == 0, process.stdout + process.stderr
-    return json.loads(log.read_text())
+        results = os.path.join(flag_values.out, "results.jsonl")
+        reports.append({"stdout": capsys.readouterr().out, "error": error,
+                        "results": open(results).read()
+                        if os.path.exists(results) else None})
+    return reports
 
 
 def _rows(results_text):
@@ -260,13 +254,13 @@ def _check_against_saved_network(row, model_path, data_dir, attack_names):
     assert row["robust"]["0.3"] < row["clean"]  # the attacks bite
 
 
-def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist):
+def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     out = tmp_path / "out"
     attack_names = ["apgd_ce", "apgd_dlr", "pgd"]
     common = [f"--data_dir={tiny_mnist}", f"--out={out}", *TINY]
     two = "--recipes=natural_relu,logit_l1_c0.03_relu"
     first, second, third, other, bad_attack, bad_recipe = _run_all(
-        tmp_path,
+        capsys,
         # 1. The reference alone; 2. resumed with one more recipe (and one
         # the installed package may lack); 3. nothing left to do; 4. other
         # settings in the same folder; 5-6. unknown names.
@@ -338,29 +332,19 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist):
 
 
 def test_every_recipe_builds_with_its_settings():
-    """Each recipe of the grid builds a model that carries its settings (in
-    a fresh process: the script defines absl flags at import)."""
-    code = (
-        "import importlib.util, json, sys\n"
-        "spec = importlib.util.spec_from_file_location('rpc', sys.argv[1])\n"
-        "rpc = importlib.util.module_from_spec(spec)\n"
-        "sys.modules['rpc'] = rpc\n"
-        "spec.loader.exec_module(rpc)\n"
-        "found = {}\n"
-        "for name, recipe in rpc.recipe_table(0.1).items():\n"
-        "    assert rpc.missing_support(recipe) is None, name\n"
-        "    model, network = rpc.build_model(recipe, 1e-3)\n"
-        "    values = {k: getattr(model, k) for k in recipe.kwargs}\n"
-        "    found[name] = {k: round(v, 6) if isinstance(v, float)\n"
-        "                   else getattr(v, '__name__', v)\n"
-        "                   for k, v in values.items()}\n"
-        "    found[name]['activation'] = network.get_layer('conv1')"
-        ".activation.__name__\n"
-        "print(json.dumps(found))\n")
-    done = subprocess.run([sys.executable, "-c", code, str(SCRIPT)],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    """Each recipe of the grid builds a model that carries its settings."""
+    found = {}
+    for name, recipe in rpc.recipe_table(0.1).items():
+        assert rpc.missing_support(recipe) is None, name
+        model, network = rpc.build_model(recipe, 1e-3)
+        found[name] = {
+            key: round(value, 6) if isinstance(value, float)
+            else getattr(value, "__name__", value)
+            for key, value in ((k, getattr(model, k)) for k in recipe.kwargs)}
+        found[name]["activation"] = network.get_layer(
+            "conv1").activation.__name__
+        keras.backend.clear_session()
+
     assert found["logit_l1_c0.03_gelu_pf0.5"] == {
         "regularizer": "logit_margin", "norm": "l1", "c": 0.03,
         "penalty_fraction": 0.5, "activation": "gelu"}
