@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 import warnings
 from typing import Callable, List, Optional, Tuple
@@ -156,8 +157,9 @@ def define_training_flags(
     flags.DEFINE_boolean(
         "resume", False,
         "Reuse the models an interrupted run with the same flags saved in "
-        "--out (<model>.keras, with training/<model>.json) and train only "
-        "the missing ones.", flag_values=flag_values)
+        "--out (<model>.keras, with training/<model>.json), go on from the "
+        "last finished epoch of the model it was training (backup/<model>), "
+        "and train only the missing ones.", flag_values=flag_values)
     _tensorboard_logging.define_flags(flag_values)
 
 
@@ -306,13 +308,47 @@ def parse_list(text: str) -> List[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
+class _Progress(keras.callbacks.Callback):
+    """Writes the training record so far (wall time, history) after each
+    epoch, beside the ``BackupAndRestore`` checkpoint of the same epoch."""
+
+    def __init__(self, path: str, earlier: dict):
+        super().__init__()
+        self.path, self.earlier = path, earlier
+        self.start, self.history = time.perf_counter(), {}
+
+    def seconds(self) -> float:
+        return self.earlier["seconds"] + time.perf_counter() - self.start
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        history = {key: self.earlier["history"].get(key, []) + values
+                   for key, values in self.history.items()}
+        with open(self.path, "w") as handle:
+            json.dump({"epochs_done": epoch + 1, "seconds": self.seconds(),
+                       "history": history}, handle)
+
+    def record(self) -> Tuple[float, dict]:
+        """Wall time and history of the whole fit, earlier processes included."""
+        keys = set(self.earlier["history"]) | set(self.history)
+        return self.seconds(), {
+            key: self.earlier["history"].get(key, []) + self.history.get(key, [])
+            for key in sorted(keys)}
+
+
 def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
                 learning_rate: float,
-                run_logger: Optional[_tensorboard_logging.RunLogger] = None):
+                run_logger: Optional[_tensorboard_logging.RunLogger] = None,
+                backup_dir: Optional[str] = None):
     """Compiles and fits one model; returns it, its wall time and history.
 
     With ``run_logger``, the model logs to TensorBoard under
-    ``<out>/logs/<spec.name>`` and is validated on its held-out slice.
+    ``<out>/logs/<spec.name>`` and is validated on its held-out slice. With
+    ``backup_dir``, Keras' ``BackupAndRestore`` checkpoints every epoch
+    there, and a fit interrupted earlier goes on from its last finished
+    epoch; the wall time and history returned then include the earlier
+    epochs. The folder is removed once the fit ends.
     """
     print(f"\n== Training {spec.name} ({spec.info}) for {epochs} epochs",
           flush=True)
@@ -325,6 +361,20 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
     logged = {} if run_logger is None else dict(
         callbacks=run_logger.callbacks(spec.name, model),
         validation_data=run_logger.held_out)
+    progress = None
+    if backup_dir is not None:
+        progress_path = os.path.join(backup_dir, "progress.json")
+        earlier = {"epochs_done": 0, "seconds": 0.0, "history": {}}
+        if os.path.exists(progress_path):
+            with open(progress_path) as handle:
+                earlier = json.load(handle)
+            print(f"== Going on from epoch {earlier['epochs_done']} of an "
+                  f"interrupted fit ({backup_dir})", flush=True)
+        os.makedirs(backup_dir, exist_ok=True)
+        progress = _Progress(progress_path, earlier)
+        logged["callbacks"] = [
+            keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+            *logged.get("callbacks", []), progress]
     start = time.perf_counter()
     # `train` is shuffled by tf.data (see `batched`); shuffle=False only
     # silences Keras' warning that it cannot shuffle a dataset itself.
@@ -332,6 +382,8 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
                         **logged)
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    if progress is not None:
+        seconds, history = progress.record()
     return model, seconds, history
 
 
@@ -342,15 +394,19 @@ def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
     ``resume`` (``--resume``) loads ``<out>/<name>.keras`` that an earlier run saved.
 
     The record (settings, epochs, wall time, history) goes to
-    ``<out>/training/<name>.json`` as soon as the model is saved, so that an
-    interrupted run loses at most the model in training. A model resumed
-    without its record (saved by an older version) has no wall time.
+    ``<out>/training/<name>.json`` as soon as the model is saved. Each epoch
+    is checkpointed in ``<out>/backup/<name>``, so that with ``resume`` a
+    model interrupted in training goes on from its last finished epoch; an
+    interrupted run loses at most the epoch in progress. Without ``resume``
+    a stale checkpoint is removed and the model trains from scratch. A model
+    resumed without its record (saved by an older version) has no wall time.
 
     Returns:
         ``(model, record)``.
     """
     path = os.path.join(out, f"{spec.name}.keras")
     record_path = os.path.join(out, "training", f"{spec.name}.json")
+    backup_dir = os.path.join(out, "backup", spec.name)
     if resume and os.path.exists(path):
         print(f"\n== Reusing {path} (--resume)", flush=True)
         record = dict(spec.info, epochs=epochs, wall_time_s=None, history={})
@@ -358,14 +414,17 @@ def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
             with open(record_path) as handle:
                 record = json.load(handle)
         return keras.models.load_model(path), dict(record, resumed=True)
+    if not resume:
+        shutil.rmtree(backup_dir, ignore_errors=True)
     model, seconds, history = train_model(spec, train, epochs, learning_rate,
-                                          run_logger)
+                                          run_logger, backup_dir)
     model.save(path)
     record = dict(spec.info, epochs=epochs, wall_time_s=seconds,
                   history=history)
     os.makedirs(os.path.dirname(record_path), exist_ok=True)
     with open(record_path, "w") as handle:
         json.dump(record, handle, indent=1)
+    shutil.rmtree(backup_dir, ignore_errors=True)
     return model, record
 
 

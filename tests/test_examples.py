@@ -21,6 +21,7 @@ from absl import flags
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import keras_gradreg
@@ -473,6 +474,50 @@ def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
     # --notensorboard: no logs, no figures drawn from them.
     assert not (tmp_path / "logs").exists()
     assert not (tmp_path / "fig2_training_curves.png").exists()
+
+
+def test_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, capsys):
+    """A model interrupted in training keeps its finished epochs: the next
+    fit with the same backup folder trains only the rest, and its record
+    holds the whole history and both processes' wall time."""
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+
+    def build():
+        return keras_gradreg.GradRegModel(keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(2)]), c=0.1)
+
+    spec = experiment.ModelSpec("tiny", build, {})
+    backup = str(tmp_path / "backup" / "tiny")
+
+    epochs_begun = []
+
+    def interrupted():  # two epochs of 2 batches, then the "crash"
+        epochs_begun.append(1)
+        if len(epochs_begun) == 3:
+            raise RuntimeError("simulated interruption")
+        yield x[:8], y[:8]
+        yield x[8:], y[8:]
+
+    signature = (tf.TensorSpec((None, 4), tf.float32),
+                 tf.TensorSpec((None,), tf.int32))
+    crashing = tf.data.Dataset.from_generator(interrupted,
+                                              output_signature=signature)
+    with pytest.raises(Exception, match="simulated interruption"):
+        experiment.train_model(spec, crashing, 3, 1e-2, backup_dir=backup)
+    progress = json.loads((tmp_path / "backup" / "tiny" /
+                           "progress.json").read_text())
+    assert progress["epochs_done"] == 2 and len(progress["history"]["loss"]) == 2
+    capsys.readouterr()
+
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    _, seconds, history = experiment.train_model(spec, train, 3, 1e-2,
+                                                 backup_dir=backup)
+    printed = capsys.readouterr().out
+    assert "Going on from epoch 2" in printed
+    assert "Epoch 3/3" in printed and "Epoch 1/3" not in printed
+    assert history["loss"][:2] == progress["history"]["loss"]
+    assert len(history["loss"]) == 3 and seconds > progress["seconds"]
 
 
 # The scripts as a user runs them ---------------------------------------------
