@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 import keras_gradreg
-from keras_gradreg import attacks, datasets
+from keras_gradreg import adversarial_training, attacks, datasets
 from keras_gradreg.paper import SETTINGS, PaperSettings
 
 import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
@@ -252,16 +252,21 @@ def paper_models(settings: PaperSettings, c_xent: float, c_logit: float,
     ]
 
 
+# --baselines values -> keras_gradreg.adversarial_training.RECIPES names.
+BASELINE_RECIPES = {"fgsm_rs": "fgsm_rs", "nfgsm": "n_fgsm", "pgd": "pgd"}
+
+
 def adversarial_training_models(
     settings: PaperSettings, names: List[str], train_eps: float, pgd_steps: int
 ) -> List[ModelSpec]:
     """FGSM-RS, N-FGSM and PGD adversarial-training baselines.
 
-    FGSM-RS (Wong et al. 2020): one step of 1.25 eps from a random start in
-    the eps-ball; N-FGSM (de Jorge et al. 2022): one step of eps from
-    uniform noise of radius 2 eps, not projected back to the eps-ball; PGD
-    (Madry et al. 2018): ``pgd_steps`` steps of 2.5 eps / steps from a
-    random start; all at ``train_eps``.
+    Each is built by its recipe in ``adversarial_training.RECIPES``, which
+    owns the step rules: FGSM-RS (Wong et al. 2020), one step of 1.25 eps
+    from a random start in the eps-ball; N-FGSM (de Jorge et al. 2022), one
+    step of eps from uniform noise of radius 2 eps, not projected back to
+    the eps-ball; PGD (Madry et al. 2018), ``pgd_steps`` steps of
+    2.5 eps / steps from a random start; all at ``train_eps``.
 
     Raises:
         ValueError: For an unknown name, ``train_eps <= 0`` or
@@ -277,24 +282,20 @@ def adversarial_training_models(
         raise ValueError(
             f"Need --train_eps > 0 and --pgd_steps >= 1, got {train_eps} and "
             f"{pgd_steps}.")
-    recipes = dict(  # training recipes (flag values), not attack names
-        fgsm_rs=dict(steps=1, step_size=1.25 * train_eps),
-        nfgsm=dict(steps=1, step_size=train_eps,
-                   start_radius=2.0 * train_eps, project=False),
-        pgd=dict(steps=pgd_steps, step_size=2.5 * train_eps / pgd_steps),
-    )
     specs = []
     for name in names:
-        if name not in recipes:
+        if name not in BASELINE_RECIPES:
             raise ValueError(
                 f"Unknown baseline {name!r}: use a comma-separated subset of "
-                f"{sorted(recipes)}, or '' for none.")
-        recipe = dict(recipes[name], eps=train_eps, random_start=True)
+                f"{sorted(BASELINE_RECIPES)}, or '' for none.")
+        recipe = adversarial_training.RECIPES[BASELINE_RECIPES[name]]
+        options = {"steps": pgd_steps} if name == "pgd" else {}
         specs.append(ModelSpec(
             f"{name}_at",
-            lambda recipe=recipe: keras_gradreg.AdversarialTrainingModel(
-                settings.build_model(), **recipe, **settings.clip),
-            {"kind": "adversarial_training", **recipe}))
+            lambda recipe=recipe, options=options: recipe(
+                settings.build_model(), train_eps, **options, **settings.clip),
+            {"kind": "adversarial_training", "recipe": recipe.__name__,
+             "eps": train_eps, **recipe.settings(train_eps, **options)}))
     return specs
 
 

@@ -26,11 +26,29 @@ LOSSES = ("ce", "cw")
 
 
 
-def _recipe(title: str):
-    """Marks a named constructor as a training recipe with a ``title``."""
+def _fgsm_rs_settings(eps: float) -> dict:
+    return dict(step_size=1.25 * eps, steps=1, random_start=True,
+                start_radius=eps, project=True)
+
+
+def _n_fgsm_settings(eps: float) -> dict:
+    return dict(step_size=eps or 1.0, steps=1, random_start=True,
+                start_radius=2.0 * eps, project=False)
+
+
+def _pgd_settings(eps: float, steps: int = 7) -> dict:
+    return dict(step_size=(2.5 * eps / steps) or 1.0, steps=steps,
+                random_start=True, start_radius=eps, project=True)
+
+
+def _recipe(title: str, settings: Callable[..., dict]):
+    """Marks a named constructor as a training recipe with a ``title`` and
+    its ``settings(eps, ...)``: the constructor arguments it derives from
+    ``eps`` (and the recipe's own options), for records and reports."""
 
     def mark(method):
         method.title = title
+        method.settings = settings
         return method
 
     return mark
@@ -159,7 +177,7 @@ class AdversarialTrainingModel(GradRegModel):
     # The three recipes -------------------------------------------------------
 
     @classmethod
-    @_recipe("FGSM-RS")
+    @_recipe("FGSM-RS", _fgsm_rs_settings)
     def fgsm_rs(cls, base: keras.Model, eps: float, **kwargs):
         """FGSM-RS of Wong, Rice & Kolter (2020), "Fast is better than free".
 
@@ -181,11 +199,10 @@ class AdversarialTrainingModel(GradRegModel):
             0.125
         """
         eps = _checks.number("eps", eps, 0.0)
-        return cls(base, eps=eps, step_size=1.25 * eps, steps=1,
-                   random_start=True, start_radius=eps, project=True, **kwargs)
+        return cls(base, eps=eps, **_fgsm_rs_settings(eps), **kwargs)
 
     @classmethod
-    @_recipe("N-FGSM")
+    @_recipe("N-FGSM", _n_fgsm_settings)
     def n_fgsm(cls, base: keras.Model, eps: float, **kwargs):
         """N-FGSM of de Jorge et al. (2022), "Make Some Noise".
 
@@ -209,12 +226,10 @@ class AdversarialTrainingModel(GradRegModel):
             0.2
         """
         eps = _checks.number("eps", eps, 0.0)
-        return cls(base, eps=eps, step_size=eps or 1.0, steps=1,
-                   random_start=True, start_radius=2.0 * eps, project=False,
-                   **kwargs)
+        return cls(base, eps=eps, **_n_fgsm_settings(eps), **kwargs)
 
     @classmethod
-    @_recipe("PGD-k")
+    @_recipe("PGD-k", _pgd_settings)
     def pgd(cls, base: keras.Model, eps: float, steps: int = 7, **kwargs):
         """PGD-k adversarial training of Madry et al. (2018).
 
@@ -238,9 +253,7 @@ class AdversarialTrainingModel(GradRegModel):
         """
         eps = _checks.number("eps", eps, 0.0)
         steps = _checks.integer("steps", steps, 1)
-        return cls(base, eps=eps, step_size=(2.5 * eps / steps) or 1.0,
-                   steps=steps, random_start=True, start_radius=eps,
-                   project=True, **kwargs)
+        return cls(base, eps=eps, **_pgd_settings(eps, steps), **kwargs)
 
     # The training inputs -----------------------------------------------------
 
@@ -329,7 +342,9 @@ class AdversarialTrainingModel(GradRegModel):
 
 
 # The named recipes by constructor name, the recommended one (N-FGSM, which
-# docs/RESULTS.md measured best per cost on MNIST) first.
+# docs/RESULTS.md measured best per cost on MNIST) first. Each has a `title`
+# and `settings(eps, ...)`, the constructor arguments it derives, e.g.
+# RECIPES["pgd"].settings(0.3, steps=10)["step_size"] == 0.075.
 RECIPES = {
     method.__name__: method
     for method in (

@@ -212,14 +212,23 @@ def test_paper_attacks_match_section_4():
 
 def test_adversarial_training_baselines_follow_their_recipes():
     settings = paper.SETTINGS["mnist"]
-    fgsm_rs, pgd = experiment.adversarial_training_models(
-        settings, ["fgsm_rs", "pgd"], train_eps=0.3, pgd_steps=10)
-    assert (fgsm_rs.name, pgd.name) == ("fgsm_rs_at", "pgd_at")
+    fgsm_rs, pgd, nfgsm = experiment.adversarial_training_models(
+        settings, ["fgsm_rs", "pgd", "nfgsm"], train_eps=0.3, pgd_steps=10)
+    assert (fgsm_rs.name, pgd.name, nfgsm.name) == (
+        "fgsm_rs_at", "pgd_at", "nfgsm_at")
     assert fgsm_rs.info["steps"] == 1
     assert fgsm_rs.info["step_size"] == pytest.approx(0.375)  # 1.25 * 0.3
     assert pgd.info["step_size"] == pytest.approx(0.075)  # 2.5 * 0.3 / 10
-    model = pgd.build()
-    assert isinstance(model, keras_gradreg.AdversarialTrainingModel)
+    assert nfgsm.info["start_radius"] == pytest.approx(0.6)  # 2 * 0.3
+    assert nfgsm.info["project"] is False
+    for spec in (fgsm_rs, pgd, nfgsm):  # the record is what was built
+        model = spec.build()
+        assert isinstance(model, keras_gradreg.AdversarialTrainingModel)
+        config = model.get_config()
+        for key, value in spec.info.items():
+            if key not in ("kind", "recipe"):
+                assert config[key] == pytest.approx(value), (spec.name, key)
+        keras.backend.clear_session()
     with pytest.raises(ValueError, match="Unknown baseline"):
         experiment.adversarial_training_models(settings, ["trades"], 0.3, 10)
     with pytest.raises(ValueError, match="pgd_steps"):
