@@ -58,6 +58,7 @@ import functools
 import inspect
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -304,11 +305,41 @@ def build_model(recipe: Recipe, learning_rate: float):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records (and prints) wall and process CPU seconds of every epoch."""
+    """Records (and prints) wall and process CPU seconds of every epoch.
 
-    def __init__(self, epochs: int):
+    With ``progress_path``, the record so far (per-epoch seconds, the fit's
+    seconds, the history and ``settings``) is written after every epoch, and
+    a record left there by an interrupted process with the same settings is
+    taken up, so that a fit resumed by ``BackupAndRestore`` keeps the
+    seconds and history of its earlier epochs.
+    """
+
+    def __init__(self, epochs: int, progress_path: Optional[str] = None,
+                 settings: Optional[dict] = None):
         super().__init__()
-        self.epochs, self.wall, self.cpu = epochs, [], []
+        self.epochs, self.path, self.settings = epochs, progress_path, settings
+        self.wall, self.cpu, self.history = [], [], {}
+        self.earlier_fit = {"wall": 0.0, "cpu": 0.0}
+        self.resumed_at = 0
+        if progress_path and os.path.exists(progress_path):
+            with open(progress_path) as handle:
+                earlier = json.load(handle)
+            if earlier.get("settings") == settings:
+                self.wall, self.cpu = earlier["wall"], earlier["cpu"]
+                self.history = earlier["history"]
+                self.earlier_fit = earlier["fit"]
+                self.resumed_at = len(self.wall)
+        self._fit_start = (time.perf_counter(), time.process_time())
+
+    def fit_seconds(self) -> Dict[str, float]:
+        """Wall and CPU seconds of the whole fit, earlier processes included."""
+        return {"wall": self.earlier_fit["wall"] + time.perf_counter()
+                - self._fit_start[0],
+                "cpu": self.earlier_fit["cpu"] + time.process_time()
+                - self._fit_start[1]}
+
+    def on_train_begin(self, logs=None):
+        self._fit_start = (time.perf_counter(), time.process_time())
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = (time.perf_counter(), time.process_time())
@@ -317,23 +348,53 @@ class EpochTimer(keras.callbacks.Callback):
         self.wall.append(time.perf_counter() - self._start[0])
         self.cpu.append(time.process_time() - self._start[1])
         logs = logs or {}
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
         print(f"  epoch {epoch + 1}/{self.epochs}: {self.wall[-1]:.1f} s "
               f"(CPU {self.cpu[-1]:.1f} s), loss {logs.get('loss', 0):.4f}, "
               f"accuracy {logs.get('accuracy', 0):.4f}", flush=True)
+        if self.path:
+            with open(self.path, "w") as handle:
+                json.dump({"settings": self.settings, "wall": self.wall,
+                           "cpu": self.cpu, "history": self.history,
+                           "fit": self.fit_seconds()}, handle)
 
 
-def train(recipe: Recipe, x, y, settings: dict):
-    """Trains ``recipe``; returns its network and timing / history record."""
+def train(recipe: Recipe, x, y, settings: dict,
+          backup_dir: Optional[str] = None):
+    """Trains ``recipe``; returns its network and timing / history record.
+
+    With ``backup_dir``, every epoch is checkpointed there (Keras'
+    ``BackupAndRestore``), and a fit interrupted earlier with the same
+    settings goes on from its last finished epoch, its earlier epochs'
+    seconds kept (``seconds["resumed_at_epoch"]`` says where it went on).
+    """
     keras.utils.set_random_seed(settings["seed"])
     model, network = build_model(recipe, settings["learning_rate"])
-    timer = EpochTimer(settings["epochs"])
-    wall, cpu = time.perf_counter(), time.process_time()
-    history = model.fit(x, y, batch_size=settings["batch_size"],
-                        epochs=settings["epochs"], shuffle=True, verbose=0,
-                        callbacks=[timer])
-    seconds = {"fit": time.perf_counter() - wall,
-               "fit_cpu": time.process_time() - cpu,
+    callbacks = []
+    progress_path = None
+    if backup_dir is not None:
+        os.makedirs(backup_dir, exist_ok=True)
+        progress_path = os.path.join(backup_dir, "progress.json")
+    timer = EpochTimer(settings["epochs"], progress_path,
+                       {"recipe": recipe.as_dict(), "run": settings})
+    if backup_dir is not None:
+        if timer.resumed_at:
+            print(f"  going on from epoch {timer.resumed_at} of an "
+                  f"interrupted fit ({backup_dir})", flush=True)
+        else:  # a checkpoint of other settings, or none: start afresh
+            shutil.rmtree(backup_dir)
+            os.makedirs(backup_dir)
+        callbacks.append(keras.callbacks.BackupAndRestore(
+            backup_dir, delete_checkpoint=False))
+    model.fit(x, y, batch_size=settings["batch_size"],
+              epochs=settings["epochs"], shuffle=True, verbose=0,
+              callbacks=callbacks + [timer])
+    fit = timer.fit_seconds()
+    seconds = {"fit": fit["wall"], "fit_cpu": fit["cpu"],
                "epochs": timer.wall, "epochs_cpu": timer.cpu}
+    if timer.resumed_at:
+        seconds["resumed_at_epoch"] = timer.resumed_at
     steady = len(timer.wall) > 1
     seconds["basis"] = ("median epoch after the first" if steady
                         else "whole fit (one epoch: includes tracing)")
@@ -341,7 +402,7 @@ def train(recipe: Recipe, x, y, settings: dict):
                        else seconds["fit"])
     seconds["cpu"] = (statistics.median(timer.cpu[1:]) if steady
                       else seconds["fit_cpu"])
-    final = {k: float(v[-1]) for k, v in history.history.items()}
+    final = {k: v[-1] for k, v in timer.history.items()}
     return network, seconds, final
 
 
@@ -576,7 +637,9 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
         recipe = table[name]
         print(f"[{index + 1}/{len(todo)}] {name}: training "
               f"{recipe.as_dict()}", flush=True)
-        network, seconds, final = train(recipe, x_train, y_train, settings)
+        backup_dir = os.path.join(out, "backup", name)
+        network, seconds, final = train(recipe, x_train, y_train,
+                                        run_settings, backup_dir)
         if settings["save_models"]:
             network.save(os.path.join(out, f"{name}.keras"))
         if name == REFERENCE:
@@ -606,6 +669,7 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
         }
         with open(path, "a") as file:
             file.write(json.dumps(row) + "\n")
+        shutil.rmtree(backup_dir, ignore_errors=True)
         stored[name] = row
         print(f"  {name}: clean {100 * row['clean']:.1f}%, robust "
               + ", ".join(f"eps {k} {100 * v:.1f}%"

@@ -356,3 +356,39 @@ def test_every_recipe_builds_with_its_settings():
     assert {name: row["activation"] for name, row in found.items()} == {
         name: name.split("_")[-1] if "_pf" not in name else "gelu"
         for name in found}
+
+
+def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
+    """The second process trains only the epochs left and keeps the first
+    one's per-epoch seconds; a checkpoint of other settings is not used."""
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 20)
+    settings = {"seed": 0, "learning_rate": 1e-3, "batch_size": 10,
+                "epochs": 3}
+    recipe = rpc.recipe_table(0.1)["natural_relu"]
+    backup = str(tmp_path / "backup")
+    original = rpc.EpochTimer.on_epoch_end
+
+    def crash_after_two(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise RuntimeError("simulated interruption")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rpc.EpochTimer, "on_epoch_end", crash_after_two)
+        with pytest.raises(RuntimeError, match="simulated"):
+            rpc.train(recipe, x, y, settings, backup)
+    earlier = json.loads((tmp_path / "backup" / "progress.json").read_text())
+    assert len(earlier["wall"]) == 2
+
+    _, seconds, final = rpc.train(recipe, x, y, settings, backup)
+    assert seconds["resumed_at_epoch"] == 2
+    assert seconds["epochs"][:2] == earlier["wall"]
+    assert len(seconds["epochs"]) == 3
+    assert seconds["fit"] > earlier["fit"]["wall"]
+    assert set(final) >= {"loss", "accuracy"}
+
+    # Other settings: the checkpoint is dropped and the fit starts afresh.
+    _, seconds, _ = rpc.train(recipe, x, y, dict(settings, epochs=2), backup)
+    assert "resumed_at_epoch" not in seconds and len(seconds["epochs"]) == 2
