@@ -67,41 +67,51 @@ from _machine import machine  # noqa: E402
 FLAGS = flags.FLAGS
 
 
-def _define(define: Callable, name: str, default, *args) -> None:
-    """Defines a flag once (examples that share the process define some)."""
-    if name not in FLAGS:
-        define(name, default, *args)
-
-
-_define(flags.DEFINE_list, "networks", ["mnist", "cifar10"],
-        "Networks to time: mnist, cifar10.")
-_define(flags.DEFINE_list, "models",
-        ["natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7", "pgd10",
-         "pgd40"],
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the script's flags in ``flag_values``; the script calls it
+    under ``__main__`` only, so importing the module defines no flag."""
+    where = {"flag_values": flag_values}
+    flags.DEFINE_list("networks", ["mnist", "cifar10"],
+                      "Networks to time: mnist, cifar10.", **where)
+    flags.DEFINE_list(
+        "models", list(MODELS),
         "Training methods to time; natural (the reference) is always timed. "
-        "Append _xla to a name (e.g. gradreg_xla) for jit_compile=True.")
-_define(flags.DEFINE_list, "attacks", list(attacks.ATTACKS),
+        "Append _xla to a name (e.g. gradreg_xla) for jit_compile=True.",
+        **where)
+    flags.DEFINE_list(
+        "attacks", list(attacks.ATTACKS),
         "Attacks whose throughput to measure, names in "
-        "keras_gradreg.attacks.ATTACKS (default: all; empty: none).")
-_define(flags.DEFINE_integer, "rounds", 5, "Timed rounds (round-robin).")
-_define(flags.DEFINE_list, "steps_per_epoch", ["20"],
+        "keras_gradreg.attacks.ATTACKS (default: all; empty: none).", **where)
+    flags.DEFINE_integer("rounds", 5, "Timed rounds (round-robin).", **where)
+    flags.DEFINE_list(
+        "steps_per_epoch", ["20"],
         "Optimizer steps per timed epoch: one value for all networks or one "
-        "per network, in --networks order.")
-_define(flags.DEFINE_integer, "batch_size", None,
-        "Training and attack batch size (default 128).")
-_define(flags.DEFINE_integer, "warmup_steps", 2,
-        "Untimed steps per model (and calls per attack) before timing.")
-_define(flags.DEFINE_integer, "attack_steps", 10,
-        "Iterations of BIM, C&W, PGD and APGD in the throughput benchmark.")
-_define(flags.DEFINE_integer, "queries", 5000,
+        "per network, in --networks order.", **where)
+    flags.DEFINE_integer("batch_size", None,
+                         "Training and attack batch size (default 128).",
+                         **where)
+    flags.DEFINE_integer(
+        "warmup_steps", 2,
+        "Untimed steps per model (and calls per attack) before timing.",
+        **where)
+    flags.DEFINE_integer(
+        "attack_steps", 10,
+        "Iterations of BIM, C&W, PGD and APGD in the throughput benchmark.",
+        **where)
+    flags.DEFINE_integer(
+        "queries", 5000,
         "Model evaluations per example of Square, alone and inside "
-        "AutoAttack (default 5000, AutoAttack's budget).")
-_define(flags.DEFINE_string, "out", None,
-        "Folder for step_time.json and step_time.md (default: print only).")
-_define(flags.DEFINE_integer, "seed", 0, "Seed of weights and data.")
-_define(flags.DEFINE_enum, "jit_compile", "auto", ["auto", "true", "false"],
+        "AutoAttack (default 5000, AutoAttack's budget).", **where)
+    flags.DEFINE_string(
+        "out", None,
+        "Folder for step_time.json and step_time.md (default: print only).",
+        **where)
+    flags.DEFINE_integer("seed", 0, "Seed of weights and data.", **where)
+    flags.DEFINE_enum(
+        "jit_compile", "auto", ["auto", "true", "false"],
         "XLA for every model's train step (Keras' auto: off on CPU-only "
-        "machines).")
+        "machines).", **where)
+
 
 DEFAULT_BATCH_SIZE = 128
 
@@ -450,43 +460,44 @@ def _check_names(kind: str, names: Sequence[str], known: Sequence[str]):
             f"Unknown {kind} {unknown}. Use some of {list(known)}.")
 
 
-def _steps_per_network(networks: Sequence[str]) -> Dict[str, int]:
+def _steps_per_network(networks: Sequence[str],
+                       flag_values: flags.FlagValues) -> Dict[str, int]:
     try:
-        steps = [int(value) for value in FLAGS.steps_per_epoch]
+        steps = [int(value) for value in flag_values.steps_per_epoch]
     except ValueError as error:
         raise app.UsageError(
-            f"--steps_per_epoch must be integers, got {FLAGS.steps_per_epoch}."
+            f"--steps_per_epoch must be integers, got {flag_values.steps_per_epoch}."
         ) from error
     if len(steps) == 1:
         steps = steps * len(networks)
     if len(steps) != len(networks) or min(steps) < 1:
         raise app.UsageError(
             "--steps_per_epoch needs one integer >= 1, or one per network "
-            f"({len(networks)}), got {FLAGS.steps_per_epoch}.")
+            f"({len(networks)}), got {flag_values.steps_per_epoch}.")
     return dict(zip(networks, steps))
 
 
-def _settings() -> dict:
-    _check_names("networks", FLAGS.networks, list(NETWORKS))
-    _check_names("models", FLAGS.models,
+def _settings(flag_values: flags.FlagValues) -> dict:
+    _check_names("networks", flag_values.networks, list(NETWORKS))
+    _check_names("models", flag_values.models,
                  MODELS + EXTRA_MODELS
                  + tuple(m + XLA_SUFFIX for m in MODELS + EXTRA_MODELS))
-    _check_names("attacks", FLAGS.attacks, ATTACKS)
+    _check_names("attacks", flag_values.attacks, ATTACKS)
     for name in ("rounds", "attack_steps", "queries"):
-        if FLAGS[name].value < 1:
+        if flag_values[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
-    batch_size = FLAGS.batch_size or DEFAULT_BATCH_SIZE
-    if batch_size < 1 or FLAGS.warmup_steps < 0:
+    batch_size = flag_values.batch_size or DEFAULT_BATCH_SIZE
+    if batch_size < 1 or flag_values.warmup_steps < 0:
         raise app.UsageError("--batch_size must be >= 1, --warmup_steps >= 0.")
-    model_names = ["natural"] + [m for m in FLAGS.models if m != "natural"]
-    return {"networks": list(FLAGS.networks), "models": model_names,
-            "attacks": list(FLAGS.attacks), "rounds": FLAGS.rounds,
-            "steps_per_epoch": _steps_per_network(FLAGS.networks),
-            "batch_size": batch_size, "warmup_steps": FLAGS.warmup_steps,
-            "attack_steps": FLAGS.attack_steps, "queries": FLAGS.queries,
-            "seed": FLAGS.seed,
+    model_names = ["natural"] + [m for m in flag_values.models if m != "natural"]
+    return {"networks": list(flag_values.networks), "models": model_names,
+            "attacks": list(flag_values.attacks), "rounds": flag_values.rounds,
+            "steps_per_epoch": _steps_per_network(flag_values.networks, flag_values),
+            "batch_size": batch_size, "warmup_steps": flag_values.warmup_steps,
+            "attack_steps": flag_values.attack_steps, "queries": flag_values.queries,
+            "seed": flag_values.seed,
             "jit_compile": {"auto": "auto", "true": True, "false": False}[
-                FLAGS.jit_compile]}
+                flag_values.jit_compile]}
 
 
 def run(settings: dict, out: Optional[str] = None) -> dict:
@@ -524,12 +535,15 @@ def run(settings: dict, out: Optional[str] = None) -> dict:
     return results
 
 
-def main(argv):
+def main(argv, flag_values: flags.FlagValues = FLAGS):
+    """Times with the parsed ``flag_values`` (see ``define_flags``)."""
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    settings = _settings(flag_values)
     tf.get_logger().setLevel("ERROR")  # retracing notes: one trace per model
-    run(_settings(), FLAGS.out)
+    run(settings, flag_values.out)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

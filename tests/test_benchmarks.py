@@ -12,7 +12,6 @@ import statistics
 import sys
 
 from absl import app, flags
-from absl.testing import flagsaver
 import keras
 import numpy as np
 import pytest
@@ -20,7 +19,6 @@ import pytest
 import keras_gradreg
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-FLAGS = flags.FLAGS
 
 
 def _load_step_time():
@@ -47,12 +45,12 @@ def _tiny_network():
 TINY = step_time.Network(_tiny_network, (6, 6, 1), 4, eps=0.1, clip_max=1.0)
 
 
-def _run_main(monkeypatch, **flag_values):
+def _run_main(monkeypatch, **values):
     monkeypatch.setitem(step_time.NETWORKS, "tiny", TINY)
-    argv = ["step_time"] + [f"--{k}={v}" for k, v in flag_values.items()]
-    with flagsaver.flagsaver():
-        FLAGS(argv)
-        step_time.main(["step_time"])
+    flag_values = flags.FlagValues()
+    step_time.define_flags(flag_values)
+    flag_values(["step_time"] + [f"--{k}={v}" for k, v in values.items()])
+    step_time.main(["step_time"], flag_values)
 
 
 # One model per kind of train step (pgd10 and pgd40 are pgd7 with more steps,
