@@ -51,8 +51,26 @@ ROW_TITLES = {
 # Configuration and flags -------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """The training fields of every example's config, keyword-only: the
+    flags :func:`define_training_flags` defines for the experiment scripts
+    and ``sweep_c.py`` alike (None: the dataset's paper default)."""
+
+    out: Optional[str] = None
+    data_dir: Optional[str] = None
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    learning_rate: Optional[float] = None
+    train_size: Optional[int] = None
+    norm_logit: str = "squared_l2"
+    eval_batch_size: int = 500
+    seed: int = 0
+    tensorboard: bool = True
+
+
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(TrainingConfig):
     """Every value one run of the experiment needs (the scripts' flags).
 
     A field that is None takes the dataset's default from
@@ -65,23 +83,13 @@ class Config:
     """
 
     dataset: str
-    out: Optional[str] = None
-    data_dir: Optional[str] = None
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    learning_rate: Optional[float] = None
-    train_size: Optional[int] = None
     test_size: Optional[int] = None
     c_xent: Optional[float] = None
     c_logit: Optional[float] = None
-    norm_logit: str = "squared_l2"
     extra_attacks: Tuple[str, ...] = tuple(attacks.EXTRA_ATTACKS)
     extra_steps: Optional[int] = None
     extra_restarts: int = 1
-    eval_batch_size: int = 500
-    seed: int = 0
     resume: bool = False
-    tensorboard: bool = True
     baselines: Tuple[str, ...] = ()
     train_eps: float = 0.3
     pgd_steps: int = 10

@@ -44,25 +44,16 @@ FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepConfig:
+class SweepConfig(_experiment.TrainingConfig):
     """Every value one sweep needs (the flags; a None takes the dataset's
-    default from :data:`keras_gradreg.paper.SETTINGS`)."""
+    default from :data:`keras_gradreg.paper.SETTINGS`): the training fields
+    of ``_experiment.TrainingConfig`` and the grids'."""
 
     dataset: str = "mnist"
-    out: Optional[str] = None
-    data_dir: Optional[str] = None
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    learning_rate: Optional[float] = None
-    train_size: Optional[int] = None
     val_size: int = 5000
     c_xent_grid: Optional[Sequence] = None
     c_logit_grid: Optional[Sequence] = None
     max_clean_drop: float = 0.03
-    norm_logit: str = "squared_l2"
-    eval_batch_size: int = 500
-    seed: int = 0
-    tensorboard: bool = True
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
