@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The long reproductions behind docs/RESULTS.md and docs/ATTACKS.md: hours of
+# CPU on 2 cores, so each step is resumable. Run the same command again after
+# an interruption and it goes on: finished models, AutoAttack chunks and
+# grid recipes are kept, and the model in training goes on from its last
+# finished epoch.
+#
+#   benchmarks/long_runs.sh [models|autoattack|grid|all]   (default: all)
+#
+# models:     the 10-epoch MNIST models of the paper's example (Natural,
+#             Xent-reg, Logit-reg, FGSM-RS at eps 0.3), evaluated with the
+#             paper's attacks on 1,000 test images          -> runs/mnist_10ep_aa
+# autoattack: the standard AutoAttack ensemble on those models, 1,000 test
+#             images, eps 0.1 / 0.2 / 0.3, in chunks of 100 -> .../autoattack
+# grid:       the robustness-per-cost grid on the full training set (3
+#             epochs, 1,000 test images), front-runners first, models saved
+#             for AutoAttack                                -> runs/robustness_per_cost
+#
+# DATA (default ../shared/data/mnist, the four MNIST IDX .gz files; empty
+# for tensorflow-datasets), RUNS (default runs) and PYTHON (default python)
+# override the folders and the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA=${DATA-../shared/data/mnist}
+RUNS=${RUNS:-runs}
+PYTHON=${PYTHON:-python}
+DATA_FLAG=()
+if [ -n "$DATA" ]; then DATA_FLAG=(--data_dir "$DATA"); fi
+MODELS_OUT=$RUNS/mnist_10ep_aa
+# The recommended recipes and the paper's first, then the rest of the grid.
+FRONT_RUNNERS=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu,nfgsm_eps0.1_gelu,logit_l1_c0.03_gelu_pf0.5,nfgsm+logit_l1_c0.03_gelu_pf0.5,fgsm_rs_eps0.1_relu,logit_sql2_c0.1_relu,xent_sql2_c10_relu
+
+models() {
+    "$PYTHON" examples/mnist.py "${DATA_FLAG[@]}" --test_size 1000 \
+        --baselines fgsm_rs --resume --out "$MODELS_OUT"
+}
+
+autoattack() {
+    local list=""
+    for name in fgsm_rs_at logit_reg xent_reg natural; do
+        list="$list${list:+,}$MODELS_OUT/$name.keras"
+    done
+    "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
+        --num_examples 1000 --chunk 100 --out "$MODELS_OUT/autoattack"
+}
+
+grid() {
+    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
+        --test_size 1000 --save_models --recipes "$FRONT_RUNNERS" \
+        --out "$RUNS/robustness_per_cost"
+    # The rest of the grid (the same folder: the front-runners are skipped).
+    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
+        --test_size 1000 --save_models --out "$RUNS/robustness_per_cost"
+}
+
+case "${1:-all}" in
+    models) models ;;
+    autoattack) autoattack ;;
+    grid) grid ;;
+    all) models && autoattack && grid ;;
+    *) echo "usage: $0 [models|autoattack|grid|all]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,71 @@
+"""benchmarks/long_runs.sh: every command it would run parses with the flags
+its script defines (the run itself takes hours; ``PYTHON=echo`` prints the
+commands instead)."""
+
+import importlib.util
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+
+from absl import flags
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "long_runs.sh"
+
+
+def _load(path: pathlib.Path):
+    name = "long_runs_" + path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    sys.path.insert(0, str(path.parent))  # the examples' own helpers
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def _commands(step, **env):
+    done = subprocess.run(
+        ["bash", str(SCRIPT), step], capture_output=True, text=True,
+        env={**os.environ, "PYTHON": "echo", **env}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return [shlex.split(line) for line in done.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("step, scripts", [
+    ("models", ["examples/mnist.py"]),
+    ("autoattack", ["benchmarks/autoattack_eval.py"]),
+    ("grid", ["benchmarks/robustness_per_cost.py"] * 2),
+    ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
+     + ["benchmarks/robustness_per_cost.py"] * 2),
+])
+def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
+    commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
+    assert [command[0] for command in commands] == scripts
+    for script, *argv in commands:
+        module = _load(ROOT / script)
+        flag_values = flags.FlagValues()
+        module.define_flags(flag_values)
+        flag_values([script, *argv])  # raises on an unknown or bad flag
+        assert flag_values["data_dir"].value == str(tmp_path)
+        assert flag_values["out"].value.startswith(str(tmp_path / "r"))
+
+
+def test_the_grid_runs_the_front_runners_first_and_they_exist():
+    first, rest = _commands("grid")
+    recipes = first[first.index("--recipes") + 1].split(",")
+    module = _load(ROOT / "benchmarks" / "robustness_per_cost.py")
+    assert recipes[0] == "natural_relu"
+    assert set(recipes) <= set(module.recipe_table(0.1))
+    assert "--recipes" not in rest
+
+
+def test_unknown_step_is_a_usage_error():
+    done = subprocess.run(["bash", str(SCRIPT), "everything"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "usage:" in done.stderr
