@@ -15,7 +15,12 @@ CPU it takes hours for 1,000 MNIST images. This script spreads the work:
 * a rerun with the same settings skips the units found there and goes on;
 * ``OUT/autoattack.md`` (rewritten after every unit) holds, per model and
   eps, the images done, clean and robust accuracy over them, the share each
-  attack broke, the seconds per image, and what the images left would take.
+  attack broke, the seconds per image, and what the images left would take;
+* with ``--compare DIR`` (the folder of an earlier ``Results``, e.g. an
+  example's ``--out`` on the same first test images), also the earlier
+  per-example worst case on the same images, the points AutoAttack takes off
+  it, and the images the earlier attacks broke that AutoAttack missed
+  (which should be none: a nonzero count is a weakness of the ensemble).
 
     python benchmarks/autoattack_eval.py --data_dir ../shared/data/mnist \
         --models runs/mnist/natural.keras,runs/mnist/logit_reg.keras \
@@ -37,6 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import machine  # noqa: E402
 
+import keras_gradreg  # noqa: E402
 from keras_gradreg import attacks, datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -130,8 +136,49 @@ def summarize(lines: Sequence[Mapping], num_examples: int) -> List[dict]:
     return sorted(rows, key=lambda row: (row["model"], row["eps"]))
 
 
+def compare(rows: Sequence[Mapping], lines: Sequence[Mapping],
+            earlier: "keras_gradreg.Results") -> List[dict]:
+    """Adds to each summary row the earlier per-example worst case.
+
+    For each model and eps of ``rows`` that ``earlier`` holds (same model
+    name, same eps), on the images done: ``earlier_robust`` (the worst case
+    of the earlier white-box attacks), ``points_off`` (earlier minus
+    AutoAttack, in points) and ``missed`` (images the earlier attacks broke
+    that AutoAttack left correct). Rows without a counterpart are unchanged.
+
+    Raises:
+        ValueError: When the clean predictions differ on an image: the two
+            runs did not see the same images (or the same model).
+    """
+    eps_known = {f"{e:g}" for e in earlier.eps_values}
+    out = []
+    for row in rows:
+        row = dict(row)
+        name, eps = row["model"], row["eps"]
+        if name in earlier.model_names and f"{eps:g}" in eps_known:
+            group = sorted((line for line in lines if line["model"] == name
+                            and float(line["eps"]) == eps),
+                           key=lambda line: line["start"])
+            index = np.concatenate([np.arange(line["start"], line["stop"])
+                                    for line in group])
+            clean = np.concatenate([line["clean"] for line in group]) == 1
+            robust = np.concatenate([line["robust"] for line in group]) == 1
+            if index.max() >= len(earlier.correct(name)) or np.any(
+                    earlier.correct(name)[index] != clean):
+                raise ValueError(
+                    f"{name}: the clean predictions differ from the earlier "
+                    "results': not the same images or not the same model.")
+            worst = earlier.correct(name, "worst_case", eps)[index]
+            row.update(earlier_robust=float(worst.mean()),
+                       points_off=100 * float(worst.mean() - robust.mean()),
+                       missed=int(np.sum(robust & ~worst)))
+        out.append(row)
+    return out
+
+
 def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
     """The summary table of :func:`summarize`'s rows."""
+    compared = any("earlier_robust" in row for row in rows)
     lines = [
         "# AutoAttack in chunks",
         "",
@@ -141,23 +188,43 @@ def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
         "robust = classified correctly clean and after the ensemble.",
         "",
         "| model | eps | images | clean | robust | broken by | s / image "
-        "| time left |",
-        "|---|---|---|---|---|---|---|---|",
+        "| time left |" + (" earlier worst case | points off | missed |"
+                           if compared else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|---|---|"
+                                              if compared else ""),
     ]
     for row in rows:
         breakers = ", ".join(f"{n} {c}" for n, c in row["broken_by"].items())
-        lines.append(
+        line = (
             f"| {row['model']} | {row['eps']:g} | {row['images']} | "
             f"{100 * row['clean']:.1f} | {100 * row['robust']:.1f} | "
             f"{breakers or '-'} | {row['seconds_per_image']:.2f} | "
             f"{row['left_s'] / 60:.0f} min |")
+        if compared:
+            line += (f" {100 * row['earlier_robust']:.1f} | "
+                     f"{row['points_off']:.1f} | {row['missed']} |"
+                     if "earlier_robust" in row else " - | - | - |")
+        lines.append(line)
+    if compared:
+        lines += ["", "Earlier worst case: the per-example worst case of the "
+                  "earlier results' white-box attacks on the same images; "
+                  "points off: earlier minus AutoAttack; missed: images the "
+                  "earlier attacks broke that AutoAttack left correct."]
     return "\n".join(lines) + "\n"
 
 
 def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
-        eps_values: Sequence[float], settings: Mapping, out: str) -> list:
+        eps_values: Sequence[float], settings: Mapping, out: str,
+        earlier: "keras_gradreg.Results | None" = None) -> list:
     """Runs every unit not yet in ``out``/results.jsonl; returns the rows of
-    the summary (also written to ``out``/autoattack.md)."""
+    the summary (also written to ``out``/autoattack.md), compared with
+    ``earlier`` results when given (see :func:`compare`)."""
+
+    def summary() -> list:
+        lines = read_lines(path, settings)
+        rows = summarize(lines, len(x))
+        return rows if earlier is None else compare(rows, lines, earlier)
+
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RESULTS)
     done = {key(line) for line in read_lines(path, settings)}
@@ -179,11 +246,13 @@ def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
                     settings=dict(settings), **fields)
         with open(path, "a") as handle:
             handle.write(json.dumps(line) + "\n")
-        rows = summarize(read_lines(path, settings), len(x))
         with open(os.path.join(out, SUMMARY), "w") as handle:
-            handle.write(markdown(rows, settings))
+            handle.write(markdown(summary(), settings))
         progbar.add(1, [("robust", float(np.mean(fields["robust"])))])
-    return summarize(read_lines(path, settings), len(x))
+    rows = summary()
+    with open(os.path.join(out, SUMMARY), "w") as handle:
+        handle.write(markdown(rows, settings))
+    return rows
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -205,6 +274,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_float("clip_min", 0.0, "Lower bound of valid inputs.", **into)
     flags.DEFINE_float("clip_max", 1.0, "Upper bound of valid inputs.", **into)
     flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md).", **into)
+    flags.DEFINE_string(
+        "compare", None, "Folder of earlier keras_gradreg Results (e.g. an "
+        "example's --out) on the same first images: adds their per-example "
+        "worst case and the points AutoAttack takes off it.", **into)
     flags.mark_flags_as_required(["models", "out"], flag_values=flag_values)
 
 
@@ -218,11 +291,13 @@ def main(argv):
         "clip_max": FLAGS.clip_max,
     }
     eps_values = [float(e) for e in FLAGS.eps]
+    earlier = (keras_gradreg.Results.load(FLAGS.compare) if FLAGS.compare
+               else None)
     x, y = datasets.to_arrays(
         datasets.load(FLAGS.dataset, FLAGS.split, data_dir=FLAGS.data_dir),
         limit=FLAGS.num_examples)
     print(f"Machine: {machine()}", flush=True)
-    rows = run(FLAGS.models, x, y, eps_values, settings, FLAGS.out)
+    rows = run(FLAGS.models, x, y, eps_values, settings, FLAGS.out, earlier)
     print(markdown(rows, settings))
 
 

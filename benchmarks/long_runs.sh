@@ -11,7 +11,8 @@
 #             Xent-reg, Logit-reg, FGSM-RS at eps 0.3), evaluated with the
 #             paper's attacks on 1,000 test images          -> runs/mnist_10ep_aa
 # autoattack: the standard AutoAttack ensemble on those models, 1,000 test
-#             images, eps 0.1 / 0.2 / 0.3, in chunks of 100 -> .../autoattack
+#             images, eps 0.1 / 0.2 / 0.3, in chunks of 100, beside the
+#             paper's attacks' worst case on the same images -> .../autoattack
 # grid:       the robustness-per-cost grid on the full training set (3
 #             epochs, 1,000 test images), front-runners first, models saved
 #             for AutoAttack                                -> runs/robustness_per_cost
@@ -42,7 +43,8 @@ autoattack() {
         list="$list${list:+,}$MODELS_OUT/$name.keras"
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
-        --num_examples 1000 --chunk 100 --out "$MODELS_OUT/autoattack"
+        --num_examples 1000 --chunk 100 --compare "$MODELS_OUT" \
+        --out "$MODELS_OUT/autoattack"
 }
 
 grid() {

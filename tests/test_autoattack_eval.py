@@ -108,3 +108,43 @@ def test_defines_its_flags_only_when_asked():
                  "--out=o", "--eps=0.1"])
     assert flag_values.models == ["a.keras", "b.keras"]
     assert (flag_values.chunk, flag_values.version) == (100, "standard")
+
+
+def test_compare_with_earlier_results(saved, tmp_path):
+    """The earlier worst case, the points off and the misses are those of
+    the per-example arrays, recomputed here; other images are refused."""
+    from keras_gradreg import Results, RobustnessReport
+    paths, x, y = saved
+    models = {pathlib.Path(p).stem: keras.models.load_model(p) for p in paths}
+    report = RobustnessReport({"weak": models["weak"]}, ["fgsm"], [0.05, 0.5],
+                              verbose=0)
+    report.run((x, y)).save(str(tmp_path / "earlier"))
+    earlier = Results.load(str(tmp_path / "earlier"))
+
+    rows = autoattack_eval.run(paths, x, y, [0.05, 0.5], SETTINGS,
+                               tmp_path / "aa", earlier)
+    lines = _lines(tmp_path / "aa")
+    for row in rows:
+        if row["model"] != "weak":  # not in the earlier results
+            assert "earlier_robust" not in row
+            continue
+        group = sorted((l for l in lines if l["model"] == "weak"
+                        and l["eps"] == row["eps"]), key=lambda l: l["start"])
+        robust = np.concatenate([l["robust"] for l in group]) == 1
+        worst = (earlier.correct("weak")
+                 & earlier.correct("weak", "fgsm", row["eps"]))
+        assert row["earlier_robust"] == pytest.approx(worst.mean())
+        assert row["points_off"] == pytest.approx(
+            100 * (worst.mean() - robust.mean()))
+        assert row["missed"] == int(np.sum(robust & ~worst))
+    table = (tmp_path / "aa" / autoattack_eval.SUMMARY).read_text()
+    assert "earlier worst case | points off | missed |" in table
+    assert "| other | 0.05 |" in table and " - | - | - |" in table
+
+    # Earlier results on other labels: the clean predictions differ.
+    RobustnessReport({"weak": models["weak"]}, ["fgsm"], [0.05],
+                     verbose=0).run((x, (y + 1) % 4)).save(
+                         str(tmp_path / "other"))
+    with pytest.raises(ValueError, match="not the same images"):
+        autoattack_eval.compare(rows, lines,
+                                Results.load(str(tmp_path / "other")))
