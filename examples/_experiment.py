@@ -11,7 +11,9 @@ table layout, training times and c as sections, ``results.csv``,
 ``logs/<model>`` with Fig. 2 and Fig. 3 drawn from them (see
 ``_tensorboard_logging.py``). The recorded training wall times include the
 logging's per-epoch work; compare training costs with ``--notensorboard``.
-``sweep_c.py`` reuses the training code to choose the penalty weights c. Only the package's public API is used here.
+``sweep_c.py`` reuses the training code to choose the penalty weights c.
+The configuration and flags are in ``_config.py``, the tables in
+``_tables.py``. Only the package's public API is used here.
 
 Example:
     >>> config = Config("mnist", epochs=2, train_size=5000, test_size=500,
@@ -26,10 +28,8 @@ import json
 import os
 import shutil
 import time
-import warnings
 from typing import Callable, List, Optional, Tuple
 
-from absl import flags
 import keras
 import tensorflow as tf
 
@@ -38,191 +38,11 @@ from keras_gradreg import adversarial_training, attacks, datasets
 from keras_gradreg.paper import SETTINGS, PaperSettings
 
 import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
-
-
-
-ROW_TITLES = {
-    "natural": "Natural Model", "xent_reg": "Xent-reg Model",
-    "logit_reg": "Logit-reg Model", "fgsm_rs_at": "FGSM-RS adv. training",
-    "nfgsm_at": "N-FGSM adv. training", "pgd_at": "PGD adv. training",
-}
-
-
-# Configuration and flags -------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainingConfig:
-    """The training fields of every example's config, keyword-only: the
-    flags :func:`define_training_flags` defines for the experiment scripts
-    and ``sweep_c.py`` alike (None: the dataset's paper default)."""
-
-    out: Optional[str] = None
-    data_dir: Optional[str] = None
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    learning_rate: Optional[float] = None
-    train_size: Optional[int] = None
-    norm_logit: str = "squared_l2"
-    eval_batch_size: int = 500
-    seed: int = 0
-    tensorboard: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(TrainingConfig):
-    """Every value one run of the experiment needs (the scripts' flags).
-
-    A field that is None takes the dataset's default from
-    :data:`keras_gradreg.paper.SETTINGS`. Field names are the flag names.
-
-    Example:
-        >>> config = Config("mnist", epochs=2, extra_attacks=())
-        >>> config.out, resolved(config, SETTINGS["mnist"])["batch_size"]
-        (None, 50)
-    """
-
-    dataset: str
-    test_size: Optional[int] = None
-    c_xent: Optional[float] = None
-    c_logit: Optional[float] = None
-    extra_attacks: Tuple[str, ...] = tuple(attacks.EXTRA_ATTACKS)
-    extra_steps: Optional[int] = None
-    extra_restarts: int = 1
-    resume: bool = False
-    baselines: Tuple[str, ...] = ()
-    train_eps: float = 0.3
-    pgd_steps: int = 10
-
-    def record(self) -> dict:
-        """The fields as results.json's ``flags`` section (lists as flag
-        text, comma-separated)."""
-        def text(value):
-            if isinstance(value, tuple):
-                return ",".join(value)
-            return os.fspath(value) if isinstance(value, os.PathLike) else value
-
-        return {key: text(value)
-                for key, value in dataclasses.asdict(self).items()}
-
-
-_LIST_FIELDS = ("extra_attacks", "baselines")
-
-
-def config_from_flags(dataset: str,
-                      flag_values: flags.FlagValues = flags.FLAGS) -> Config:
-    """The :class:`Config` of parsed flags (flags a script lacks keep the
-    Config's default)."""
-    values = {}
-    for field in dataclasses.fields(Config):
-        if field.name == "dataset" or field.name not in flag_values:
-            continue
-        value = flag_values[field.name].value
-        values[field.name] = (tuple(parse_list(value))
-                              if field.name in _LIST_FIELDS else value)
-    return Config(dataset, **values)
-
-
-def _per_dataset(field: str) -> str:
-    values = ", ".join(f"{k} {getattr(s, field):g}" for k, s in SETTINGS.items())
-    return f"Default: the dataset's ({values})."
-
-
-def define_training_flags(
-        flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Flags of the training shared by the examples and ``sweep_c.py``.
-
-    Call it from a script's ``if __name__ == "__main__":`` block only, so
-    that importing a script defines no flag.
-    """
-    flags.DEFINE_string(
-        "data_dir", None,
-        "Local MNIST IDX / Speech Commands folder, or a tfds data_dir.",
-        flag_values=flag_values)
-    flags.DEFINE_string("out", None, "Output folder. Default: runs/<dataset>.",
-                        flag_values=flag_values)
-    flags.DEFINE_integer("epochs", None,
-                         "Training epochs. " + _per_dataset("epochs"),
-                         flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", None,
-                         "Training batch size. " + _per_dataset("batch_size"),
-                         flag_values=flag_values)
-    flags.DEFINE_float("learning_rate", None,
-                       "Adam learning rate. " + _per_dataset("learning_rate"),
-                       flag_values=flag_values)
-    flags.DEFINE_integer(
-        "train_size", None,
-        "Training examples (the first ones). Default: the full split.",
-        flag_values=flag_values)
-    flags.DEFINE_enum(
-        "norm_logit", "squared_l2", ["squared_l2", "l2", "l1"],
-        "Norm of Logit-reg's penalty: squared_l2 (the paper's), l2 or l1.",
-        flag_values=flag_values)
-    flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack batch.",
-                         flag_values=flag_values)
-    flags.DEFINE_integer("seed", 0, "Seed of weights, data order, attacks.",
-                         flag_values=flag_values)
-    flags.DEFINE_boolean(
-        "resume", False,
-        "Reuse the models an interrupted run with the same flags saved in "
-        "--out (<model>.keras, with training/<model>.json), go on from the "
-        "last finished epoch of the model it was training (backup/<model>), "
-        "and train only the missing ones.", flag_values=flag_values)
-    _tensorboard_logging.define_flags(flag_values)
-
-
-def define_common_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Flags of the three experiment scripts (the training flags and more).
-
-    Call it from a script's ``if __name__ == "__main__":`` block only.
-
-    Example:
-        >>> from absl import flags
-        >>> flag_values = flags.FlagValues()
-        >>> define_common_flags(flag_values)
-        >>> _ = flag_values(["mnist.py", "--epochs", "2", "--extra_attacks="])
-        >>> config = config_from_flags("mnist", flag_values)
-        >>> config.epochs, config.extra_attacks, config.extra_restarts
-        (2, (), 1)
-    """
-    define_training_flags(flag_values)
-    flags.DEFINE_integer(
-        "test_size", None,
-        "Test examples (the first ones). Default: the full split.",
-        flag_values=flag_values)
-    flags.DEFINE_float("c_xent", None, "c of Xent-reg. " + _per_dataset("c_xent"),
-                       flag_values=flag_values)
-    flags.DEFINE_float("c_logit", None,
-                       "c of Logit-reg. " + _per_dataset("c_logit"),
-                       flag_values=flag_values)
-    flags.DEFINE_string(
-        "extra_attacks", ",".join(attacks.EXTRA_ATTACKS),
-        "Comma-separated attacks beyond the paper's, as honesty checks "
-        "(attacks with several losses, such as APGD, run once per loss). "
-        "'' for none.", flag_values=flag_values)
-    flags.DEFINE_integer(
-        "extra_steps", None,
-        "Iterations of PGD (per restart, step 2.5 eps / steps) and APGD. "
-        "Default: the paper's BIM iterations (the same budget), "
-        + _per_dataset("steps"), flag_values=flag_values)
-    flags.DEFINE_integer("extra_restarts", 1, "Random restarts of PGD and APGD.",
-                         flag_values=flag_values)
-
-
-def or_default(value, default):
-    """``value`` unless it is None (an unset flag), else ``default``."""
-    return default if value is None else value
-
-
-def resolved(config: Config, settings: PaperSettings) -> dict:
-    """The run's values with the dataset's defaults filled in."""
-    return dict(
-        out=config.out or os.path.join("runs", settings.dataset),
-        epochs=or_default(config.epochs, settings.epochs),
-        batch_size=or_default(config.batch_size, settings.batch_size),
-        learning_rate=or_default(config.learning_rate, settings.learning_rate),
-        c_xent=or_default(config.c_xent, settings.c_xent),
-        c_logit=or_default(config.c_logit, settings.c_logit))
+from _config import (  # noqa: E402,F401  (the experiment's names, one import)
+    Config, TrainingConfig, config_from_flags, define_common_flags,
+    define_training_flags, or_default, parse_list, resolved)
+from _tables import (  # noqa: E402,F401
+    ROW_TITLES, add_sections, attack_title, paper_tables, plot_training)
 
 
 # Models -----------------------------------------------------------------
@@ -305,16 +125,6 @@ def adversarial_training_models(
             {"kind": "adversarial_training", "recipe": recipe.__name__,
              "eps": train_eps, **recipe.settings(train_eps, **options)}))
     return specs
-
-
-def parse_list(text: str) -> List[str]:
-    """Splits a comma-separated flag value, dropping blanks.
-
-    Example:
-        >>> parse_list("fgsm_rs, nfgsm,")
-        ['fgsm_rs', 'nfgsm']
-    """
-    return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
 class _Progress(keras.callbacks.Callback):
@@ -469,23 +279,6 @@ def _accepted(name: str, options: dict) -> dict:
             if attacks.accepts(name, key)}
 
 
-def attack_title(key: str) -> str:
-    """Table title of a results key: an attack's ``title`` (C&W for the
-    key cw), or for a loss variant (apgd_dlr) the title, then the loss.
-
-    Example:
-        >>> attack_title("apgd_dlr"), attack_title(attacks.PAPER_ATTACKS[-1])
-        ('APGD-DLR', 'C&W')
-    """
-    if key in attacks.ATTACKS:
-        return getattr(attacks.ATTACKS[key], "title", key)
-    name, _, loss = key.partition("_")
-    if name not in attacks.ATTACKS:
-        return key
-    title = getattr(attacks.ATTACKS[name], "title", name)
-    return f"{title}-{loss.upper()}" if loss else title
-
-
 def paper_attacks(settings: PaperSettings) -> dict:
     """The paper's attacks with its step size, iterations and k.
 
@@ -545,130 +338,6 @@ def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
         for loss in losses:
             specs[f"{name}_{loss}"] = (name, dict(options, loss=loss))
     return specs
-
-
-# Writing ------------------------------------------------------------------
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _accuracy_table(results, names: List[str], columns: dict,
-                    with_clean: bool) -> List[str]:
-    """Rows: models; columns: ``{attack: title}`` at every eps."""
-    eps_values = results.eps_values
-    header = ["Models"] + (["Natural"] if with_clean else [])
-    header += [f"{title} {e:g}" for title in columns.values()
-               for e in eps_values]
-    rows = []
-    for name in names:
-        row = [ROW_TITLES.get(name, name)]
-        row += [_pct(results.accuracy(name))] if with_clean else []
-        row += [_pct(results.accuracy(name, a, e)) for a in columns
-                for e in eps_values]
-        rows.append(row)
-    return _table(header, rows)
-
-
-def _transfer_table(results, names: List[str]) -> List[str]:
-    short = {"natural": "Natural", "xent_reg": "Xent", "logit_reg": "Logit",
-             "fgsm_rs_at": "FGSM-RS AT", "nfgsm_at": "N-FGSM AT",
-             "pgd_at": "PGD AT"}
-    pairs = [(a, s) for a in attacks.PAPER_ATTACKS for s in names]
-    header = ["Models"] + [
-        f"{attack_title(a)} / {short.get(s, s)}" for a, s in pairs]
-    rows = [[ROW_TITLES.get(t, t)] + [
-        _pct(results.transfer(s, t, a)) for a, s in pairs] for t in names]
-    return _table(header, rows)
-
-
-def _time_table(training: dict, evaluation_s: float) -> List[str]:
-    def seconds(entry: dict, per_epoch: bool) -> str:
-        if entry["wall_time_s"] is None:  # resumed without its record
-            return "not recorded"
-        return f"{entry['wall_time_s'] / (max(entry['epochs'], 1) if per_epoch else 1):.1f}"
-
-    rows = [[name, str(entry["epochs"]), f"{entry.get('c', '')}",
-             seconds(entry, False), seconds(entry, True)]
-            for name, entry in training.items()]
-    lines = _table(["Model", "epochs", "c", "training (s)", "s / epoch"], rows)
-    return lines + ["", f"Evaluation (all models and attacks): "
-                        f"{evaluation_s:.1f} s."]
-
-
-def paper_tables(settings: PaperSettings, results) -> List[str]:
-    """The paper's Tables 1-3 (white-box) and 4-6 (transfer), as Markdown
-    lines of :class:`keras_gradreg.Results` (its models in order)."""
-    names = results.model_names
-    paper = {name: attack_title(name) for name in attacks.PAPER_ATTACKS}
-    extras = {key: attack_title(key) for key in results.attack_names
-              if key not in paper}
-    size = results.settings["num_examples"]
-    lines = [
-        f"{size} test examples; white-box L-inf attacks; BIM and C&W "
-        f"{settings.steps} iterations of step {settings.step_size:g}, C&W "
-        f"k = {settings.confidence:g}. Natural = clean accuracy.", "",
-    ] + _accuracy_table(results, names, paper, with_clean=True)
-    if extras:
-        lines += ["", "### Stronger attacks (honesty checks, not in the "
-                  "paper)", "", "Worst case: per example, over all attacks "
-                  "and the clean prediction.", ""]
-        lines += _accuracy_table(results, names,
-                                 dict(extras, worst_case="Worst case"),
-                                 with_clean=False)
-    lines += ["", f"### Transfer attacks at eps={results.transfer_eps:g} (%)",
-              "", "Rows: the model evaluated; columns: attack / model the "
-              "examples were crafted on (the diagonal is white-box).", ""]
-    return lines + _transfer_table(results, names)
-
-
-def add_sections(results, settings: PaperSettings, training: dict,
-                 evaluation_s: float, c: dict, flag_record: dict,
-                 resolved: dict) -> None:
-    """Adds the experiment's sections to ``results``: the paper's tables,
-    training records and wall times, c, the flags and resolved settings."""
-    title = f"{settings.title}: test accuracy under adversarial attacks (%)"
-    results.add_section("paper_tables", {"dataset": settings.dataset},
-                        markdown=paper_tables(settings, results), title=title)
-    results.add_section("training", training)
-    results.add_section("wall_time_s", {
-        "training": {name: e["wall_time_s"] for name, e in training.items()},
-        "evaluation": evaluation_s,
-    }, markdown=_time_table(training, evaluation_s), title="Wall time")
-    results.add_section("c", c, markdown=[
-        f"Xent-reg c = {c['xent_reg']:g}, Logit-reg c = {c['logit_reg']:g}."])
-    results.add_section("flags", flag_record)
-    results.add_section("experiment", dict(
-        dataset=settings.dataset, resolved=resolved,
-        paper={k: v for k, v in dataclasses.asdict(settings).items()
-               if k != "build_model"}))
-
-
-def plot_training(training: dict, path: str) -> Optional[str]:
-    """Plots loss and accuracy per epoch of every model into ``path``."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        warnings.warn("matplotlib is not installed: no training_curves.png.")
-        return None
-    figure = Figure(figsize=(8, 3))
-    axes = figure.subplots(1, 2)
-    for name, entry in training.items():
-        for axis, key in zip(axes, ("loss", "accuracy")):
-            values = entry["history"].get(key, [])
-            axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
-            axis.set_xlabel("epoch")
-            axis.set_title(f"training {key}")
-    axes[1].legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return path
 
 
 # The experiment -------------------------------------------------------------
