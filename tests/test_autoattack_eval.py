@@ -4,10 +4,8 @@ The script defines its flags only when run as a script, so importing it
 here shares no flag with the other benchmarks.
 """
 
-import importlib.util
 import json
 import pathlib
-import sys
 
 from absl import flags
 import keras
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_gradreg import attacks
+from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 SETTINGS = dict(dataset="synthetic", split="test", num_examples=10, chunk=4,
@@ -22,16 +21,7 @@ SETTINGS = dict(dataset="synthetic", split="test", num_examples=10, chunk=4,
                 clip_max=1.0)
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_autoattack_eval", BENCHMARKS / "autoattack_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-autoattack_eval = _load()
+autoattack_eval = load_script(BENCHMARKS / "autoattack_eval.py")
 
 
 @pytest.fixture(scope="module")

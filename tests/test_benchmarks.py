@@ -5,11 +5,9 @@ rot; its bookkeeping (ratios within rounds, medians) is checked against
 numbers recomputed here from the raw timings it writes.
 """
 
-import importlib.util
 import json
 import pathlib
 import statistics
-import sys
 
 from absl import app, flags
 import keras
@@ -17,20 +15,12 @@ import numpy as np
 import pytest
 
 import keras_gradreg
+from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _load_step_time():
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_step_time", BENCHMARKS / "step_time.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-step_time = _load_step_time()
+step_time = load_script(BENCHMARKS / "step_time.py")
 
 
 def _tiny_network():

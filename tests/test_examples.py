@@ -10,7 +10,6 @@ are checked without sharing absl's global FLAGS. The helpers of
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 import pathlib
@@ -30,6 +29,7 @@ from keras_gradreg import datasets, paper
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the scripts' own modules (_experiment)
 import _experiment as experiment  # noqa: E402
+from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 FLAGS = flags.FLAGS
 PAPER_MODELS = ("natural", "xent_reg", "logit_reg")
@@ -38,12 +38,7 @@ SCRIPTS = ("mnist", "cifar10", "speech_commands")
 
 
 def _load_example(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLES / f"{name}.py")
 
 
 sweep_c = _load_example("sweep_c")

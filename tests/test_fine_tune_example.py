@@ -6,9 +6,7 @@ minutes here; ``models.mnist_cnn`` is replaced by a tiny network, and the
 data come from ``tfds.testing.mock_data``.
 """
 
-import importlib.util
 import pathlib
-import sys
 
 from absl import flags
 import keras
@@ -18,22 +16,14 @@ import tensorflow_datasets as tfds
 
 import keras_gradreg
 from keras_gradreg import datasets
+from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 SMALL = dict(train_size=20, test_size=10, epochs_natural=1, batch_size=10,
              learning_rate=1e-3, pgd_steps=2, pgd_restarts=1, seed=0, c=0.1)
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location(
-        "example_fine_tune", EXAMPLES / "fine_tune.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-fine_tune = _load_example()
+fine_tune = load_script(EXAMPLES / "fine_tune.py")
 
 
 def _tiny_cnn():

@@ -2,31 +2,21 @@
 its script defines (the run itself takes hours; ``PYTHON=echo`` prints the
 commands instead)."""
 
-import importlib.util
 import os
 import pathlib
 import shlex
 import subprocess
-import sys
 
 from absl import flags
 import pytest
+from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "long_runs.sh"
 
 
 def _load(path: pathlib.Path):
-    name = "long_runs_" + path.stem
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    sys.path.insert(0, str(path.parent))  # the examples' own helpers
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
+    return load_script(path)
 
 
 def _commands(step, **env):

@@ -1,10 +1,7 @@
 """Tests for examples/plot_training.py on event files of a short real run."""
 
-import importlib.util
 import json
-import os
 import pathlib
-import subprocess
 import sys
 
 from absl import flags
@@ -18,6 +15,7 @@ from keras_gradreg.callbacks import GradientNormLogger, WeightHistogramLogger
 pytest.importorskip("tensorboard")
 pytest.importorskip("matplotlib")
 import matplotlib.image  # noqa: E402
+from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / (
     "plot_training.py"
@@ -29,10 +27,7 @@ LAYERS = ["conv1", "fc2"]
 
 @pytest.fixture(scope="module")
 def plot_training():
-    spec = importlib.util.spec_from_file_location("plot_training", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLE)
 
 
 def _base() -> keras.Model:

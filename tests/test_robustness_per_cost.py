@@ -10,7 +10,6 @@ definition.
 """
 
 import gzip
-import importlib.util
 import inspect
 import json
 import os
@@ -31,18 +30,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "robustness_per_cost.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import _frontier  # noqa: E402
+from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("robustness_per_cost",
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-rpc = _load_script()
+rpc = load_script(SCRIPT)
 
 ACTIVATION_OPTION = "activation" in inspect.signature(
     keras_gradreg.models.mnist_cnn).parameters
