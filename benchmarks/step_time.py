@@ -142,21 +142,19 @@ NETWORKS: Dict[str, Network] = {
     "cifar10": Network(models.cifar10_cnn, (32, 32, 3), 10, 8.0, 255.0),
 }
 
-MODELS = ("natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7", "pgd10",
-          "pgd40")
+MODELS = ("natural", "gradreg", "gradreg_fd", "gradreg_pf0.5", "fgsm_rs",
+          "n_fgsm", "pgd7", "pgd10", "pgd40")
 # Not timed by default: the overhead yardstick, and any model with XLA,
 # e.g. "gradreg_xla".
 EXTRA_MODELS = ("gradreg_minimal",)
 XLA_SUFFIX = "_xla"
 ATTACKS = attacks.ATTACKS
-# The adversarial training models are AdversarialTrainingModel's recipe
-# constructors, by name, with the number of attack steps appended where the
-# recipe takes one ("pgd7": the PGD recipe with 7 steps).
-ADVERSARIAL_RECIPES = {
-    recipe.__name__: recipe
-    for recipe in (keras_gradreg.AdversarialTrainingModel.fgsm_rs,
-                   keras_gradreg.AdversarialTrainingModel.pgd)
-}
+# The adversarial training models are AdversarialTrainingModel's recipes
+# (adversarial_training.RECIPES), by name, with the number of attack steps
+# appended where the recipe takes one ("pgd7": the PGD recipe with 7 steps).
+ADVERSARIAL_RECIPES = keras_gradreg.adversarial_training.RECIPES
+# GradReg with the penalty on a random fraction of each batch: "gradreg_pf0.5".
+PENALTY_FRACTION = "gradreg_pf"
 
 
 # Models -------------------------------------------------------------------
@@ -195,11 +193,13 @@ class MinimalGradReg(keras.Model):
 
 
 def _adversarial_training(name: str, base, network: Network):
-    """The recipe model ``name`` ("fgsm_rs", "pgd7"), or None for another name.
+    """The recipe model ``name`` ("fgsm_rs", "n_fgsm", "pgd7"), or None for
+    another name.
 
-    Each recipe owns its attack: FGSM-RS one step of 1.25 eps from a random
-    start (Wong et al., 2020), PGD-k k steps of 2.5 eps / k (Madry et al.,
-    2018), both at the network's eps.
+    Each recipe owns its attack (``RECIPES[name].settings``): FGSM-RS one
+    step of 1.25 eps from a random start (Wong et al., 2020), N-FGSM one
+    step of eps from noise of radius 2 eps (de Jorge et al., 2022), PGD-k k
+    steps of 2.5 eps / k (Madry et al., 2018), all at the network's eps.
     """
     recipe_name = name.rstrip("0123456789")
     recipe = ADVERSARIAL_RECIPES.get(recipe_name)
@@ -243,6 +243,10 @@ def build_model(name: str, network: Network,
         model = keras_gradreg.GradRegModel(
             base, c=0.01, regularizer="logit_margin", norm="squared_l2",
             method=method, fd_step=0.01 * network.clip_max)
+    elif name.startswith(PENALTY_FRACTION):
+        model = keras_gradreg.GradRegModel(
+            base, c=0.01, regularizer="logit_margin", norm="squared_l2",
+            penalty_fraction=float(name[len(PENALTY_FRACTION):]))
     elif name == "gradreg_minimal":
         model = MinimalGradReg(base)
     else:

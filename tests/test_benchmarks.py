@@ -44,8 +44,10 @@ def _run_main(monkeypatch, **values):
 
 
 # One model per kind of train step (pgd10 and pgd40 are pgd7 with more steps,
-# built by test_build_model_uses_the_recipes); every attack.
-SMOKE_MODELS = ("natural", "gradreg", "gradreg_fd", "fgsm_rs", "pgd7")
+# n_fgsm is fgsm_rs with other settings; test_build_model_uses_the_recipes
+# builds them); every attack.
+SMOKE_MODELS = ("natural", "gradreg", "gradreg_fd", "gradreg_pf0.5",
+                "fgsm_rs", "pgd7")
 
 
 def test_main_runs_every_kind_of_model_and_every_attack(monkeypatch,
@@ -59,7 +61,8 @@ def test_main_runs_every_kind_of_model_and_every_attack(monkeypatch,
 
     assert [row["model"] for row in results["training"]] == list(
         SMOKE_MODELS)
-    assert set(SMOKE_MODELS) | {"pgd10", "pgd40"} == set(step_time.MODELS)
+    assert set(SMOKE_MODELS) | {"pgd10", "pgd40", "n_fgsm"} == set(
+        step_time.MODELS)
     natural = results["training"][0]["seconds_per_epoch"]["all"]
     gradreg = results["training"][1]["seconds_per_epoch"]["all"]
     for row in results["training"]:
@@ -120,7 +123,9 @@ def test_bad_flags_raise_usage_errors(monkeypatch, flag_values, message):
 @pytest.mark.parametrize("name, model_class, steps, step_size", [
     ("gradreg", keras_gradreg.GradRegModel, None, None),
     ("gradreg_fd", keras_gradreg.GradRegModel, None, None),
+    ("gradreg_pf0.5", keras_gradreg.GradRegModel, None, None),
     ("fgsm_rs", keras_gradreg.AdversarialTrainingModel, 1, 0.125),
+    ("n_fgsm", keras_gradreg.AdversarialTrainingModel, 1, 0.1),
     ("pgd7", keras_gradreg.AdversarialTrainingModel, 7, 0.25 / 7),
     ("pgd40", keras_gradreg.AdversarialTrainingModel, 40, 0.25 / 40),
 ])
@@ -130,10 +135,12 @@ def test_build_model_uses_the_recipes(name, model_class, steps, step_size):
     if steps is not None:  # Madry: 2.5 eps / k; Wong et al.: 1.25 eps
         assert (model.steps, model.eps) == (steps, 0.1)
         assert model.step_size == pytest.approx(step_size)
+        assert model.project is (name != "n_fgsm")  # N-FGSM: no projection
     else:
         expected = "finite_difference" if name.endswith("fd") else (
             "double_backprop")
         assert model.method == expected
+        assert model.penalty_fraction == (0.5 if "_pf" in name else 1.0)
 
 
 def test_natural_is_the_plain_network():
