@@ -75,6 +75,7 @@ from _machine import machine  # noqa: E402
 
 import keras_gradreg  # noqa: E402
 from keras_gradreg import attacks, datasets, models  # noqa: E402
+from keras_gradreg.callbacks import TrainingRecord, resumable  # noqa: E402
 
 # Attacks: each evaluation attack is a name in keras_gradreg.attacks.ATTACKS,
 # APGD once per loss (apgd_ce, apgd_dlr).
@@ -304,62 +305,6 @@ def build_model(recipe: Recipe, learning_rate: float):
 # Training ------------------------------------------------------------------
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Records (and prints) wall and process CPU seconds of every epoch.
-
-    With ``progress_path``, the record so far (per-epoch seconds, the fit's
-    seconds, the history and ``settings``) is written after every epoch, and
-    a record left there by an interrupted process with the same settings is
-    taken up, so that a fit resumed by ``BackupAndRestore`` keeps the
-    seconds and history of its earlier epochs.
-    """
-
-    def __init__(self, epochs: int, progress_path: Optional[str] = None,
-                 settings: Optional[dict] = None):
-        super().__init__()
-        self.epochs, self.path, self.settings = epochs, progress_path, settings
-        self.wall, self.cpu, self.history = [], [], {}
-        self.earlier_fit = {"wall": 0.0, "cpu": 0.0}
-        self.resumed_at = 0
-        if progress_path and os.path.exists(progress_path):
-            with open(progress_path) as handle:
-                earlier = json.load(handle)
-            if earlier.get("settings") == settings:
-                self.wall, self.cpu = earlier["wall"], earlier["cpu"]
-                self.history = earlier["history"]
-                self.earlier_fit = earlier["fit"]
-                self.resumed_at = len(self.wall)
-        self._fit_start = (time.perf_counter(), time.process_time())
-
-    def fit_seconds(self) -> Dict[str, float]:
-        """Wall and CPU seconds of the whole fit, earlier processes included."""
-        return {"wall": self.earlier_fit["wall"] + time.perf_counter()
-                - self._fit_start[0],
-                "cpu": self.earlier_fit["cpu"] + time.process_time()
-                - self._fit_start[1]}
-
-    def on_train_begin(self, logs=None):
-        self._fit_start = (time.perf_counter(), time.process_time())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = (time.perf_counter(), time.process_time())
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.wall.append(time.perf_counter() - self._start[0])
-        self.cpu.append(time.process_time() - self._start[1])
-        logs = logs or {}
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-        print(f"  epoch {epoch + 1}/{self.epochs}: {self.wall[-1]:.1f} s "
-              f"(CPU {self.cpu[-1]:.1f} s), loss {logs.get('loss', 0):.4f}, "
-              f"accuracy {logs.get('accuracy', 0):.4f}", flush=True)
-        if self.path:
-            with open(self.path, "w") as handle:
-                json.dump({"settings": self.settings, "wall": self.wall,
-                           "cpu": self.cpu, "history": self.history,
-                           "fit": self.fit_seconds()}, handle)
-
-
 def train(recipe: Recipe, x, y, settings: dict,
           backup_dir: Optional[str] = None):
     """Trains ``recipe``; returns its network and timing / history record.
@@ -371,25 +316,17 @@ def train(recipe: Recipe, x, y, settings: dict,
     """
     keras.utils.set_random_seed(settings["seed"])
     model, network = build_model(recipe, settings["learning_rate"])
-    callbacks = []
-    progress_path = None
+    callbacks, timer = [], TrainingRecord(verbose=1)
     if backup_dir is not None:
-        os.makedirs(backup_dir, exist_ok=True)
-        progress_path = os.path.join(backup_dir, "progress.json")
-    timer = EpochTimer(settings["epochs"], progress_path,
-                       {"recipe": recipe.as_dict(), "run": settings})
-    if backup_dir is not None:
+        callbacks, timer = resumable(
+            backup_dir, {"recipe": recipe.as_dict(), "run": settings},
+            verbose=1)
         if timer.resumed_at:
             print(f"  going on from epoch {timer.resumed_at} of an "
                   f"interrupted fit ({backup_dir})", flush=True)
-        else:  # a checkpoint of other settings, or none: start afresh
-            shutil.rmtree(backup_dir)
-            os.makedirs(backup_dir)
-        callbacks.append(keras.callbacks.BackupAndRestore(
-            backup_dir, delete_checkpoint=False))
     model.fit(x, y, batch_size=settings["batch_size"],
               epochs=settings["epochs"], shuffle=True, verbose=0,
-              callbacks=callbacks + [timer])
+              callbacks=callbacks or [timer])
     fit = timer.fit_seconds()
     seconds = {"fit": fit["wall"], "fit_cpu": fit["cpu"],
                "epochs": timer.wall, "epochs_cpu": timer.cpu}

@@ -127,35 +127,6 @@ def adversarial_training_models(
     return specs
 
 
-class _Progress(keras.callbacks.Callback):
-    """Writes the training record so far (wall time, history) after each
-    epoch, beside the ``BackupAndRestore`` checkpoint of the same epoch."""
-
-    def __init__(self, path: str, earlier: dict):
-        super().__init__()
-        self.path, self.earlier = path, earlier
-        self.start, self.history = time.perf_counter(), {}
-
-    def seconds(self) -> float:
-        return self.earlier["seconds"] + time.perf_counter() - self.start
-
-    def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        history = {key: self.earlier["history"].get(key, []) + values
-                   for key, values in self.history.items()}
-        with open(self.path, "w") as handle:
-            json.dump({"epochs_done": epoch + 1, "seconds": self.seconds(),
-                       "history": history}, handle)
-
-    def record(self) -> Tuple[float, dict]:
-        """Wall time and history of the whole fit, earlier processes included."""
-        keys = set(self.earlier["history"]) | set(self.history)
-        return self.seconds(), {
-            key: self.earlier["history"].get(key, []) + self.history.get(key, [])
-            for key in sorted(keys)}
-
-
 def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
                 learning_rate: float,
                 run_logger: Optional[_tensorboard_logging.RunLogger] = None,
@@ -180,20 +151,14 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
     logged = {} if run_logger is None else dict(
         callbacks=run_logger.callbacks(spec.name, model),
         validation_data=run_logger.held_out)
-    progress = None
+    record = None
     if backup_dir is not None:
-        progress_path = os.path.join(backup_dir, "progress.json")
-        earlier = {"epochs_done": 0, "seconds": 0.0, "history": {}}
-        if os.path.exists(progress_path):
-            with open(progress_path) as handle:
-                earlier = json.load(handle)
-            print(f"== Going on from epoch {earlier['epochs_done']} of an "
+        (backup, _), record = keras_gradreg.callbacks.resumable(backup_dir)
+        if record.resumed_at:
+            print(f"== Going on from epoch {record.resumed_at} of an "
                   f"interrupted fit ({backup_dir})", flush=True)
-        os.makedirs(backup_dir, exist_ok=True)
-        progress = _Progress(progress_path, earlier)
-        logged["callbacks"] = [
-            keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
-            *logged.get("callbacks", []), progress]
+        # The record goes last, to see the logs other callbacks add.
+        logged["callbacks"] = [backup, *logged.get("callbacks", []), record]
     start = time.perf_counter()
     # `train` is shuffled by tf.data (see `batched`); shuffle=False only
     # silences Keras' warning that it cannot shuffle a dataset itself.
@@ -201,8 +166,8 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
                         **logged)
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    if progress is not None:
-        seconds, history = progress.record()
+    if record is not None:
+        seconds, history = record.fit_seconds()["wall"], record.history
     return model, seconds, history
 
 

@@ -521,7 +521,7 @@ def test_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, capsys):
     assert "Going on from epoch 2" in printed
     assert "Epoch 3/3" in printed and "Epoch 1/3" not in printed
     assert history["loss"][:2] == progress["history"]["loss"]
-    assert len(history["loss"]) == 3 and seconds > progress["seconds"]
+    assert len(history["loss"]) == 3 and seconds > progress["fit"]["wall"]
 
 
 # The scripts as a user runs them ---------------------------------------------

@@ -359,7 +359,7 @@ def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
                 "epochs": 3}
     recipe = rpc.recipe_table(0.1)["natural_relu"]
     backup = str(tmp_path / "backup")
-    original = rpc.EpochTimer.on_epoch_end
+    original = keras_gradreg.callbacks.TrainingRecord.on_epoch_end
 
     def crash_after_two(self, epoch, logs=None):
         original(self, epoch, logs)
@@ -367,7 +367,7 @@ def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
             raise RuntimeError("simulated interruption")
 
     with monkeypatch.context() as patch:
-        patch.setattr(rpc.EpochTimer, "on_epoch_end", crash_after_two)
+        patch.setattr(keras_gradreg.callbacks.TrainingRecord, "on_epoch_end", crash_after_two)
         with pytest.raises(RuntimeError, match="simulated"):
             rpc.train(recipe, x, y, settings, backup)
     earlier = json.loads((tmp_path / "backup" / "progress.json").read_text())

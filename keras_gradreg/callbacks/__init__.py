@@ -16,6 +16,10 @@ What Fig. 2 and Fig. 3 of Yu et al. plot, logged while a model trains:
   training, one TensorBoard chart per attack (eps as the step).
 * :class:`PenaltySchedule`: changes a ``GradRegModel``'s penalty weight ``c``
   from epoch to epoch, as ``LearningRateScheduler`` changes the learning rate.
+* :class:`TrainingRecord` and :func:`resumable`: every epoch's wall and CPU
+  seconds and the history, kept across processes, beside Keras'
+  ``BackupAndRestore``, so an interrupted fit goes on and still reports
+  its whole cost.
 
 The callbacks write TensorBoard summaries under ``log_dir/train`` and
 ``log_dir/validation``, the runs ``keras.callbacks.TensorBoard`` writes, so
@@ -30,6 +34,8 @@ from keras_gradreg.callbacks._hparams import log_hparams
 from keras_gradreg.callbacks._penalty_schedule import PenaltySchedule
 from keras_gradreg.callbacks._robust_accuracy import RobustAccuracyCallback
 from keras_gradreg.callbacks._robustness_summary import log_robustness
+from keras_gradreg.callbacks._training_record import TrainingRecord
+from keras_gradreg.callbacks._training_record import resumable
 from keras_gradreg.callbacks._weight_histograms import WeightHistogramLogger
 
 __all__ = [
@@ -40,4 +46,6 @@ __all__ = [
     "WeightHistogramLogger",
     "RobustAccuracyCallback",
     "PenaltySchedule",
+    "TrainingRecord",
+    "resumable",
 ]
