@@ -31,8 +31,22 @@ Design, so that the numbers survive a shared, noisy machine:
 * Wall-clock and process CPU seconds are both recorded; on a machine shared
   with other jobs the CPU-time ratio is the steadier of the two.
 
-Attack throughput (examples per second) is measured the same way on the
-natural network: one call of each attack on one batch per round.
+Attack throughput (examples per second) is measured the same way: one call
+of each attack on one batch per round, after one untimed call on two
+examples (tracing). By default the batch is random inputs labelled with an
+untrained network's own predictions, so every example starts classified
+"correctly" (an example misclassified from the start costs an attack
+nothing). Easy to break, though: attacks that stop working on an example
+once it is broken (APGD-T and FAB-T go through their targets, AutoAttack
+through its attacks, only on the examples left) look fast there. With
+``--attack_model`` (a saved ``.keras`` model) and ``--data_dir``, the batch
+is the first test images that model classifies correctly, which on a robust
+model gives the cost of the examples that stay robust:
+
+    python benchmarks/step_time.py --networks mnist --models= --rounds 1 \
+        --attacks apgd,apgd_t,fab_t,square,autoattack --attack_steps 100 \
+        --attack_model runs/mnist_10ep_aa/xent_reg.keras \
+        --data_dir ../shared/data/mnist --attack_eps 0.1 --batch_size 100
 
 Usage:
     python benchmarks/step_time.py --networks mnist,cifar10 --rounds 5 \\
@@ -59,7 +73,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_gradreg
-from keras_gradreg import attacks, models
+from keras_gradreg import attacks, datasets, models
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import machine  # noqa: E402
@@ -92,12 +106,26 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                          **where)
     flags.DEFINE_integer(
         "warmup_steps", 2,
-        "Untimed steps per model (and calls per attack) before timing.",
+        "Untimed steps per model before timing (each attack gets one "
+        "untimed call on two examples).",
         **where)
     flags.DEFINE_integer(
         "attack_steps", 10,
         "Iterations of BIM, C&W, PGD and APGD in the throughput benchmark.",
         **where)
+    flags.DEFINE_string(
+        "attack_model", None,
+        "A saved .keras model to time the attacks on, with real test images "
+        "(see --data_dir); default: the untrained network on random inputs.",
+        **where)
+    flags.DEFINE_string(
+        "data_dir", None,
+        "Dataset folder for --attack_model (keras_gradreg.datasets.load; "
+        "default: tensorflow-datasets).", **where)
+    flags.DEFINE_float(
+        "attack_eps", None,
+        "L-inf radius of the timed attacks (default: the network's training "
+        "eps, 0.3 for MNIST, 8 for CIFAR-10).", **where)
     flags.DEFINE_integer(
         "queries", 5000,
         "Model evaluations per example of Square, alone and inside "
@@ -126,6 +154,8 @@ class Network:
         num_classes: Number of classes.
         eps: L-inf radius of the training attacks, in input units.
         clip_max: Upper end of the input range (the lower end is 0).
+        dataset: Its name in ``keras_gradreg.datasets`` (for
+            ``--attack_model``).
     """
 
     build: Callable[[], keras.Model]
@@ -133,13 +163,15 @@ class Network:
     num_classes: int
     eps: float
     clip_max: float
+    dataset: Optional[str] = None
 
 
 NETWORKS: Dict[str, Network] = {
     # Madry et al.'s MNIST setting: pixels in [0, 1], eps 0.3.
-    "mnist": Network(models.mnist_cnn, (28, 28, 1), 10, 0.3, 1.0),
+    "mnist": Network(models.mnist_cnn, (28, 28, 1), 10, 0.3, 1.0, "mnist"),
     # cifar10_cnn takes pixels in [0, 255]; eps 8 is Madry et al.'s 8/255.
-    "cifar10": Network(models.cifar10_cnn, (32, 32, 3), 10, 8.0, 255.0),
+    "cifar10": Network(models.cifar10_cnn, (32, 32, 3), 10, 8.0, 255.0,
+                       "cifar10"),
 }
 
 MODELS = ("natural", "gradreg", "gradreg_fd", "gradreg_pf0.5", "fgsm_rs",
@@ -300,17 +332,51 @@ def _epoch_runner(model: keras.Model, dataset: tf.data.Dataset,
 
 
 def _attack_runner(name: str, model: keras.Model, network: Network,
-                   x: np.ndarray, y: np.ndarray,
+                   x: np.ndarray, y: np.ndarray, eps: float,
                    steps: int, queries: int) -> Callable[[], None]:
     """Runs the attack ``name`` with its own step size, ``steps`` steps and
-    (Square) ``queries`` queries."""
+    (Square) ``queries`` queries; the first call traces it on two examples."""
     attack = attacks.ATTACKS[name]
     options = {"clip_min": 0.0, "clip_max": network.clip_max,
                "batch_size": len(x), "steps": steps, "queries": queries,
                "seed": 0}
     options = {key: value for key, value in options.items()
                if attacks.accepts(attack, key)}
-    return lambda: np.asarray(attack(model, x, y, network.eps, **options))
+    calls = []
+
+    def run():
+        some = slice(None) if calls else slice(2)
+        calls.append(1)
+        np.asarray(attack(model, x[some], y[some], eps, **options))
+
+    return run
+
+
+def attack_batch(network: Network, batch_size: int, seed: int,
+                 model_path: Optional[str] = None,
+                 data_dir: Optional[str] = None):
+    """The model and the batch the attacks are timed on.
+
+    Without ``model_path``: the untrained network and random inputs
+    labelled with its own predictions. With it: the saved model and the
+    first ``batch_size`` test images of ``network.dataset`` it classifies
+    correctly.
+    """
+    if model_path is None:
+        keras.utils.set_random_seed(seed)
+        model = network.build()
+        x = next(iter(random_dataset(network, batch_size, seed)))[0].numpy()
+        return model, x, np.argmax(model.predict(x, verbose=0), axis=-1)
+    model = keras.models.load_model(model_path)
+    x, y = datasets.to_arrays(datasets.load(network.dataset, "test", data_dir),
+                              limit=20 * batch_size)
+    correct = np.argmax(model.predict(x, verbose=0), axis=-1) == y
+    if correct.sum() < batch_size:
+        raise app.UsageError(
+            f"{model_path} classifies only {correct.sum()} of the first "
+            f"{len(y)} test images correctly; need --batch_size "
+            f"{batch_size}.")
+    return model, x[correct][:batch_size], y[correct][:batch_size]
 
 
 def round_robin(runners: Dict[str, Callable[[], None]], rounds: int,
@@ -393,30 +459,37 @@ def time_training(network_name: str, model_names: Sequence[str], steps: int,
 
 def time_attacks(network_name: str, attack_names: Sequence[str],
                  attack_steps: int, batch_size: int, rounds: int,
-                 warmup: int, seed: int, queries: int = 5000) -> List[dict]:
-    """Measures attack throughput on one batch, round-robin.
+                 seed: int, queries: int = 5000,
+                 model_path: Optional[str] = None,
+                 data_dir: Optional[str] = None,
+                 eps: Optional[float] = None) -> List[dict]:
+    """Measures attack throughput on one batch, round-robin (see
+    :func:`attack_batch` for the batch).
 
     Returns:
         One row per attack with examples per second (median, min, max).
     """
     network = NETWORKS[network_name]
-    keras.utils.set_random_seed(seed)
-    model = network.build()
-    x, y = next(iter(random_dataset(network, batch_size, seed)))
-    x, y = x.numpy(), y.numpy()
-    runners = {name: _attack_runner(name, model, network, x, y, attack_steps,
-                                    queries)
+    eps = network.eps if eps is None else eps
+    model, x, y = attack_batch(network, batch_size, seed, model_path,
+                               data_dir)
+    runners = {name: _attack_runner(name, model, network, x, y, eps,
+                                    attack_steps, queries)
                for name in attack_names}
     print(f"{network_name}: attacks", flush=True)
-    times = round_robin(runners, rounds, warmup=max(warmup, 1))
+    times = round_robin(runners, rounds, warmup=1)
     return [{
         "network": network_name,
+        "model": model_path or "untrained",
         "attack": name,
+        "eps": eps,
         "steps": attack_steps if attacks.accepts(name, "steps") else 1,
         "queries": queries if attacks.accepts(name, "queries") else None,
         "batch_size": batch_size,
         "examples_per_second": summarize(
             [batch_size / t["wall"] for t in times[name]]),
+        "cpu_seconds_per_example": summarize(
+            [t["cpu"] / batch_size for t in times[name]]),
     } for name in attack_names]
 
 
@@ -444,13 +517,16 @@ def markdown(results: dict) -> str:
             f"| {_spread(row['cpu_ratio_to_natural'])} "
             f"| {_spread(to_gradreg) if to_gradreg else '-'} |")
     if results["attacks"]:
-        lines += ["", "| network | attack | steps | queries | examples/s |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| network | model | attack | eps | steps | queries "
+                  "| examples/s | CPU s / example |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in results["attacks"]:
             lines.append(
-                f"| {row['network']} | {row['attack']} | {row['steps']} "
+                f"| {row['network']} | {os.path.basename(row.get('model', 'untrained'))} "
+                f"| {row['attack']} | {row.get('eps', '-')} | {row['steps']} "
                 f"| {row.get('queries') or '-'} "
-                f"| {_spread(row['examples_per_second'], 0)} |")
+                f"| {_spread(row['examples_per_second'], 2)} "
+                f"| {_spread(row['cpu_seconds_per_example'], 2) if 'cpu_seconds_per_example' in row else '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -487,6 +563,9 @@ def _settings(flag_values: flags.FlagValues) -> dict:
                  MODELS + EXTRA_MODELS
                  + tuple(m + XLA_SUFFIX for m in MODELS + EXTRA_MODELS))
     _check_names("attacks", flag_values.attacks, ATTACKS)
+    if flag_values.attack_model and len(flag_values.networks) != 1:
+        raise app.UsageError(
+            "--attack_model needs one --networks value: the model's network.")
     for name in ("rounds", "attack_steps", "queries"):
         if flag_values[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
@@ -499,6 +578,9 @@ def _settings(flag_values: flags.FlagValues) -> dict:
             "steps_per_epoch": _steps_per_network(flag_values.networks, flag_values),
             "batch_size": batch_size, "warmup_steps": flag_values.warmup_steps,
             "attack_steps": flag_values.attack_steps, "queries": flag_values.queries,
+            "attack_model": flag_values.attack_model,
+            "data_dir": flag_values.data_dir,
+            "attack_eps": flag_values.attack_eps,
             "seed": flag_values.seed,
             "jit_compile": {"auto": "auto", "true": True, "false": False}[
                 flag_values.jit_compile]}
@@ -526,8 +608,8 @@ def run(settings: dict, out: Optional[str] = None) -> dict:
         if s["attacks"]:
             results["attacks"] += time_attacks(
                 network, s["attacks"], s["attack_steps"], s["batch_size"],
-                s["rounds"], s["warmup_steps"], s["seed"],
-                s.get("queries", 5000))
+                s["rounds"], s["seed"], s.get("queries", 5000),
+                s.get("attack_model"), s.get("data_dir"), s.get("attack_eps"))
     table = markdown(results)
     print(table)
     if out:

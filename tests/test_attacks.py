@@ -1,6 +1,5 @@
 """Tests for keras_gradreg.attacks: geometry, analytic FGSM, losses, MNIST."""
 
-import gzip
 
 import keras
 import numpy as np
@@ -11,6 +10,8 @@ from hypothesis import strategies as st
 
 from keras_gradreg import GradRegModel, attacks
 from keras_gradreg.attacks import _core
+
+from _data import read_mnist  # tests/ is on sys.path
 
 ATTACKS = {
     "fgsm": lambda m, x, y, eps, **kw: attacks.fgsm(m, x, y, eps, **kw),
@@ -349,13 +350,6 @@ def test_apgd_returns_already_misclassified_examples_unchanged():
 # Real MNIST ------------------------------------------------------------------
 
 
-def _idx(path, count, offset):
-    with gzip.open(path) as handle:
-        return np.frombuffer(handle.read(), np.uint8, offset=offset)[
-            : count * (784 if offset == 16 else 1)
-        ]
-
-
 _TRAINED = {}
 
 
@@ -368,10 +362,8 @@ def mnist_model(mnist_dir):
 
 
 def _train_mnist(mnist_dir):
-    images = _idx(mnist_dir / "train-images-idx3-ubyte.gz", 5000, 16)
-    labels = _idx(mnist_dir / "train-labels-idx1-ubyte.gz", 5000, 8)
-    x = images.reshape(-1, 784).astype("float32") / 255.0
-    y = labels.astype("int32")
+    x, y = read_mnist(mnist_dir, "train", 5000)
+    x = x.reshape(-1, 784)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.Input((784,)),

@@ -1,6 +1,5 @@
 """Tests for APGD-T, FAB-T, Square and the AutoAttack ensemble."""
 
-import gzip
 
 import keras
 import numpy as np
@@ -11,6 +10,8 @@ from keras_gradreg import RobustnessReport, attacks
 from keras_gradreg import evaluation
 from keras_gradreg.attacks.fab import project_linf
 from keras_gradreg.cli import format_table
+
+from _data import read_mnist  # tests/ is on sys.path
 
 FAST = dict(steps=8, queries=60)
 NEW_ATTACKS = {
@@ -291,22 +292,10 @@ def test_registry_names_and_autoattack_headline_column(tmp_path):
 # Agreement with IBM ART (large) ---------------------------------------------
 
 
-def _idx(path, count, offset):
-    with gzip.open(path) as handle:
-        return np.frombuffer(handle.read(), np.uint8, offset=offset)[
-            : count * (784 if offset == 16 else 1)
-        ]
-
-
 def _small_mnist_cnn(mnist_dir):
     """A small CNN trained 1 epoch on 3000 MNIST images; 150 test images."""
-    def images(name, count):
-        return _idx(mnist_dir / name, count, 16).reshape(-1, 28, 28, 1) / 255.0
-
-    x = images("train-images-idx3-ubyte.gz", 3000).astype("float32")
-    y = _idx(mnist_dir / "train-labels-idx1-ubyte.gz", 3000, 8).astype("int32")
-    x_test = images("t10k-images-idx3-ubyte.gz", 150).astype("float32")
-    y_test = _idx(mnist_dir / "t10k-labels-idx1-ubyte.gz", 150, 8).astype("int32")
+    x, y = read_mnist(mnist_dir, "train", 3000)
+    x_test, y_test = read_mnist(mnist_dir, "t10k", 150)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.Input((28, 28, 1)),

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import keras_gradreg
-from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
+from _data import write_mnist  # noqa: E402  (tests/ is on sys.path)
+from _scripts import load_script  # noqa: E402
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -87,7 +88,7 @@ def test_main_runs_every_kind_of_model_and_every_attack(monkeypatch,
     queries = {row["attack"]: row["queries"] for row in results["attacks"]}
     assert queries == {name: 3 if name in ("square", "autoattack") else None
                        for name in step_time.ATTACKS}
-    assert "| tiny | square | 1 | 3 |" in table
+    assert "| tiny | untrained | square | 0.1 | 1 | 3 |" in table
     for row in results["attacks"]:
         assert row["examples_per_second"]["min"] > 0
     assert results["machine"]["cores"] >= 1
@@ -114,10 +115,38 @@ def test_natural_is_always_timed_first(monkeypatch, tmp_path):
     ({"steps_per_epoch": "2,3"}, "one per network"),
     ({"steps_per_epoch": "many"}, "must be integers"),
     ({"rounds": 0}, "--rounds must be >= 1"),
+    ({"attack_model": "m.keras", "networks": "tiny,mnist"},
+     "one --networks value"),
 ])
 def test_bad_flags_raise_usage_errors(monkeypatch, flag_values, message):
     with pytest.raises(app.UsageError, match=message):
         _run_main(monkeypatch, **{"networks": "tiny", **flag_values})
+
+
+def test_attacks_are_timed_on_examples_classified_correctly(tmp_path):
+    """Untrained: random inputs labelled with the network's predictions.
+    A saved model: the first test images it classifies correctly."""
+    network = step_time.NETWORKS["mnist"]
+    model, x, y = step_time.attack_batch(network, 6, seed=0)
+    np.testing.assert_array_equal(np.argmax(model(x), -1), y)
+
+    keras.utils.set_random_seed(0)
+    saved = network.build()
+    path = str(tmp_path / "m.keras")
+    saved.save(path)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 28, 28))
+    predicted = np.argmax(saved.predict(images[..., None] / 255.0, verbose=0),
+                          -1)
+    right = np.arange(20) % 2 == 0  # every other label is the prediction
+    labels = np.where(right, predicted, (predicted + 1) % 10)
+    write_mnist(tmp_path / "mnist", (images, labels), (images, labels))
+
+    _, x, y = step_time.attack_batch(network, 3, 0, path, str(tmp_path / "mnist"))
+    np.testing.assert_allclose(x[..., 0], images[[0, 2, 4]] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels[[0, 2, 4]])
+    with pytest.raises(app.UsageError, match="only 10 of the first 20"):
+        step_time.attack_batch(network, 11, 0, path, str(tmp_path / "mnist"))
 
 
 @pytest.mark.parametrize("name, model_class, steps, step_size", [

@@ -2,7 +2,6 @@
 
 import gzip
 import os
-import struct
 import wave
 
 import numpy as np
@@ -11,6 +10,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_gradreg import audio, datasets
+
+from _data import write_idx  # tests/ is on sys.path
 
 WORDS = 10
 SILENCE, UNKNOWN = 10, 11
@@ -132,13 +133,6 @@ def test_to_arrays_limit_and_errors():
 # --- local IDX files ------------------------------------------------------------
 
 
-def _write_idx(path, array):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as file:
-        file.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture
 def idx_dir(tmp_path):
     rng = np.random.default_rng(0)
@@ -147,8 +141,8 @@ def idx_dir(tmp_path):
         "t10k": (rng.integers(0, 256, (4, 28, 28)), rng.integers(0, 10, 4)),
     }
     for prefix, (images, labels) in arrays.items():
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return tmp_path, arrays
 
 

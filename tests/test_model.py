@@ -1,6 +1,5 @@
 """Tests for GradRegModel: double backpropagation, Keras conventions."""
 
-import gzip
 import warnings
 
 import keras
@@ -9,6 +8,8 @@ import pytest
 import tensorflow as tf
 
 from keras_gradreg import GradRegModel
+
+from _data import read_mnist  # tests/ is on sys.path
 
 NORMS = {
     "squared_l2": lambda g: tf.reduce_sum(tf.square(g), axis=1),
@@ -323,21 +324,10 @@ def test_integer_inputs_raise():
         model.input_gradients(np.ones((2, 3), "int32"), [0, 1])
 
 
-def _read_idx(path):
-    with gzip.open(path, "rb") as handle:
-        data = handle.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
 @pytest.mark.large
 def test_mnist_penalty_shrinks_input_gradients(mnist_dir):
-    x = _read_idx(mnist_dir / "train-images-idx3-ubyte.gz")[:4000, ..., None] / 255.0
-    y = _read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")[:4000].astype("int32")
-    x_test = _read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")[:500, ..., None] / 255.0
-    y_test = _read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")[:500].astype("int32")
-    x, x_test = x.astype("float32"), x_test.astype("float32")
+    x, y = read_mnist(mnist_dir, "train", 4000)
+    x_test, y_test = read_mnist(mnist_dir, "t10k", 500)
     norms = {}
     for c in (0.0, 1.0):
         keras.utils.set_random_seed(0)

@@ -9,12 +9,10 @@ front is checked on a hand-computed example and against a brute-force
 definition.
 """
 
-import gzip
 import inspect
 import json
 import os
 import pathlib
-import struct
 import sys
 
 from absl import app, flags
@@ -30,7 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "robustness_per_cost.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import _frontier  # noqa: E402
-from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
+from _data import stripe_mnist  # noqa: E402  (tests/ is on sys.path)
+from _scripts import load_script  # noqa: E402
 
 
 rpc = load_script(SCRIPT)
@@ -132,27 +131,10 @@ def test_plot_writes_a_png(tmp_path):
 # The script end to end ------------------------------------------------------
 
 
-def _write_idx(path, array):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as file:
-        file.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture
 def tiny_mnist(tmp_path):
     """IDX files of noisy images with a faint class-dependent stripe."""
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    for prefix, count in (("train", 100), ("t10k", 20)):
-        labels = rng.integers(0, 10, count)
-        images = rng.integers(0, 90, (count, 28, 28))
-        for image, label in zip(images, labels):
-            image[2 * label: 2 * label + 6] += 60
-        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
-        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
-    return folder
+    return stripe_mnist(tmp_path / "mnist")
 
 
 TINY = ["--epochs=1", "--train_size=100", "--test_size=20", "--eval_steps=2",
