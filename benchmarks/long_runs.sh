@@ -5,7 +5,7 @@
 # grid recipes are kept, and the model in training goes on from its last
 # finished epoch.
 #
-#   benchmarks/long_runs.sh [models|autoattack|grid|all]   (default: all)
+#   benchmarks/long_runs.sh [models|autoattack|grid|gridaa|all]   (default: all)
 #
 # models:     the 10-epoch MNIST models of the paper's example (Natural,
 #             Xent-reg, Logit-reg, FGSM-RS at eps 0.3), evaluated with the
@@ -16,6 +16,10 @@
 # grid:       the robustness-per-cost grid on the full training set (3
 #             epochs, 1,000 test images), front-runners first, models saved
 #             for AutoAttack                                -> runs/robustness_per_cost
+# gridaa:     the standard AutoAttack ensemble on the grid's saved models of
+#             the recipes the README recommends, natural training and the
+#             paper's penalty alone (1,000 test images, chunks of 100)
+#                                                 -> .../robustness_per_cost/autoattack
 #
 # DATA (default ../shared/data/mnist, the four MNIST IDX .gz files; empty
 # for tensorflow-datasets), RUNS (default runs) and PYTHON (default python)
@@ -29,8 +33,11 @@ PYTHON=${PYTHON:-python}
 DATA_FLAG=()
 if [ -n "$DATA" ]; then DATA_FLAG=(--data_dir "$DATA"); fi
 MODELS_OUT=$RUNS/mnist_10ep_aa
+GRID_OUT=$RUNS/robustness_per_cost
 # The recommended recipes and the paper's first, then the rest of the grid.
+# AutoAttack (hours per model) goes to the first four only.
 FRONT_RUNNERS=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu,nfgsm_eps0.1_gelu,logit_l1_c0.03_gelu_pf0.5,nfgsm+logit_l1_c0.03_gelu_pf0.5,fgsm_rs_eps0.1_relu,logit_sql2_c0.1_relu,xent_sql2_c10_relu
+AA_RECIPES=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu
 
 models() {
     "$PYTHON" examples/mnist.py "${DATA_FLAG[@]}" --test_size 1000 \
@@ -50,16 +57,26 @@ autoattack() {
 grid() {
     "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
         --test_size 1000 --save_models --recipes "$FRONT_RUNNERS" \
-        --out "$RUNS/robustness_per_cost"
+        --out "$GRID_OUT"
     # The rest of the grid (the same folder: the front-runners are skipped).
     "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
-        --test_size 1000 --save_models --out "$RUNS/robustness_per_cost"
+        --test_size 1000 --save_models --out "$GRID_OUT"
+}
+
+gridaa() {
+    local list=""
+    for name in ${AA_RECIPES//,/ }; do
+        list="$list${list:+,}$GRID_OUT/$name.keras"
+    done
+    "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
+        --num_examples 1000 --chunk 100 --out "$GRID_OUT/autoattack"
 }
 
 case "${1:-all}" in
     models) models ;;
     autoattack) autoattack ;;
     grid) grid ;;
-    all) models && autoattack && grid ;;
-    *) echo "usage: $0 [models|autoattack|grid|all]" >&2; exit 2 ;;
+    gridaa) gridaa ;;
+    all) models && autoattack && grid && gridaa ;;
+    *) echo "usage: $0 [models|autoattack|grid|gridaa|all]" >&2; exit 2 ;;
 esac

@@ -31,8 +31,10 @@ def _commands(step, **env):
     ("models", ["examples/mnist.py"]),
     ("autoattack", ["benchmarks/autoattack_eval.py"]),
     ("grid", ["benchmarks/robustness_per_cost.py"] * 2),
+    ("gridaa", ["benchmarks/autoattack_eval.py"]),
     ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
-     + ["benchmarks/robustness_per_cost.py"] * 2),
+     + ["benchmarks/robustness_per_cost.py"] * 2
+     + ["benchmarks/autoattack_eval.py"]),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
     commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
@@ -53,6 +55,22 @@ def test_the_grid_runs_the_front_runners_first_and_they_exist():
     assert recipes[0] == "natural_relu"
     assert set(recipes) <= set(module.recipe_table(0.1))
     assert "--recipes" not in rest
+
+
+def test_autoattack_on_the_grid_reads_models_the_grid_saved_first(tmp_path):
+    """gridaa attacks OUT/<recipe>.keras of recipes the grid's first pass
+    (the front-runners, with --save_models) trains."""
+    first, _ = _commands("grid", RUNS=str(tmp_path))
+    (command,) = _commands("gridaa", RUNS=str(tmp_path))
+    out = first[first.index("--out") + 1]
+    front_runners = first[first.index("--recipes") + 1].split(",")
+    assert "--save_models" in first
+    paths = command[command.index("--models") + 1].split(",")
+    assert len(paths) == 4
+    for path in paths:
+        folder, name = os.path.split(path)
+        assert folder == out and name.endswith(".keras")
+        assert name[: -len(".keras")] in front_runners
 
 
 def test_unknown_step_is_a_usage_error():
