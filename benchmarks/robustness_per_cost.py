@@ -40,7 +40,11 @@ robust accuracy per eps, sorted by cost, the Pareto front in bold, and a
 sentence per eps naming the recipes on the front) and
 ``OUT/robustness_per_cost.png`` (one panel per eps: robust accuracy against
 cost, each point labelled, the front as a step line). Both cover every
-recipe in ``results.jsonl``.
+recipe in ``results.jsonl``. When ``OUT/autoattack/results.jsonl`` holds
+AutoAttack's results on some of the saved models (``benchmarks/long_runs.sh
+gridaa``), the Markdown also has them, combined per image with the grid's
+worst case (``_with_autoattack.py``). A rerun with the same flags after
+every recipe is done trains nothing and rewrites the report.
 
 Recipes that need a newer keras_gradreg than the one installed (GELU
 networks, N-FGSM, a penalty on adversarial training) are skipped with a
@@ -71,6 +75,7 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _frontier  # noqa: E402
+import _with_autoattack  # noqa: E402
 from _machine import machine  # noqa: E402
 
 import keras_gradreg  # noqa: E402
@@ -529,6 +534,12 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
               f"Command: `{command}`\n\n")
     text = header + _frontier.markdown(ordered, eps_keys, notes,
                                        settings["cost"])
+    under_autoattack = _with_autoattack.markdown(
+        _with_autoattack.combine(rows, _with_autoattack.read_lines(out),
+                                 eps_keys), eps_keys, settings["cost"])
+    if under_autoattack:
+        text += ("\n## Under AutoAttack (the recipes it has run on, the "
+                 "images it has done)\n\n" + under_autoattack)
     with open(os.path.join(out, "robustness_per_cost.md"), "w") as file:
         file.write(text)
     try:

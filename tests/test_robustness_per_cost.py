@@ -9,6 +9,7 @@ front is checked on a hand-computed example and against a brute-force
 definition.
 """
 
+import doctest
 import inspect
 import json
 import os
@@ -365,3 +366,106 @@ def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
     # Other settings: the checkpoint is dropped and the fit starts afresh.
     _, seconds, _ = rpc.train(recipe, x, y, dict(settings, epochs=2), backup)
     assert "resumed_at_epoch" not in seconds and len(seconds["epochs"]) == 2
+
+
+# The grid under AutoAttack ---------------------------------------------------
+
+_with_autoattack = load_script(ROOT / "benchmarks" / "_with_autoattack.py")
+
+
+def _grid_row(rng, count, ratio):
+    clean = rng.random(count) < 0.9
+    correct = {"clean": bits(clean)}
+    for key in ("0.1", "0.3"):
+        survived, correct[key] = clean.copy(), {}
+        for name in ("apgd_ce", "pgd"):
+            survived &= rng.random(count) < 0.7
+            correct[key][name] = bits(survived)
+    return {"ratio": {"wall": ratio, "cpu": ratio}, "correct": correct,
+            "clean": float(clean.mean()), "train_final": {"accuracy": 0.9},
+            "robust": {k: float(np.mean(_bools(correct[k]["pgd"])))
+                       for k in ("0.1", "0.3")}}
+
+
+def bits(values):
+    return "".join("1" if v else "0" for v in values)
+
+
+def _autoattack_lines(rng, name, row, eps, chunks):
+    """AutoAttack's lines for ``chunks`` [(start, stop)], random robustness
+    among the clean-correct images."""
+    lines = []
+    for start, stop in chunks:
+        clean = [int(c) for c in row["correct"]["clean"][start:stop]]
+        robust = [int(c and rng.random() < 0.6) for c in clean]
+        lines.append({"model": name, "eps": eps, "start": start, "stop": stop,
+                      "clean": clean, "robust": robust})
+    return lines
+
+
+def test_the_grid_under_autoattack_is_the_per_image_worst_of_both():
+    rng = np.random.default_rng(0)
+    rows = {"a": _grid_row(rng, 30, 1.0), "b": _grid_row(rng, 30, 2.0),
+            "c": _grid_row(rng, 30, 3.0)}
+    lines = (_autoattack_lines(rng, "a", rows["a"], 0.1, [(0, 10), (10, 20)])
+             + _autoattack_lines(rng, "a", rows["a"], 0.3, [(0, 10)])
+             # b: a chunk that does not follow on from image 0 is left out.
+             + _autoattack_lines(rng, "b", rows["b"], 0.1, [(0, 10), (20, 30)]))
+    combined = {r["recipe"]: r for r in _with_autoattack.combine(
+        rows, lines, ["0.1", "0.3"])}
+    assert set(combined) == {"a", "b"}  # c: AutoAttack never ran on it
+    assert combined["a"]["images"] == {"0.1": 20, "0.3": 10}
+    assert combined["b"]["images"] == {"0.1": 10}
+    for name, result in combined.items():
+        for key, count in result["images"].items():
+            aa = [v for line in lines if line["model"] == name
+                  and f"{line['eps']:g}" == key and line["stop"] <= count
+                  for v in line["robust"]]
+            grid = [all(rows[name]["correct"][key][attack][i] == "1"
+                        for attack in ("apgd_ce", "pgd"))
+                    for i in range(count)]
+            assert result["grid"][key] == pytest.approx(np.mean(grid))
+            assert result["autoattack"][key] == pytest.approx(np.mean(aa))
+            assert result["robust"][key] == pytest.approx(
+                np.mean([g and bool(v) for g, v in zip(grid, aa)]))
+    text = _with_autoattack.markdown(list(combined.values()), ["0.1", "0.3"])
+    a = combined["a"]
+    assert (f"| a | 1.00 | 20 | {100 * a['grid']['0.1']:.1f} "
+            f"| {100 * a['robust']['0.1']:.1f} | 10 |") in text
+    assert "| b | 2.00 | 10 |" in text and "eps 0.1: on the front" in text
+
+
+def test_autoattack_on_other_images_is_refused():
+    rng = np.random.default_rng(1)
+    rows = {"a": _grid_row(rng, 10, 1.0)}
+    line, = _autoattack_lines(rng, "a", rows["a"], 0.1, [(0, 10)])
+    line["clean"] = [1 - c for c in line["clean"]]
+    with pytest.raises(ValueError, match="did not attack the same"):
+        _with_autoattack.combine(rows, [line], ["0.1"])
+
+
+def test_the_report_has_the_autoattack_section_once_results_exist(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = {"natural_relu": dict(_grid_row(rng, 20, 1.0), recipe="natural_relu")}
+    settings = {"eval_eps": [0.1, 0.3], "epochs": 1, "train_size": 100,
+                "batch_size": 50, "learning_rate": 1e-3, "seed": 0,
+                "eval_attacks": ["apgd_ce", "pgd"], "eval_steps": 2,
+                "test_size": 20, "cost": "wall"}
+    assert "Under AutoAttack" not in rpc.write_report(rows, settings,
+                                                      str(tmp_path), [])
+    (tmp_path / "autoattack").mkdir()
+    lines = _autoattack_lines(rng, "natural_relu", rows["natural_relu"], 0.1,
+                              [(0, 20)])
+    (tmp_path / "autoattack" / "results.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines))
+    report = rpc.write_report(rows, settings, str(tmp_path), [])
+    assert "## Under AutoAttack" in report
+    assert "| natural_relu | 1.00 | 20 |" in report
+    assert report == (tmp_path / "robustness_per_cost.md").read_text()
+
+
+@pytest.mark.parametrize("module", [_frontier, _with_autoattack])
+def test_docstring_examples_of_the_report_modules(module):
+    flags_ = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    failures, tried = doctest.testmod(module, optionflags=flags_)
+    assert tried > 0 and failures == 0
