@@ -72,11 +72,19 @@ gridaa() {
         --num_examples 1000 --chunk 100 --out "$GRID_OUT/autoattack"
 }
 
+# One process per step: a second run of a step (e.g. `grid` beside an `all`
+# that reaches it) waits for the first, then finds its work done.
+locked() {
+    mkdir -p "$RUNS"
+    if command -v flock > /dev/null; then
+        ( flock 9; "$1" ) 9> "$RUNS/.long_runs.$1.lock"
+    else
+        "$1"
+    fi
+}
+
 case "${1:-all}" in
-    models) models ;;
-    autoattack) autoattack ;;
-    grid) grid ;;
-    gridaa) gridaa ;;
-    all) models && autoattack && grid && gridaa ;;
+    models|autoattack|grid|gridaa) locked "$1" ;;
+    all) locked models && locked autoattack && locked grid && locked gridaa ;;
     *) echo "usage: $0 [models|autoattack|grid|gridaa|all]" >&2; exit 2 ;;
 esac

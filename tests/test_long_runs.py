@@ -5,7 +5,9 @@ commands instead)."""
 import os
 import pathlib
 import shlex
+import shutil
 import subprocess
+import time
 
 from absl import flags
 import pytest
@@ -77,3 +79,27 @@ def test_unknown_step_is_a_usage_error():
     done = subprocess.run(["bash", str(SCRIPT), "everything"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("flock") is None, reason="needs flock")
+def test_a_step_already_running_is_waited_for(tmp_path):
+    """Two processes of one step never train into the same folders: the
+    second waits for the first's lock (here held by a process that holds it
+    until told to let go)."""
+    runs = tmp_path / "r"
+    runs.mkdir()
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    holder = subprocess.Popen(
+        ["flock", str(runs / ".long_runs.gridaa.lock"), "sh", "-c",
+         f"touch {ready}; while [ ! -e {release} ]; do sleep 0.1; done"])
+    while not ready.exists():
+        time.sleep(0.05)
+    step = subprocess.Popen(
+        ["bash", str(SCRIPT), "gridaa"], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHON": "echo", "RUNS": str(runs)})
+    with pytest.raises(subprocess.TimeoutExpired):
+        step.wait(timeout=1.0)  # still waiting for the lock
+    release.touch()
+    out, _ = step.communicate(timeout=30)
+    assert holder.wait(timeout=30) == 0 and step.returncode == 0
+    assert "benchmarks/autoattack_eval.py" in out
