@@ -5,7 +5,8 @@
 # grid recipes are kept, and the model in training goes on from its last
 # finished epoch.
 #
-#   benchmarks/long_runs.sh [models|autoattack|grid|gridaa|all]   (default: all)
+#   benchmarks/long_runs.sh [models|autoattack|grid|gridaa|grid10|all]
+#                                                        (default: all)
 #
 # models:     the 10-epoch MNIST models of the paper's example (Natural,
 #             Xent-reg, Logit-reg, FGSM-RS at eps 0.3), evaluated with the
@@ -20,6 +21,8 @@
 #             the recipes the README recommends, natural training and the
 #             paper's penalty alone (1,000 test images, chunks of 100)
 #                                                 -> .../robustness_per_cost/autoattack
+# grid10:     the same four recipes trained for 10 epochs (full training set,
+#             1,000 test images)                  -> runs/robustness_per_cost_10ep
 #
 # DATA (default ../shared/data/mnist, the four MNIST IDX .gz files; empty
 # for tensorflow-datasets), RUNS (default runs) and PYTHON (default python)
@@ -63,6 +66,12 @@ grid() {
         --test_size 1000 --save_models --out "$GRID_OUT"
 }
 
+grid10() {
+    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 10 \
+        --test_size 1000 --save_models --recipes "$AA_RECIPES" \
+        --out "$RUNS/robustness_per_cost_10ep"
+}
+
 gridaa() {
     local list=""
     for name in ${AA_RECIPES//,/ }; do
@@ -84,7 +93,9 @@ locked() {
 }
 
 case "${1:-all}" in
-    models|autoattack|grid|gridaa) locked "$1" ;;
-    all) locked models && locked autoattack && locked grid && locked gridaa ;;
-    *) echo "usage: $0 [models|autoattack|grid|gridaa|all]" >&2; exit 2 ;;
+    models|autoattack|grid|gridaa|grid10) locked "$1" ;;
+    all) locked models && locked autoattack && locked grid && locked gridaa \
+        && locked grid10 ;;
+    *) echo "usage: $0 [models|autoattack|grid|gridaa|grid10|all]" >&2
+       exit 2 ;;
 esac

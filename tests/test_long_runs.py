@@ -34,9 +34,10 @@ def _commands(step, **env):
     ("autoattack", ["benchmarks/autoattack_eval.py"]),
     ("grid", ["benchmarks/robustness_per_cost.py"] * 2),
     ("gridaa", ["benchmarks/autoattack_eval.py"]),
+    ("grid10", ["benchmarks/robustness_per_cost.py"]),
     ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
      + ["benchmarks/robustness_per_cost.py"] * 2
-     + ["benchmarks/autoattack_eval.py"]),
+     + ["benchmarks/autoattack_eval.py", "benchmarks/robustness_per_cost.py"]),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
     commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
@@ -73,6 +74,11 @@ def test_autoattack_on_the_grid_reads_models_the_grid_saved_first(tmp_path):
         folder, name = os.path.split(path)
         assert folder == out and name.endswith(".keras")
         assert name[: -len(".keras")] in front_runners
+    # The same recipes at 10 epochs.
+    (ten,) = _commands("grid10", RUNS=str(tmp_path))
+    assert ten[ten.index("--recipes") + 1].split(",") == [
+        os.path.basename(path)[: -len(".keras")] for path in paths]
+    assert ten[ten.index("--epochs") + 1] == "10"
 
 
 def test_unknown_step_is_a_usage_error():
