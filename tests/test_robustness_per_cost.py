@@ -305,8 +305,28 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_every_recipe_builds_with_its_settings():
-    """Each recipe of the grid builds a model that carries its settings."""
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_the_grid_network_is_the_papers_cnn_with_the_activation(activation):
+    network = rpc.build_network(activation)
+    reference = keras_gradreg.models.mnist_cnn(activation=activation)
+    assert [layer.__class__ for layer in network.layers] == [
+        layer.__class__ for layer in reference.layers]
+    assert network.count_params() == reference.count_params()
+    assert network.get_layer("conv1").activation.__name__ == activation
+
+
+def _small_network(activation):
+    """A stand-in for the paper's CNN (its conv1 has the activation)."""
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(2, 3, activation=activation, name="conv1"),
+        keras.layers.Flatten(), keras.layers.Dense(10)])
+
+
+def test_every_recipe_builds_with_its_settings(monkeypatch):
+    """Each recipe of the grid builds a model that carries its settings
+    (on a small network: the grid's network is checked above)."""
+    monkeypatch.setattr(rpc, "build_network", _small_network)
     found = {}
     for name, recipe in rpc.recipe_table(0.1).items():
         assert rpc.missing_support(recipe) is None, name
