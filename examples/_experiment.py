@@ -131,14 +131,17 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
                 learning_rate: float,
                 run_logger: Optional[_tensorboard_logging.RunLogger] = None,
                 backup_dir: Optional[str] = None):
-    """Compiles and fits one model; returns it, its wall time and history.
+    """Compiles and fits one model; returns it and its training record.
 
     With ``run_logger``, the model logs to TensorBoard under
     ``<out>/logs/<spec.name>`` and is validated on its held-out slice. With
     ``backup_dir``, Keras' ``BackupAndRestore`` checkpoints every epoch
     there, and a fit interrupted earlier goes on from its last finished
-    epoch; the wall time and history returned then include the earlier
-    epochs. The folder is removed once the fit ends.
+    epoch; the record (:class:`keras_gradreg.callbacks.TrainingRecord`:
+    seconds and history) then includes the earlier epochs.
+
+    Returns:
+        ``(model, record)``.
     """
     print(f"\n== Training {spec.name} ({spec.info}) for {epochs} epochs",
           flush=True)
@@ -151,24 +154,19 @@ def train_model(spec: ModelSpec, train: tf.data.Dataset, epochs: int,
     logged = {} if run_logger is None else dict(
         callbacks=run_logger.callbacks(spec.name, model),
         validation_data=run_logger.held_out)
-    record = None
+    backup, record = [], keras_gradreg.callbacks.TrainingRecord()
     if backup_dir is not None:
-        (backup, _), record = keras_gradreg.callbacks.resumable(backup_dir)
+        (checkpoint, _), record = keras_gradreg.callbacks.resumable(backup_dir)
+        backup = [checkpoint]
         if record.resumed_at:
             print(f"== Going on from epoch {record.resumed_at} of an "
                   f"interrupted fit ({backup_dir})", flush=True)
-        # The record goes last, to see the logs other callbacks add.
-        logged["callbacks"] = [backup, *logged.get("callbacks", []), record]
-    start = time.perf_counter()
+    # The record goes last, to see the logs other callbacks add.
+    logged["callbacks"] = [*backup, *logged.get("callbacks", []), record]
     # `train` is shuffled by tf.data (see `batched`); shuffle=False only
     # silences Keras' warning that it cannot shuffle a dataset itself.
-    history = model.fit(train, epochs=epochs, verbose=2, shuffle=False,
-                        **logged)
-    seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    if record is not None:
-        seconds, history = record.fit_seconds()["wall"], record.history
-    return model, seconds, history
+    model.fit(train, epochs=epochs, verbose=2, shuffle=False, **logged)
+    return model, record
 
 
 def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
@@ -177,7 +175,8 @@ def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
     """Trains ``spec`` and saves it with its training record, or with
     ``resume`` (``--resume``) loads ``<out>/<name>.keras`` that an earlier run saved.
 
-    The record (settings, epochs, wall time, history) goes to
+    The record (settings, epochs, wall and CPU time, seconds per epoch,
+    history) goes to
     ``<out>/training/<name>.json`` as soon as the model is saved. Each epoch
     is checkpointed in ``<out>/backup/<name>``, so that with ``resume`` a
     model interrupted in training goes on from its last finished epoch; an
@@ -200,11 +199,13 @@ def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
         return keras.models.load_model(path), dict(record, resumed=True)
     if not resume:
         shutil.rmtree(backup_dir, ignore_errors=True)
-    model, seconds, history = train_model(spec, train, epochs, learning_rate,
-                                          run_logger, backup_dir)
+    model, training = train_model(spec, train, epochs, learning_rate,
+                                  run_logger, backup_dir)
     model.save(path)
-    record = dict(spec.info, epochs=epochs, wall_time_s=seconds,
-                  history=history)
+    seconds = training.fit_seconds()
+    record = dict(spec.info, epochs=epochs, wall_time_s=seconds["wall"],
+                  cpu_time_s=seconds["cpu"], epoch_seconds=training.wall,
+                  epoch_cpu_seconds=training.cpu, history=training.history)
     os.makedirs(os.path.dirname(record_path), exist_ok=True)
     with open(record_path, "w") as handle:
         json.dump(record, handle, indent=1)

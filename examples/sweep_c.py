@@ -156,8 +156,9 @@ def run_name(spec) -> str:
 def _train_and_evaluate(config, settings, spec, train, validation, epochs,
                         learning_rate, run_logger=None) -> dict:
     spec = dataclasses.replace(spec, name=run_name(spec))
-    model, seconds, history = _experiment.train_model(
+    model, record = _experiment.train_model(
         spec, train, epochs, learning_rate, run_logger)
+    seconds, history = record.fit_seconds()["wall"], record.history
     entry = dict(c=spec.info.get("c"), train_time_s=seconds,
                  **_evaluate(settings, model, validation,
                                 config.eval_batch_size))

@@ -458,6 +458,9 @@ def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
         clip_max=255.0))
     with tfds.testing.mock_data(num_examples=20):
         record = json.loads((tmp_path / "training" / "natural.json").read_text())
+        assert record["cpu_time_s"] > 0
+        assert len(record["epoch_seconds"]) == len(record["epoch_cpu_seconds"]) \
+            == record["epochs"] == len(record["history"]["loss"])
         # As if interrupted while training Logit-reg.
         (tmp_path / "logit_reg.keras").unlink()
         (tmp_path / "training" / "logit_reg.json").unlink()
@@ -515,8 +518,9 @@ def test_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, capsys):
     capsys.readouterr()
 
     train = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    _, seconds, history = experiment.train_model(spec, train, 3, 1e-2,
-                                                 backup_dir=backup)
+    _, record = experiment.train_model(spec, train, 3, 1e-2,
+                                       backup_dir=backup)
+    seconds, history = record.fit_seconds()["wall"], record.history
     printed = capsys.readouterr().out
     assert "Going on from epoch 2" in printed
     assert "Epoch 3/3" in printed and "Epoch 1/3" not in printed

@@ -93,6 +93,7 @@ def test_a_record_of_version_0_1_examples_is_taken_up(tmp_path):
     record = TrainingRecord(str(path))
     assert record.resumed_at == 2 and record.history == {"loss": [2.0, 1.0]}
     assert record.fit_seconds()["wall"] >= 30.0
+    assert record.fit_seconds()["cpu"] is None  # not recorded back then
     assert TrainingRecord(str(path), settings={"a": 1}).resumed_at == 0
 
 

@@ -84,20 +84,23 @@ class TrainingRecord(keras.callbacks.Callback):
         if record.get("settings") != self.settings:
             return None
         wall = record.get("wall", [])
-        # Records of version 0.1's examples held only the fit's wall time.
+        # Records of version 0.1's examples held only the fit's wall time:
+        # its CPU time is unknown (None) from then on.
         return {"wall": wall, "cpu": record.get("cpu", []),
                 "history": record.get("history", {}),
                 "epochs_done": record.get("epochs_done", len(wall)),
                 "fit": record.get("fit", {"wall": record.get("seconds", 0.0),
-                                          "cpu": 0.0})}
+                                          "cpu": None})}
 
-    def fit_seconds(self) -> Dict[str, float]:
-        """Wall and CPU seconds of the whole fit, earlier processes included."""
+    def fit_seconds(self) -> Dict[str, Optional[float]]:
+        """Wall and CPU seconds of the whole fit, earlier processes included
+        (CPU: None when an earlier process did not record it)."""
+        earlier_cpu = self._earlier_fit["cpu"]
         return {
             "wall": self._earlier_fit["wall"] + time.perf_counter()
             - self._fit_start[0],
-            "cpu": self._earlier_fit["cpu"] + time.process_time()
-            - self._fit_start[1],
+            "cpu": None if earlier_cpu is None else earlier_cpu
+            + time.process_time() - self._fit_start[1],
         }
 
     def on_train_begin(self, logs=None):
