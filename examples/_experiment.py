@@ -28,7 +28,7 @@ import json
 import os
 import shutil
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 import keras
 import tensorflow as tf
