@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core as attack_core
+from keras_gradreg.attacks import losses as attack_losses
 from keras_gradreg.model import GradRegModel
 
 __all__ = ["AdversarialTrainingModel", "RECIPES"]
@@ -303,7 +304,7 @@ class AdversarialTrainingModel(GradRegModel):
         """
         x = self._check_in_clip_range(self._check_inputs(x))
         labels = tf.convert_to_tensor(y)
-        objective = attack_core.objective(self.loss_name, False, self.confidence)
+        objective = attack_losses.objective(self.loss_name, False, self.confidence)
         project = self._projector(x)
         x_adv = x
         if self.random_start:

@@ -55,9 +55,9 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, Union
 
-from keras_gradreg.attacks._core import cw_loss
-from keras_gradreg.attacks._core import dlr_loss
-from keras_gradreg.attacks._core import targeted_dlr_loss
+from keras_gradreg.attacks.losses import cw_loss
+from keras_gradreg.attacks.losses import dlr_loss
+from keras_gradreg.attacks.losses import targeted_dlr_loss
 from keras_gradreg.attacks.apgd import apgd
 from keras_gradreg.attacks.apgd import apgd_t
 from keras_gradreg.attacks.autoattack import autoattack

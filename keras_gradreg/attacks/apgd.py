@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["apgd", "apgd_t"]
 
@@ -62,7 +63,7 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
     logits, loss, gradient = _core.loss_and_gradient(
         logits_fn, objective, x_adv, labels, eot
     )
-    fooled = _core.success(logits, labels, targeted)
+    fooled = attack_losses.success(logits, labels, targeted)
     x_best_adv, x_best, grad_best, loss_best = x_adv, x_adv, gradient, loss
     batch = tf.shape(x)[0]
     step = tf.fill([batch], 2.0 * tf.cast(eps, tf.float32))
@@ -87,7 +88,7 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
         logits, loss, gradient = _core.loss_and_gradient(
             logits_fn, objective, x_adv, labels, eot
         )
-        succeeded = _core.success(logits, labels, targeted)
+        succeeded = attack_losses.success(logits, labels, targeted)
         x_best_adv = _core.where(succeeded, x_adv, x_best_adv)
         fooled = fooled | succeeded
         improved = loss > loss_best
@@ -123,11 +124,11 @@ def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max,
     project = _core.projector(has_min, has_max)
 
     def run(x, labels, seed, steps, eps, clip_min, clip_max):
-        objective = _core.objective(loss, targeted, 0.0)
+        objective = attack_losses.objective(loss, targeted, 0.0)
         logits = tf.cast(logits_fn(x), tf.float32)
         best_x = x
         best_loss = objective(logits, labels)
-        fooled = _core.success(logits, labels, targeted)
+        fooled = attack_losses.success(logits, labels, targeted)
         for restart in tf.range(restarts):
             start = _core.random_start(x, eps, seed, restart)
             point, point_loss, adversarial, run_fooled = _single_run(
@@ -242,7 +243,7 @@ def _build_targeted(logits_fn, x_example, targets, has_min, has_max):
             tf.one_hot(labels, classes) > 0, float("-inf"), logits
         )
         ranked = tf.math.top_k(others, k=count).indices
-        fooled = _core.success(logits, labels, False)
+        fooled = attack_losses.success(logits, labels, False)
         best_x = x
         for index in tf.range(count):
             if tf.reduce_all(fooled):
@@ -254,7 +255,7 @@ def _build_targeted(logits_fn, x_example, targets, has_min, has_max):
             targets_left = tf.gather(ranked[:, index], remaining)
 
             def objective(z, y, targets_left=targets_left):
-                return _core.targeted_dlr_loss(z, y, targets_left)
+                return attack_losses.targeted_dlr_loss(z, y, targets_left)
 
             start = _core.random_start(x_left, eps, seed, index)
             _, _, adversarial, run_fooled = _single_run(

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["fab_t", "project_linf"]
 
@@ -124,7 +125,7 @@ def _build(logits_fn, x_example, targets, has_min, has_max):
             )
             x1 = tf.clip_by_value(x1, low, high)
             logits = tf.cast(logits_fn(tf.reshape(x1, [-1] + shape)), tf.float32)
-            broken = _core.success(logits, labels, False)
+            broken = attack_losses.success(logits, labels, False)
             moved = tf.reduce_max(tf.abs(x1 - x0), axis=1)
             closer = broken & (moved < distance)
             closest = _core.where(closer, x1, closest)
@@ -148,7 +149,7 @@ def _build(logits_fn, x_example, targets, has_min, has_max):
             tf.one_hot(labels, classes) > 0, float("-inf"), logits
         )
         ranked = tf.math.top_k(others, k=count).indices
-        wrong = _core.success(logits, labels, False)
+        wrong = attack_losses.success(logits, labels, False)
         distance = tf.where(wrong, tf.zeros_like(wrong, x.dtype), float("inf"))
         closest = flat
         alpha_max = tf.constant(ALPHA_MAX, x.dtype)

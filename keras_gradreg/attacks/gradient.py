@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["fgsm", "bim", "cw_linf", "pgd"]
 
@@ -37,7 +38,7 @@ def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
 
     def run(x, labels, seed, steps, eps, step_size, confidence, clip_min,
             clip_max):
-        objective = _core.objective(loss, targeted, confidence)
+        objective = attack_losses.objective(loss, targeted, confidence)
 
         def project_around_x(x_adv):
             return project(x_adv, x, eps, clip_min, clip_max)
@@ -63,7 +64,7 @@ def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
             x_adv = attack_once(restart)
             logits = tf.cast(logits_fn(x_adv), tf.float32)
             value = objective(logits, labels)
-            succeeded = _core.success(logits, labels, targeted)
+            succeeded = attack_losses.success(logits, labels, targeted)
             better = (succeeded & ~best_success) | (
                 tf.equal(succeeded, best_success) & (value > best_value)
             )
