@@ -223,3 +223,48 @@ def check_numbers(args) -> None:
                 _checks.number(f"--{name}", value, minimum, strict)
         except (TypeError, ValueError) as error:
             raise CommandLineError(str(error)) from None
+
+
+# Flags both commands take ----------------------------------------------------
+
+
+def add_data_arguments(parser, split: str) -> None:
+    """The model, data and output flags that both commands take."""
+    parser.add_argument("model", help="A saved Keras model (.keras or .h5).")
+    parser.add_argument(
+        "--dataset", required=True,
+        help=f"One of {', '.join(PAPER_SETTINGS)}, or npz:FILE with arrays "
+        "x and y.",
+    )
+    parser.add_argument("--data_dir", help="Folder of the dataset's files.")
+    parser.add_argument("--split", default=split, help="Dataset split.")
+    parser.add_argument(
+        "--num_examples", type=int, help="Use the first N examples only."
+    )
+    parser.add_argument("--batch_size", type=int, default=None)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Replace existing output files.")
+
+
+def add_attack_arguments(parser) -> None:
+    """The attack flags that both commands take."""
+    group = parser.add_argument_group(
+        "attacks", "Default to the paper's settings for its datasets."
+    )
+    group.add_argument("--eps", help="Comma-separated L-inf radii.")
+    group.add_argument("--step_size", type=float,
+                       help="Step of the fixed-step attacks (BIM, C&W, PGD).")
+    group.add_argument("--steps", type=int,
+                       help="Steps of the fixed-step attacks.")
+    group.add_argument("--clip_min", type=float)
+    group.add_argument("--clip_max", type=float)
+    group.add_argument("--no_clip", action="store_true",
+                       help="Unbounded inputs (e.g. MFCC features).")
+    group.add_argument("--pgd_restarts", type=int, default=1,
+                       help="Restarts of the fixed-step attacks that restart "
+                       "(PGD).")
+    group.add_argument("--apgd_steps", type=int, default=100,
+                       help="Steps of the attacks that adapt their step "
+                       "(APGD, APGD-T, FAB-T, AutoAttack).")
+    group.add_argument("--seed", type=int, default=0,
+                       help="Seed of the random starts (and of training).")

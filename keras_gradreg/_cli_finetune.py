@@ -1,0 +1,226 @@
+"""``keras-gradreg finetune``: train a saved model further with a robust recipe.
+
+The default recipe is N-FGSM (docs/RESULTS.md measured it best for its cost
+on MNIST), with the paper's penalty on top when ``--c`` > 0; ``gradreg`` is
+the paper's penalty alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import keras
+
+from keras_gradreg import _cli_tensorboard
+from keras_gradreg import adversarial_training
+from keras_gradreg import attacks as attacks_lib
+from keras_gradreg import regularizers
+from keras_gradreg._cli_evaluate import robustness
+from keras_gradreg._cli_io import check_compatible
+from keras_gradreg._cli_io import check_fresh
+from keras_gradreg._cli_io import load_data
+from keras_gradreg._cli_io import load_model
+from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_io import write_atomically
+from keras_gradreg._cli_settings import PAPER_SETTINGS  # noqa: F401 (doctest)
+from keras_gradreg._cli_settings import AttackSettings
+from keras_gradreg._cli_settings import CommandLineError
+from keras_gradreg._cli_settings import add_attack_arguments
+from keras_gradreg._cli_settings import add_data_arguments
+from keras_gradreg._cli_settings import attack_settings
+from keras_gradreg._cli_settings import check_dataset
+from keras_gradreg._cli_settings import check_numbers
+from keras_gradreg._cli_settings import takes_step_size
+from keras_gradreg.adversarial_training import AdversarialTrainingModel
+from keras_gradreg.model import GradRegModel
+
+FINETUNE_ATTACKS = attacks_lib.QUICK_ATTACKS
+# finetune's recipes: AdversarialTrainingModel's named constructors (the
+# first, N-FGSM, is the default: docs/RESULTS.md measured it best per cost on
+# MNIST), and the paper's penalty alone.
+PENALTY_ONLY = "gradreg"
+RECIPES = tuple(adversarial_training.RECIPES) + (PENALTY_ONLY,)
+DEFAULT_RECIPE = RECIPES[0]
+# c when --c is not given and the model has none: the paper's penalty alone
+# needs one; the adversarial recipes train without it.
+DEFAULT_C = {PENALTY_ONLY: 0.01}
+
+
+def add_parser(commands) -> None:
+    """Adds the ``finetune`` command to the subparsers ``commands``."""
+    finetune = commands.add_parser(
+        "finetune", help="Fine-tune a saved model with GradRegModel."
+    )
+    add_data_arguments(finetune, split="train")
+    finetune.add_argument(
+        "--recipe", default=DEFAULT_RECIPE, choices=RECIPES,
+        help="n_fgsm (default: N-FGSM, noise of 2 * train_eps and one step "
+        "of train_eps, unprojected), fgsm_rs, pgd (--train_steps steps of "
+        "2.5 * train_eps / steps), or gradreg (the paper's penalty alone).")
+    finetune.add_argument(
+        "--train_eps", type=float,
+        help="L-inf radius of the training attack (default: the smallest "
+        "--eps).")
+    finetune.add_argument("--train_steps", type=int, default=7,
+                          help="Attack steps of --recipe pgd (default 7).")
+    finetune.add_argument(
+        "--c", type=float,
+        help="Penalty weight c of Eq. 2, at the adversarial examples for the "
+        "adversarial recipes (default: the model's own, else 0.01 for "
+        "gradreg and 0 for the others).")
+    finetune.add_argument("--regularizer",
+                          choices=sorted(regularizers.REGULARIZERS))
+    finetune.add_argument("--norm", choices=sorted(regularizers.NORMS))
+    finetune.add_argument("--epochs", type=int, default=1)
+    finetune.add_argument("--learning_rate", type=float, default=1e-4)
+    finetune.add_argument("--optimizer", default="adam",
+                          help="A Keras optimizer name (default adam).")
+    finetune.add_argument("--eval_dataset",
+                          help="Data to measure accuracy on (default: "
+                          "--dataset).")
+    finetune.add_argument("--eval_split", default="test")
+    finetune.add_argument("--eval_examples", type=int, default=1000)
+    finetune.add_argument("--out", required=True, help="Output .keras file.")
+    finetune.add_argument(
+        "--logdir", help="TensorBoard folder; the run goes into "
+        "LOGDIR/<name of --out> (default: logs beside --out).")
+    finetune.add_argument(
+        "--no_tensorboard", action="store_true",
+        help="Write no TensorBoard logs (scalars, input-gradient norms, "
+        "conv1/fc2 histograms, FGSM accuracy per epoch, HParams).")
+    add_attack_arguments(finetune)
+    finetune.set_defaults(handler=finetune_command)
+
+
+def _wrap(model: keras.Model, args, settings: AttackSettings) -> GradRegModel:
+    """The model's network in a new training model of ``--recipe`` (never a
+    double wrap: a saved GradRegModel gives its base, and its penalty
+    settings where no flag is given)."""
+    previous = model if isinstance(model, GradRegModel) else None
+    base = previous.base if previous else model
+    if args.c is not None:
+        c = args.c
+    elif previous is not None and previous.c > 0:
+        c = previous.c
+    else:
+        c = DEFAULT_C.get(args.recipe, 0.0)
+    penalty = dict(
+        c=c,
+        regularizer=args.regularizer or (
+            previous.regularizer if previous else "logit_margin"),
+        norm=args.norm or (previous.norm if previous else "squared_l2"),
+    )
+    try:
+        if args.recipe == PENALTY_ONLY:
+            return GradRegModel(base, **penalty)
+        recipe = adversarial_training.RECIPES[args.recipe]
+        if "steps" in inspect.signature(recipe).parameters:
+            penalty["steps"] = args.train_steps
+        return recipe(base, eps=train_eps(args, settings),
+                      clip_min=settings.clip_min, clip_max=settings.clip_max,
+                      seed=args.seed, **penalty)
+    except (TypeError, ValueError) as error:
+        raise CommandLineError(one_line(error)) from error
+
+
+def train_eps(args, settings: AttackSettings) -> float:
+    """``--train_eps``, or the smallest evaluation eps.
+
+    Example:
+        >>> import argparse
+        >>> train_eps(argparse.Namespace(train_eps=None),
+        ...           PAPER_SETTINGS["mnist"])
+        0.1
+    """
+    if args.train_eps is not None:
+        return float(args.train_eps)
+    return min(float(eps) for eps in settings.eps)
+
+
+def _describe(robust: GradRegModel, args) -> str:
+    """``"N-FGSM at eps 0.1 with c=0.03 (l1)"`` and the like."""
+    if not isinstance(robust, AdversarialTrainingModel):
+        return f"the paper's penalty, c={robust.c:g}"
+    title = adversarial_training.RECIPES[args.recipe].title.replace(
+        "-k", f"-{robust.steps}")
+    penalty = (f" plus the penalty, c={robust.c:g} "
+               f"({getattr(robust.norm, '__name__', robust.norm)})"
+               if robust.c > 0 else "")
+    return f"{title} at eps {robust.eps:g}{penalty}"
+
+
+def _optimizer(args) -> keras.optimizers.Optimizer:
+    try:
+        return keras.optimizers.get({
+            "class_name": args.optimizer,
+            "config": {"learning_rate": args.learning_rate},
+        })
+    except (TypeError, ValueError) as error:
+        raise CommandLineError(
+            f"unknown optimizer {args.optimizer!r}: use a Keras optimizer "
+            "name such as adam or sgd."
+        ) from error
+
+
+def _print_comparison(before: dict, after: dict, eps: tuple) -> None:
+    rows = [("clean", before["clean"], after["clean"])]
+    rows += [(f"{attack} eps={value}", before[attack][value],
+              after[attack][value])
+             for attack in FINETUNE_ATTACKS for value in eps]
+    width = max(len(row[0]) for row in rows)
+    print(f"{'accuracy':<{width}}   before    after")
+    for name, old, new in rows:
+        print(f"{name:<{width}} {100 * old:7.2f}% {100 * new:7.2f}%")
+
+
+def finetune_command(args) -> dict:
+    """Runs ``keras-gradreg finetune``; returns accuracies before and after."""
+    eval_spec = args.eval_dataset or args.dataset
+    for spec in (args.dataset, eval_spec):
+        check_dataset(spec)
+    check_numbers(args)
+    settings = attack_settings(
+        args, iterative=any(map(takes_step_size, FINETUNE_ATTACKS)))
+    if not args.out.endswith(".keras"):
+        raise CommandLineError(f"--out {args.out} must end in .keras.")
+    log_dir = None if args.no_tensorboard else _cli_tensorboard.run_dir(args)
+    check_fresh([args.out] + ([log_dir] if log_dir else []), args.overwrite)
+    optimizer = _optimizer(args)
+    model = load_model(args.model)
+    train = load_data(args.dataset, args.split, args.data_dir,
+                      args.num_examples)
+    held_out = load_data(eval_spec, args.eval_split, args.data_dir,
+                         args.eval_examples)
+    check_compatible(model, *train, args.dataset)
+    check_compatible(model, *held_out, eval_spec)
+    keras.utils.set_random_seed(args.seed)
+    robust = _wrap(model, args, settings)
+    print(f"Accuracy of {args.model} before fine-tuning:")
+    _, before = robustness(robust, held_out, FINETUNE_ATTACKS, settings,
+                            args)
+    robust.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(
+        from_logits=not robust.output_softmax), metrics=["accuracy"])
+    print(f"Fine-tuning with {_describe(robust, args)} for {args.epochs} "
+          "epoch(s):")
+    logged = {} if log_dir is None else dict(
+        callbacks=_cli_tensorboard.training_callbacks(
+            log_dir, robust, train, held_out, settings),
+        validation_data=tuple(a[:_cli_tensorboard.HELD_OUT_SIZE]
+                              for a in held_out))
+    with _cli_tensorboard.Timer() as timer:
+        robust.fit(*train, batch_size=args.batch_size or 50,
+                   epochs=args.epochs, verbose=1, **logged)
+    print("Accuracy after fine-tuning:")
+    report, after = robustness(robust, held_out, FINETUNE_ATTACKS, settings,
+                                args)
+    if log_dir is not None:
+        _cli_tensorboard.finish(log_dir, robust, args,
+                                report.results.model_entry("model"),
+                                timer.seconds)
+    write_atomically(args.out, robust.save)
+    _print_comparison(before, after, settings.eps)
+    print(f"Saved the fine-tuned GradRegModel to {args.out}.")
+    if log_dir is not None:
+        print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
+    return {"before": before, "after": after}
