@@ -1,8 +1,9 @@
 """The collapse guard: a warning when a penalty flattens a network.
 
-Added by ``GradRegModel.fit`` to its callbacks. Duck-typed on the model: it
-reads ``model.c``, ``model._collapse_trackers`` (epoch means updated by the
-train step) and ``model._num_classes``.
+The train step feeds an :class:`EpochStatistics` (held by the model as
+``model._collapse``, wrapped so that Keras neither tracks nor saves it);
+``GradRegModel.fit`` adds a :class:`CollapseGuard` to its callbacks through
+:func:`with_guard`, and the guard reads ``model.c`` and those statistics.
 """
 
 from __future__ import annotations
@@ -10,6 +11,66 @@ from __future__ import annotations
 import warnings
 
 import keras
+import tensorflow as tf
+
+NAMES = ("accuracy", "penalty", "task_loss", "count")
+FIT_CALLBACKS_POSITION = 5  # fit(x, y, batch_size, epochs, verbose, callbacks)
+
+
+class EpochStatistics:
+    """The epoch means the guard decides on, updated in the train step.
+
+    Example:
+        >>> stats = EpochStatistics()
+        >>> stats.update(tf.constant([[2.0, 0.0], [0.0, 1.0]]), tf.constant([0, 0]),
+        ...              tf.constant(0.5), tf.constant(0.7), tf.constant(2))
+        >>> stats.num_classes, round(float(stats.trackers["accuracy"].result()), 2)
+        (2, 0.5)
+    """
+
+    def __init__(self):
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in NAMES}
+        self.num_classes = None
+
+    def update(self, y_pred, labels, grad_loss, task_loss, counted_size):
+        """Adds one batch: predictions, true labels, the batch's penalty and
+        compiled loss (summed over replicas), and how many examples count
+        (0 for a step that skipped the penalty)."""
+        self.num_classes = y_pred.shape[-1]
+        predicted = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
+        correct = tf.cast(tf.equal(predicted, labels), tf.float32)
+        self.trackers["accuracy"].update_state(correct)
+        self.trackers["penalty"].update_state(grad_loss, sample_weight=counted_size)
+        self.trackers["task_loss"].update_state(
+            tf.cast(task_loss, tf.float32), sample_weight=counted_size)
+        self.trackers["count"].update_state(1.0, sample_weight=counted_size)
+
+    def reset(self) -> None:
+        for tracker in self.trackers.values():
+            tracker.reset_state()
+
+    def result(self, name: str) -> float:
+        return float(self.trackers[name].result())
+
+
+def with_guard(args: tuple, kwargs: dict) -> tuple:
+    """``fit``'s arguments with a new :class:`CollapseGuard` among the
+    callbacks, wherever the caller passed them.
+
+    Example:
+        >>> args, kwargs = with_guard((1, 2), {"epochs": 3})
+        >>> [type(c).__name__ for c in kwargs["callbacks"]]
+        ['CollapseGuard']
+    """
+    guard = CollapseGuard()
+    if len(args) > FIT_CALLBACKS_POSITION:
+        args = list(args)
+        args[FIT_CALLBACKS_POSITION] = list(
+            args[FIT_CALLBACKS_POSITION] or []) + [guard]
+        return tuple(args), kwargs
+    kwargs = dict(kwargs)
+    kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [guard]
+    return args, kwargs
 
 
 class CollapseGuard(keras.callbacks.Callback):
@@ -25,19 +86,18 @@ class CollapseGuard(keras.callbacks.Callback):
     """
 
     def on_epoch_begin(self, epoch, logs=None):
-        for tracker in self.model._collapse_trackers.function.values():
-            tracker.reset_state()
+        self.model._collapse.function.reset()
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
-        trackers = model._collapse_trackers.function
+        stats = model._collapse.function
         c = model.c
-        classes = model._num_classes.function
-        if c <= 0 or not classes or float(trackers["count"].result()) == 0:
+        classes = stats.num_classes
+        if c <= 0 or not classes or stats.result("count") == 0:
             return
-        accuracy = float(trackers["accuracy"].result())
-        penalty = float(trackers["penalty"].result())
-        task_loss = float(trackers["task_loss"].result())
+        accuracy = stats.result("accuracy")
+        penalty = stats.result("penalty")
+        task_loss = stats.result("task_loss")
         at_chance = accuracy <= 1.0 / classes + 0.05
         if at_chance and (penalty <= 1e-3 or c * penalty >= abs(task_loss)):
             warnings.warn(

@@ -181,11 +181,7 @@ class GradRegModel(WrappedClassifier):
             self._fraction_seed = keras.random.SeedGenerator(None)
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
         # Epoch statistics of the collapse guard (not logged, not saved).
-        self._collapse_trackers = _Untracked({
-            name: keras.metrics.Mean(name=name)
-            for name in ("accuracy", "penalty", "task_loss", "count")
-        })
-        self._num_classes = _Untracked(None)
+        self._collapse = _Untracked(_collapse_guard.EpochStatistics())
         self._mark_built()
 
     @property
@@ -404,25 +400,12 @@ class GradRegModel(WrappedClassifier):
         counted_size = tf.where(counted, batch_size, 0)
         self.grad_loss_tracker.update_state(grad_loss, sample_weight=counted_size)
         if task_loss is not None:
-            self._update_collapse_trackers(
-                y_pred, labels, grad_loss, task_loss, counted_size
+            self._collapse.function.update(
+                y_pred, labels, grad_loss,
+                tf.cast(task_loss, tf.float32) * _replica_count(), counted_size,
             )
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return _keras_compat.multi_worker_logs(logs)
-
-    def _update_collapse_trackers(self, y_pred, labels, grad_loss, task_loss,
-                                  counted_size):
-        self._num_classes.function = y_pred.shape[-1]
-        trackers = self._collapse_trackers.function
-        predicted = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
-        correct = tf.cast(tf.equal(predicted, labels), tf.float32)
-        trackers["accuracy"].update_state(correct)
-        trackers["penalty"].update_state(grad_loss, sample_weight=counted_size)
-        trackers["task_loss"].update_state(
-            tf.cast(task_loss, tf.float32) * _replica_count(),
-            sample_weight=counted_size,
-        )
-        trackers["count"].update_state(1.0, sample_weight=counted_size)
 
     def fit(self, *args, **kwargs):
         """``keras.Model.fit``, with a collapse guard added to the callbacks.
@@ -431,13 +414,7 @@ class GradRegModel(WrappedClassifier):
         accuracy at chance while the penalty is near zero or dominates the
         loss: the penalty is flattening the network into a constant.
         """
-        guard = _collapse_guard.CollapseGuard()
-        position = 5  # fit(x, y, batch_size, epochs, verbose, callbacks, ...)
-        if len(args) > position:
-            args = list(args)
-            args[position] = list(args[position] or []) + [guard]
-        else:
-            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [guard]
+        args, kwargs = _collapse_guard.with_guard(args, kwargs)
         return super().fit(*args, **kwargs)
 
     # Serialization ------------------------------------------------------
