@@ -81,6 +81,24 @@ def save(results, out_dir: str, overwrite: bool) -> Dict[str, str]:
     return {kind: paths[kind] for kind in FILES if kind in written}
 
 
+def load(out_dir: str) -> tuple:
+    """Reads ``out_dir``'s results.json; returns its data and a function
+    ``keys -> {key: array}`` that reads those keys' arrays from correct.npz
+    (none when the file is missing or lacks a key)."""
+    with open(os.path.join(out_dir, FILES["json"])) as handle:
+        data = json.load(handle)
+
+    def read_arrays(keys) -> dict:
+        path = os.path.join(out_dir, FILES["npz"])
+        if not os.path.exists(path):
+            return {}
+        with np.load(path, allow_pickle=False) as arrays:
+            return {key: arrays[array_name(key)] for key in keys
+                    if array_name(key) in arrays.files}
+
+    return data, read_arrays
+
+
 def _temporary(path: str) -> str:
     """A new empty file beside ``path`` (same folder, hidden name)."""
     stem, extension = os.path.splitext(os.path.basename(path))

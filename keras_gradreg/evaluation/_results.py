@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -418,15 +417,9 @@ class Results(_legacy.LegacyMapping):
 
         A results.json of 0.1.0 (models at the top level) is read too.
         """
-        with open(os.path.join(out_dir, _files.FILES["json"])) as handle:
-            results = cls(json.load(handle))
-        path = os.path.join(out_dir, _files.FILES["npz"])
-        if os.path.exists(path):
-            with np.load(path, allow_pickle=False) as arrays:
-                for key in results.array_keys():
-                    name = _files.array_name(key)
-                    if name in arrays.files:
-                        results._correct[key] = arrays[name]
+        data, read_arrays = _files.load(out_dir)
+        results = cls(data)
+        results._correct.update(read_arrays(results.array_keys()))
         return results
 
     def arrays(self) -> dict:
