@@ -8,7 +8,7 @@ can import them.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 
 def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> List[int]:
@@ -73,8 +73,9 @@ def statements(rows: Sequence[dict], eps_keys: Sequence[str],
     Example:
         >>> rows = [{"recipe": "a", "ratio": {"wall": 1.0}, "robust": {"0.1": 0.5}},
         ...         {"recipe": "b", "ratio": {"wall": 2.0}, "robust": {"0.1": 0.9}}]
-        >>> statements(rows, ["0.1"])[0]
-        'eps 0.1: on the front, by cost: a (1.00x natural, 50.0%), b (2.00x natural, 90.0%); most robust: b.'
+        >>> print(statements(rows, ["0.1"])[0])  # doctest: +NORMALIZE_WHITESPACE
+        eps 0.1: on the front, by cost: a (1.00x natural, 50.0%),
+        b (2.00x natural, 90.0%); most robust: b.
     """
     lines = []
     for key in eps_keys:

@@ -35,15 +35,17 @@ import sys
 import time
 from typing import Dict, Iterator, List, Mapping, Sequence, Tuple
 
-from absl import app, flags
 import keras
 import numpy as np
+from absl import app
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _machine import machine  # noqa: E402
-
 import keras_gradreg  # noqa: E402
-from keras_gradreg import attacks, datasets  # noqa: E402
+from keras_gradreg import attacks  # noqa: E402
+from keras_gradreg import datasets  # noqa: E402
+
+from _machine import machine  # noqa: E402
 
 FLAGS = flags.FLAGS
 

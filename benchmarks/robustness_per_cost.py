@@ -68,19 +68,23 @@ import sys
 import time
 from typing import Callable, Dict, List, Mapping, Optional
 
-from absl import app, flags
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import app
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import keras_gradreg  # noqa: E402
+from keras_gradreg import attacks  # noqa: E402
+from keras_gradreg import datasets  # noqa: E402
+from keras_gradreg import models  # noqa: E402
+from keras_gradreg.callbacks import TrainingRecord  # noqa: E402
+from keras_gradreg.callbacks import resumable  # noqa: E402
+
 import _frontier  # noqa: E402
 import _with_autoattack  # noqa: E402
 from _machine import machine  # noqa: E402
-
-import keras_gradreg  # noqa: E402
-from keras_gradreg import attacks, datasets, models  # noqa: E402
-from keras_gradreg.callbacks import TrainingRecord, resumable  # noqa: E402
 
 # Attacks: each evaluation attack is a name in keras_gradreg.attacks.ATTACKS,
 # APGD once per loss (apgd_ce, apgd_dlr).

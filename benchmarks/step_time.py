@@ -67,13 +67,16 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from absl import app, flags
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import app
+from absl import flags
 
 import keras_gradreg
-from keras_gradreg import attacks, datasets, models
+from keras_gradreg import attacks
+from keras_gradreg import datasets
+from keras_gradreg import models
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _machine import machine  # noqa: E402
@@ -521,12 +524,13 @@ def markdown(results: dict) -> str:
                   "| examples/s | CPU s / example |",
                   "|---|---|---|---|---|---|---|---|"]
         for row in results["attacks"]:
+            cpu = row.get("cpu_seconds_per_example")
             lines.append(
                 f"| {row['network']} | {os.path.basename(row.get('model', 'untrained'))} "
                 f"| {row['attack']} | {row.get('eps', '-')} | {row['steps']} "
                 f"| {row.get('queries') or '-'} "
                 f"| {_spread(row['examples_per_second'], 2)} "
-                f"| {_spread(row['cpu_seconds_per_example'], 2) if 'cpu_seconds_per_example' in row else '-'} |")
+                f"| {_spread(cpu, 2) if cpu else '-'} |")
     return "\n".join(lines) + "\n"
 
 

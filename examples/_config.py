@@ -15,7 +15,8 @@ from typing import List, Optional, Tuple
 from absl import flags
 
 from keras_gradreg import attacks
-from keras_gradreg.paper import SETTINGS, PaperSettings
+from keras_gradreg.paper import SETTINGS
+from keras_gradreg.paper import PaperSettings
 
 import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
 

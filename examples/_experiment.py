@@ -34,16 +34,30 @@ import keras
 import tensorflow as tf
 
 import keras_gradreg
-from keras_gradreg import adversarial_training, attacks, datasets
-from keras_gradreg.paper import SETTINGS, PaperSettings
+from keras_gradreg import adversarial_training
+from keras_gradreg import attacks
+from keras_gradreg import datasets
+from keras_gradreg.paper import SETTINGS
+from keras_gradreg.paper import PaperSettings
 
 import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
 from _config import (  # noqa: E402,F401  (the experiment's names, one import)
-    Config, TrainingConfig, config_from_flags, define_common_flags,
-    define_training_flags, or_default, parse_list, resolved)
+    Config,
+    TrainingConfig,
+    config_from_flags,
+    define_common_flags,
+    define_training_flags,
+    or_default,
+    parse_list,
+    resolved,
+)
 from _tables import (  # noqa: E402,F401
-    ROW_TITLES, add_sections, attack_title, paper_tables, plot_training)
-
+    ROW_TITLES,
+    add_sections,
+    attack_title,
+    paper_tables,
+    plot_training,
+)
 
 # Models -----------------------------------------------------------------
 

@@ -36,10 +36,10 @@ import sys
 import warnings
 from typing import Dict, List, Optional, Sequence
 
-from absl import flags
 import keras
+from absl import flags
 
-import keras_gradreg
+import keras_gradreg  # noqa: F401 (the doctests use it)
 from keras_gradreg import attacks
 from keras_gradreg import callbacks as kgr_callbacks
 

@@ -28,8 +28,8 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from matplotlib.figure import Figure
 import numpy as np
+from matplotlib.figure import Figure
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 

@@ -22,7 +22,8 @@ results.json, results.md, results.csv, plots and ``.keras`` models into
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import app
+from absl import flags
 
 import _experiment  # examples/, first on sys.path when run as a script
 

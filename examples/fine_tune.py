@@ -44,11 +44,15 @@ import os
 import time
 from typing import Dict, List, Optional, Tuple
 
-from absl import app, flags
 import keras
+from absl import app
+from absl import flags
 
 import keras_gradreg
-from keras_gradreg import attacks, datasets, models, paper
+from keras_gradreg import attacks
+from keras_gradreg import datasets
+from keras_gradreg import models
+from keras_gradreg import paper
 
 FLAGS = flags.FLAGS
 MNIST = paper.SETTINGS["mnist"]

@@ -32,7 +32,8 @@ file per model. Without ``--data_dir`` the data comes from tfds.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import app
+from absl import flags
 
 import _experiment  # examples/, first on sys.path when run as a script
 

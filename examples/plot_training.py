@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 
-from absl import app, flags
+from absl import app
+from absl import flags
 
 from _training_plots import (  # noqa: F401  (examples/ is on sys.path)
     ACCURACY_TAGS,

@@ -27,7 +27,8 @@ data directory. Writes results.json, results.md, results.csv, plots and
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import app
+from absl import flags
 
 import _experiment  # examples/, first on sys.path when run as a script
 

@@ -31,14 +31,17 @@ import os
 import time
 from typing import Optional, Sequence
 
-from absl import app, flags
 import keras
+from absl import app
+from absl import flags
+
+import keras_gradreg
+from keras_gradreg import attacks
+from keras_gradreg import datasets
+from keras_gradreg import paper
 
 import _experiment  # examples/, first on sys.path when run as a script
 import _tensorboard_logging
-
-import keras_gradreg
-from keras_gradreg import attacks, datasets, paper
 
 FLAGS = flags.FLAGS
 

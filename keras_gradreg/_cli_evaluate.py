@@ -60,7 +60,7 @@ def _simple_results(entry: dict, attacks, eps: tuple) -> dict:
 
 
 def robustness(model, data, attacks: Sequence[str],
-                settings: AttackSettings, args) -> tuple:
+               settings: AttackSettings, args) -> tuple:
     """Runs a RobustnessReport; returns it and its accuracies by user eps."""
     report = evaluation.RobustnessReport(
         {"model": model}, attack_specs(attacks, settings, args),

@@ -197,8 +197,7 @@ def finetune_command(args) -> dict:
     keras.utils.set_random_seed(args.seed)
     robust = _wrap(model, args, settings)
     print(f"Accuracy of {args.model} before fine-tuning:")
-    _, before = robustness(robust, held_out, FINETUNE_ATTACKS, settings,
-                            args)
+    _, before = robustness(robust, held_out, FINETUNE_ATTACKS, settings, args)
     robust.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(
         from_logits=not robust.output_softmax), metrics=["accuracy"])
     print(f"Fine-tuning with {_describe(robust, args)} for {args.epochs} "
@@ -213,7 +212,7 @@ def finetune_command(args) -> dict:
                    epochs=args.epochs, verbose=1, **logged)
     print("Accuracy after fine-tuning:")
     report, after = robustness(robust, held_out, FINETUNE_ATTACKS, settings,
-                                args)
+                               args)
     if log_dir is not None:
         _cli_tensorboard.finish(log_dir, robust, args,
                                 report.results.model_entry("model"),

@@ -207,7 +207,8 @@ def test_penalty_at_adversarial_examples_matches_nested_tapes():
     np.testing.assert_allclose(model.adversarial_examples(x, y).numpy(), x_adv.numpy(), atol=1e-6)
     model.compile(keras.optimizers.SGD(lr), _ce())
     history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0).history
-    np.testing.assert_allclose(history["grad_loss"][0], tf.reduce_mean(penalties).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(history["grad_loss"][0],
+                               tf.reduce_mean(penalties).numpy(), rtol=1e-5)
     np.testing.assert_allclose(history["loss"][0], total.numpy(), rtol=1e-5)
     for old, new, grad in zip(weights, base.trainable_weights, expected):
         np.testing.assert_allclose(new.numpy(), old - lr * grad.numpy(), rtol=1e-4, atol=1e-6)

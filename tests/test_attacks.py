@@ -5,10 +5,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_gradreg import GradRegModel, attacks
+from keras_gradreg import GradRegModel
+from keras_gradreg import attacks
 from keras_gradreg.attacks import _core
 
 from _data import read_mnist  # tests/ is on sys.path

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_gradreg import RobustnessReport, attacks
+from keras_gradreg import RobustnessReport
+from keras_gradreg import attacks
 from keras_gradreg import evaluation
 from keras_gradreg.attacks.fab import project_linf
 from keras_gradreg.cli import format_table

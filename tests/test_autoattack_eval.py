@@ -7,12 +7,13 @@ here shares no flag with the other benchmarks.
 import json
 import pathlib
 
-from absl import flags
 import keras
 import numpy as np
 import pytest
+from absl import flags
 
 from keras_gradreg import attacks
+
 from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
@@ -52,7 +53,7 @@ def test_every_unit_once_and_resumes(saved, tmp_path):
     lines = _lines(tmp_path)
     # 3 chunks (4, 4, 2 images) x 2 models x 2 eps.
     assert len(lines) == 12
-    assert sorted({(l["start"], l["stop"]) for l in lines}) == [
+    assert sorted({(line["start"], line["stop"]) for line in lines}) == [
         (0, 4), (4, 8), (8, 10)]
     assert {row["images"] for row in rows} == {10}
     # Interrupted after the last unit was written: only that unit reruns.
@@ -103,7 +104,8 @@ def test_defines_its_flags_only_when_asked():
 def test_compare_with_earlier_results(saved, tmp_path):
     """The earlier worst case, the points off and the misses are those of
     the per-example arrays, recomputed here; other images are refused."""
-    from keras_gradreg import Results, RobustnessReport
+    from keras_gradreg import Results
+    from keras_gradreg import RobustnessReport
     paths, x, y = saved
     models = {pathlib.Path(p).stem: keras.models.load_model(p) for p in paths}
     report = RobustnessReport({"weak": models["weak"]}, ["fgsm"], [0.05, 0.5],
@@ -118,9 +120,10 @@ def test_compare_with_earlier_results(saved, tmp_path):
         if row["model"] != "weak":  # not in the earlier results
             assert "earlier_robust" not in row
             continue
-        group = sorted((l for l in lines if l["model"] == "weak"
-                        and l["eps"] == row["eps"]), key=lambda l: l["start"])
-        robust = np.concatenate([l["robust"] for l in group]) == 1
+        group = sorted((line for line in lines if line["model"] == "weak"
+                        and line["eps"] == row["eps"]),
+                       key=lambda line: line["start"])
+        robust = np.concatenate([line["robust"] for line in group]) == 1
         worst = (earlier.correct("weak")
                  & earlier.correct("weak", "fgsm", row["eps"]))
         assert row["earlier_robust"] == pytest.approx(worst.mean())

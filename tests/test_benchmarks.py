@@ -9,12 +9,14 @@ import json
 import pathlib
 import statistics
 
-from absl import app, flags
 import keras
 import numpy as np
 import pytest
+from absl import app
+from absl import flags
 
 import keras_gradreg
+
 from _data import write_mnist  # noqa: E402  (tests/ is on sys.path)
 from _scripts import load_script  # noqa: E402
 

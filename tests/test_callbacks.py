@@ -17,11 +17,9 @@ import pytest
 import tensorflow as tf
 
 from keras_gradreg import GradRegModel
-from keras_gradreg.callbacks import (
-    GradientNormLogger,
-    RobustAccuracyCallback,
-    WeightHistogramLogger,
-)
+from keras_gradreg.callbacks import GradientNormLogger
+from keras_gradreg.callbacks import RobustAccuracyCallback
+from keras_gradreg.callbacks import WeightHistogramLogger
 
 EPOCHS = 3
 NUM_CLASSES = 3
@@ -624,11 +622,9 @@ def test_gradient_norms_of_a_wrapper_around_a_softmax_base_use_its_logits(
 
 # HParamsLogger, log_hparams, log_robustness ---------------------------------
 
-from keras_gradreg.callbacks import (  # noqa: E402
-    HParamsLogger,
-    log_hparams,
-    log_robustness,
-)
+from keras_gradreg.callbacks import HParamsLogger  # noqa: E402
+from keras_gradreg.callbacks import log_hparams  # noqa: E402
+from keras_gradreg.callbacks import log_robustness  # noqa: E402
 
 
 def _hparams_content(run_dir):

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from keras_gradreg import AdversarialTrainingModel
 from keras_gradreg import GradRegModel
-from keras_gradreg import attacks
 from keras_gradreg import Results
+from keras_gradreg import attacks
 from keras_gradreg import cli
 from keras_gradreg.evaluation import _files
 

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_gradreg import audio, datasets
+from keras_gradreg import audio
+from keras_gradreg import datasets
 
 from _data import write_idx  # tests/ is on sys.path
 

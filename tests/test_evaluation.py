@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from keras_gradreg import attacks
-from keras_gradreg.evaluation import Results, RobustnessReport, robust_accuracy
+from keras_gradreg.evaluation import Results
+from keras_gradreg.evaluation import RobustnessReport
+from keras_gradreg.evaluation import robust_accuracy
 
 
 def _mlp(seed=0, softmax=False):

@@ -16,15 +16,16 @@ import pathlib
 import subprocess
 import sys
 
-from absl import flags
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import flags
 
 import keras_gradreg
-from keras_gradreg import datasets, paper
+from keras_gradreg import datasets
+from keras_gradreg import paper
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the scripts' own modules (_experiment)

@@ -8,14 +8,15 @@ data come from ``tfds.testing.mock_data``.
 
 import pathlib
 
-from absl import flags
 import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from absl import flags
 
 import keras_gradreg
 from keras_gradreg import datasets
+
 from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"

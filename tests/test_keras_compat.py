@@ -4,9 +4,9 @@ import inspect
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_gradreg import GradRegModel, _keras_compat
+from keras_gradreg import GradRegModel
+from keras_gradreg import _keras_compat
 
 
 def test_overridden_private_methods_keep_their_signatures():

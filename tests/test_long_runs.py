@@ -9,8 +9,9 @@ import shutil
 import subprocess
 import time
 
-from absl import flags
 import pytest
+from absl import flags
+
 from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

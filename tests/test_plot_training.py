@@ -4,17 +4,19 @@ import json
 import pathlib
 import sys
 
-from absl import flags
 import keras
 import numpy as np
 import pytest
+from absl import flags
 
 from keras_gradreg import GradRegModel
-from keras_gradreg.callbacks import GradientNormLogger, WeightHistogramLogger
+from keras_gradreg.callbacks import GradientNormLogger
+from keras_gradreg.callbacks import WeightHistogramLogger
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("matplotlib")
 import matplotlib.image  # noqa: E402
+
 from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / (

@@ -8,10 +8,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_gradreg import GradRegModel, regularizers
+from keras_gradreg import GradRegModel
+from keras_gradreg import regularizers
 
 DOCUMENTED = (ValueError, TypeError, tf.errors.InvalidArgumentError)
 SETTINGS = settings(

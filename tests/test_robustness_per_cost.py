@@ -16,14 +16,15 @@ import os
 import pathlib
 import sys
 
-from absl import app, flags
-
 import keras
 import numpy as np
 import pytest
+from absl import app
+from absl import flags
 
 import keras_gradreg
-from keras_gradreg import attacks, datasets
+from keras_gradreg import attacks
+from keras_gradreg import datasets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "robustness_per_cost.py"
@@ -31,7 +32,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import _frontier  # noqa: E402
 from _data import stripe_mnist  # noqa: E402  (tests/ is on sys.path)
 from _scripts import load_script  # noqa: E402
-
 
 rpc = load_script(SCRIPT)
 

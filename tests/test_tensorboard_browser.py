@@ -25,12 +25,10 @@ import numpy as np
 import pytest
 
 from keras_gradreg import GradRegModel
-from keras_gradreg.callbacks import (
-    GradientNormLogger,
-    WeightHistogramLogger,
-    log_hparams,
-    log_robustness,
-)
+from keras_gradreg.callbacks import GradientNormLogger
+from keras_gradreg.callbacks import WeightHistogramLogger
+from keras_gradreg.callbacks import log_hparams
+from keras_gradreg.callbacks import log_robustness
 
 pytestmark = pytest.mark.browser
 

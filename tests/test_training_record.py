@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_gradreg.callbacks import TrainingRecord, resumable
+from keras_gradreg.callbacks import TrainingRecord
+from keras_gradreg.callbacks import resumable
 
 X = np.linspace(0, 1, 16, dtype="float32").reshape(8, 2)
 Y = X.sum(axis=1)

@@ -55,9 +55,6 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, Union
 
-from keras_gradreg.attacks.losses import cw_loss
-from keras_gradreg.attacks.losses import dlr_loss
-from keras_gradreg.attacks.losses import targeted_dlr_loss
 from keras_gradreg.attacks.apgd import apgd
 from keras_gradreg.attacks.apgd import apgd_t
 from keras_gradreg.attacks.autoattack import autoattack
@@ -66,6 +63,9 @@ from keras_gradreg.attacks.gradient import bim
 from keras_gradreg.attacks.gradient import cw_linf
 from keras_gradreg.attacks.gradient import fgsm
 from keras_gradreg.attacks.gradient import pgd
+from keras_gradreg.attacks.losses import cw_loss
+from keras_gradreg.attacks.losses import dlr_loss
+from keras_gradreg.attacks.losses import targeted_dlr_loss
 from keras_gradreg.attacks.square import square
 
 __all__ = [

@@ -17,18 +17,21 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gradreg import _checks
-from keras_gradreg.datasets._images import load_cifar10, load_mnist
+from keras_gradreg.datasets._images import load_cifar10
+from keras_gradreg.datasets._images import load_mnist
 from keras_gradreg.datasets._sources import absolute_instructions
-from keras_gradreg.datasets._speech import (  # noqa: F401  (public names)
-    SILENCE,
-    SPEECH_COMMANDS_LABELS,
-    SPEECH_COMMANDS_SPLITS,
-    SPEECH_COMMANDS_WORDS,
-    UNKNOWN,
-    load_speech_commands,
-)
+from keras_gradreg.datasets._speech import SILENCE
+from keras_gradreg.datasets._speech import SPEECH_COMMANDS_LABELS
+from keras_gradreg.datasets._speech import SPEECH_COMMANDS_SPLITS
+from keras_gradreg.datasets._speech import SPEECH_COMMANDS_WORDS
+from keras_gradreg.datasets._speech import UNKNOWN
+from keras_gradreg.datasets._speech import load_speech_commands
 
-__all__ = ["load", "to_arrays", "class_names", "SPEECH_COMMANDS_LABELS"]
+__all__ = [
+    "load", "to_arrays", "class_names", "load_mnist", "load_cifar10",
+    "load_speech_commands", "SPEECH_COMMANDS_LABELS", "SPEECH_COMMANDS_SPLITS",
+    "SPEECH_COMMANDS_WORDS", "SILENCE", "UNKNOWN",
+]
 
 _CLASS_NAMES = {
     "mnist": tuple(str(digit) for digit in range(10)),

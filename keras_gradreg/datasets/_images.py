@@ -9,15 +9,13 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from keras_gradreg.datasets._sources import (
-    concatenate_slices,
-    from_tfds,
-    holds_tfds,
-    not_found,
-    present_files,
-    to_pixel_scale,
-    to_unit_scale,
-)
+from keras_gradreg.datasets._sources import concatenate_slices
+from keras_gradreg.datasets._sources import from_tfds
+from keras_gradreg.datasets._sources import holds_tfds
+from keras_gradreg.datasets._sources import not_found
+from keras_gradreg.datasets._sources import present_files
+from keras_gradreg.datasets._sources import to_pixel_scale
+from keras_gradreg.datasets._sources import to_unit_scale
 
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -9,12 +9,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_gradreg import audio
-from keras_gradreg.datasets._sources import (
-    concatenate_slices,
-    holds_tfds,
-    not_found,
-    present_files,
-)
+from keras_gradreg.datasets._sources import concatenate_slices
+from keras_gradreg.datasets._sources import holds_tfds
+from keras_gradreg.datasets._sources import not_found
+from keras_gradreg.datasets._sources import present_files
 
 SPEECH_COMMANDS_WORDS = (
     "down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes"
