@@ -61,6 +61,9 @@ def with_guard(args: tuple, kwargs: dict) -> tuple:
         >>> args, kwargs = with_guard((1, 2), {"epochs": 3})
         >>> [type(c).__name__ for c in kwargs["callbacks"]]
         ['CollapseGuard']
+        >>> args, kwargs = with_guard(("x", "y", 50, 3, 0, []), {})
+        >>> [type(c).__name__ for c in args[5]], kwargs
+        (['CollapseGuard'], {})
     """
     guard = CollapseGuard()
     if len(args) > FIT_CALLBACKS_POSITION:
