@@ -5,7 +5,7 @@
 # grid recipes are kept, and the model in training goes on from its last
 # finished epoch.
 #
-#   benchmarks/long_runs.sh [models|autoattack|grid|gridaa|grid10|all]
+#   benchmarks/long_runs.sh [models|autoattack|grid|gridaa|grid10|all|status]
 #                                                        (default: all)
 #
 # models:     the 10-epoch MNIST models of the paper's example (Natural,
@@ -23,6 +23,8 @@
 #                                                 -> .../robustness_per_cost/autoattack
 # grid10:     the same four recipes trained for 10 epochs (full training set,
 #             1,000 test images)                  -> runs/robustness_per_cost_10ep
+# status:     where each step stands (models trained, AutoAttack units and
+#             grid recipes done); reads the files only, runs nothing
 #
 # DATA (default ../shared/data/mnist, the four MNIST IDX .gz files; empty
 # for tensorflow-datasets), RUNS (default runs) and PYTHON (default python)
@@ -41,6 +43,9 @@ GRID_OUT=$RUNS/robustness_per_cost
 # AutoAttack (hours per model) goes to the first four only.
 FRONT_RUNNERS=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu,nfgsm_eps0.1_gelu,logit_l1_c0.03_gelu_pf0.5,nfgsm+logit_l1_c0.03_gelu_pf0.5,fgsm_rs_eps0.1_relu,logit_sql2_c0.1_relu,xent_sql2_c10_relu
 AA_RECIPES=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu
+# The models of examples/mnist.py --baselines fgsm_rs, in AutoAttack's order
+# (the one most likely to mask first).
+TEN_EPOCH_MODELS=fgsm_rs_at,logit_reg,xent_reg,natural
 
 models() {
     "$PYTHON" examples/mnist.py "${DATA_FLAG[@]}" --test_size 1000 \
@@ -49,7 +54,7 @@ models() {
 
 autoattack() {
     local list=""
-    for name in fgsm_rs_at logit_reg xent_reg natural; do
+    for name in ${TEN_EPOCH_MODELS//,/ }; do
         list="$list${list:+,}$MODELS_OUT/$name.keras"
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
@@ -94,8 +99,10 @@ locked() {
 
 case "${1:-all}" in
     models|autoattack|grid|gridaa|grid10) locked "$1" ;;
+    status) "$PYTHON" benchmarks/_long_runs_status.py "$RUNS" \
+        "$TEN_EPOCH_MODELS" "$AA_RECIPES" ;;
     all) locked models && locked autoattack && locked grid && locked gridaa \
         && locked grid10 ;;
-    *) echo "usage: $0 [models|autoattack|grid|gridaa|grid10|all]" >&2
+    *) echo "usage: $0 [models|autoattack|grid|gridaa|grid10|all|status]" >&2
        exit 2 ;;
 esac

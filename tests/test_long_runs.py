@@ -2,11 +2,13 @@
 its script defines (the run itself takes hours; ``PYTHON=echo`` prints the
 commands instead)."""
 
+import doctest
 import os
 import pathlib
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -110,3 +112,38 @@ def test_a_step_already_running_is_waited_for(tmp_path):
     out, _ = step.communicate(timeout=30)
     assert holder.wait(timeout=30) == 0 and step.returncode == 0
     assert "benchmarks/autoattack_eval.py" in out
+
+
+def test_status_reports_what_the_files_say(tmp_path):
+    """``long_runs.sh status`` reads the steps' files: a trained model, one in
+    training, AutoAttack units done, grid recipes done and in training."""
+    ten = tmp_path / "mnist_10ep_aa"
+    (ten / "backup" / "fgsm_rs_at").mkdir(parents=True)
+    (ten / "backup" / "fgsm_rs_at" / "progress.json").write_text(
+        '{"epochs_done": 6}')
+    (ten / "natural.keras").write_text("")
+    (ten / "autoattack").mkdir()
+    unit = '{{"model": "natural", "eps": {eps}, "start": 0}}\n'
+    (ten / "autoattack" / "results.jsonl").write_text(
+        unit.format(eps=0.1) + unit.format(eps=0.2))
+    grid = tmp_path / "robustness_per_cost"
+    (grid / "backup" / "nfgsm_eps0.1_relu").mkdir(parents=True)
+    (grid / "results.jsonl").write_text('{"recipe": "natural_relu"}\n')
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "status"], capture_output=True, text=True,
+        env={**os.environ, "PYTHON": sys.executable, "RUNS": str(tmp_path)},
+        timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "fgsm_rs_at: in training, 6 epochs done" in out
+    assert "natural: trained" in out and "xent_reg: not started" in out
+    assert "autoattack: 2 of 120 units done" in out and "natural 2" in out
+    assert "1 recipes done: natural_relu" in out
+    assert "in training: nfgsm_eps0.1_relu, 0 epochs done" in out
+    assert "gridaa: 0 of 120 units done" in out
+
+
+def test_status_module_examples():
+    module = _load(ROOT / "benchmarks" / "_long_runs_status.py")
+    failures, tried = doctest.testmod(module)
+    assert tried > 0 and failures == 0

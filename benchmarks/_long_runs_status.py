@@ -1,0 +1,101 @@
+"""Where each step of ``benchmarks/long_runs.sh`` stands: ``long_runs.sh status``.
+
+Reads only the files the steps write (no TensorFlow import), so it answers in
+a second while the runs go on:
+
+* a model: trained (its ``.keras`` file exists), in training (``epochs_done``
+  of its checkpoint's ``progress.json``) or not started;
+* AutoAttack: units (chunk x model x eps) done of those the step runs;
+* a grid: the recipes with a result line, and those in training.
+
+Example:
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, "natural.keras"), "w").close()
+    >>> model_states(folder, ["natural", "fgsm_rs_at"])
+    ['natural: trained', 'fgsm_rs_at: not started']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import List, Sequence
+
+
+def _epochs_done(backup: str) -> int:
+    """Finished epochs of the checkpoint in ``backup`` (0 without one)."""
+    try:
+        with open(os.path.join(backup, "progress.json")) as handle:
+            return int(json.load(handle).get("epochs_done", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _json_lines(path: str) -> List[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        return [json.loads(text) for text in handle if text.strip()]
+
+
+def model_states(folder: str, names: Sequence[str]) -> List[str]:
+    """One line per model of an experiment folder (``examples/mnist.py --out``)."""
+    lines = []
+    for name in names:
+        if os.path.exists(os.path.join(folder, f"{name}.keras")):
+            state = "trained"
+        elif os.path.isdir(os.path.join(folder, "backup", name)):
+            state = f"in training, {_epochs_done(os.path.join(folder, 'backup', name))} epochs done"
+        else:
+            state = "not started"
+        lines.append(f"{name}: {state}")
+    return lines
+
+
+def autoattack_units(folder: str, models: Sequence[str], eps_count: int,
+                     num_examples: int, chunk: int) -> str:
+    """``"N of M units done"`` for AutoAttack on ``models`` in ``folder``."""
+    wanted = set(models)
+    done = {(line["model"], line["eps"], line["start"])
+            for line in _json_lines(os.path.join(folder, "results.jsonl"))
+            if line["model"] in wanted}
+    total = len(models) * eps_count * -(-num_examples // chunk)
+    per_model = {name: sum(1 for key in done if key[0] == name) for name in models}
+    detail = ", ".join(f"{name} {count}" for name, count in per_model.items())
+    return f"{len(done)} of {total} units done ({detail})"
+
+
+def grid_recipes(folder: str) -> List[str]:
+    """The recipes with a result line, then those in training."""
+    done = [line["recipe"] for line in _json_lines(os.path.join(folder, "results.jsonl"))]
+    lines = [f"{len(done)} recipes done: {', '.join(done) or '-'}"]
+    backup = os.path.join(folder, "backup")
+    if os.path.isdir(backup):
+        for name in sorted(os.listdir(backup)):
+            if name not in done:
+                lines.append(f"in training: {name}, "
+                             f"{_epochs_done(os.path.join(backup, name))} epochs done")
+    return lines
+
+
+def main(argv: Sequence[str]) -> None:
+    """``RUNS MODELS AA_RECIPES``: the folder and the two comma lists of
+    long_runs.sh."""
+    runs, models, aa_recipes = argv
+    models, aa_recipes = models.split(","), aa_recipes.split(",")
+    ten = os.path.join(runs, "mnist_10ep_aa")
+    grid = os.path.join(runs, "robustness_per_cost")
+    print("models (10-epoch MNIST):", *model_states(ten, models), sep="\n  ")
+    print("autoattack:", autoattack_units(os.path.join(ten, "autoattack"), models,
+                                           3, 1000, 100))
+    print("grid (3 epochs):", *grid_recipes(grid), sep="\n  ")
+    print("gridaa:", autoattack_units(os.path.join(grid, "autoattack"), aa_recipes,
+                                       3, 1000, 100))
+    print("grid10:", *grid_recipes(os.path.join(runs, "robustness_per_cost_10ep")),
+          sep="\n  ")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
