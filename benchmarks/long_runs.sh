@@ -27,14 +27,18 @@
 #             grid recipes done); reads the files only, runs nothing
 #
 # DATA (default ../shared/data/mnist, the four MNIST IDX .gz files; empty
-# for tensorflow-datasets), RUNS (default runs) and PYTHON (default python)
-# override the folders and the interpreter.
+# for tensorflow-datasets), RUNS (default runs), PYTHON (default python) and
+# AA_WORKERS (default 2, AutoAttack's processes) override the folders, the
+# interpreter and the processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=${DATA-../shared/data/mnist}
 RUNS=${RUNS:-runs}
 PYTHON=${PYTHON:-python}
+# AutoAttack processes side by side, one TensorFlow thread each (2 on 2 cores:
+# 1.33x one process's throughput, docs/ATTACKS.md).
+AA_WORKERS=${AA_WORKERS:-2}
 DATA_FLAG=()
 if [ -n "$DATA" ]; then DATA_FLAG=(--data_dir "$DATA"); fi
 MODELS_OUT=$RUNS/mnist_10ep_aa
@@ -59,7 +63,7 @@ autoattack() {
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
         --num_examples 1000 --chunk 100 --compare "$MODELS_OUT" \
-        --out "$MODELS_OUT/autoattack"
+        --workers "$AA_WORKERS" --out "$MODELS_OUT/autoattack"
 }
 
 grid() {
@@ -83,7 +87,8 @@ gridaa() {
         list="$list${list:+,}$GRID_OUT/$name.keras"
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
-        --num_examples 1000 --chunk 100 --out "$GRID_OUT/autoattack"
+        --num_examples 1000 --chunk 100 --workers "$AA_WORKERS" \
+        --out "$GRID_OUT/autoattack"
 }
 
 # One process per step: a second run of a step (e.g. `grid` beside an `all`

@@ -141,3 +141,32 @@ def test_compare_with_earlier_results(saved, tmp_path):
     with pytest.raises(ValueError, match="not the same images"):
         autoattack_eval.compare(rows, lines,
                                 Results.load(str(tmp_path / "other")))
+
+
+def test_workers_take_each_unit_once(saved, tmp_path):
+    """A worker skips units another worker claimed; a plain run afterwards
+    does the rest; every unit is in the results once, as in one process."""
+    paths, x, y = saved
+    todo = list(autoattack_eval.units(10, 4, ["weak", "other"], [0.05]))
+    # Worker 1 claimed the first unit and died before finishing it.
+    assert autoattack_eval.claim_next(str(tmp_path), todo, SETTINGS, 1) == todo[0]
+    autoattack_eval.run(paths, x, y, [0.05], SETTINGS, str(tmp_path), worker=0)
+    claims = [json.loads(t) for t in
+              (tmp_path / autoattack_eval.CLAIMS).read_text().splitlines()]
+    assert [autoattack_eval.key(c) for c in claims] == todo
+    assert {c["worker"] for c in claims[1:]} == {0}
+    assert sorted(map(autoattack_eval.key, _lines(tmp_path))) == sorted(todo[1:])
+    # Nothing left to claim; a plain run ignores claims and finishes.
+    assert autoattack_eval.claim_next(str(tmp_path), todo, SETTINGS, 0) is None
+    rows = autoattack_eval.run(paths, x, y, [0.05], SETTINGS, str(tmp_path))
+    assert sorted(map(autoattack_eval.key, _lines(tmp_path))) == sorted(todo)
+    alone = autoattack_eval.run(paths, x, y, [0.05], SETTINGS,
+                                str(tmp_path / "alone"))
+    assert [(r["model"], r["robust"]) for r in rows] == [
+        (r["model"], r["robust"]) for r in alone]
+
+
+def test_worker_arguments():
+    assert autoattack_eval.worker_argv(
+        ["--workers=2", "--models", "a.keras", "--worker", "0"], 3) == [
+        "--models", "a.keras", "--worker=3"]
