@@ -16,13 +16,13 @@ from keras_gradreg import _cli_tensorboard
 from keras_gradreg import adversarial_training
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import regularizers
+from keras_gradreg._atomic import write_atomically
 from keras_gradreg._cli_evaluate import robustness
 from keras_gradreg._cli_io import check_compatible
 from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
 from keras_gradreg._cli_io import one_line
-from keras_gradreg._cli_io import write_atomically
 from keras_gradreg._cli_settings import PAPER_SETTINGS  # noqa: F401 (doctest)
 from keras_gradreg._cli_settings import AttackSettings
 from keras_gradreg._cli_settings import CommandLineError

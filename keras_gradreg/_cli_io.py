@@ -32,30 +32,6 @@ def check_fresh(paths: Sequence[str], overwrite: bool) -> None:
             )
 
 
-def write_atomically(path: str, write: Callable[[str], object]) -> None:
-    """Writes ``path`` through ``write(temporary_path)``, then renames.
-
-    The temporary file lies in the same folder (so ``os.replace`` is an
-    atomic rename) and keeps the extension (Keras wants ``.keras``): an
-    interrupt or error leaves the old ``path`` intact and no temporary file
-    behind.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    stem, extension = os.path.splitext(os.path.basename(path))
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{stem}.", suffix=f".partial{extension}", dir=folder
-    )
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
-
-
 def replace_folder_files(out: str, write: Callable[[str], object],
                          owned: Sequence[str]) -> None:
     """Writes files with ``write(scratch)`` into a scratch folder inside

@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import keras
 
+from keras_gradreg._atomic import write_atomically
+
 RECORD_FILE = "progress.json"
 
 
@@ -139,10 +141,13 @@ class TrainingRecord(keras.callbacks.Callback):
 
     def save(self, path: str) -> None:
         """Writes the record (JSON) to ``path``, atomically."""
-        partial = f"{path}.partial"
-        with open(partial, "w") as handle:
-            json.dump(self.as_dict(), handle)
-        os.replace(partial, path)
+        record = self.as_dict()
+
+        def dump(temporary: str) -> None:
+            with open(temporary, "w") as handle:
+                json.dump(record, handle)
+
+        write_atomically(path, dump)
 
 
 def resumable(backup_dir: str, settings: Optional[Any] = None,
