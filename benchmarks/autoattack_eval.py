@@ -138,6 +138,7 @@ def _write_atomically(path: str, text: str) -> None:
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".")
     with os.fdopen(handle, "w") as stream:
         stream.write(text)
+    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the table
     os.replace(temporary, path)
 
 
