@@ -185,7 +185,7 @@ def _train(kind, log_dir):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("tensorboard")
     records = {kind: _train(kind, str(root / kind)) for kind in KINDS}
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     return str(root), records
 
 

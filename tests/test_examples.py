@@ -224,7 +224,7 @@ def test_adversarial_training_baselines_follow_their_recipes():
         for key, value in spec.info.items():
             if key not in ("kind", "recipe"):
                 assert config[key] == pytest.approx(value), (spec.name, key)
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
     with pytest.raises(ValueError, match="Unknown baseline"):
         experiment.adversarial_training_models(settings, ["trades"], 0.3, 10)
     with pytest.raises(ValueError, match="pgd_steps"):

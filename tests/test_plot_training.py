@@ -84,7 +84,7 @@ def runs(tmp_path_factory):
     for name in ("natural", "logit_reg"):
         log_dir = str(root / name)
         runs[name] = (log_dir, _train(name, log_dir))
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     return runs
 
 
