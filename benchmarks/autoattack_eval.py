@@ -34,13 +34,9 @@ CPU it takes hours for 1,000 MNIST images. This script spreads the work:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -54,13 +50,14 @@ import keras_gradreg  # noqa: E402
 from keras_gradreg import attacks  # noqa: E402
 from keras_gradreg import datasets  # noqa: E402
 
+import _workers  # noqa: E402
 from _machine import machine  # noqa: E402
 
 FLAGS = flags.FLAGS
 
 RESULTS = "results.jsonl"
 SUMMARY = "autoattack.md"
-CLAIMS = "claims.jsonl"  # units taken by the workers of a --workers run
+CLAIMS = _workers.CLAIMS
 
 
 def units(num_examples: int, chunk: int, names: Sequence[str],
@@ -93,53 +90,17 @@ def read_lines(path: str, settings: Mapping) -> List[dict]:
     return [line for line in lines if line["settings"] == dict(settings)]
 
 
-@contextlib.contextmanager
-def locked(out: str):
-    """Holds ``out``'s lock file: one process at a time reads or appends
-    result and claim lines."""
-    with open(os.path.join(out, ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def append_line(path: str, line: Mapping) -> None:
-    """Appends one JSON line (call under :func:`locked`)."""
-    with open(path, "a") as handle:
-        handle.write(json.dumps(line) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def claim_next(out: str, todo: Sequence[tuple], settings: Mapping,
                worker: int) -> Optional[tuple]:
     """The first unit of ``todo`` that is neither done nor claimed by a
     worker of this run, claimed for ``worker``; None when none is left."""
-    with locked(out):
-        taken = {key(line) for line in read_lines(
-            os.path.join(out, RESULTS), settings)}
-        taken |= {key(line) for line in read_lines(
-            os.path.join(out, CLAIMS), settings)}
-        for unit in todo:
-            if unit not in taken:
-                start, stop, name, eps = unit
-                append_line(os.path.join(out, CLAIMS), dict(
-                    model=name, eps=eps, start=start, stop=stop,
-                    settings=dict(settings), worker=worker))
-                return unit
-    return None
-
-
-def _write_atomically(path: str, text: str) -> None:
-    """Replaces ``path`` by rename, so that a reader (or another worker
-    writing it) never sees half a file."""
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the table
-    os.replace(temporary, path)
+    return _workers.claim_next(
+        out, todo, settings, worker,
+        done=lambda: {key(line) for line in read_lines(
+            os.path.join(out, RESULTS), settings)},
+        describe=lambda unit: dict(zip(("start", "stop", "model", "eps"),
+                                       unit)),
+        key=key)
 
 
 def attack_unit(model, x: np.ndarray, y: np.ndarray, eps: float,
@@ -288,14 +249,14 @@ def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
     """
 
     def summary() -> list:
-        with locked(out):
+        with _workers.locked(out):
             lines = read_lines(path, settings)
         rows = summarize(lines, len(x))
         return rows if earlier is None else compare(rows, lines, earlier)
 
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, RESULTS)
-    with locked(out):
+    with _workers.locked(out):
         done = {key(line) for line in read_lines(path, settings)}
     names = [os.path.splitext(os.path.basename(p))[0] for p in model_paths]
     if len(set(names)) != len(names):
@@ -318,9 +279,9 @@ def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
                              settings)
         line = dict(model=name, eps=eps, start=start, stop=stop,
                     settings=dict(settings), **fields)
-        with locked(out):
-            append_line(path, line)
-        _write_atomically(os.path.join(out, SUMMARY),
+        with _workers.locked(out):
+            _workers.append_line(path, line)
+        _workers.write_atomically(os.path.join(out, SUMMARY),
                           markdown(summary(), settings))
         robust = float(np.mean(fields["robust"]))
         if progbar is not None:
@@ -330,51 +291,9 @@ def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
                   f" robust {100 * robust:.1f}% ({fields['wall_s']:.0f} s)",
                   flush=True)
     rows = summary()
-    _write_atomically(os.path.join(out, SUMMARY), markdown(rows, settings))
+    _workers.write_atomically(os.path.join(out, SUMMARY),
+                              markdown(rows, settings))
     return rows
-
-
-def worker_argv(argv: Sequence[str], index: int) -> List[str]:
-    """The arguments of worker ``index``: ``argv`` without ``--workers``.
-
-    Example:
-        >>> worker_argv(["--models=a.keras", "--workers", "2", "--out=o"], 1)
-        ['--models=a.keras', '--out=o', '--worker=1']
-    """
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("--workers", "--worker"):
-            skip = True
-        elif not arg.startswith(("--workers=", "--worker=")):
-            kept.append(arg)
-    return kept + [f"--worker={index}"]
-
-
-def run_workers(argv: Sequence[str], out: str, workers: int,
-                threads: int = 1) -> None:
-    """Runs this script ``workers`` times side by side on the same ``out``,
-    each process with ``threads`` TensorFlow threads; raises if one fails.
-
-    ``argv`` are the script's arguments (``--workers`` is dropped). Claims
-    of an earlier, interrupted run are cleared first: its unfinished units
-    are free again.
-    """
-    os.makedirs(out, exist_ok=True)
-    with locked(out):
-        if os.path.exists(os.path.join(out, CLAIMS)):
-            os.remove(os.path.join(out, CLAIMS))
-    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads),
-           "TF_NUM_INTEROP_THREADS": str(threads)}
-    processes = [
-        subprocess.Popen([sys.executable, os.path.abspath(__file__),
-                          *worker_argv(argv, index)], env=env)
-        for index in range(workers)]
-    failed = [index for index, process in enumerate(processes)
-              if process.wait() != 0]
-    if failed:
-        raise RuntimeError(f"Workers {failed} failed; rerun to go on.")
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -425,7 +344,7 @@ def main(argv):
         limit=FLAGS.num_examples)
     if FLAGS.workers > 1 and FLAGS.worker is None:
         print(f"Machine: {machine()}; {FLAGS.workers} workers", flush=True)
-        run_workers(sys.argv[1:], FLAGS.out, FLAGS.workers)
+        _workers.run_workers(__file__, sys.argv[1:], FLAGS.out, FLAGS.workers)
     elif FLAGS.worker is None:
         print(f"Machine: {machine()}", flush=True)
     rows = run(FLAGS.models, x, y, eps_values, settings, FLAGS.out, earlier,

@@ -28,17 +28,17 @@
 #
 # DATA (default ../shared/data/mnist, the four MNIST IDX .gz files; empty
 # for tensorflow-datasets), RUNS (default runs), PYTHON (default python) and
-# AA_WORKERS (default 2, AutoAttack's processes) override the folders, the
-# interpreter and the processes.
+# WORKERS (default 2: processes side by side for AutoAttack and the grids)
+# override the folders, the interpreter and the processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=${DATA-../shared/data/mnist}
 RUNS=${RUNS:-runs}
 PYTHON=${PYTHON:-python}
-# AutoAttack processes side by side, one TensorFlow thread each (2 on 2 cores:
-# 1.33x one process's throughput, docs/ATTACKS.md).
-AA_WORKERS=${AA_WORKERS:-2}
+# Processes side by side, one TensorFlow thread each (2 on 2 cores: 1.33x one
+# process's throughput, docs/ATTACKS.md); AA_WORKERS is its older name.
+WORKERS=${WORKERS:-${AA_WORKERS:-2}}
 DATA_FLAG=()
 if [ -n "$DATA" ]; then DATA_FLAG=(--data_dir "$DATA"); fi
 MODELS_OUT=$RUNS/mnist_10ep_aa
@@ -63,22 +63,22 @@ autoattack() {
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
         --num_examples 1000 --chunk 100 --compare "$MODELS_OUT" \
-        --workers "$AA_WORKERS" --out "$MODELS_OUT/autoattack"
+        --workers "$WORKERS" --out "$MODELS_OUT/autoattack"
 }
 
 grid() {
     "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
         --test_size 1000 --save_models --recipes "$FRONT_RUNNERS" \
-        --out "$GRID_OUT"
+        --workers "$WORKERS" --out "$GRID_OUT"
     # The rest of the grid (the same folder: the front-runners are skipped).
     "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
-        --test_size 1000 --save_models --out "$GRID_OUT"
+        --test_size 1000 --save_models --workers "$WORKERS" --out "$GRID_OUT"
 }
 
 grid10() {
     "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 10 \
         --test_size 1000 --save_models --recipes "$AA_RECIPES" \
-        --out "$RUNS/robustness_per_cost_10ep"
+        --workers "$WORKERS" --out "$RUNS/robustness_per_cost_10ep"
 }
 
 gridaa() {
@@ -87,7 +87,7 @@ gridaa() {
         list="$list${list:+,}$GRID_OUT/$name.keras"
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
-        --num_examples 1000 --chunk 100 --workers "$AA_WORKERS" \
+        --num_examples 1000 --chunk 100 --workers "$WORKERS" \
         --out "$GRID_OUT/autoattack"
 }
 

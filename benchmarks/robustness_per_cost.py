@@ -15,7 +15,12 @@ with the paper's CNN (``keras_gradreg.models.mnist_cnn``), Adam and batch
   whole ``fit`` when ``--epochs 1`` (then tracing is in it). Wall-clock and
   CPU-time ratios are both stored; ``--cost`` picks the one the table and
   chart show (wall by default; CPU time is steadier on a shared CPU machine,
-  meaningless on a GPU).
+  meaningless on a GPU). With ``--workers N``, N processes of one
+  TensorFlow thread each take the recipes in turn (``_workers.py``); one
+  thread spends less CPU per step than TensorFlow's default threads, so
+  each worker times natural training again (``calibrate``: 200 steps in
+  its own process, just before each recipe) and the recipe's ratio is
+  against that; the row says which reference it has.
 * **Robust accuracy** on the first ``--test_size`` test images at each
   ``--eval_eps``: per example, the worst case over ``--eval_attacks`` (an
   image counts as robust only if it is classified correctly clean and under
@@ -84,6 +89,7 @@ from keras_gradreg.callbacks import resumable  # noqa: E402
 
 import _frontier  # noqa: E402
 import _with_autoattack  # noqa: E402
+import _workers  # noqa: E402
 from _machine import machine  # noqa: E402
 
 # Attacks: each evaluation attack is a name in keras_gradreg.attacks.ATTACKS,
@@ -147,9 +153,18 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       "machine; meaningless on a GPU). Both are stored.", **where)
     flags.DEFINE_bool("save_models", False,
                       "Also save each trained network as OUT/<recipe>.keras.", **where)
+    flags.DEFINE_integer(
+        "workers", 1, "Processes side by side, one TensorFlow thread each, "
+        "taking the recipes in turn (2 on a 2-core machine: about a third "
+        "more work than 1). Costs are then against natural training timed in "
+        "each process just before each recipe (see calibrate).", **where)
+    flags.DEFINE_integer("worker", None, "Set by --workers for each process.",
+                         **where)
 
 
 REFERENCE = "natural_relu"
+# Steps of natural training timed before each recipe of a --workers run.
+CALIBRATION_STEPS = 200
 NEWER = "0.2.0"  # the release that adds GELU networks and N-FGSM
 CLIP = {"clip_min": 0.0, "clip_max": 1.0}
 # A final training accuracy below this (chance is 0.1) is flagged as a
@@ -352,6 +367,47 @@ def train(recipe: Recipe, x, y, settings: dict,
     return network, seconds, final
 
 
+def calibrate(x, y, settings: dict,
+              steps: int = CALIBRATION_STEPS) -> dict:
+    """Natural training's seconds per epoch, timed on ``steps`` steps.
+
+    The cost reference of a ``--workers`` run: each worker times natural
+    training (``natural_relu``, the grid's settings) in its own process,
+    with its own TensorFlow threads, just before each recipe, so that a
+    recipe's ratio compares two timings made under the same threads and the
+    same load. A first call of one step traces the train step; then
+    ``steps`` steps (at most the training set's) are timed and scaled to an
+    epoch of ``len(x)`` images. As ``train`` does, the reference is that
+    steady epoch when there are several epochs and the whole fit (tracing
+    included) for one. Returns the fields ``train`` returns as ``seconds``.
+    """
+    batch = settings["batch_size"]
+    steps = max(1, min(steps, len(x) // batch))
+    epoch_steps = -(-len(x) // batch)
+    keras.utils.set_random_seed(settings["seed"])
+    model, _ = build_model(Recipe("natural", "relu"), settings["learning_rate"])
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
+    first = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(x[:steps * batch], y[:steps * batch], batch_size=batch,
+              epochs=1, shuffle=False, verbose=0)
+    step = {"wall": (time.perf_counter() - wall) / steps,
+            "cpu": (time.process_time() - cpu) / steps}
+    epoch = {kind: step[kind] * epoch_steps for kind in step}
+    fit = ({kind: epoch[kind] * settings["epochs"] for kind in epoch}
+           if settings["epochs"] > 1 else
+           {kind: first[kind] + step[kind] * (epoch_steps - 1)
+            for kind in epoch})
+    basis = (f"{steps} steps of natural training in the same process before "
+             "the fit, scaled to an epoch")
+    if settings["epochs"] == 1:
+        basis += " (one epoch: whole fit, the tracing call included)"
+        epoch = fit
+    return {"wall": epoch["wall"], "cpu": epoch["cpu"], "fit": fit["wall"],
+            "fit_cpu": fit["cpu"], "basis": basis}
+
+
 # Evaluation ----------------------------------------------------------------
 
 
@@ -526,6 +582,14 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
     notes = notes + [
         _collapse_note(row["recipe"], row["train_final"]) for row in ordered
         if row["train_final"].get("accuracy", 1.0) < COLLAPSED]
+    calibrated = [row["recipe"] for row in ordered
+                  if row.get("reference", "").startswith("calibrated")]
+    if calibrated:
+        notes.append(
+            f"Costs of {', '.join(calibrated)}: against natural training timed"
+            " just before each in the same worker process (--workers, one "
+            "TensorFlow thread; results.jsonl's `reference`); the others' "
+            f"against {REFERENCE}'s own fit.")
     command = "python benchmarks/robustness_per_cost.py " + " ".join(
         sys.argv[1:])
     header = (f"Robustness per cost: MNIST, paper's CNN, {settings['epochs']} "
@@ -555,15 +619,36 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
     return text
 
 
+def training_settings(settings: dict) -> dict:
+    """The settings a stored result must share to be reused: all but those
+    that only change the report (or how the data is found)."""
+    report_only = ("eval_batch_size", "data_dir", "save_models", "cost")
+    return {k: v for k, v in settings.items() if k not in report_only}
+
+
+def claims(out: str, todo: List[str], run_settings: dict, path: str,
+            worker: int):
+    """The recipes worker ``worker`` takes, one at a time, as claimed."""
+    return iter(lambda: _workers.claim_next(
+        out, todo, run_settings, worker, done=lambda: set(read_results(path)),
+        describe=lambda name: {"recipe": name},
+        key=lambda line: line["recipe"]), None)
+
+
 def run(settings: dict, names: List[str], table: Dict[str, Recipe],
-        out: str) -> Dict[str, dict]:
-    """Trains and evaluates the recipes not yet in OUT/results.jsonl."""
+        out: str, worker: Optional[int] = None) -> Dict[str, dict]:
+    """Trains and evaluates the recipes not yet in OUT/results.jsonl.
+
+    With ``worker`` (a number), runs as one of several processes
+    (``--workers``): it takes the next recipe no other worker has claimed
+    until none is left, times each one against :func:`calibrate`'s natural
+    training in its own process, and leaves the report to the parent.
+    """
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "results.jsonl")
-    stored = read_results(path)
-    report_only = ("eval_batch_size", "data_dir", "save_models", "cost")
-    run_settings = {k: v for k, v in settings.items()
-                    if k not in report_only}
+    with _workers.locked(out):
+        stored = read_results(path)
+    run_settings = training_settings(settings)
     _check_resumable(stored, run_settings, path)
     notes = []
     todo = []
@@ -584,17 +669,26 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
         x_test, y_test = datasets.to_arrays(datasets.load(
             "mnist", f"test[:{settings['test_size']}]", settings["data_dir"]))
     reference = stored.get(REFERENCE, {}).get("seconds")
-    reference_stored = reference is not None
-    for index, name in enumerate(todo):
+    reference_kind = ("stored (an earlier process)" if reference is not None
+                      else "same process")
+    queue = (enumerate(todo) if worker is None else
+             enumerate(claims(out, todo, run_settings, path, worker)))
+    for index, name in queue:
         recipe = table[name]
         print(f"[{index + 1}/{len(todo)}] {name}: training "
-              f"{recipe.as_dict()}", flush=True)
+              f"{recipe.as_dict()}" + (f" (worker {worker})"
+                                       if worker is not None else ""),
+              flush=True)
+        if worker is not None:
+            reference = calibrate(x_train, y_train, run_settings)
+            reference_kind = (f"calibrated: {reference['basis']} (TensorFlow"
+                              f" threads: {_workers.threads()})")
         backup_dir = os.path.join(out, "backup", name)
         network, seconds, final = train(recipe, x_train, y_train,
                                         run_settings, backup_dir)
         if settings["save_models"]:
             network.save(os.path.join(out, f"{name}.keras"))
-        if name == REFERENCE:
+        if name == REFERENCE and worker is None:
             reference = seconds
         ratio = {"wall": seconds["wall"] / reference["wall"],
                  "cpu": seconds["cpu"] / reference["cpu"],
@@ -611,23 +705,23 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
             "seconds": seconds,
             "ratio": ratio,
             "reference_seconds": reference,
-            "reference": "stored (an earlier process)" if (
-                reference_stored) else "same process",
+            "reference": reference_kind,
+            "threads": _workers.threads(),
             "train_final": final,
             **evaluation,
             "eval_seconds": time.perf_counter() - start,
             "machine": machine(),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         }
-        with open(path, "a") as file:
-            file.write(json.dumps(row) + "\n")
+        with _workers.locked(out):
+            _workers.append_line(path, row)
         shutil.rmtree(backup_dir, ignore_errors=True)
         stored[name] = row
         print(f"  {name}: clean {100 * row['clean']:.1f}%, robust "
               + ", ".join(f"eps {k} {100 * v:.1f}%"
                           for k, v in row["robust"].items())
               + f" (evaluation {row['eval_seconds']:.1f} s)", flush=True)
-    if stored:
+    if stored and worker is None:
         print(write_report(stored, settings, out, notes))
     return stored
 
@@ -643,7 +737,14 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     table = recipe_table(settings["train_eps"])
     names = _recipes(table, flag_values)
     tf.get_logger().setLevel("ERROR")
-    run(settings, names, table, flag_values.out)
+    if flag_values.workers < 1:
+        raise app.UsageError("--workers must be >= 1.")
+    if flag_values.workers > 1 and flag_values.worker is None:
+        print(f"Machine: {machine()}; {flag_values.workers} workers",
+              flush=True)
+        _workers.run_workers(__file__, sys.argv[1:], flag_values.out,
+                             flag_values.workers)
+    run(settings, names, table, flag_values.out, worker=flag_values.worker)
 
 
 if __name__ == "__main__":

@@ -164,9 +164,3 @@ def test_workers_take_each_unit_once(saved, tmp_path):
                                 str(tmp_path / "alone"))
     assert [(r["model"], r["robust"]) for r in rows] == [
         (r["model"], r["robust"]) for r in alone]
-
-
-def test_worker_arguments():
-    assert autoattack_eval.worker_argv(
-        ["--workers=2", "--models", "a.keras", "--worker", "0"], 3) == [
-        "--models", "a.keras", "--worker=3"]

@@ -30,6 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "robustness_per_cost.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import _frontier  # noqa: E402
+import _workers  # noqa: E402
 from _data import stripe_mnist  # noqa: E402  (tests/ is on sys.path)
 from _scripts import load_script  # noqa: E402
 
@@ -305,6 +306,51 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_worker_skips_claimed_recipes_and_times_against_its_own_natural(
+        tmp_path, tiny_mnist):
+    """A worker of a --workers run takes only unclaimed recipes, and each
+    recipe's cost is against natural training calibrated in its process."""
+    flag_values = flags.FlagValues()
+    rpc.define_flags(flag_values)
+    flag_values(["robustness_per_cost", f"--data_dir={tiny_mnist}",
+                 f"--out={tmp_path}", *TINY])
+    settings = rpc._settings(flag_values)
+    names = ["natural_relu", "logit_l1_c0.03_relu"]
+    path = str(tmp_path / "results.jsonl")
+    # Worker 1 claimed the reference (and is still training it).
+    taken = rpc.claims(str(tmp_path), names, rpc.training_settings(settings),
+                       path, 1)
+    assert next(taken) == "natural_relu"
+
+    stored = rpc.run(settings, names, rpc.recipe_table(0.1), str(tmp_path),
+                     worker=0)
+
+    assert list(stored) == ["logit_l1_c0.03_relu"]
+    claims = [json.loads(t) for t in
+              (tmp_path / "claims.jsonl").read_text().splitlines()]
+    assert [(c["recipe"], c["worker"]) for c in claims] == [
+        ("natural_relu", 1), ("logit_l1_c0.03_relu", 0)]
+    row, = _rows((tmp_path / "results.jsonl").read_text())
+    reference = row["reference_seconds"]
+    assert row["reference"].startswith("calibrated: 2 steps of natural")
+    assert reference["wall"] > 0 and reference["cpu"] > 0
+    assert reference["fit"] == pytest.approx(reference["wall"])  # 1 epoch
+    for kind in ("wall", "cpu"):
+        assert row["ratio"][kind] == pytest.approx(
+            row["seconds"][kind] / reference[kind])
+    assert row["threads"] == os.environ.get("TF_NUM_INTRAOP_THREADS",
+                                            "default")
+    _check_row(row, ["0.05", "0.3"], ["apgd_ce", "apgd_dlr", "pgd"])
+    assert not (tmp_path / "robustness_per_cost.md").exists()  # the parent's
+    report = rpc.write_report(stored, settings, str(tmp_path), [])
+    assert ("Costs of logit_l1_c0.03_relu: against natural training timed "
+            "just before each") in report
+    # Nothing is left for another worker.
+    assert next(rpc.claims(str(tmp_path), names,
+                           rpc.training_settings(settings), path, 1),
+                None) is None
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_the_grid_network_is_the_papers_cnn_with_the_activation(activation):
     network = rpc.build_network(activation)
@@ -337,7 +383,7 @@ def test_every_recipe_builds_with_its_settings(monkeypatch):
             for key, value in ((k, getattr(model, k)) for k in recipe.kwargs)}
         found[name]["activation"] = network.get_layer(
             "conv1").activation.__name__
-        keras.backend.clear_session()
+        keras.backend.clear_session(free_memory=False)
 
     assert found["logit_l1_c0.03_gelu_pf0.5"] == {
         "regularizer": "logit_margin", "norm": "l1", "c": 0.03,
@@ -484,7 +530,7 @@ def test_the_report_has_the_autoattack_section_once_results_exist(tmp_path):
     assert report == (tmp_path / "robustness_per_cost.md").read_text()
 
 
-@pytest.mark.parametrize("module", [_frontier, _with_autoattack])
+@pytest.mark.parametrize("module", [_frontier, _with_autoattack, _workers])
 def test_docstring_examples_of_the_report_modules(module):
     flags_ = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     failures, tried = doctest.testmod(module, optionflags=flags_)
