@@ -5,8 +5,12 @@ a second while the runs go on:
 
 * a model: trained (its ``.keras`` file exists), in training (``epochs_done``
   of its checkpoint's ``progress.json``) or not started;
-* AutoAttack: units (chunk x model x eps) done of those the step runs;
+* AutoAttack: units (chunk x model x eps) done of those the step runs, and
+  those a worker has claimed and not finished (running, or left by a
+  stopped run: the next run clears them);
 * a grid: the recipes with a result line, and those in training.
+
+The AutoAttack settings (images, chunk, radii) come from ``long_runs.sh``.
 
 Example:
     >>> import tempfile
@@ -56,15 +60,30 @@ def model_states(folder: str, names: Sequence[str]) -> List[str]:
 
 def autoattack_units(folder: str, models: Sequence[str], eps_count: int,
                      num_examples: int, chunk: int) -> str:
-    """``"N of M units done"`` for AutoAttack on ``models`` in ``folder``."""
+    """``"N of M units done"`` for AutoAttack on ``models`` in ``folder``,
+    then the units claimed by a worker and not yet done (``--workers``)."""
     wanted = set(models)
-    done = {(line["model"], line["eps"], line["start"])
+
+    def unit(line: dict) -> tuple:
+        return line["model"], float(line["eps"]), line["start"]
+
+    done = {unit(line)
             for line in _json_lines(os.path.join(folder, "results.jsonl"))
             if line["model"] in wanted}
     total = len(models) * eps_count * -(-num_examples // chunk)
     per_model = {name: sum(1 for key in done if key[0] == name) for name in models}
     detail = ", ".join(f"{name} {count}" for name, count in per_model.items())
-    return f"{len(done)} of {total} units done ({detail})"
+    running = [line for line in _json_lines(os.path.join(folder, "claims.jsonl"))
+               if "model" in line and line["model"] in wanted
+               and unit(line) not in done]
+    text = f"{len(done)} of {total} units done ({detail})"
+    if running:
+        text += "\n  claimed, not done (running, or left by a stopped run):"
+        text += "".join(
+            f"\n    {line['model']} eps {line['eps']:g} images "
+            f"{line['start']}-{line.get('stop', '?')}, worker {line.get('worker')}"
+            for line in running)
+    return text
 
 
 def grid_recipes(folder: str) -> List[str]:
@@ -81,18 +100,19 @@ def grid_recipes(folder: str) -> List[str]:
 
 
 def main(argv: Sequence[str]) -> None:
-    """``RUNS MODELS AA_RECIPES``: the folder and the two comma lists of
-    long_runs.sh."""
-    runs, models, aa_recipes = argv
+    """``RUNS MODELS AA_RECIPES IMAGES CHUNK EPS``: the folder, the two comma
+    lists of long_runs.sh and its AutoAttack settings (EPS a comma list)."""
+    runs, models, aa_recipes, images, chunk, eps = argv
     models, aa_recipes = models.split(","), aa_recipes.split(",")
+    images, chunk, eps_count = int(images), int(chunk), len(eps.split(","))
     ten = os.path.join(runs, "mnist_10ep_aa")
     grid = os.path.join(runs, "robustness_per_cost")
     print("models (10-epoch MNIST):", *model_states(ten, models), sep="\n  ")
     print("autoattack:", autoattack_units(os.path.join(ten, "autoattack"), models,
-                                           3, 1000, 100))
+                                           eps_count, images, chunk))
     print("grid (3 epochs):", *grid_recipes(grid), sep="\n  ")
     print("gridaa:", autoattack_units(os.path.join(grid, "autoattack"), aa_recipes,
-                                       3, 1000, 100))
+                                       eps_count, images, chunk))
     print("grid10:", *grid_recipes(os.path.join(runs, "robustness_per_cost_10ep")),
           sep="\n  ")
 

@@ -39,6 +39,10 @@ PYTHON=${PYTHON:-python}
 # Processes side by side, one TensorFlow thread each (2 on 2 cores: 1.33x one
 # process's throughput, docs/ATTACKS.md); AA_WORKERS is its older name.
 WORKERS=${WORKERS:-${AA_WORKERS:-2}}
+# AutoAttack's images (the first of the test set), chunk and radii.
+AA_IMAGES=1000
+AA_CHUNK=100
+AA_EPS=0.1,0.2,0.3
 DATA_FLAG=()
 if [ -n "$DATA" ]; then DATA_FLAG=(--data_dir "$DATA"); fi
 MODELS_OUT=$RUNS/mnist_10ep_aa
@@ -62,8 +66,8 @@ autoattack() {
         list="$list${list:+,}$MODELS_OUT/$name.keras"
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
-        --num_examples 1000 --chunk 100 --compare "$MODELS_OUT" \
-        --workers "$WORKERS" --out "$MODELS_OUT/autoattack"
+        --num_examples "$AA_IMAGES" --chunk "$AA_CHUNK" --eps "$AA_EPS" \
+        --compare "$MODELS_OUT" --workers "$WORKERS" --out "$MODELS_OUT/autoattack"
 }
 
 grid() {
@@ -87,8 +91,8 @@ gridaa() {
         list="$list${list:+,}$GRID_OUT/$name.keras"
     done
     "$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}" --models "$list" \
-        --num_examples 1000 --chunk 100 --workers "$WORKERS" \
-        --out "$GRID_OUT/autoattack"
+        --num_examples "$AA_IMAGES" --chunk "$AA_CHUNK" --eps "$AA_EPS" \
+        --workers "$WORKERS" --out "$GRID_OUT/autoattack"
 }
 
 # One process per step: a second run of a step (e.g. `grid` beside an `all`
@@ -105,7 +109,7 @@ locked() {
 case "${1:-all}" in
     models|autoattack|grid|gridaa|grid10) locked "$1" ;;
     status) "$PYTHON" benchmarks/_long_runs_status.py "$RUNS" \
-        "$TEN_EPOCH_MODELS" "$AA_RECIPES" ;;
+        "$TEN_EPOCH_MODELS" "$AA_RECIPES" "$AA_IMAGES" "$AA_CHUNK" "$AA_EPS" ;;
     all) locked models && locked autoattack && locked grid && locked gridaa \
         && locked grid10 ;;
     *) echo "usage: $0 [models|autoattack|grid|gridaa|grid10|all|status]" >&2

@@ -126,6 +126,11 @@ def test_status_reports_what_the_files_say(tmp_path):
     unit = '{{"model": "natural", "eps": {eps}, "start": 0}}\n'
     (ten / "autoattack" / "results.jsonl").write_text(
         unit.format(eps=0.1) + unit.format(eps=0.2))
+    # A worker's claims: one unit finished since, one still running.
+    claim = ('{{"model": "natural", "eps": {eps}, "start": 0, "stop": 100, '
+             '"worker": 1}}\n')
+    (ten / "autoattack" / "claims.jsonl").write_text(
+        claim.format(eps=0.2) + claim.format(eps=0.3))
     grid = tmp_path / "robustness_per_cost"
     (grid / "backup" / "nfgsm_eps0.1_relu").mkdir(parents=True)
     (grid / "results.jsonl").write_text('{"recipe": "natural_relu"}\n')
@@ -138,6 +143,9 @@ def test_status_reports_what_the_files_say(tmp_path):
     assert "fgsm_rs_at: in training, 6 epochs done" in out
     assert "natural: trained" in out and "xent_reg: not started" in out
     assert "autoattack: 2 of 120 units done" in out and "natural 2" in out
+    assert out.count(", worker 1") == 1
+    assert ("claimed, not done (running, or left by a stopped run):\n"
+            "    natural eps 0.3 images 0-100, worker 1") in out
     assert "1 recipes done: natural_relu" in out
     assert "in training: nfgsm_eps0.1_relu, 0 epochs done" in out
     assert "gridaa: 0 of 120 units done" in out
