@@ -198,6 +198,47 @@ def compare(rows: Sequence[Mapping], lines: Sequence[Mapping],
     return out
 
 
+def by_model(rows: Sequence[Mapping]) -> List[str]:
+    """The summary pivoted: one line per model, one column per eps.
+
+    A cell is AutoAttack's robust accuracy, then, when the row was compared
+    (:func:`compare`), the earlier worst case and AutoAttack's change from
+    it in points. ``images`` is a range while the eps are at different
+    images (a run in progress); ``clean`` is over the most images.
+
+    Example:
+        >>> rows = [dict(model="a", eps=0.1, images=200, clean=0.99,
+        ...              robust=0.9, earlier_robust=0.92, points_off=2.0),
+        ...         dict(model="a", eps=0.2, images=100, clean=1.0,
+        ...              robust=0.5)]
+        >>> print("\\n".join(by_model(rows)))
+        | model | images | clean | eps 0.1 | eps 0.2 |
+        |---|---|---|---|---|
+        | a | 100-200 | 99.0 | 90.0 (92.0, -2.0) | 50.0 |
+    """
+    eps_values = sorted({row["eps"] for row in rows})
+    lines = ["| model | images | clean | "
+             + " | ".join(f"eps {eps:g}" for eps in eps_values) + " |",
+             "|---|---|---|" + "---|" * len(eps_values)]
+    for name in dict.fromkeys(row["model"] for row in rows):
+        cells = {row["eps"]: row for row in rows if row["model"] == name}
+        counts = sorted({row["images"] for row in cells.values()})
+        most = max(cells.values(), key=lambda row: row["images"])
+        texts = []
+        for eps in eps_values:
+            row = cells.get(eps)
+            text = "-" if row is None else f"{100 * row['robust']:.1f}"
+            if row is not None and "earlier_robust" in row:
+                text += (f" ({100 * row['earlier_robust']:.1f}, "
+                         f"{-row['points_off']:+.1f})")
+            texts.append(text)
+        images = (f"{counts[0]}" if len(counts) == 1
+                  else f"{counts[0]}-{counts[-1]}")
+        lines.append(f"| {name} | {images} | {100 * most['clean']:.1f} | "
+                     + " | ".join(texts) + " |")
+    return lines
+
+
 def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
     """The summary table of :func:`summarize`'s rows."""
     compared = any("earlier_robust" in row for row in rows)
@@ -232,6 +273,11 @@ def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
                   "earlier results' white-box attacks on the same images; "
                   "points off: earlier minus AutoAttack; missed: images the "
                   "earlier attacks broke that AutoAttack left correct."]
+    if rows:
+        lines += ["", "## By model", "", "Robust accuracy under AutoAttack"
+                  + (" (in brackets: the earlier worst case on the same "
+                     "images, and AutoAttack's change from it in points)"
+                     if compared else "") + ".", "", *by_model(rows)]
     return "\n".join(lines) + "\n"
 
 

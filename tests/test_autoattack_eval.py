@@ -4,6 +4,7 @@ The script defines its flags only when run as a script, so importing it
 here shares no flag with the other benchmarks.
 """
 
+import doctest
 import json
 import pathlib
 
@@ -89,6 +90,11 @@ def test_results_match_an_independent_run(saved, tmp_path):
     assert set(row["broken_by"]) <= {"apgd_ce", "apgd_t"}
 
 
+def test_docstring_examples():
+    failures, tried = doctest.testmod(autoattack_eval)
+    assert tried >= 3 and failures == 0
+
+
 def test_defines_its_flags_only_when_asked():
     """Importing the script defined no flag; ``define_flags`` defines them
     into the FlagValues it is given."""
@@ -133,6 +139,12 @@ def test_compare_with_earlier_results(saved, tmp_path):
     table = (tmp_path / "aa" / autoattack_eval.SUMMARY).read_text()
     assert "earlier worst case | points off | missed |" in table
     assert "| other | 0.05 |" in table and " - | - | - |" in table
+    # The same numbers by model: AutoAttack (earlier, change in points).
+    weak = {row["eps"]: row for row in rows if row["model"] == "weak"}
+    assert (f"| weak | 10 | {100 * weak[0.05]['clean']:.1f} | " + " | ".join(
+        f"{100 * weak[e]['robust']:.1f} ({100 * weak[e]['earlier_robust']:.1f}"
+        f", {-weak[e]['points_off']:+.1f})" for e in (0.05, 0.5)) + " |"
+            ) in table.split("## By model")[1]
 
     # Earlier results on other labels: the clean predictions differ.
     RobustnessReport({"weak": models["weak"]}, ["fgsm"], [0.05],
