@@ -210,7 +210,10 @@ def trained_or_resumed(spec: ModelSpec, out: str, train: tf.data.Dataset,
         if os.path.exists(record_path):
             with open(record_path) as handle:
                 record = json.load(handle)
-        return keras.models.load_model(path), dict(record, resumed=True)
+        model = keras.models.load_model(path)
+        if run_logger is not None:
+            run_logger.reuse(spec.name, model)
+        return model, dict(record, resumed=True)
     if not resume:
         shutil.rmtree(backup_dir, ignore_errors=True)
     model, training = train_model(spec, train, epochs, learning_rate,

@@ -97,6 +97,9 @@ class RunLogger:
     layers: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     hparams: Dict[str, dict] = dataclasses.field(default_factory=dict)
     metrics: Dict[str, dict] = dataclasses.field(default_factory=dict)
+    # Reused models whose earlier run logged no training (left out of the
+    # figures).
+    without_training_logs: List[str] = dataclasses.field(default_factory=list)
 
     def callbacks(self, name: str, model: keras.Model) -> list:
         """A fresh run folder for ``name`` and the callbacks writing it.
@@ -123,6 +126,15 @@ class RunLogger:
         # Last, so that it also logs the robust accuracies put into logs.
         found.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
         return found
+
+    def reuse(self, name: str, model: keras.Model) -> None:
+        """Takes up the run folder of ``name`` that an earlier process wrote
+        (``--resume`` reused its saved model): its training logs stay, and
+        :meth:`finish` adds the final robustness to them."""
+        self.run_dirs[name] = os.path.join(self.root, name)
+        self.layers[name] = logged_layers(model)
+        if not _has_events(self.run_dirs[name]):
+            self.without_training_logs.append(name)
 
     def finish(self, name: str, hparams: dict, results: dict,
                train_seconds: float, extra_metrics: Optional[dict] = None):
@@ -156,9 +168,24 @@ class RunLogger:
             warnings.warn(f"No Fig. 2 / Fig. 3 ({error}): install "
                           "matplotlib and tensorboard.")
             return None
+        runs = {name: path for name, path in self.run_dirs.items()
+                if name not in self.without_training_logs}
+        if self.without_training_logs:
+            warnings.warn(
+                f"No training logs of {', '.join(self.without_training_logs)}"
+                " (reused from a run without TensorBoard): left out of Fig. 2"
+                " and Fig. 3.")
+        if not runs:
+            return None
         layers = [layer for layer in PAPER_LAYERS
-                  if all(layer in found for found in self.layers.values())]
-        return _training_plots.render(self.run_dirs, out, layers)
+                  if all(layer in self.layers[name] for name in runs)]
+        return _training_plots.render(runs, out, layers)
+
+
+def _has_events(folder: str) -> bool:
+    """Whether ``folder`` (or a folder in it) holds a TensorBoard event file."""
+    return any(name.startswith("events.out.tfevents")
+               for _, _, names in os.walk(folder) for name in names)
 
 
 def _union(dicts) -> list:

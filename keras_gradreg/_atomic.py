@@ -24,13 +24,8 @@ def write_atomically(path: str, write: Callable[[str], object]) -> None:
     interrupt or error leaves the old ``path`` intact and no temporary file
     behind.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    stem, extension = os.path.splitext(os.path.basename(path))
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{stem}.", suffix=f".partial{extension}", dir=folder
-    )
-    os.close(handle)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = temporary_beside(path)
     try:
         write(temporary)
         os.replace(temporary, path)
@@ -38,3 +33,28 @@ def write_atomically(path: str, write: Callable[[str], object]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
         raise
+
+
+def temporary_beside(path: str) -> str:
+    """A new empty file in ``path``'s folder, to be renamed to ``path``.
+
+    Its name is hidden and keeps the extension; its permissions are those
+    of any new file (``0o666`` less the umask), not ``mkstemp``'s ``0o600``,
+    so that the file renamed into place is readable as a plain ``open``
+    would have left it.
+    """
+    stem, extension = os.path.splitext(os.path.basename(path))
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{stem}.", suffix=f".partial{extension}",
+        dir=os.path.dirname(os.path.abspath(path)),
+    )
+    os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())
+    return temporary
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

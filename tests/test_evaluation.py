@@ -516,6 +516,11 @@ def test_save_is_atomic(saved_results, tmp_path, monkeypatch, failure):
     results = saved_results[0]
     results.save(str(tmp_path))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    # Readable as plainly written files are (not the temporary's 0600).
+    (tmp_path / "plain").write_text("")
+    plain = (tmp_path / "plain").stat().st_mode & 0o777
+    (tmp_path / "plain").unlink()
+    assert {p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {plain}
     changed = Results(results.to_dict(), results.arrays())
     changed.add_section("new", {"a": 1}, markdown="new lines")
 

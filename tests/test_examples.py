@@ -465,8 +465,15 @@ def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
         # As if interrupted while training Logit-reg.
         (tmp_path / "logit_reg.keras").unlink()
         (tmp_path / "training" / "logit_reg.json").unlink()
+        # --notensorboard: no logs, no figures drawn from them.
+        assert not (tmp_path / "logs").exists()
+        assert not (tmp_path / "fig2_training_curves.png").exists()
         capsys.readouterr()
-        _run("cifar10", resume=True, **common)
+        # Resumed with TensorBoard on: the reused models get their final
+        # robustness logged into their run folders too.
+        with pytest.warns(UserWarning, match="No training logs of natural, "
+                          r"xent_reg \(reused"):
+            _run("cifar10", resume=True, **dict(common, tensorboard=True))
     printed = capsys.readouterr().out
     assert "Reusing" in printed and "natural.keras" in printed
     assert "== Training logit_reg" in printed
@@ -479,9 +486,12 @@ def test_resume_trains_only_the_missing_models(tmp_path, monkeypatch, capsys):
     # Reused models are the saved ones: their clean accuracy is unchanged.
     for name in ("natural", "xent_reg"):
         assert again.accuracy(name) == first.accuracy(name)
-    # --notensorboard: no logs, no figures drawn from them.
-    assert not (tmp_path / "logs").exists()
-    assert not (tmp_path / "fig2_training_curves.png").exists()
+    for name in ("natural", "xent_reg", "logit_reg"):
+        assert any(path.name.startswith("events.out.tfevents")
+                   for path in (tmp_path / "logs" / name).rglob("*")), name
+    # The figures have the one model with training logs.
+    assert list(json.loads((tmp_path / "curves.json").read_text())) == [
+        "logit_reg"]
 
 
 def test_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, capsys):

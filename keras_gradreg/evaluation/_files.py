@@ -12,11 +12,12 @@ import csv
 import io
 import json
 import os
-import tempfile
 import warnings
 from typing import Callable, Dict, List
 
 import numpy as np
+
+from keras_gradreg import _atomic
 
 FILES = {
     "json": "results.json",
@@ -56,7 +57,7 @@ def save(results, out_dir: str, overwrite: bool) -> Dict[str, str]:
     written = {}
     try:
         for kind, write in writers.items():
-            temporary = _temporary(paths[kind])
+            temporary = _atomic.temporary_beside(paths[kind])
             written[kind] = temporary
             try:
                 with open(temporary, "wb") as handle:
@@ -97,16 +98,6 @@ def load(out_dir: str) -> tuple:
                     if array_name(key) in arrays.files}
 
     return data, read_arrays
-
-
-def _temporary(path: str) -> str:
-    """A new empty file beside ``path`` (same folder, hidden name)."""
-    stem, extension = os.path.splitext(os.path.basename(path))
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{stem}.", suffix=f".partial{extension}",
-        dir=os.path.dirname(path) or ".")
-    os.close(handle)
-    return temporary
 
 
 def _percent(value: float) -> str:
