@@ -124,8 +124,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         "Folder with the four MNIST IDX .gz files (default: "
                         "tensorflow-datasets).", **where)
     flags.DEFINE_list("recipes", None,
-                      "Recipes to run, names from the recipe table (default: "
-                      "all). natural_relu, the cost reference, always runs.", **where)
+                      "Recipes to run in this order, names from the recipe "
+                      "table (default: all); a last name `all` adds the rest "
+                      "of the table after them. natural_relu, the cost "
+                      "reference, always runs (first).", **where)
     flags.DEFINE_integer("epochs", 3, "Training epochs of every recipe.", **where)
     flags.DEFINE_integer("train_size", 60000, "First N training images.", **where)
     flags.DEFINE_integer("batch_size", 50, "Training batch size.", **where)
@@ -553,6 +555,8 @@ def _settings(flag_values: flags.FlagValues) -> dict:
 def _recipes(table: Dict[str, Recipe],
              flag_values: flags.FlagValues) -> List[str]:
     names = list(flag_values.recipes) if flag_values.recipes else list(table)
+    if names and names[-1] == "all":  # the named ones first, then the rest
+        names = names[:-1] + [name for name in table if name not in names]
     unknown = [name for name in names if name not in table]
     if unknown:
         raise app.UsageError(

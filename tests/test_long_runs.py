@@ -35,12 +35,12 @@ def _commands(step, **env):
 @pytest.mark.parametrize("step, scripts", [
     ("models", ["examples/mnist.py"]),
     ("autoattack", ["benchmarks/autoattack_eval.py"]),
-    ("grid", ["benchmarks/robustness_per_cost.py"] * 2),
+    ("grid", ["benchmarks/robustness_per_cost.py"]),
     ("gridaa", ["benchmarks/autoattack_eval.py"]),
     ("grid10", ["benchmarks/robustness_per_cost.py"]),
     ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
-     + ["benchmarks/robustness_per_cost.py"] * 2
-     + ["benchmarks/autoattack_eval.py", "benchmarks/robustness_per_cost.py"]),
+     + ["benchmarks/robustness_per_cost.py", "benchmarks/autoattack_eval.py",
+        "benchmarks/robustness_per_cost.py"]),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
     commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
@@ -54,19 +54,24 @@ def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
         assert flag_values["out"].value.startswith(str(tmp_path / "r"))
 
 
-def test_the_grid_runs_the_front_runners_first_and_they_exist():
-    first, rest = _commands("grid")
-    recipes = first[first.index("--recipes") + 1].split(",")
+def test_the_grid_runs_the_front_runners_first_then_the_rest():
+    (command,) = _commands("grid")
+    recipes = command[command.index("--recipes") + 1].split(",")
     module = _load(ROOT / "benchmarks" / "robustness_per_cost.py")
-    assert recipes[0] == "natural_relu"
-    assert set(recipes) <= set(module.recipe_table(0.1))
-    assert "--recipes" not in rest
+    assert recipes[0] == "natural_relu" and recipes[-1] == "all"
+    assert set(recipes[:-1]) <= set(module.recipe_table(0.1))
+    flag_values = flags.FlagValues()
+    module.define_flags(flag_values)
+    flag_values(command)
+    names = module._recipes(module.recipe_table(0.1), flag_values)
+    assert names[:len(recipes) - 1] == recipes[:-1]
+    assert sorted(names) == sorted(module.recipe_table(0.1))
 
 
 def test_autoattack_on_the_grid_reads_models_the_grid_saved_first(tmp_path):
     """gridaa attacks OUT/<recipe>.keras of recipes the grid's first pass
     (the front-runners, with --save_models) trains."""
-    first, _ = _commands("grid", RUNS=str(tmp_path))
+    (first,) = _commands("grid", RUNS=str(tmp_path))
     (command,) = _commands("gridaa", RUNS=str(tmp_path))
     out = first[first.index("--out") + 1]
     front_runners = first[first.index("--recipes") + 1].split(",")

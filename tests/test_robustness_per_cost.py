@@ -306,6 +306,25 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("recipes, first", [
+    (None, None), ("nfgsm_eps0.1_gelu,all", ["nfgsm_eps0.1_gelu"]),
+    ("logit_l1_c0.03_gelu,natural_relu", ["logit_l1_c0.03_gelu"])])
+def test_recipes_in_the_order_asked_the_reference_first(recipes, first):
+    flag_values = flags.FlagValues()
+    rpc.define_flags(flag_values)
+    flag_values(["robustness_per_cost", "--out=o"]
+                + ([f"--recipes={recipes}"] if recipes else []))
+    table = rpc.recipe_table(0.1)
+    names = rpc._recipes(table, flag_values)
+    assert names[0] == "natural_relu" and len(set(names)) == len(names)
+    if first is None or recipes.endswith(",all"):
+        assert sorted(names) == sorted(table)  # every recipe once
+    else:
+        assert names == ["natural_relu", *first]
+    if first:
+        assert names[1:1 + len(first)] == first
+
+
 def test_a_worker_skips_claimed_recipes_and_times_against_its_own_natural(
         tmp_path, tiny_mnist):
     """A worker of a --workers run takes only unclaimed recipes, and each
