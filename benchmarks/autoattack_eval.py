@@ -210,11 +210,13 @@ def by_model(rows: Sequence[Mapping]) -> List[str]:
         >>> rows = [dict(model="a", eps=0.1, images=200, clean=0.99,
         ...              robust=0.9, earlier_robust=0.92, points_off=2.0),
         ...         dict(model="a", eps=0.2, images=100, clean=1.0,
-        ...              robust=0.5)]
+        ...              robust=0.5, earlier_robust=0.5, points_off=0.0),
+        ...         dict(model="a", eps=0.3, images=100, clean=1.0,
+        ...              robust=0.1)]
         >>> print("\\n".join(by_model(rows)))
-        | model | images | clean | eps 0.1 | eps 0.2 |
-        |---|---|---|---|---|
-        | a | 100-200 | 99.0 | 90.0 (92.0, -2.0) | 50.0 |
+        | model | images | clean | eps 0.1 | eps 0.2 | eps 0.3 |
+        |---|---|---|---|---|---|
+        | a | 100-200 | 99.0 | 90.0 (92.0, -2.0) | 50.0 (50.0, +0.0) | 10.0 |
     """
     eps_values = sorted({row["eps"] for row in rows})
     lines = ["| model | images | clean | "
@@ -229,8 +231,8 @@ def by_model(rows: Sequence[Mapping]) -> List[str]:
             row = cells.get(eps)
             text = "-" if row is None else f"{100 * row['robust']:.1f}"
             if row is not None and "earlier_robust" in row:
-                text += (f" ({100 * row['earlier_robust']:.1f}, "
-                         f"{-row['points_off']:+.1f})")
+                change = round(-row["points_off"], 1) + 0.0  # never "-0.0"
+                text += f" ({100 * row['earlier_robust']:.1f}, {change:+.1f})"
             texts.append(text)
         images = (f"{counts[0]}" if len(counts) == 1
                   else f"{counts[0]}-{counts[-1]}")

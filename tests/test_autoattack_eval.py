@@ -143,7 +143,8 @@ def test_compare_with_earlier_results(saved, tmp_path):
     weak = {row["eps"]: row for row in rows if row["model"] == "weak"}
     assert (f"| weak | 10 | {100 * weak[0.05]['clean']:.1f} | " + " | ".join(
         f"{100 * weak[e]['robust']:.1f} ({100 * weak[e]['earlier_robust']:.1f}"
-        f", {-weak[e]['points_off']:+.1f})" for e in (0.05, 0.5)) + " |"
+        f", {round(-weak[e]['points_off'], 1) + 0.0:+.1f})"
+        for e in (0.05, 0.5)) + " |"
             ) in table.split("## By model")[1]
 
     # Earlier results on other labels: the clean predictions differ.
