@@ -17,12 +17,16 @@
 # grid:       the robustness-per-cost grid on the full training set (3
 #             epochs, 1,000 test images), front-runners first, models saved
 #             for AutoAttack                                -> runs/robustness_per_cost
-# gridaa:     the standard AutoAttack ensemble on the grid's saved models of
-#             the recipes the README recommends, natural training and the
-#             paper's penalty alone (1,000 test images, chunks of 100)
+# gridaa:     the grid's recipes the README recommends, natural training and
+#             the paper's penalty alone (trained first where missing, as in
+#             `grid`), then the standard AutoAttack ensemble on their saved
+#             models (1,000 test images, chunks of 100)
 #                                                 -> .../robustness_per_cost/autoattack
 # grid10:     the same four recipes trained for 10 epochs (full training set,
 #             1,000 test images)                  -> runs/robustness_per_cost_10ep
+# all:        models, autoattack, gridaa, grid, grid10, in that order
+#             (AutoAttack on the recommended recipes before the rest of the
+#             grid)
 # status:     where each step stands (models trained, AutoAttack units and
 #             grid recipes done); reads the files only, runs nothing
 #
@@ -84,7 +88,16 @@ grid10() {
         --workers "$WORKERS" --out "$RUNS/robustness_per_cost_10ep"
 }
 
+aa_recipe_models() {
+    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
+        --test_size 1000 --save_models --recipes "$AA_RECIPES" \
+        --workers "$WORKERS" --out "$GRID_OUT"
+}
+
 gridaa() {
+    # Its models first: the grid's settings and folder (so `grid` skips them),
+    # under the grid's lock (so they never train beside a `grid` run).
+    locked aa_recipe_models grid
     local list=""
     for name in ${AA_RECIPES//,/ }; do
         list="$list${list:+,}$GRID_OUT/$name.keras"
@@ -96,10 +109,12 @@ gridaa() {
 
 # One process per step: a second run of a step (e.g. `grid` beside an `all`
 # that reaches it) waits for the first, then finds its work done.
+# `locked FUNCTION [LOCK]`: runs FUNCTION holding the lock of step LOCK
+# (default: the function's own name).
 locked() {
     mkdir -p "$RUNS"
     if command -v flock > /dev/null; then
-        ( flock 9; "$1" ) 9> "$RUNS/.long_runs.$1.lock"
+        ( flock 9; "$1" ) 9> "$RUNS/.long_runs.${2:-$1}.lock"
     else
         "$1"
     fi
@@ -109,7 +124,7 @@ case "${1:-all}" in
     models|autoattack|grid|gridaa|grid10) locked "$1" ;;
     status) "$PYTHON" benchmarks/_long_runs_status.py "$RUNS" \
         "$TEN_EPOCH_MODELS" "$AA_RECIPES" "$AA_IMAGES" "$AA_CHUNK" "$AA_EPS" ;;
-    all) locked models && locked autoattack && locked grid && locked gridaa \
+    all) locked models && locked autoattack && locked gridaa && locked grid \
         && locked grid10 ;;
     *) echo "usage: $0 [models|autoattack|grid|gridaa|grid10|all|status]" >&2
        exit 2 ;;

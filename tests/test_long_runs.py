@@ -36,11 +36,12 @@ def _commands(step, **env):
     ("models", ["examples/mnist.py"]),
     ("autoattack", ["benchmarks/autoattack_eval.py"]),
     ("grid", ["benchmarks/robustness_per_cost.py"]),
-    ("gridaa", ["benchmarks/autoattack_eval.py"]),
+    ("gridaa", ["benchmarks/robustness_per_cost.py",
+                "benchmarks/autoattack_eval.py"]),
     ("grid10", ["benchmarks/robustness_per_cost.py"]),
     ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
-     + ["benchmarks/robustness_per_cost.py", "benchmarks/autoattack_eval.py",
-        "benchmarks/robustness_per_cost.py"]),
+     + ["benchmarks/robustness_per_cost.py", "benchmarks/autoattack_eval.py"]
+     + ["benchmarks/robustness_per_cost.py"] * 2),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
     commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
@@ -68,19 +69,25 @@ def test_the_grid_runs_the_front_runners_first_then_the_rest():
     assert sorted(names) == sorted(module.recipe_table(0.1))
 
 
-def test_autoattack_on_the_grid_reads_models_the_grid_saved_first(tmp_path):
-    """gridaa attacks OUT/<recipe>.keras of recipes the grid's first pass
-    (the front-runners, with --save_models) trains."""
-    (first,) = _commands("grid", RUNS=str(tmp_path))
-    (command,) = _commands("gridaa", RUNS=str(tmp_path))
+def test_autoattack_on_the_grid_reads_models_it_trained_first(tmp_path):
+    """gridaa first trains its recipes (with --save_models) as the grid
+    would, into the grid's folder, then attacks OUT/<recipe>.keras; they
+    are among the grid's front-runners."""
+    (grid,) = _commands("grid", RUNS=str(tmp_path))
+    first, command = _commands("gridaa", RUNS=str(tmp_path))
     out = first[first.index("--out") + 1]
-    front_runners = first[first.index("--recipes") + 1].split(",")
+    assert out == grid[grid.index("--out") + 1]
     assert "--save_models" in first
+    for flag in ("--epochs", "--test_size"):
+        assert first[first.index(flag) + 1] == grid[grid.index(flag) + 1]
+    trained = first[first.index("--recipes") + 1].split(",")
+    front_runners = grid[grid.index("--recipes") + 1].split(",")
     paths = command[command.index("--models") + 1].split(",")
     assert len(paths) == 4
     for path in paths:
         folder, name = os.path.split(path)
         assert folder == out and name.endswith(".keras")
+        assert name[: -len(".keras")] in trained
         assert name[: -len(".keras")] in front_runners
     # The same recipes at 10 epochs.
     (ten,) = _commands("grid10", RUNS=str(tmp_path))
@@ -96,15 +103,17 @@ def test_unknown_step_is_a_usage_error():
 
 
 @pytest.mark.skipif(shutil.which("flock") is None, reason="needs flock")
-def test_a_step_already_running_is_waited_for(tmp_path):
-    """Two processes of one step never train into the same folders: the
-    second waits for the first's lock (here held by a process that holds it
-    until told to let go)."""
+@pytest.mark.parametrize("held", ["gridaa", "grid"])
+def test_a_step_already_running_is_waited_for(tmp_path, held):
+    """Two processes never train into the same folders: gridaa waits for
+    another gridaa, and for a grid run (it trains its models into the grid's
+    folder), here held by a process that holds the lock until told to let
+    go."""
     runs = tmp_path / "r"
     runs.mkdir()
     ready, release = tmp_path / "ready", tmp_path / "release"
     holder = subprocess.Popen(
-        ["flock", str(runs / ".long_runs.gridaa.lock"), "sh", "-c",
+        ["flock", str(runs / f".long_runs.{held}.lock"), "sh", "-c",
          f"touch {ready}; while [ ! -e {release} ]; do sleep 0.1; done"])
     while not ready.exists():
         time.sleep(0.05)
