@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 
 def _epochs_done(backup: str) -> int:
@@ -67,9 +67,9 @@ def autoattack_units(folder: str, models: Sequence[str], eps_count: int,
     def unit(line: dict) -> tuple:
         return line["model"], float(line["eps"]), line["start"]
 
-    done = {unit(line)
-            for line in _json_lines(os.path.join(folder, "results.jsonl"))
-            if line["model"] in wanted}
+    lines = [line for line in _json_lines(os.path.join(folder, "results.jsonl"))
+             if line["model"] in wanted]
+    done = {unit(line) for line in lines}
     total = len(models) * eps_count * -(-num_examples // chunk)
     per_model = {name: sum(1 for key in done if key[0] == name) for name in models}
     detail = ", ".join(f"{name} {count}" for name, count in per_model.items())
@@ -77,6 +77,7 @@ def autoattack_units(folder: str, models: Sequence[str], eps_count: int,
                if "model" in line and line["model"] in wanted
                and unit(line) not in done]
     text = f"{len(done)} of {total} units done ({detail})"
+    text += _pace(lines, len(models) * eps_count, num_examples)
     if running:
         text += "\n  claimed, not done (running, or left by a stopped run):"
         text += "".join(
@@ -84,6 +85,24 @@ def autoattack_units(folder: str, models: Sequence[str], eps_count: int,
             f"{line['start']}-{line.get('stop', '?')}, worker {line.get('worker')}"
             for line in running)
     return text
+
+
+def _pace(lines: Sequence[dict], pairs: int, num_examples: int) -> str:
+    """What the (model, eps) pairs started would take to finish, at their
+    seconds per image so far (one worker's time; ``--workers`` share it)."""
+    pace: Dict[tuple, List[float]] = {}
+    for line in lines:
+        if "wall_s" in line and "stop" in line:
+            seconds_images = pace.setdefault((line["model"], float(line["eps"])), [0.0, 0])
+            seconds_images[0] += line["wall_s"]
+            seconds_images[1] += line["stop"] - line["start"]
+    if not pace:
+        return ""
+    left = sum(seconds / images * max(num_examples - images, 0)
+               for seconds, images in pace.values())
+    return (f"\n  at the pace so far: {left / 3600:.1f} h of one worker's time left"
+            f" for the {len(pace)} of {pairs} (model, eps) pairs started"
+            + ("" if len(pace) == pairs else "; the others come on top"))
 
 
 def grid_recipes(folder: str) -> List[str]:

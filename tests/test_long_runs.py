@@ -137,9 +137,10 @@ def test_status_reports_what_the_files_say(tmp_path):
         '{"epochs_done": 6}')
     (ten / "natural.keras").write_text("")
     (ten / "autoattack").mkdir()
-    unit = '{{"model": "natural", "eps": {eps}, "start": 0}}\n'
+    unit = ('{{"model": "natural", "eps": {eps}, "start": 0, "stop": 100, '
+            '"wall_s": {wall}}}\n')
     (ten / "autoattack" / "results.jsonl").write_text(
-        unit.format(eps=0.1) + unit.format(eps=0.2))
+        unit.format(eps=0.1, wall=360) + unit.format(eps=0.2, wall=36))
     # A worker's claims: one unit finished since, one still running.
     claim = ('{{"model": "natural", "eps": {eps}, "start": 0, "stop": 100, '
              '"worker": 1}}\n')
@@ -157,6 +158,9 @@ def test_status_reports_what_the_files_say(tmp_path):
     assert "fgsm_rs_at: in training, 6 epochs done" in out
     assert "natural: trained" in out and "xent_reg: not started" in out
     assert "autoattack: 2 of 120 units done" in out and "natural 2" in out
+    # 3.6 s and 0.36 s per image, 900 images left of each: 3,564 s.
+    assert ("at the pace so far: 1.0 h of one worker's time left for the 2 of "
+            "12 (model, eps) pairs started; the others come on top") in out
     assert out.count(", worker 1") == 1
     assert ("claimed, not done (running, or left by a stopped run):\n"
             "    natural eps 0.3 images 0-100, worker 1") in out
