@@ -96,6 +96,25 @@ def test_autoattack_on_the_grid_reads_models_it_trained_first(tmp_path):
     assert ten[ten.index("--epochs") + 1] == "10"
 
 
+def test_models_evaluated_after_their_last_training_are_skipped(tmp_path):
+    """The models step evaluates again only when a model is newer than
+    results.json (or either is missing)."""
+    folder = tmp_path / "mnist_10ep_aa"
+    folder.mkdir()
+    names = ["fgsm_rs_at", "logit_reg", "xent_reg", "natural"]
+    for index, name in enumerate(names):
+        (folder / f"{name}.keras").write_text("")
+        os.utime(folder / f"{name}.keras", (1000 + index, 1000 + index))
+    assert _commands("models", RUNS=str(tmp_path))[0][0] == "examples/mnist.py"
+    (folder / "results.json").write_text("{}")
+    os.utime(folder / "results.json", (2000, 2000))
+    assert _commands("models", RUNS=str(tmp_path)) == [
+        ["models:", "trained", "and", "evaluated",
+         f"({folder}/results.json);", "skipped"]]
+    os.utime(folder / "natural.keras", (3000, 3000))  # retrained since
+    assert _commands("models", RUNS=str(tmp_path))[0][0] == "examples/mnist.py"
+
+
 def test_unknown_step_is_a_usage_error():
     done = subprocess.run(["bash", str(SCRIPT), "everything"],
                           capture_output=True, text=True, timeout=60)
