@@ -396,16 +396,15 @@ def calibrate(x, y, settings: dict,
               epochs=1, shuffle=False, verbose=0)
     step = {"wall": (time.perf_counter() - wall) / steps,
             "cpu": (time.process_time() - cpu) / steps}
-    epoch = {kind: step[kind] * epoch_steps for kind in step}
-    fit = ({kind: epoch[kind] * settings["epochs"] for kind in epoch}
-           if settings["epochs"] > 1 else
-           {kind: first[kind] + step[kind] * (epoch_steps - 1)
-            for kind in epoch})
     basis = (f"{steps} steps of natural training in the same process before "
              "the fit, scaled to an epoch")
-    if settings["epochs"] == 1:
+    if settings["epochs"] > 1:
+        epoch = {kind: step[kind] * epoch_steps for kind in step}
+        fit = {kind: epoch[kind] * settings["epochs"] for kind in step}
+    else:  # the whole fit is the reference, as train's is
+        epoch = fit = {kind: first[kind] + step[kind] * (epoch_steps - 1)
+                       for kind in step}
         basis += " (one epoch: whole fit, the tracing call included)"
-        epoch = fit
     return {"wall": epoch["wall"], "cpu": epoch["cpu"], "fit": fit["wall"],
             "fit_cpu": fit["cpu"], "basis": basis}
 
