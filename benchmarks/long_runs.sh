@@ -24,9 +24,9 @@
 #                                                 -> .../robustness_per_cost/autoattack
 # grid10:     the same four recipes trained for 10 epochs (full training set,
 #             1,000 test images)                  -> runs/robustness_per_cost_10ep
-# all:        models, autoattack, gridaa, grid, grid10, in that order
-#             (AutoAttack on the recommended recipes before the rest of the
-#             grid)
+# all:        models, autoattack, grid, gridaa, grid10, in that order
+#             (the whole grid, with its cheaper attacks, before hours of
+#             AutoAttack on a few of its recipes)
 # status:     where each step stands (models trained, AutoAttack units and
 #             grid recipes done); reads the files only, runs nothing
 #
@@ -139,7 +139,7 @@ case "${1:-all}" in
     models|autoattack|grid|gridaa|grid10) locked "$1" ;;
     status) "$PYTHON" benchmarks/_long_runs_status.py "$RUNS" \
         "$TEN_EPOCH_MODELS" "$AA_RECIPES" "$AA_IMAGES" "$AA_CHUNK" "$AA_EPS" ;;
-    all) locked models && locked autoattack && locked gridaa && locked grid \
+    all) locked models && locked autoattack && locked grid && locked gridaa \
         && locked grid10 ;;
     *) echo "usage: $0 [models|autoattack|grid|gridaa|grid10|all|status]" >&2
        exit 2 ;;

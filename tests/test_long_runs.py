@@ -40,8 +40,8 @@ def _commands(step, **env):
                 "benchmarks/autoattack_eval.py"]),
     ("grid10", ["benchmarks/robustness_per_cost.py"]),
     ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
-     + ["benchmarks/robustness_per_cost.py", "benchmarks/autoattack_eval.py"]
-     + ["benchmarks/robustness_per_cost.py"] * 2),
+     + ["benchmarks/robustness_per_cost.py"] * 2
+     + ["benchmarks/autoattack_eval.py", "benchmarks/robustness_per_cost.py"]),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
     commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
