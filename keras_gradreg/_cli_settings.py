@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from keras_gradreg import _checks
 from keras_gradreg import attacks
 from keras_gradreg import paper
+from keras_gradreg.attacks.autoattack import VERSIONS
 
 NPZ_PREFIX = "npz:"
 
@@ -159,19 +160,23 @@ def attack_specs(names: Sequence[str], settings: AttackSettings,
     Each attack gets the flags it takes, read from its signature: the clip
     range and ``--seed``; ``--step_size``, ``--steps`` and
     ``--pgd_restarts`` if it iterates with a fixed step; ``--apgd_steps``
-    if it adapts its step.
+    if it adapts its step; ``--queries`` (Square, AutoAttack) and
+    ``--autoattack_version`` (AutoAttack) where taken.
     """
     specs = {}
     for name in names:
         options = {"clip_min": settings.clip_min,
-                   "clip_max": settings.clip_max, "seed": args.seed}
+                   "clip_max": settings.clip_max, "seed": args.seed,
+                   "queries": getattr(args, "queries", None),
+                   "version": getattr(args, "autoattack_version", None)}
         if takes_step_size(name):
             options.update(step_size=settings.step_size,
                            steps=settings.steps, restarts=args.pgd_restarts)
         else:
             options["steps"] = args.apgd_steps
         specs[name] = (name, {key: value for key, value in options.items()
-                              if attacks.accepts(name, key)})
+                              if value is not None
+                              and attacks.accepts(name, key)})
     return specs
 
 
@@ -185,6 +190,7 @@ NUMERIC_FLAGS = {
     "steps": (True, 1, False),
     "pgd_restarts": (True, 1, False),
     "apgd_steps": (True, 1, False),
+    "queries": (True, 1, False),
     "seed": (True, 0, False),
     "step_size": (False, 0.0, True),
     "learning_rate": (False, 0.0, True),
@@ -266,5 +272,14 @@ def add_attack_arguments(parser) -> None:
     group.add_argument("--apgd_steps", type=int, default=100,
                        help="Steps of the attacks that adapt their step "
                        "(APGD, APGD-T, FAB-T, AutoAttack).")
+    group.add_argument("--queries", type=int, default=5000,
+                       help="Queries of Square, alone and in AutoAttack's "
+                       "standard version.")
+    group.add_argument("--autoattack_version", default="standard",
+                       choices=sorted(VERSIONS),
+                       help="The AutoAttack ensemble: standard (APGD-CE, "
+                       "APGD-T, FAB-T, Square), fast (APGD-CE, APGD-T) or "
+                       "rand (APGD-CE, APGD-DLR with EOT, for randomized "
+                       "models).")
     group.add_argument("--seed", type=int, default=0,
                        help="Seed of the random starts (and of training).")

@@ -260,6 +260,20 @@ def test_masked_gradients_are_broken_by_square_and_flagged():
         1 - results.accuracy("masked", "autoattack", 0.2))
     breakers = results.breakers("masked", "autoattack", 0.2)
     assert np.mean(breakers == "square") == pytest.approx(shares["square"])
+    # results.md: the share each part broke, every part of the version.
+    lines = results.to_markdown().splitlines()
+    header = next(line for line in lines if line.startswith("| Model | attack |"))
+    row = next(line for line in lines
+               if line.startswith("| masked | autoattack | 0.2 |"))
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")][3:],
+                     [float(c) for c in row.strip("|").split("|")[3:]]))
+    assert list(cells) == ["clean", "apgd_ce", "apgd_t", "fab_t", "square",
+                           "robust"]
+    assert cells["square"] == pytest.approx(100 * shares["square"], abs=0.05)
+    assert cells["robust"] == pytest.approx(
+        100 * results.accuracy("masked", "autoattack", 0.2), abs=0.05)
+    assert sum(cells.values()) == pytest.approx(100, abs=0.3)
+    assert "black-box Square)" in lines[2]
 
 
 # Registry, report and CLI ------------------------------------------------------

@@ -132,6 +132,7 @@ def test_evaluate_writes_results_matching_a_hand_computation(
     assert not (out / "report.json").exists()
     markdown = (out / "results.md").read_text()
     assert "## keras-gradreg evaluate" in markdown
+    assert "## Transfer" not in markdown  # one model: nothing to transfer
     assert f"clean accuracy: {100 * clean:.2f}%" in markdown
     printed = capsys.readouterr().out
     assert f"clean accuracy: {100 * clean:.2f}%" in printed
@@ -190,6 +191,24 @@ def test_paper_settings_fill_in_for_the_paper_datasets():
     assert cli.attack_settings(args, iterative=True) == cli.AttackSettings(
         ("0.5",), 0.002, 3, None, None
     )
+
+
+def test_each_attack_gets_only_the_flags_it_takes():
+    from keras_gradreg import _cli_settings
+
+    args = cli.build_parser().parse_args(
+        ["evaluate", "m.keras", "--dataset", "mnist", "--out", "r",
+         "--queries", "300", "--autoattack_version", "fast",
+         "--apgd_steps", "20"])
+    settings = cli.attack_settings(args, iterative=True)
+    specs = _cli_settings.attack_specs(
+        ["autoattack", "square", "pgd", "apgd"], settings, args)
+    clip = {"clip_min": 0.0, "clip_max": 1.0, "seed": 0}
+    assert specs["autoattack"] == ("autoattack", dict(
+        clip, steps=20, queries=300, version="fast"))
+    assert specs["square"] == ("square", dict(clip, queries=300))
+    assert specs["apgd"] == ("apgd", dict(clip, steps=20))
+    assert "queries" not in specs["pgd"][1] and "version" not in specs["pgd"][1]
 
 
 BAD_INPUTS = {
@@ -256,6 +275,8 @@ NUMERIC_FLAGS = [
     ("--steps", "0", "--steps must be >= 1"),
     ("--pgd_restarts", "0", "--pgd_restarts must be >= 1"),
     ("--apgd_steps", "0", "--apgd_steps must be >= 1"),
+    ("--queries", "0", "--queries must be >= 1"),
+    ("--autoattack_version", "strong", "invalid choice: 'strong'"),
     ("--seed", "-1", "--seed must be >= 0"),
     ("--step_size", "0", "--step_size must be > 0"),
     ("--step_size", "inf", "--step_size must be a finite number"),

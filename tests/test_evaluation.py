@@ -190,7 +190,9 @@ def test_report_writes_all_four_files(report_and_data, tmp_path):
     markdown = open(paths["md"]).read()
     assert "| Model | Natural | fgsm eps=0.1 |" in markdown
     assert "| plain | " + f"{100 * results.accuracy('plain'):.1f}" in markdown
-    assert "fgsm / softmax" in markdown
+    assert "fgsm / softmax" in markdown  # two models: a transfer table
+    assert "Which attack broke" not in markdown  # no ensemble
+    assert "; white-box L-inf attacks;" in markdown
     rows = list(csv.reader(open(paths["csv"])))
     # header + per model (clean + 2 attacks x 2 eps + 2 worst case) +
     # transfer (2 sources x 2 targets x 2 attacks)
@@ -612,3 +614,16 @@ def test_results_accessors_name_what_is_missing(saved_results):
 def test_report_rejects_a_reserved_attack_name():
     with pytest.raises(ValueError, match="reserved"):
         RobustnessReport({"m": _mlp()}, {"clean": "fgsm"}, [0.1])
+
+
+@pytest.mark.parametrize("eps_values, large_eps, units", [
+    ([0.1, 0.3], 1.0, 3 * 2 * 2 * 3),  # batches x models x attacks x eps
+    ([0.1], None, 3 * 2 * 2 * 1),
+])
+def test_the_progress_bar_counts_models_attacks_and_eps(
+        capsys, eps_values, large_eps, units):
+    models = {"plain": _mlp(0), "softmax": _mlp(1, softmax=True)}
+    report = RobustnessReport(models, ["fgsm", "bim"], eps_values,
+                              large_eps=large_eps, batch_size=10, verbose=1)
+    report.run(_data(24))  # 3 batches
+    assert f"{units}/{units}" in capsys.readouterr().out

@@ -105,7 +105,8 @@ def _percent(value: float) -> str:
 
 
 def markdown(results) -> str:
-    """results.md: accuracy table, transfer matrix, checks, sections."""
+    """results.md: accuracy table, which part of an ensemble broke the
+    examples, transfer matrix (two or more models), checks, sections."""
     eps_keys = [f"{e:g}" for e in results.eps_values]
     attacks, models = results.attack_names, results.model_names
     columns = [(a, e) for a in attacks + ["worst_case"] for e in eps_keys]
@@ -113,7 +114,7 @@ def markdown(results) -> str:
         "# Robustness report",
         "",
         f"{results.settings['num_examples']} examples; accuracy in %; "
-        "white-box L-inf attacks; worst_case = per-example worst over all "
+        f"{_threat_model(results)}; worst_case = per-example worst over all "
         "attacks and the clean prediction.",
         "",
         "| Model | Natural | "
@@ -124,8 +125,89 @@ def markdown(results) -> str:
         row = [name, _percent(results.accuracy(name))]
         row += [_percent(results.accuracy(name, a, e)) for a, e in columns]
         lines.append("| " + " | ".join(row) + " |")
+    lines += _breakers_table(results)
+    lines += _transfer_table(results) if len(models) > 1 else []
+    checks, failed = results.masking_checks, results.warnings
+    lines += ["", "## Masking checks", "",
+              f"{len(checks) - len(failed)} of {len(checks)} checks passed.",
+              ""]
+    lines += [f"- **WARNING**: {message}" for message in failed]
+    data = results.to_dict()["sections"]
+    for name in results.section_names:
+        section = data[name]
+        if section["markdown"] is not None:
+            lines += ["", f"## {section['title']}", ""] + section["markdown"]
+    return "\n".join(lines) + "\n"
+
+
+def _threat_model(results) -> str:
+    """The header's words for the attacks' threat model: Square (alone
+    or in the AutoAttack ensemble) uses the model's outputs only."""
+    settings = results.settings.get("attacks", {})
+    registered = {(settings.get(name) or {}).get("registered") or name
+                  for name in results.attack_names}
+    if {"square", "autoattack"} & registered:
+        return "L-inf attacks (white-box, and the score-based black-box Square)"
+    return "white-box L-inf attacks"
+
+
+# The parts of the AutoAttack versions, in the order they run.
+_PART_ORDER = ("clean", "apgd_ce", "apgd_t", "fab_t", "square", "apgd_dlr")
+
+
+def _breakers_table(results) -> List[str]:
+    """Which part of an ensemble broke the examples (``Results.broken_by``):
+    one row per model, attack and eps, the share each part broke, in %."""
+    rows = [(model, attack, eps)
+            for model in results.model_names
+            for attack in results.attack_names
+            for eps in results.eps_values
+            if results.broken_by(model, attack, eps)]
+    if not rows:
+        return []
+    found = {part for model, attack, eps in rows
+             for part in results.broken_by(model, attack, eps)}
+    found |= {part for attack in {attack for _, attack, _ in rows}
+              for part in _ensemble_parts(results, attack)}
+    parts = [p for p in _PART_ORDER if p in found] + sorted(
+        found - set(_PART_ORDER))
+    lines = [
+        "",
+        "## Which attack broke the examples (%)",
+        "",
+        "Each attack of an ensemble runs only on the examples still "
+        "classified correctly; `clean` = misclassified without attack; "
+        "`robust` = left correct by every part.",
+        "",
+        "| Model | attack | eps | " + " | ".join(parts) + " | robust |",
+        "|---" * (len(parts) + 4) + "|",
+    ]
+    for model, attack, eps in rows:
+        shares = results.broken_by(model, attack, eps)
+        cells = [_percent(shares.get(part, 0.0)) for part in parts]
+        lines.append(f"| {model} | {attack} | {eps:g} | " + " | ".join(cells)
+                     + f" | {_percent(results.accuracy(model, attack, eps))} |")
+    return lines
+
+
+def _ensemble_parts(results, attack: str) -> tuple:
+    """Every part of a registered AutoAttack version (so that a part that
+    broke nothing shows 0.0), from the attack's recorded settings."""
+    from keras_gradreg.attacks.autoattack import VERSIONS
+
+    settings = results.settings.get("attacks", {}).get(attack) or {}
+    if settings.get("registered") != "autoattack":
+        return ()
+    version = (settings.get("kwargs") or {}).get("version", "standard")
+    return ("clean",) + tuple(VERSIONS.get(version, ()))
+
+
+def _transfer_table(results) -> List[str]:
+    """The transfer matrix at ``results.transfer_eps`` (two or more
+    models; with one it would repeat the white-box column)."""
+    attacks, models = results.attack_names, results.model_names
     pairs = [(a, s) for a in attacks for s in models]
-    lines += [
+    lines = [
         "",
         f"## Transfer attacks at eps={results.transfer_eps:g} (%)",
         "",
@@ -139,17 +221,7 @@ def markdown(results) -> str:
         row = [target] + [_percent(results.transfer(s, target, a))
                           for a, s in pairs]
         lines.append("| " + " | ".join(row) + " |")
-    checks, failed = results.masking_checks, results.warnings
-    lines += ["", "## Masking checks", "",
-              f"{len(checks) - len(failed)} of {len(checks)} checks passed.",
-              ""]
-    lines += [f"- **WARNING**: {message}" for message in failed]
-    data = results.to_dict()["sections"]
-    for name in results.section_names:
-        section = data[name]
-        if section["markdown"] is not None:
-            lines += ["", f"## {section['title']}", ""] + section["markdown"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def csv_rows(results) -> List[list]:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 import keras
 import numpy as np
@@ -95,7 +95,8 @@ class RobustnessReport:
         attack_spread: Accuracy (a fraction) a multi-step attack may leave
             above the strongest one before it is flagged.
         batch_size: Examples per batch.
-        verbose: 1 shows a progress bar over batches.
+        verbose: 1 shows a progress bar with the time left, one unit per
+            batch, model, attack and eps.
 
     Example:
         >>> import keras, numpy as np
@@ -174,7 +175,13 @@ class RobustnessReport:
         extra = [self.large_eps] if self.large_eps is not None else []
         return self.eps_values + [e for e in extra if e not in self.eps_values]
 
-    def _evaluate_batch(self, x, labels, store: dict) -> None:
+    def _units_per_batch(self) -> int:
+        """The progress bar's units per batch: one per model, attack and
+        eps crafted (an AutoAttack call on 1,000 images takes an hour)."""
+        return len(self.models) * len(self.attacks) * len(self._all_eps())
+
+    def _evaluate_batch(self, x, labels, store: dict,
+                        tick: Callable[[], None] = lambda: None) -> None:
         def record(key: tuple, model, inputs) -> None:
             store.setdefault(key, []).append(
                 _batches.correct(model, inputs, labels, self.batch_size))
@@ -194,6 +201,7 @@ class RobustnessReport:
                         ).append(np.asarray(broken_by))
                     record(("white_box", source, attack_name, key), model,
                            x_adv)
+                    tick()
                     if eps != self.transfer_eps:
                         continue
                     for target, target_model in self.models.items():
@@ -215,15 +223,19 @@ class RobustnessReport:
         store = {}
         any_model = next(iter(self.models.values()))
         batches, count = _batches.batches(data, self.batch_size, any_model)
-        progbar = keras.utils.Progbar(count, verbose=self.verbose)
+        units = self._units_per_batch()
+        progbar = keras.utils.Progbar(
+            None if count is None else count * max(units, 1),
+            verbose=self.verbose)
         num_classes = None
         for x, labels in batches:
             if num_classes is None:
                 num_classes = _core.num_classes(any_model, x)
                 for model in self.models.values():
                     _core.warn_if_probabilities(model, tf.convert_to_tensor(x))
-            self._evaluate_batch(x, labels, store)
-            progbar.add(1)
+            self._evaluate_batch(x, labels, store, lambda: progbar.add(1))
+            if not units:  # clean accuracy only
+                progbar.add(1)
         if not store:
             raise ValueError("data holds no examples.")
         correct = {key: np.concatenate(values) for key, values in store.items()}
