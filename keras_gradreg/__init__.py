@@ -1,7 +1,14 @@
 """keras-gradreg: robust training by regularizing adversarial gradients.
 
-Implements Yu et al., "Towards Robust Training of Neural Networks by
-Regularizing Adversarial Gradients", for Keras 3 on TensorFlow.
+For Keras 3 on TensorFlow:
+
+* :class:`GradRegModel`: the input-gradient penalty of Yu et al., "Towards
+  Robust Training of Neural Networks by Regularizing Adversarial Gradients"
+  (Logit-reg), and the cross-entropy baseline (Xent-reg);
+* :class:`AdversarialTrainingModel`: N-FGSM, FGSM-RS and PGD-k adversarial
+  training, with the same penalty on top of their examples;
+* :mod:`attacks` and :class:`RobustnessReport`: FGSM, BIM, C&W, PGD and the
+  AutoAttack ensemble (APGD-CE, APGD-T, FAB-T, Square), with masking checks.
 """
 
 from keras_gradreg import attacks
