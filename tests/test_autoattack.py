@@ -274,6 +274,8 @@ def test_masked_gradients_are_broken_by_square_and_flagged():
         100 * results.accuracy("masked", "autoattack", 0.2), abs=0.05)
     assert sum(cells.values()) == pytest.approx(100, abs=0.3)
     assert "black-box Square)" in lines[2]
+    assert "`autoattack`: steps 8, queries 200; `apgd`: steps 8;" in "\n".join(lines)
+    assert "No AutoAttack in this report" not in "\n".join(lines)
 
 
 # Registry, report and CLI ------------------------------------------------------

@@ -193,6 +193,8 @@ def test_report_writes_all_four_files(report_and_data, tmp_path):
     assert "fgsm / softmax" in markdown  # two models: a transfer table
     assert "Which attack broke" not in markdown  # no ensemble
     assert "; white-box L-inf attacks;" in markdown
+    assert "Attacks as run (each attack's defaults otherwise): `fgsm`; `bim`." in markdown
+    assert "No AutoAttack in this report" in markdown
     rows = list(csv.reader(open(paths["csv"])))
     # header + per model (clean + 2 attacks x 2 eps + 2 worst case) +
     # transfer (2 sources x 2 targets x 2 attacks)

@@ -125,6 +125,7 @@ def markdown(results) -> str:
         row = [name, _percent(results.accuracy(name))]
         row += [_percent(results.accuracy(name, a, e)) for a, e in columns]
         lines.append("| " + " | ".join(row) + " |")
+    lines += _attack_lines(results)
     lines += _breakers_table(results)
     lines += _transfer_table(results) if len(models) > 1 else []
     checks, failed = results.masking_checks, results.warnings
@@ -149,6 +150,36 @@ def _threat_model(results) -> str:
     if {"square", "autoattack"} & registered:
         return "L-inf attacks (white-box, and the score-based black-box Square)"
     return "white-box L-inf attacks"
+
+
+# Options every attack shares, left out of the settings line.
+_COMMON_OPTIONS = ("clip_min", "clip_max", "seed", "batch_size", "verbose")
+
+
+def _attack_lines(results) -> List[str]:
+    """Each attack's options as run (its own defaults otherwise), and a
+    note when the report has no AutoAttack to read as the headline."""
+    settings = results.settings.get("attacks", {})
+    described = []
+    for name in results.attack_names:
+        attack = settings.get(name) or {}
+        options = ", ".join(
+            f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in (attack.get("kwargs") or {}).items()
+            if key not in _COMMON_OPTIONS)
+        registered = attack.get("registered")
+        label = name if registered in (None, name) else f"{name} ({registered})"
+        described.append(f"`{label}`" + (f": {options}" if options else ""))
+    lines = ["", "Attacks as run (each attack's defaults otherwise): "
+             + "; ".join(described) + "."]
+    if not any((settings.get(name) or {}).get("registered") == "autoattack"
+               for name in results.attack_names):
+        lines += [
+            "",
+            "No AutoAttack in this report: attacks of a few iterations "
+            "overstate robustness, so read these numbers as upper bounds and "
+            "add `autoattack` for the headline number."]
+    return lines
 
 
 # The parts of the AutoAttack versions, in the order they run.
