@@ -21,6 +21,9 @@ CPU it takes hours for 1,000 MNIST images. This script spreads the work:
   on 2 CPU cores two single-threaded processes attacked a third more
   images per second than one process with TensorFlow's default threads
   (docs/ATTACKS.md);
+* ``OUT/autoattack.png`` (with matplotlib; written with the summary):
+  robust accuracy against eps, one panel per model, AutoAttack beside the
+  earlier worst case when compared;
 * with ``--compare DIR`` (the folder of an earlier ``Results``, e.g. an
   example's ``--out`` on the same first test images), also the earlier
   per-example worst case on the same images, the points AutoAttack takes off
@@ -57,6 +60,7 @@ FLAGS = flags.FLAGS
 
 RESULTS = "results.jsonl"
 SUMMARY = "autoattack.md"
+PLOT = "autoattack.png"
 CLAIMS = _workers.CLAIMS
 
 
@@ -283,6 +287,57 @@ def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(rows: Sequence[Mapping], path: str) -> bool:
+    """Robust accuracy against eps, one panel per model: AutoAttack (solid)
+    and, for compared rows, the earlier worst case on the same images
+    (dashed); each line starts at the clean accuracy (eps 0). Writes a PNG
+    to ``path``; returns False (writing nothing) without matplotlib or rows.
+    """
+    try:
+        # A bare Figure renders with Agg and leaves pyplot's backend untouched.
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    names = list(dict.fromkeys(row["model"] for row in rows))
+    if not names:
+        return False
+    figure = Figure(figsize=(3.2 * len(names), 3.2))
+    axes = figure.subplots(1, len(names), squeeze=False, sharey=True)[0]
+    for axis, name in zip(axes, names):
+        cells = sorted((row for row in rows if row["model"] == name),
+                       key=lambda row: row["eps"])
+        clean = max(cells, key=lambda row: row["images"])["clean"]
+        eps = [0.0] + [row["eps"] for row in cells]
+        axis.plot(eps, [100 * clean] + [100 * row["robust"] for row in cells],
+                  marker="o", label="AutoAttack")
+        earlier = [row for row in cells if "earlier_robust" in row]
+        if earlier:
+            axis.plot([0.0] + [row["eps"] for row in earlier],
+                      [100 * clean] + [100 * row["earlier_robust"]
+                                       for row in earlier],
+                      marker="s", linestyle="--", label="earlier worst case")
+        images = sorted({row["images"] for row in cells})
+        axis.set_title(f"{name} ({images[0]}"
+                       + (f"-{images[-1]}" if len(images) > 1 else "")
+                       + " images)", fontsize="medium")
+        axis.set_xlabel("eps (L-inf)")
+        axis.set_ylim(0, 102)
+    axes[0].set_ylabel("robust accuracy (%)")
+    axes[-1].legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100)
+    return True
+
+
+def _write_summary(out: str, rows: Sequence[Mapping], settings: Mapping) -> None:
+    """autoattack.md, and the plot beside it (each replaced whole)."""
+    _workers.write_atomically(os.path.join(out, SUMMARY),
+                              markdown(rows, settings))
+    temporary = os.path.join(out, f".{PLOT}.{os.getpid()}.tmp")
+    if plot(rows, temporary):
+        os.replace(temporary, os.path.join(out, PLOT))
+
+
 def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
         eps_values: Sequence[float], settings: Mapping, out: str,
         earlier: "keras_gradreg.Results | None" = None,
@@ -329,8 +384,7 @@ def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
                     settings=dict(settings), **fields)
         with _workers.locked(out):
             _workers.append_line(path, line)
-        _workers.write_atomically(os.path.join(out, SUMMARY),
-                          markdown(summary(), settings))
+        _write_summary(out, summary(), settings)
         robust = float(np.mean(fields["robust"]))
         if progbar is not None:
             progbar.add(1, [("robust", robust)])
@@ -339,8 +393,7 @@ def run(model_paths: Sequence[str], x: np.ndarray, y: np.ndarray,
                   f" robust {100 * robust:.1f}% ({fields['wall_s']:.0f} s)",
                   flush=True)
     rows = summary()
-    _workers.write_atomically(os.path.join(out, SUMMARY),
-                              markdown(rows, settings))
+    _write_summary(out, rows, settings)
     return rows
 
 

@@ -67,6 +67,14 @@ def test_every_unit_once_and_resumes(saved, tmp_path):
     autoattack_eval.run(paths[:1], x[:4], y[:4], [0.05], other, tmp_path)
     assert len(_lines(tmp_path)) == 13
     assert "time left" in (tmp_path / autoattack_eval.SUMMARY).read_text()
+    with open(tmp_path / autoattack_eval.PLOT, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))  # temporary plots renamed
+
+
+def test_the_plot_is_skipped_without_rows(tmp_path):
+    assert not autoattack_eval.plot([], str(tmp_path / "a.png"))
+    assert not (tmp_path / "a.png").exists()
 
 
 def test_results_match_an_independent_run(saved, tmp_path):
