@@ -245,6 +245,39 @@ def by_model(rows: Sequence[Mapping]) -> List[str]:
     return lines
 
 
+def masking_lines(rows: Sequence[Mapping]) -> List[str]:
+    """The black-box masking check on the ensemble's own breakers.
+
+    Square runs last, on the images APGD-CE, APGD-T and FAB-T left correct,
+    so each image it broke is one every gradient attack of the ensemble
+    missed: more than ``keras_gradreg.evaluation.BLACK_BOX_MARGIN`` of the
+    images is flagged, as the package's ``black_box_beats_white_box`` check
+    flags it in a report.
+
+    Example:
+        >>> rows = [dict(model="a", eps=0.3, images=200,
+        ...              broken_by={"apgd_ce": 50, "square": 3})]
+        >>> print(masking_lines(rows)[-1])
+        - a, eps 0.3: Square broke 3 of 200 images (1.5%): **flagged**
+    """
+    margin = keras_gradreg.evaluation.BLACK_BOX_MARGIN
+    lines = ["## Masking check: black box against white box", "",
+             "Images that only Square (no gradients) broke, after every "
+             "gradient attack of the ensemble missed them; flagged above "
+             f"{100 * margin:g}% of the images.", ""]
+    found = [row for row in rows if row["broken_by"].get("square")]
+    if not found:
+        return lines + ["Square broke no image that the gradient attacks "
+                        "missed."]
+    for row in found:
+        count = row["broken_by"]["square"]
+        share = count / row["images"]
+        lines.append(f"- {row['model']}, eps {row['eps']:g}: Square broke "
+                     f"{count} of {row['images']} images ({100 * share:.1f}%)"
+                     + (": **flagged**" if share > margin else ""))
+    return lines
+
+
 def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
     """The summary table of :func:`summarize`'s rows."""
     compared = any("earlier_robust" in row for row in rows)
@@ -279,6 +312,8 @@ def markdown(rows: Sequence[Mapping], settings: Mapping) -> str:
                   "earlier results' white-box attacks on the same images; "
                   "points off: earlier minus AutoAttack; missed: images the "
                   "earlier attacks broke that AutoAttack left correct."]
+    if rows and "square" in attacks.autoattack.parts(settings["version"]):
+        lines += ["", *masking_lines(rows)]
     if rows:
         lines += ["", "## By model", "", "Robust accuracy under AutoAttack"
                   + (" (in brackets: the earlier worst case on the same "

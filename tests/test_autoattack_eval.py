@@ -100,7 +100,26 @@ def test_results_match_an_independent_run(saved, tmp_path):
 
 def test_docstring_examples():
     failures, tried = doctest.testmod(autoattack_eval)
-    assert tried >= 3 and failures == 0
+    assert tried >= 4 and failures == 0
+
+
+@pytest.mark.parametrize("version, square, shown", [
+    ("standard", 2, "Square broke 2 of 100 images (2.0%): **flagged**"),
+    ("standard", 1, "Square broke 1 of 100 images (1.0%)\n"),  # at the margin
+    ("standard", 0, "Square broke no image that the gradient attacks missed."),
+    ("fast", 0, None),  # no Square in the ensemble: no check
+])
+def test_the_masking_check_flags_square_above_the_margin(version, square, shown):
+    row = dict(model="m", eps=0.3, images=100, clean=1.0, robust=0.5,
+               broken_by={"apgd_ce": 50 - square, "square": square},
+               wall_s=1.0, seconds_per_image=0.01, left_s=0.0)
+    if not square:
+        del row["broken_by"]["square"]
+    text = autoattack_eval.markdown([row], dict(SETTINGS, version=version))
+    if shown is None:
+        assert "Masking check" not in text
+    else:
+        assert shown in text
 
 
 def test_defines_its_flags_only_when_asked():

@@ -19,10 +19,12 @@ dict access and results.json layout of 0.1.0).
 """
 
 from keras_gradreg import attacks as _attacks
+from keras_gradreg.evaluation._masking import BLACK_BOX_MARGIN
 from keras_gradreg.evaluation._report import RobustnessReport
 from keras_gradreg.evaluation._results import Results
 from keras_gradreg.evaluation._robust_accuracy import robust_accuracy
 
 ATTACKS = _attacks.ATTACKS  # the registry itself, not a copy
 
-__all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS"]
+__all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS",
+           "BLACK_BOX_MARGIN"]
