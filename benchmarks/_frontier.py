@@ -8,7 +8,8 @@ can import them.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import math
+from typing import List, Mapping, Optional, Sequence, Union
 
 
 def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> List[int]:
@@ -63,19 +64,67 @@ def _percent(value: Optional[float]) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
+def two_standard_errors(first: float, second: float, images: int) -> float:
+    """Two standard errors of the difference of two accuracies, each on
+    ``images`` test images, taken as independent (on the same images the
+    error is smaller, so this errs on the side of calling a gap noise).
+
+    Example:
+        >>> round(100 * two_standard_errors(0.95, 0.94, 1000), 1)
+        2.0
+    """
+    variance = (first * (1 - first) + second * (1 - second)) / images
+    return 2 * math.sqrt(variance)
+
+
+def _images(row: Mapping, key: str,
+            images: Union[int, None]) -> Optional[int]:
+    """The test images behind ``row``'s accuracy at ``key``: the row's own
+    count (``row["images"][key]``, as the AutoAttack table has) or
+    ``images``."""
+    return row.get("images", {}).get(key, images)
+
+
+def _within_noise(better: Mapping, worse: Mapping, key: str,
+                  images: Optional[int]) -> Optional[str]:
+    """A remark when ``better``'s lead over ``worse`` at ``key`` is under two
+    standard errors, else None."""
+    count = min(filter(None, [_images(better, key, images),
+                              _images(worse, key, images)]), default=None)
+    if not count:
+        return None
+    high, low = better["robust"][key], worse["robust"][key]
+    margin = two_standard_errors(high, low, count)
+    if high - low >= margin:
+        return None
+    return (f"{better['recipe']} leads {worse['recipe']} by "
+            f"{100 * (high - low):.1f} points, within two standard errors "
+            f"({100 * margin:.1f})")
+
+
 def statements(rows: Sequence[dict], eps_keys: Sequence[str],
-               cost: str = "wall") -> List[str]:
+               cost: str = "wall", images: Optional[int] = None) -> List[str]:
     """One plain sentence per eps naming the recipes on the front.
 
     Each front recipe is the most robust one at budgets from its own cost up
-    to the next front recipe's.
+    to the next front recipe's. With ``images`` (the test images behind
+    each accuracy; a row's own ``images[eps]`` counts take precedence), the
+    sentence also says where a step along the front, or the most robust
+    recipe's lead over the next most robust one, is within two standard
+    errors: a gap the test set cannot tell from noise.
 
     Example:
         >>> rows = [{"recipe": "a", "ratio": {"wall": 1.0}, "robust": {"0.1": 0.5}},
-        ...         {"recipe": "b", "ratio": {"wall": 2.0}, "robust": {"0.1": 0.9}}]
+        ...         {"recipe": "b", "ratio": {"wall": 2.0}, "robust": {"0.1": 0.9}},
+        ...         {"recipe": "c", "ratio": {"wall": 3.0}, "robust": {"0.1": 0.89}}]
         >>> print(statements(rows, ["0.1"])[0])  # doctest: +NORMALIZE_WHITESPACE
         eps 0.1: on the front, by cost: a (1.00x natural, 50.0%),
         b (2.00x natural, 90.0%); most robust: b.
+        >>> print(statements(rows, ["0.1"], images=1000)[0])
+        ... # doctest: +NORMALIZE_WHITESPACE
+        eps 0.1: on the front, by cost: a (1.00x natural, 50.0%),
+        b (2.00x natural, 90.0%); most robust: b (b leads c by 1.0 points,
+        within two standard errors (2.7)).
     """
     lines = []
     for key in eps_keys:
@@ -85,16 +134,28 @@ def statements(rows: Sequence[dict], eps_keys: Sequence[str],
         points = ", ".join(
             f"{row['recipe']} ({row['ratio'][cost]:.2f}x natural, "
             f"{_percent(row['robust'][key])}%)" for row in front)
+        remarks = [_within_noise(b, a, key, images)
+                   for a, b in zip(front, front[1:])]
+        best = front[-1]
+        others = sorted((row for row in rows if key in row["robust"]
+                         and row is not best),
+                        key=lambda row: -row["robust"][key])
+        if others and others[0] not in front:
+            remarks.append(_within_noise(best, others[0], key, images))
+        remarks = [remark for remark in remarks if remark]
         lines.append(f"eps {key}: on the front, by cost: {points}; "
-                     f"most robust: {front[-1]['recipe']}.")
+                     f"most robust: {best['recipe']}"
+                     + (f" ({'; '.join(remarks)})" if remarks else "") + ".")
     return lines
 
 
 def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
-             notes: Sequence[str] = (), cost: str = "wall") -> str:
+             notes: Sequence[str] = (), cost: str = "wall",
+             images: Optional[int] = None) -> str:
     """The table (sorted by cost), the front statements and ``notes``.
 
-    Robust accuracies on the front at their eps are in bold.
+    Robust accuracies on the front at their eps are in bold; ``images`` (the
+    test images behind each accuracy) goes to :func:`statements`.
     """
     on_front = {key: {row["recipe"] for row in front_at(rows, key, cost)}
                 for key in eps_keys}
@@ -113,7 +174,8 @@ def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Bold: on the Pareto front (no recipe is both cheaper and "
               "more robust) at that eps.", ""]
-    lines += [f"- {line}" for line in statements(rows, eps_keys, cost)]
+    lines += [f"- {line}" for line in statements(rows, eps_keys, cost,
+                                                  images)]
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"

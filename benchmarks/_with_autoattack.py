@@ -105,7 +105,7 @@ def markdown(combined: Sequence[Mapping], eps_keys: Sequence[str],
              cost: str = "wall") -> str:
     """The grid under AutoAttack: per eps, the grid's worst case and the
     worst case with AutoAttack on the same images, and the front statements
-    on the latter."""
+    on the latter (with each row's image count for the noise remarks)."""
     if not combined:
         return ""
     cost_name = "cost x natural" + ("" if cost == "wall" else f" ({cost})")

@@ -604,7 +604,7 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
               f" = training {settings['cost']} time over {REFERENCE}'s.\n\n"
               f"Command: `{command}`\n\n")
     text = header + _frontier.markdown(ordered, eps_keys, notes,
-                                       settings["cost"])
+                                       settings["cost"], settings["test_size"])
     under_autoattack = _with_autoattack.markdown(
         _with_autoattack.combine(rows, _with_autoattack.read_lines(out),
                                  eps_keys), eps_keys, settings["cost"])

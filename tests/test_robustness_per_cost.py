@@ -112,6 +112,29 @@ def test_markdown_table_sorted_by_cost_with_the_front_in_bold():
     assert "- x not run." in text
 
 
+@pytest.mark.parametrize("images", [100, 400, 10000])
+def test_front_statements_say_when_a_lead_is_within_noise(images):
+    """A lead is called noise exactly when it is under two standard errors
+    of the difference, computed here from the binomial variance."""
+    text = _frontier.markdown(ROWS, ["0.1", "0.2"], images=images)
+
+    def noise(better, worse):
+        se = np.sqrt((better * (1 - better) + worse * (1 - worse)) / images)
+        return better - worse < 2 * se
+
+    # eps 0.1: the front is natural, fgsm_rs, pgd7 (0.95 against 0.90).
+    step = "pgd7 leads fgsm_rs by 5.0 points, within two standard errors"
+    assert (step in text) == noise(0.95, 0.90)
+    # eps 0.2: fgsm_rs (60%) is the most robust; the next is pgd7 (50%),
+    # off the front.
+    lead = "fgsm_rs leads pgd7 by 10.0 points, within two standard errors"
+    assert (lead in text) == noise(0.6, 0.5)
+    assert ("within two standard errors" in text) == (
+        noise(0.95, 0.90) or noise(0.6, 0.5))
+    plain = _frontier.markdown(ROWS, ["0.1", "0.2"])  # no count: no remark
+    assert "standard errors" not in plain
+
+
 def test_markdown_can_rank_by_cpu_time():
     # CPU ratios are 10 - wall: the order reverses; pgd7, now cheapest, is
     # the whole front at eps 0.1, fgsm_rs joins it at 0.2.
