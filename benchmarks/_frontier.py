@@ -181,12 +181,32 @@ def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
     return "\n".join(lines) + "\n"
 
 
+def fully_checked(checked: Sequence[Mapping], eps_key: str,
+                  images: Optional[int]) -> List[Mapping]:
+    """The rows of ``checked`` (grid rows combined with AutoAttack) where
+    AutoAttack has done all ``images`` test images at ``eps_key``.
+
+    Example:
+        >>> rows = [{"recipe": "a", "images": {"0.1": 1000}, "robust": {"0.1": 0.9}},
+        ...         {"recipe": "b", "images": {"0.1": 200}, "robust": {"0.1": 0.8}}]
+        >>> [row["recipe"] for row in fully_checked(rows, "0.1", 1000)]
+        ['a']
+    """
+    return [row for row in checked if eps_key in row["robust"]
+            and row["images"][eps_key] == images]
+
+
 def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
-         cost: str = "wall") -> None:
+         cost: str = "wall", checked: Sequence[Mapping] = (),
+         images: Optional[int] = None) -> None:
     """Writes robust accuracy against cost, one panel per eps, with fronts.
 
     Each point is labelled with its recipe; the front is a step line (the
-    best robust accuracy available at each budget).
+    best robust accuracy available at each budget). ``checked`` rows (the
+    grid's rows combined with AutoAttack, ``_with_autoattack.combine``)
+    add a marker at the accuracy with AutoAttack, joined to the grid's
+    point, where AutoAttack has done all ``images`` test images of the grid
+    (on fewer the two would not be on the same images).
     """
     # A bare Figure renders with Agg and leaves pyplot's backend untouched.
     from matplotlib.figure import Figure
@@ -201,12 +221,21 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
             axis.plot(ratio, accuracy, "o", color="tab:blue")
             axis.annotate(row["recipe"], (ratio, accuracy), fontsize=6,
                           xytext=(3, 3), textcoords="offset points")
+        done = fully_checked(checked, key, images)
+        for number, row in enumerate(done):
+            ratio = row["ratio"][cost]
+            grid, robust = 100 * row["grid"][key], 100 * row["robust"][key]
+            axis.plot([ratio, ratio], [grid, robust], color="tab:green",
+                      linewidth=0.8)
+            axis.plot(ratio, robust, "v", color="tab:green",
+                      label=None if number else "with AutoAttack")
         front = front_at(shown, key, cost)
         if front:
             costs = [row["ratio"][cost] for row in front] + [largest]
             accuracies = [100 * row["robust"][key] for row in front]
             axis.step(costs, accuracies + accuracies[-1:], where="post",
                       color="tab:red", label="Pareto front")
+        if front or done:
             axis.legend(fontsize="small", loc="best")
         axis.margins(x=0.2)
         axis.set_title(f"eps {key}")

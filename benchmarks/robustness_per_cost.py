@@ -605,9 +605,10 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
               f"Command: `{command}`\n\n")
     text = header + _frontier.markdown(ordered, eps_keys, notes,
                                        settings["cost"], settings["test_size"])
-    under_autoattack = _with_autoattack.markdown(
-        _with_autoattack.combine(rows, _with_autoattack.read_lines(out),
-                                 eps_keys), eps_keys, settings["cost"])
+    checked = _with_autoattack.combine(
+        rows, _with_autoattack.read_lines(out), eps_keys)
+    under_autoattack = _with_autoattack.markdown(checked, eps_keys,
+                                                 settings["cost"])
     if under_autoattack:
         text += ("\n## Under AutoAttack (the recipes it has run on, the "
                  "images it has done)\n\n" + under_autoattack)
@@ -616,7 +617,7 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
     try:
         _frontier.plot(ordered, eps_keys,
                        os.path.join(out, "robustness_per_cost.png"),
-                       settings["cost"])
+                       settings["cost"], checked, settings["test_size"])
     except ImportError:
         print("matplotlib is not installed: no robustness_per_cost.png.")
     return text

@@ -151,6 +151,12 @@ def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     _frontier.plot(ROWS, ["0.1", "0.2"], str(tmp_path / "chart.png"))
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    checked = [dict(ROWS[0], images={"0.1": 100}, grid={"0.1": 0.95},
+                    robust={"0.1": 0.93})]
+    _frontier.plot(ROWS, ["0.1", "0.2"], str(tmp_path / "checked.png"),
+                   checked=checked, images=100)
+    assert (tmp_path / "checked.png").read_bytes() != (
+        tmp_path / "chart.png").read_bytes()  # the AutoAttack marker
 
 
 # The script end to end ------------------------------------------------------
