@@ -16,7 +16,8 @@
 #             paper's attacks' worst case on the same images -> .../autoattack
 # grid:       the robustness-per-cost grid on the full training set (3
 #             epochs, 1,000 test images), front-runners first, models saved
-#             for AutoAttack                                -> runs/robustness_per_cost
+#             for AutoAttack; first the two rows of session 7 timed again
+#             (--retime) as the workers time theirs  -> runs/robustness_per_cost
 # gridaa:     the grid's recipes the README recommends, natural training and
 #             the paper's penalty alone (trained first where missing, as in
 #             `grid`), then the standard AutoAttack ensemble on their saved
@@ -55,6 +56,8 @@ GRID_OUT=$RUNS/robustness_per_cost
 # AutoAttack (hours per model) goes to the first four only.
 FRONT_RUNNERS=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu,nfgsm_eps0.1_gelu,logit_l1_c0.03_gelu_pf0.5,nfgsm+logit_l1_c0.03_gelu_pf0.5,fgsm_rs_eps0.1_relu,logit_sql2_c0.1_relu,xent_sql2_c10_relu
 AA_RECIPES=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu
+# The grid's rows timed with TensorFlow's default threads (session 7).
+RETIME=natural_relu,nfgsm_eps0.1_relu
 # The models of examples/mnist.py --baselines fgsm_rs, in AutoAttack's order
 # (the one most likely to mask first).
 TEN_EPOCH_MODELS=fgsm_rs_at,logit_reg,xent_reg,natural
@@ -90,6 +93,13 @@ autoattack() {
 }
 
 grid() {
+    # The rows timed before --workers existed, timed again as a worker times
+    # its recipes (one thread, against natural training just before), so
+    # that every cost of the table has the same kind of reference.
+    TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
+        "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" \
+        --epochs 3 --test_size 1000 --save_models --retime \
+        --recipes "$RETIME" --out "$GRID_OUT"
     # The front-runners first, then the rest of the grid (`all`), in one run
     # so that no worker waits for another between the two.
     "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \

@@ -20,7 +20,9 @@ with the paper's CNN (``keras_gradreg.models.mnist_cnn``), Adam and batch
   thread spends less CPU per step than TensorFlow's default threads, so
   each worker times natural training again (``calibrate``: 200 steps in
   its own process, just before each recipe) and the recipe's ratio is
-  against that; the row says which reference it has.
+  against that; the row says which reference it has. ``--retime`` times
+  stored recipes again that way (one process; robust accuracy kept), for
+  rows timed before ``--workers`` existed.
 * **Robust accuracy** on the first ``--test_size`` test images at each
   ``--eval_eps``: per example, the worst case over ``--eval_attacks`` (an
   image counts as robust only if it is classified correctly clean and under
@@ -162,6 +164,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "each process just before each recipe (see calibrate).", **where)
     flags.DEFINE_integer("worker", None, "Set by --workers for each process.",
                          **where)
+    flags.DEFINE_bool(
+        "retime", False, "Only time the --recipes that results.jsonl holds "
+        "again, in this process, each against natural training timed just "
+        "before it (as a --workers process does); their robust accuracy is "
+        "kept (see retime).", **where)
 
 
 REFERENCE = "natural_relu"
@@ -587,6 +594,12 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
         if row["train_final"].get("accuracy", 1.0) < COLLAPSED]
     calibrated = [row["recipe"] for row in ordered
                   if row.get("reference", "").startswith("calibrated")]
+    retimed = [row["recipe"] for row in ordered if "first_timing" in row]
+    if retimed:
+        notes.append(
+            f"Costs of {', '.join(retimed)}: from a second training run "
+            "(--retime), timed as the --workers rows are; their robust "
+            "accuracy is the first run's.")
     if calibrated:
         notes.append(
             f"Costs of {', '.join(calibrated)}: against natural training timed"
@@ -685,8 +698,7 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
               flush=True)
         if worker is not None:
             reference = calibrate(x_train, y_train, run_settings)
-            reference_kind = (f"calibrated: {reference['basis']} (TensorFlow"
-                              f" threads: {_workers.threads()})")
+            reference_kind = _calibrated(reference)
         backup_dir = os.path.join(out, "backup", name)
         network, seconds, final = train(recipe, x_train, y_train,
                                         run_settings, backup_dir)
@@ -694,9 +706,7 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
             network.save(os.path.join(out, f"{name}.keras"))
         if name == REFERENCE and worker is None:
             reference = seconds
-        ratio = {"wall": seconds["wall"] / reference["wall"],
-                 "cpu": seconds["cpu"] / reference["cpu"],
-                 "wall_fit": seconds["fit"] / reference["fit"]}
+        ratio = _ratio(seconds, reference)
         print(f"  cost: {ratio['wall']:.2f}x natural (CPU {ratio['cpu']:.2f}x"
               f", whole fit {ratio['wall_fit']:.2f}x); evaluating", flush=True)
         if final.get("accuracy", 1.0) < COLLAPSED:
@@ -730,6 +740,70 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
     return stored
 
 
+def _ratio(seconds: dict, reference: dict) -> dict:
+    """A recipe's cost: its seconds over the reference's."""
+    return {"wall": seconds["wall"] / reference["wall"],
+            "cpu": seconds["cpu"] / reference["cpu"],
+            "wall_fit": seconds["fit"] / reference["fit"]}
+
+
+def _calibrated(reference: dict) -> str:
+    """The ``reference`` field of a row timed against :func:`calibrate`."""
+    return (f"calibrated: {reference['basis']} (TensorFlow threads: "
+            f"{_workers.threads()})")
+
+
+TIMING_FIELDS = ("seconds", "ratio", "reference_seconds", "reference",
+                 "threads")
+
+
+def retime(settings: dict, names: List[str], table: Dict[str, Recipe],
+           out: str) -> Dict[str, dict]:
+    """Times the stored recipes among ``names`` again, in this process.
+
+    Each one is trained again (no checkpoint, no model saved, nothing
+    evaluated) just after :func:`calibrate`'s natural training, as a
+    ``--workers`` process times its recipes, and a new line replaces its
+    timing fields (:data:`TIMING_FIELDS`) while keeping its robust accuracy;
+    the first timing moves to ``first_timing``. For rows timed before
+    ``--workers`` existed, so that every cost in one table is against a
+    calibration under the same threads: run it with the workers' threads
+    (``TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1``). A recipe
+    already re-timed is skipped.
+    """
+    path = os.path.join(out, "results.jsonl")
+    with _workers.locked(out):
+        stored = read_results(path)
+    run_settings = training_settings(settings)
+    _check_resumable(stored, run_settings, path)
+    todo = [name for name in names if name in stored
+            and "first_timing" not in stored[name]]
+    if not todo:
+        return stored
+    x_train, y_train = datasets.to_arrays(datasets.load(
+        "mnist", f"train[:{settings['train_size']}]", settings["data_dir"]))
+    for name in todo:
+        print(f"{name}: timing again against natural training "
+              f"(threads: {_workers.threads()})", flush=True)
+        reference = calibrate(x_train, y_train, run_settings)
+        _, seconds, _ = train(table[name], x_train, y_train, run_settings)
+        row = dict(stored[name])
+        row["first_timing"] = {key: row.get(key) for key in TIMING_FIELDS}
+        row.update(seconds=seconds, ratio=_ratio(seconds, reference),
+                   reference_seconds=reference,
+                   reference=_calibrated(reference),
+                   threads=_workers.threads(),
+                   retimed=datetime.datetime.now().isoformat(
+                       timespec="seconds"))
+        print(f"  cost: {row['ratio']['cpu']:.2f}x natural in CPU time (first"
+              f" timing {row['first_timing']['ratio']['cpu']:.2f}x)",
+              flush=True)
+        with _workers.locked(out):
+            _workers.append_line(path, row)
+        stored[name] = row
+    return stored
+
+
 def main(argv, flag_values: flags.FlagValues = FLAGS):
     """Runs the grid with the parsed ``flag_values`` (see ``define_flags``)."""
     if len(argv) > 1:
@@ -743,6 +817,15 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     tf.get_logger().setLevel("ERROR")
     if flag_values.workers < 1:
         raise app.UsageError("--workers must be >= 1.")
+    if flag_values.retime:
+        if flag_values.workers > 1:
+            raise app.UsageError("--retime runs in one process; drop --workers.")
+        chosen = flag_values.recipes or ["all"]
+        if chosen[-1] != "all":  # natural_relu only when named
+            names = [name for name in names if name in chosen]
+        stored = retime(settings, names, table, flag_values.out)
+        print(write_report(stored, settings, flag_values.out, []))
+        return
     if flag_values.workers > 1 and flag_values.worker is None:
         print(f"Machine: {machine()}; {flag_values.workers} workers",
               flush=True)

@@ -35,12 +35,12 @@ def _commands(step, **env):
 @pytest.mark.parametrize("step, scripts", [
     ("models", ["examples/mnist.py"]),
     ("autoattack", ["benchmarks/autoattack_eval.py"]),
-    ("grid", ["benchmarks/robustness_per_cost.py"]),
+    ("grid", ["benchmarks/robustness_per_cost.py"] * 2),
     ("gridaa", ["benchmarks/robustness_per_cost.py",
                 "benchmarks/autoattack_eval.py"]),
     ("grid10", ["benchmarks/robustness_per_cost.py"]),
     ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
-     + ["benchmarks/robustness_per_cost.py"] * 2
+     + ["benchmarks/robustness_per_cost.py"] * 3
      + ["benchmarks/autoattack_eval.py", "benchmarks/robustness_per_cost.py"]),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
@@ -56,7 +56,8 @@ def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
 
 
 def test_the_grid_runs_the_front_runners_first_then_the_rest():
-    (command,) = _commands("grid")
+    retiming, command = _commands("grid")
+    assert "--retime" in retiming and "--retime" not in command
     recipes = command[command.index("--recipes") + 1].split(",")
     module = _load(ROOT / "benchmarks" / "robustness_per_cost.py")
     assert recipes[0] == "natural_relu" and recipes[-1] == "all"
@@ -73,7 +74,8 @@ def test_autoattack_on_the_grid_reads_models_it_trained_first(tmp_path):
     """gridaa first trains its recipes (with --save_models) as the grid
     would, into the grid's folder, then attacks OUT/<recipe>.keras; they
     are among the grid's front-runners."""
-    (grid,) = _commands("grid", RUNS=str(tmp_path))
+    retiming, grid = _commands("grid", RUNS=str(tmp_path))
+    assert retiming[retiming.index("--out") + 1] == grid[grid.index("--out") + 1]
     first, command = _commands("gridaa", RUNS=str(tmp_path))
     out = first[first.index("--out") + 1]
     assert out == grid[grid.index("--out") + 1]

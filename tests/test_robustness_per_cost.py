@@ -397,6 +397,29 @@ def test_a_worker_skips_claimed_recipes_and_times_against_its_own_natural(
     assert next(rpc.claims(str(tmp_path), names,
                            rpc.training_settings(settings), path, 1),
                 None) is None
+    # --retime: a second timing of the stored recipe; its accuracy is kept.
+    table = rpc.recipe_table(0.1)
+    again = rpc.retime(settings, names, table, str(tmp_path))
+    first, second = _rows((tmp_path / "results.jsonl").read_text())
+    assert again["logit_l1_c0.03_relu"] == second
+    assert second["first_timing"] == {k: first[k] for k in rpc.TIMING_FIELDS}
+    assert second["reference"].startswith("calibrated: 2 steps of natural")
+    for kind in ("wall", "cpu"):
+        assert second["ratio"][kind] == pytest.approx(
+            second["seconds"][kind] / second["reference_seconds"][kind])
+    for key in ("robust", "clean", "correct", "per_attack"):
+        assert second[key] == first[key]
+    rpc.retime(settings, names, table, str(tmp_path))  # once only
+    assert len(_rows((tmp_path / "results.jsonl").read_text())) == 2
+    report = rpc.write_report(again, settings, str(tmp_path), [])
+    assert ("Costs of logit_l1_c0.03_relu: from a second training run "
+            "(--retime)") in report
+
+
+def test_retime_runs_in_one_process(tmp_path, capsys):
+    report, = _run_all(capsys, [f"--out={tmp_path}", "--retime",
+                                "--workers=2"])
+    assert "--retime runs in one process" in report["error"]
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
