@@ -118,6 +118,10 @@ def _clip_range(args, paper: Optional[AttackSettings]) -> tuple:
     return low, high
 
 
+# Steps of the fixed-step attacks on data without the paper's settings.
+DEFAULT_STEPS = 10
+
+
 def takes_step_size(name: str) -> bool:
     """Whether the attack ``name`` iterates with a fixed step (``--step_size``,
     ``--steps``); attacks that adapt their step (APGD) take ``--apgd_steps``.
@@ -127,6 +131,11 @@ def takes_step_size(name: str) -> bool:
 
 def attack_settings(args, iterative: bool) -> AttackSettings:
     """The attack settings of parsed ``args``: the paper's, then the flags.
+
+    Without the paper's settings (``npz:`` data), ``--eps`` is required
+    (``finetune`` takes ``--train_eps`` in its place), ``--steps`` defaults
+    to :data:`DEFAULT_STEPS` and ``--step_size`` to each attack's own rule
+    (2.5 * eps / steps, at each eps).
 
     Args:
         args: Parsed arguments of ``evaluate`` or ``finetune``.
@@ -144,11 +153,14 @@ def attack_settings(args, iterative: bool) -> AttackSettings:
         return given if given is not None else getattr(paper, name, None)
 
     eps = parse_eps(args.eps) if args.eps is not None else pick("eps")
+    if eps is None and getattr(args, "train_eps", None) is not None:
+        eps = (f"{float(args.train_eps):g}",)  # finetune: the training eps
     eps = _required(eps, "--eps", args.dataset)
     step_size, steps = pick("step_size"), pick("steps")
-    if iterative:
-        _required(step_size, "--step_size", args.dataset)
-        _required(steps, "--steps", args.dataset)
+    if iterative and steps is None:
+        # Data without the paper's settings: each attack's own rule, 10
+        # steps of 2.5 * eps / steps at every eps (step_size None).
+        steps = DEFAULT_STEPS
     check_numbers(args)
     return AttackSettings(eps, step_size, steps, *_clip_range(args, paper))
 
@@ -259,9 +271,11 @@ def add_attack_arguments(parser) -> None:
     )
     group.add_argument("--eps", help="Comma-separated L-inf radii.")
     group.add_argument("--step_size", type=float,
-                       help="Step of the fixed-step attacks (BIM, C&W, PGD).")
+                       help="Step of the fixed-step attacks (BIM, C&W, PGD); "
+                       "without the paper's settings, 2.5 * eps / steps.")
     group.add_argument("--steps", type=int,
-                       help="Steps of the fixed-step attacks.")
+                       help="Steps of the fixed-step attacks; without the "
+                       f"paper's settings, {DEFAULT_STEPS}.")
     group.add_argument("--clip_min", type=float)
     group.add_argument("--clip_max", type=float)
     group.add_argument("--no_clip", action="store_true",

@@ -139,8 +139,13 @@ def test_evaluate_writes_results_matching_a_hand_computation(
     assert "eps=0.10" in printed
 
 
+@pytest.mark.parametrize("drop, given", [
+    ((), {"step_size": 0.02, "steps": 5}),
+    # Own data without a step: the attack's own rule, 10 steps.
+    (("--step_size", "--steps"), {"step_size": None, "steps": 10}),
+])
 def test_evaluate_runs_a_registered_attack_with_the_flags_it_takes(
-    files, tmp_path, monkeypatch
+    files, tmp_path, monkeypatch, drop, given
 ):
     calls = []
 
@@ -152,7 +157,8 @@ def test_evaluate_runs_a_registered_attack_with_the_flags_it_takes(
 
     monkeypatch.setitem(attacks.ATTACKS, "shift", shift)
     out = tmp_path / "report"
-    argv = _evaluate_argv(files, out)
+    argv = _edit(_evaluate_argv(files, out), files,
+                 [item for flag in drop for item in (flag, None)])
     argv[argv.index("fgsm,pgd")] = "shift"
     cli.main(argv)
     results = _table(out)
@@ -164,7 +170,7 @@ def test_evaluate_runs_a_registered_attack_with_the_flags_it_takes(
         want = float(np.mean(np.argmax(model(x_adv), -1) == y))
         assert results["shift"][eps] == pytest.approx(want)
     # It takes a step size, so it gets --step_size and --steps.
-    assert calls[0] == {"step_size": 0.02, "steps": 5, "clip_max": 1.0}
+    assert calls[0] == dict(given, clip_max=1.0)
 
 
 def test_evaluate_keeps_existing_results_unless_overwrite(
@@ -191,6 +197,14 @@ def test_paper_settings_fill_in_for_the_paper_datasets():
     assert cli.attack_settings(args, iterative=True) == cli.AttackSettings(
         ("0.5",), 0.002, 3, None, None
     )
+
+
+def test_finetune_on_own_data_evaluates_at_the_training_eps():
+    args = cli.build_parser().parse_args(
+        ["finetune", "m.keras", "--dataset", "npz:d.npz", "--train_eps",
+         "0.05", "--clip_min", "0", "--clip_max", "1", "--out", "r.keras"])
+    assert cli.attack_settings(args, iterative=True) == cli.AttackSettings(
+        ("0.05",), None, 10, 0.0, 1.0)
 
 
 def test_each_attack_gets_only_the_flags_it_takes():
