@@ -182,8 +182,13 @@ def _attack_lines(results) -> List[str]:
     return lines
 
 
-# The parts of the AutoAttack versions, in the order they run.
-_PART_ORDER = ("clean", "apgd_ce", "apgd_t", "fab_t", "square", "apgd_dlr")
+def _part_order() -> tuple:
+    """``clean``, then the parts of the AutoAttack versions in the order
+    they run (from ``attacks.autoattack.VERSIONS``, the one list of them)."""
+    from keras_gradreg.attacks.autoattack import VERSIONS
+
+    return ("clean",) + tuple(dict.fromkeys(
+        part for parts in VERSIONS.values() for part in parts))
 
 
 def _breakers_table(results) -> List[str]:
@@ -200,8 +205,8 @@ def _breakers_table(results) -> List[str]:
              for part in results.broken_by(model, attack, eps)}
     found |= {part for attack in {attack for _, attack, _ in rows}
               for part in _ensemble_parts(results, attack)}
-    parts = [p for p in _PART_ORDER if p in found] + sorted(
-        found - set(_PART_ORDER))
+    order = _part_order()
+    parts = [p for p in order if p in found] + sorted(found - set(order))
     lines = [
         "",
         "## Which attack broke the examples (%)",
