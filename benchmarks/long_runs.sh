@@ -5,7 +5,7 @@
 # grid recipes are kept, and the model in training goes on from its last
 # finished epoch.
 #
-#   benchmarks/long_runs.sh [models|autoattack|grid|gridaa|grid10|all|status]
+#   benchmarks/long_runs.sh [models|autoattack|front|grid|gridaa|grid10|all|status]
 #                                                        (default: all)
 #
 # models:     the 10-epoch MNIST models of the paper's example (Natural,
@@ -14,10 +14,13 @@
 # autoattack: the standard AutoAttack ensemble on those models, 1,000 test
 #             images, eps 0.1 / 0.2 / 0.3, in chunks of 100, beside the
 #             paper's attacks' worst case on the same images -> .../autoattack
-# grid:       the robustness-per-cost grid on the full training set (3
-#             epochs, 1,000 test images), front-runners first, models saved
-#             for AutoAttack; first the two rows of session 7 timed again
-#             (--retime) as the workers time theirs  -> runs/robustness_per_cost
+# front:      the robustness-per-cost grid's front-runners (the recommended
+#             recipes, the paper's penalty, the cheaper penalty, FGSM-RS) on
+#             the full training set (3 epochs, 1,000 test images), models
+#             saved for AutoAttack; first the two rows of session 7 timed
+#             again (--retime) as the workers time theirs
+#                                                   -> runs/robustness_per_cost
+# grid:       `front`, then the rest of the grid (all 21 recipes)
 # gridaa:     the grid's recipes the README recommends, natural training and
 #             the paper's penalty alone (trained first where missing, as in
 #             `grid`), then the standard AutoAttack ensemble on their saved
@@ -25,9 +28,10 @@
 #                                                 -> .../robustness_per_cost/autoattack
 # grid10:     the same four recipes trained for 10 epochs (full training set,
 #             1,000 test images)                  -> runs/robustness_per_cost_10ep
-# all:        models, autoattack, grid, gridaa, grid10, in that order
-#             (the whole grid, with its cheaper attacks, before hours of
-#             AutoAttack on a few of its recipes)
+# all:        models, autoattack, front, gridaa, grid10, grid, in that order
+#             (what the README's recommendation rests on first: the
+#             front-runners, AutoAttack on the recommended ones and their 10
+#             epochs; then the rest of the grid)
 # status:     where each step stands (models trained, AutoAttack units and
 #             grid recipes done); reads the files only, runs nothing
 #
@@ -92,19 +96,25 @@ autoattack() {
         --compare "$MODELS_OUT" --workers "$WORKERS" --out "$MODELS_OUT/autoattack"
 }
 
-grid() {
+# The grid's settings; then --recipes NAMES --workers N.
+grid_run() {
+    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
+        --test_size 1000 --save_models --out "$GRID_OUT" "$@"
+}
+
+front() {
     # The rows timed before --workers existed, timed again as a worker times
     # its recipes (one thread, against natural training just before), so
     # that every cost of the table has the same kind of reference.
     TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
-        "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" \
-        --epochs 3 --test_size 1000 --save_models --retime \
-        --recipes "$RETIME" --out "$GRID_OUT"
-    # The front-runners first, then the rest of the grid (`all`), in one run
-    # so that no worker waits for another between the two.
-    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
-        --test_size 1000 --save_models --recipes "$FRONT_RUNNERS,all" \
-        --workers "$WORKERS" --out "$GRID_OUT"
+        grid_run --retime --recipes "$RETIME"
+    grid_run --recipes "$FRONT_RUNNERS" --workers "$WORKERS"
+}
+
+grid() {
+    front
+    # The rest of the grid (`all`); the front-runners are done by now.
+    grid_run --recipes "$FRONT_RUNNERS,all" --workers "$WORKERS"
 }
 
 grid10() {
@@ -114,9 +124,7 @@ grid10() {
 }
 
 aa_recipe_models() {
-    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
-        --test_size 1000 --save_models --recipes "$AA_RECIPES" \
-        --workers "$WORKERS" --out "$GRID_OUT"
+    grid_run --recipes "$AA_RECIPES" --workers "$WORKERS"
 }
 
 gridaa() {
@@ -147,10 +155,11 @@ locked() {
 
 case "${1:-all}" in
     models|autoattack|grid|gridaa|grid10) locked "$1" ;;
+    front) locked front grid ;;
     status) "$PYTHON" benchmarks/_long_runs_status.py "$RUNS" \
         "$TEN_EPOCH_MODELS" "$AA_RECIPES" "$AA_IMAGES" "$AA_CHUNK" "$AA_EPS" ;;
-    all) locked models && locked autoattack && locked grid && locked gridaa \
-        && locked grid10 ;;
-    *) echo "usage: $0 [models|autoattack|grid|gridaa|grid10|all|status]" >&2
+    all) locked models && locked autoattack && locked front grid \
+        && locked gridaa && locked grid10 && locked grid ;;
+    *) echo "usage: $0 [models|autoattack|front|grid|gridaa|grid10|all|status]" >&2
        exit 2 ;;
 esac

@@ -38,7 +38,10 @@ with the paper's CNN (``keras_gradreg.models.mnist_cnn``), Adam and batch
 
 Resumable: each finished recipe appends one JSON line to
 ``OUT/results.jsonl``; a rerun with the same settings skips the recipes
-found there and reuses the stored natural time as the reference. Ratios of
+found there and reuses the stored natural time as the reference. An
+unfinished recipe goes on where it stopped: its fit from the last finished
+epoch, its evaluation from the last finished (eps, attack) pair (both kept
+in ``OUT/backup/<recipe>/`` until its line is written). Ratios of
 recipes trained in a later process then compare timings across processes
 (and machine load), so they are noisier than ratios from one run.
 
@@ -457,8 +460,32 @@ def bits(correct: np.ndarray) -> str:
     return "".join("1" if value else "0" for value in correct)
 
 
-def evaluate(network, x, y, settings: dict) -> dict:
+EVALUATION_FILE = "evaluation.json"
+# The settings an interrupted evaluation must share to be gone on with.
+EVALUATION_SETTINGS = ("test_size", "eval_steps", "pgd_restarts", "seed",
+                       "eval_batch_size", "attack_survivors", "eval_attacks")
+
+
+def _finished_pieces(path: Optional[str], identity: dict) -> dict:
+    """The (eps, attack) results an interrupted evaluation left at ``path``
+    (eps key -> attack -> piece), if it evaluated the same network (the same
+    clean bits) with the same settings; else none."""
+    if path is None or not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        stored = json.load(file)
+    return stored["pieces"] if stored.get("identity") == identity else {}
+
+
+def evaluate(network, x, y, settings: dict,
+             progress: Optional[str] = None) -> dict:
     """Clean accuracy, per-example worst case and per-attack accuracies.
+
+    With ``progress`` (a file path), every finished (eps, attack) pair is
+    written there, and an evaluation of the same network (the same clean
+    bits) with the same settings goes on from the pairs found there instead
+    of attacking again; ``resumed_seconds`` then holds the seconds those
+    pairs took in the earlier process.
 
     Returns:
         ``clean``, ``robust`` (eps key -> worst case), ``per_attack`` (eps
@@ -473,33 +500,55 @@ def evaluate(network, x, y, settings: dict) -> dict:
     clean = _correct(network, x, y, batch_size)
     print(f"  clean: {100 * clean.mean():.1f}%", flush=True)
     result = {"clean": float(clean.mean()), "robust": {}, "per_attack": {},
-              "attacked": {}, "correct": {"clean": bits(clean)}}
+              "attacked": {}, "correct": {"clean": bits(clean)},
+              "resumed_seconds": 0.0}
+    identity = {"clean": bits(clean),
+                **{name: settings[name] for name in EVALUATION_SETTINGS}}
+    pieces = _finished_pieces(progress, identity)
     for eps in settings["eval_eps"]:
         key = f"{eps:g}"
         robust = clean.copy()
         for field in ("per_attack", "attacked", "correct"):
             result[field][key] = {}
         for name in settings["eval_attacks"]:
-            start = time.perf_counter()
-            attacked = np.flatnonzero(
-                robust if settings["attack_survivors"] else clean)
-            survived = robust.copy() if settings["attack_survivors"] else (
-                clean.copy())
-            if attacked.size:
-                x_adv = np.asarray(table[name](network, x[attacked],
-                                               y[attacked], eps))
-                survived[attacked] = _correct(network, x_adv, y[attacked],
-                                              batch_size)
+            piece = pieces.get(key, {}).get(name)
+            if piece is None:
+                piece = _attack_piece(table[name], network, x, y, eps,
+                                      robust if settings["attack_survivors"]
+                                      else clean, batch_size)
+                pieces.setdefault(key, {})[name] = piece
+                if progress is not None:
+                    _workers.write_atomically(progress, json.dumps(
+                        {"identity": identity, "pieces": pieces}))
+                done = f"{piece['seconds']:.1f} s"
+            else:
+                result["resumed_seconds"] += piece["seconds"]
+                done = "from an interrupted evaluation"
+            survived = np.array([bit == "1" for bit in piece["survived"]])
             robust &= survived
             result["per_attack"][key][name] = float(survived.mean())
-            result["attacked"][key][name] = int(attacked.size)
-            result["correct"][key][name] = bits(survived)
-            print(f"  eps {key} {name}: attacked {attacked.size}, "
+            result["attacked"][key][name] = piece["attacked"]
+            result["correct"][key][name] = piece["survived"]
+            print(f"  eps {key} {name}: attacked {piece['attacked']}, "
                   f"{100 * survived.mean():.1f}% correct, worst case so far "
-                  f"{100 * robust.mean():.1f}% "
-                  f"({time.perf_counter() - start:.1f} s)", flush=True)
+                  f"{100 * robust.mean():.1f}% ({done})", flush=True)
         result["robust"][key] = float(robust.mean())
     return result
+
+
+def _attack_piece(attack: Callable, network, x, y, eps: float,
+                  targets: np.ndarray, batch_size: int) -> dict:
+    """One attack at one eps on the images ``targets`` marks: which images
+    stay correct (the others keep ``targets``' value), as bits, the number
+    attacked and the seconds taken."""
+    start = time.perf_counter()
+    attacked = np.flatnonzero(targets)
+    survived = targets.copy()
+    if attacked.size:
+        x_adv = np.asarray(attack(network, x[attacked], y[attacked], eps))
+        survived[attacked] = _correct(network, x_adv, y[attacked], batch_size)
+    return {"survived": bits(survived), "attacked": int(attacked.size),
+            "seconds": time.perf_counter() - start}
 
 
 # Results file ---------------------------------------------------------------
@@ -712,7 +761,9 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
         if final.get("accuracy", 1.0) < COLLAPSED:
             print(f"  WARNING: {_collapse_note(name, final)}", flush=True)
         start = time.perf_counter()
-        evaluation = evaluate(network, x_test, y_test, settings)
+        evaluation = evaluate(network, x_test, y_test, settings,
+                              os.path.join(backup_dir, EVALUATION_FILE))
+        resumed = evaluation.pop("resumed_seconds")
         row = {
             "recipe": name,
             "settings": {"recipe": recipe.as_dict(), "run": run_settings},
@@ -723,7 +774,7 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
             "threads": _workers.threads(),
             "train_final": final,
             **evaluation,
-            "eval_seconds": time.perf_counter() - start,
+            "eval_seconds": time.perf_counter() - start + resumed,
             "machine": machine(),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         }

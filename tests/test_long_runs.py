@@ -35,13 +35,15 @@ def _commands(step, **env):
 @pytest.mark.parametrize("step, scripts", [
     ("models", ["examples/mnist.py"]),
     ("autoattack", ["benchmarks/autoattack_eval.py"]),
-    ("grid", ["benchmarks/robustness_per_cost.py"] * 2),
+    ("front", ["benchmarks/robustness_per_cost.py"] * 2),
+    ("grid", ["benchmarks/robustness_per_cost.py"] * 3),
     ("gridaa", ["benchmarks/robustness_per_cost.py",
                 "benchmarks/autoattack_eval.py"]),
     ("grid10", ["benchmarks/robustness_per_cost.py"]),
     ("all", ["examples/mnist.py", "benchmarks/autoattack_eval.py"]
      + ["benchmarks/robustness_per_cost.py"] * 3
-     + ["benchmarks/autoattack_eval.py", "benchmarks/robustness_per_cost.py"]),
+     + ["benchmarks/autoattack_eval.py"]
+     + ["benchmarks/robustness_per_cost.py"] * 4),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
     commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
@@ -55,12 +57,19 @@ def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
         assert flag_values["out"].value.startswith(str(tmp_path / "r"))
 
 
-def test_the_grid_runs_the_front_runners_first_then_the_rest():
-    retiming, command = _commands("grid")
+def _recipes_of(command):
+    return command[command.index("--recipes") + 1].split(",")
+
+
+def test_the_grid_runs_the_front_runners_first_then_the_rest(tmp_path):
+    runs = str(tmp_path)  # not the checkout's runs/, whose lock a run may hold
+    retiming, front, command = _commands("grid", RUNS=runs)
+    assert _commands("front", RUNS=runs) == [retiming, front]
     assert "--retime" in retiming and "--retime" not in command
-    recipes = command[command.index("--recipes") + 1].split(",")
+    recipes = _recipes_of(command)
     module = _load(ROOT / "benchmarks" / "robustness_per_cost.py")
     assert recipes[0] == "natural_relu" and recipes[-1] == "all"
+    assert _recipes_of(front) == recipes[:-1]
     assert set(recipes[:-1]) <= set(module.recipe_table(0.1))
     flag_values = flags.FlagValues()
     module.define_flags(flag_values)
@@ -74,7 +83,7 @@ def test_autoattack_on_the_grid_reads_models_it_trained_first(tmp_path):
     """gridaa first trains its recipes (with --save_models) as the grid
     would, into the grid's folder, then attacks OUT/<recipe>.keras; they
     are among the grid's front-runners."""
-    retiming, grid = _commands("grid", RUNS=str(tmp_path))
+    retiming, grid = _commands("front", RUNS=str(tmp_path))
     assert retiming[retiming.index("--out") + 1] == grid[grid.index("--out") + 1]
     first, command = _commands("gridaa", RUNS=str(tmp_path))
     out = first[first.index("--out") + 1]
@@ -96,6 +105,25 @@ def test_autoattack_on_the_grid_reads_models_it_trained_first(tmp_path):
     assert ten[ten.index("--recipes") + 1].split(",") == [
         os.path.basename(path)[: -len(".keras")] for path in paths]
     assert ten[ten.index("--epochs") + 1] == "10"
+
+
+def test_all_checks_the_recommendation_before_the_rest_of_the_grid(tmp_path):
+    """`all`: the front-runners, AutoAttack on the recommended ones and
+    their 10 epochs come before the rest of the grid, which comes last."""
+    commands = _commands("all", RUNS=str(tmp_path))
+    steps = [(os.path.basename(c[0]), c[c.index("--epochs") + 1]
+              if "--epochs" in c else None,
+              "all" in _recipes_of(c) if "--recipes" in c else None)
+             for c in commands]
+    assert steps[2:] == [
+        ("robustness_per_cost.py", "3", False),  # --retime
+        ("robustness_per_cost.py", "3", False),  # the front-runners
+        ("robustness_per_cost.py", "3", False),  # gridaa's models
+        ("autoattack_eval.py", None, None),
+        ("robustness_per_cost.py", "10", False),
+        ("robustness_per_cost.py", "3", False),  # grid: front (done by then)
+        ("robustness_per_cost.py", "3", False),
+        ("robustness_per_cost.py", "3", True)]   # the rest
 
 
 def test_models_evaluated_after_their_last_training_are_skipped(tmp_path):

@@ -505,6 +505,66 @@ def test_an_interrupted_fit_goes_on_from_its_last_epoch(tmp_path, monkeypatch):
     assert "resumed_at_epoch" not in seconds and len(seconds["epochs"]) == 2
 
 
+def test_an_interrupted_evaluation_goes_on_from_its_last_attack(
+        tmp_path, monkeypatch):
+    """A second evaluation attacks only the (eps, attack) pairs the first
+    one did not finish and returns what one uninterrupted evaluation does;
+    with another network or other settings nothing stored is used."""
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    network = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    weights = network.get_weights()
+    directions = {name: rng.normal(size=(40, 5)).astype(np.float32)
+                  for name in ("a", "b")}
+    calls, crash = [], {}
+
+    def attack(name):
+        def run(_, inputs, labels, eps):
+            calls.append((name, eps))
+            if crash.get((name, eps)):
+                raise KeyboardInterrupt
+            rows = [int(np.flatnonzero((x == row).all(1))[0]) for row in inputs]
+            return inputs + eps * directions[name][rows]
+        return run
+
+    monkeypatch.setattr(rpc, "attack_table",
+                        lambda settings: {"a": attack("a"), "b": attack("b")})
+    settings = {"eval_batch_size": 16, "eval_eps": [0.5, 2.0],
+                "eval_attacks": ["a", "b"], "attack_survivors": True,
+                "test_size": 40, "eval_steps": 2, "pgd_restarts": 1, "seed": 0}
+    whole = rpc.evaluate(network, x, y, settings)
+    assert whole["resumed_seconds"] == 0.0
+    assert len(calls) == 4 and whole["robust"]["2"] < whole["clean"]
+
+    progress = str(tmp_path / "evaluation.json")
+    calls.clear()
+    crash[("b", 2.0)] = True
+    with pytest.raises(KeyboardInterrupt):
+        rpc.evaluate(network, x, y, settings, progress)
+    assert calls == [("a", 0.5), ("b", 0.5), ("a", 2.0), ("b", 2.0)]
+    calls.clear()
+    crash.clear()
+    resumed = rpc.evaluate(network, x, y, settings, progress)
+    assert calls == [("b", 2.0)]
+    assert resumed.pop("resumed_seconds") > 0
+    whole.pop("resumed_seconds")
+    assert resumed == whole
+
+    # Finished: nothing is attacked again.
+    calls.clear()
+    rpc.evaluate(network, x, y, settings, progress)
+    assert calls == []
+    # Other settings, or another network (other clean bits): all afresh.
+    rpc.evaluate(network, x, y, dict(settings, eval_steps=3), progress)
+    assert len(calls) == 4
+    calls.clear()
+    network.set_weights([-w for w in weights])
+    other = rpc.evaluate(network, x, y, settings, progress)
+    assert other["correct"]["clean"] != whole["correct"]["clean"]
+    assert len(calls) == 4
+
+
 # The grid under AutoAttack ---------------------------------------------------
 
 _with_autoattack = load_script(ROOT / "benchmarks" / "_with_autoattack.py")
