@@ -55,6 +55,8 @@ def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
         flag_values([script, *argv])  # raises on an unknown or bad flag
         assert flag_values["data_dir"].value == str(tmp_path)
         assert flag_values["out"].value.startswith(str(tmp_path / "r"))
+        if script.endswith("robustness_per_cost.py"):  # the steadier cost
+            assert flag_values["cost"].value == "cpu"
 
 
 def _recipes_of(command):
