@@ -8,7 +8,9 @@ a second while the runs go on:
 * AutoAttack: units (chunk x model x eps) done of those the step runs, and
   those a worker has claimed and not finished (running, or left by a
   stopped run: the next run clears them);
-* a grid: the recipes with a result line, and those in training.
+* a grid: the recipes with a result line, and those in training or in
+  evaluation ((eps, attack) pairs done, from the checkpoint's
+  ``evaluation.json``).
 
 The AutoAttack settings (images, chunk, radii) come from ``long_runs.sh``.
 
@@ -105,17 +107,33 @@ def _pace(lines: Sequence[dict], pairs: int, num_examples: int) -> str:
             + ("" if len(pace) == pairs else "; the others come on top"))
 
 
+def _pairs_done(backup: str) -> int:
+    """(eps, attack) pairs an evaluation checkpointed in ``backup``."""
+    try:
+        with open(os.path.join(backup, "evaluation.json")) as handle:
+            pieces = json.load(handle)["pieces"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(len(attacks) for attacks in pieces.values())
+
+
 def grid_recipes(folder: str) -> List[str]:
-    """The recipes with a result line, then those in training."""
-    done = [line["recipe"] for line in _json_lines(os.path.join(folder, "results.jsonl"))]
-    lines = [f"{len(done)} recipes done: {', '.join(done) or '-'}"]
+    """The recipes with a result line (each once, though a re-timed one has
+    two), then those in training or in evaluation."""
+    lines = _json_lines(os.path.join(folder, "results.jsonl"))
+    done = list(dict.fromkeys(line["recipe"] for line in lines))
+    report = [f"{len(done)} recipes done: {', '.join(done) or '-'}"]
     backup = os.path.join(folder, "backup")
     if os.path.isdir(backup):
         for name in sorted(os.listdir(backup)):
-            if name not in done:
-                lines.append(f"in training: {name}, "
-                             f"{_epochs_done(os.path.join(backup, name))} epochs done")
-    return lines
+            if name in done:
+                continue
+            pairs = _pairs_done(os.path.join(backup, name))
+            report.append(
+                f"in evaluation: {name}, {pairs} (eps, attack) pairs done"
+                if pairs else f"in training: {name}, "
+                f"{_epochs_done(os.path.join(backup, name))} epochs done")
+    return report
 
 
 def main(argv: Sequence[str]) -> None:

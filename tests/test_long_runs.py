@@ -199,7 +199,12 @@ def test_status_reports_what_the_files_say(tmp_path):
         claim.format(eps=0.2) + claim.format(eps=0.3))
     grid = tmp_path / "robustness_per_cost"
     (grid / "backup" / "nfgsm_eps0.1_relu").mkdir(parents=True)
-    (grid / "results.jsonl").write_text('{"recipe": "natural_relu"}\n')
+    (grid / "backup" / "logit_l1_c0.03_gelu").mkdir()
+    (grid / "backup" / "logit_l1_c0.03_gelu" / "evaluation.json").write_text(
+        '{"identity": {}, "pieces": {"0.1": {"apgd_ce": {}, "pgd": {}}, '
+        '"0.2": {"apgd_ce": {}}}}')
+    # A re-timed recipe has a second line.
+    (grid / "results.jsonl").write_text('{"recipe": "natural_relu"}\n' * 2)
     done = subprocess.run(
         ["bash", str(SCRIPT), "status"], capture_output=True, text=True,
         env={**os.environ, "PYTHON": sys.executable, "RUNS": str(tmp_path)},
@@ -217,6 +222,8 @@ def test_status_reports_what_the_files_say(tmp_path):
             "    natural eps 0.3 images 0-100, worker 1") in out
     assert "1 recipes done: natural_relu" in out
     assert "in training: nfgsm_eps0.1_relu, 0 epochs done" in out
+    assert ("in evaluation: logit_l1_c0.03_gelu, 3 (eps, attack) pairs done"
+            in out)
     assert "gridaa: 0 of 120 units done" in out
 
 
