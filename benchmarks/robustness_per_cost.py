@@ -172,6 +172,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
         "again, in this process, each against natural training timed just "
         "before it (as a --workers process does); their robust accuracy is "
         "kept (see retime).", **where)
+    flags.DEFINE_bool(
+        "report", False, "Train and attack nothing: write the report (.md, "
+        ".png) of every recipe OUT/results.jsonl holds so far, e.g. while "
+        "the grid runs or with another --cost.", **where)
 
 
 REFERENCE = "natural_relu"
@@ -582,6 +586,18 @@ def _check_resumable(stored: Dict[str, dict], run_settings: dict,
                 "settings.")
 
 
+def stored_rows(settings: dict, out: str) -> Dict[str, dict]:
+    """The finished recipes in OUT/results.jsonl, checked to be of these
+    settings; a usage error when there are none."""
+    path = os.path.join(out, "results.jsonl")
+    if not os.path.exists(path):
+        raise app.UsageError(f"--report: no {path} yet.")
+    with _workers.locked(out):
+        stored = read_results(path)
+    _check_resumable(stored, training_settings(settings), path)
+    return stored
+
+
 # Command line ---------------------------------------------------------------
 
 
@@ -868,6 +884,10 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     tf.get_logger().setLevel("ERROR")
     if flag_values.workers < 1:
         raise app.UsageError("--workers must be >= 1.")
+    if flag_values.report:
+        print(write_report(stored_rows(settings, flag_values.out), settings,
+                           flag_values.out, []))
+        return
     if flag_values.retime:
         if flag_values.workers > 1:
             raise app.UsageError("--retime runs in one process; drop --workers.")

@@ -263,17 +263,23 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     attack_names = ["apgd_ce", "apgd_dlr", "pgd"]
     common = [f"--data_dir={tiny_mnist}", f"--out={out}", *TINY]
     two = "--recipes=natural_relu,logit_l1_c0.03_relu"
-    first, second, third, other, bad_attack, bad_recipe = _run_all(
+    (first, second, third, report_only, other, bad_attack, bad_recipe,
+     no_results) = _run_all(
         capsys,
         # 1. The reference alone; 2. resumed with one more recipe (and one
-        # the installed package may lack); 3. nothing left to do; 4. other
-        # settings in the same folder; 5-6. unknown names.
+        # the installed package may lack); 3. nothing left to do; 4. the
+        # report alone, of recipes not all done, by CPU time; 5. other
+        # settings in the same folder; 6-7. unknown names; 8. a report of
+        # nothing.
         [*common, "--recipes=natural_relu", "--save_models"],
         [*common, two + ("" if ACTIVATION_OPTION else ",natural_gelu")],
         [*common, two],
+        [*common, "--recipes=natural_relu,nfgsm_eps0.1_relu", "--report",
+         "--cost=cpu"],
         [*common, two, "--epochs=2"],
         [*common, "--eval_attacks=apgd_ce,deepfool", f"--out={tmp_path}/x"],
         [*common, "--recipes=natural_relu,pgd3", f"--out={tmp_path}/x"],
+        [*common, "--report", f"--out={tmp_path}/x"],
     )
 
     # 1. The reference, checked against the saved network.
@@ -318,7 +324,7 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     assert third["error"] is None
     assert ": training" not in third["stdout"]
     assert third["results"] == second["results"]
-    report = (out / "robustness_per_cost.md").read_text()
+    report = third["stdout"]  # the report it wrote (a later run rewrites it)
     assert "| recipe | cost x natural | clean | eps 0.05 | eps 0.3 |" in report
     for row in rows:
         assert (f"| {row['recipe']} | {row['ratio']['wall']:.2f} "
@@ -327,7 +333,18 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     png = (out / "robustness_per_cost.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # 4-6. Refused, before anything is written.
+    # 4. The report of what is done, by CPU time: nothing trains.
+    assert report_only["error"] is None
+    assert ": training" not in report_only["stdout"]
+    assert report_only["results"] == second["results"]
+    report_text = (out / "robustness_per_cost.md").read_text()
+    assert "| recipe | cost x natural (cpu) | clean |" in report_text
+    for row in rows:
+        assert (f"| {row['recipe']} | {row['ratio']['cpu']:.2f} "
+                f"| {100 * row['clean']:.1f} |") in report_text
+
+    # 5-8. Refused, before anything is written.
+    assert f"--report: no {tmp_path}/x/results.jsonl yet" in no_results["error"]
     assert "run with other settings (epochs: 1 then, 2 now)" in other["error"]
     assert other["results"] == second["results"]
     assert "Unknown --eval_attacks ['deepfool']" in bad_attack["error"]
