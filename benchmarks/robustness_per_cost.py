@@ -587,11 +587,10 @@ def _check_resumable(stored: Dict[str, dict], run_settings: dict,
 
 
 def stored_rows(settings: dict, out: str) -> Dict[str, dict]:
-    """The finished recipes in OUT/results.jsonl, checked to be of these
-    settings; a usage error when there are none."""
+    """The finished recipes in OUT/results.jsonl (none without the file),
+    read under the folder's lock; a usage error if they were run with other
+    settings."""
     path = os.path.join(out, "results.jsonl")
-    if not os.path.exists(path):
-        raise app.UsageError(f"--report: no {path} yet.")
     with _workers.locked(out):
         stored = read_results(path)
     _check_resumable(stored, training_settings(settings), path)
@@ -728,10 +727,8 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
     """
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "results.jsonl")
-    with _workers.locked(out):
-        stored = read_results(path)
+    stored = stored_rows(settings, out)
     run_settings = training_settings(settings)
-    _check_resumable(stored, run_settings, path)
     notes = []
     todo = []
     for name in names:
@@ -839,10 +836,8 @@ def retime(settings: dict, names: List[str], table: Dict[str, Recipe],
     already re-timed is skipped.
     """
     path = os.path.join(out, "results.jsonl")
-    with _workers.locked(out):
-        stored = read_results(path)
+    stored = stored_rows(settings, out)
     run_settings = training_settings(settings)
-    _check_resumable(stored, run_settings, path)
     todo = [name for name in names if name in stored
             and "first_timing" not in stored[name]]
     if not todo:
@@ -885,6 +880,9 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     if flag_values.workers < 1:
         raise app.UsageError("--workers must be >= 1.")
     if flag_values.report:
+        if not os.path.exists(os.path.join(flag_values.out, "results.jsonl")):
+            raise app.UsageError(
+                f"--report: no {flag_values.out}/results.jsonl yet.")
         print(write_report(stored_rows(settings, flag_values.out), settings,
                            flag_values.out, []))
         return
