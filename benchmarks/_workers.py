@@ -34,7 +34,8 @@ CLAIMS = "claims.jsonl"  # units taken by the workers of a --workers run
 @contextlib.contextmanager
 def locked(out: str):
     """Holds ``out``'s lock file: one process at a time reads or appends
-    result and claim lines."""
+    result and claim lines. Makes ``out`` if it is missing."""
+    os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -889,6 +889,11 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     if flag_values.retime:
         if flag_values.workers > 1:
             raise app.UsageError("--retime runs in one process; drop --workers.")
+        if not os.path.exists(os.path.join(flag_values.out, "results.jsonl")):
+            # A fresh machine: nothing was timed before, nothing to time again.
+            print(f"--retime: no {flag_values.out}/results.jsonl yet; nothing "
+                  "to time again.", flush=True)
+            return
         chosen = flag_values.recipes or ["all"]
         if chosen[-1] != "all":  # natural_relu only when named
             names = [name for name in names if name in chosen]

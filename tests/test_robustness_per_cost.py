@@ -439,6 +439,20 @@ def test_retime_runs_in_one_process(tmp_path, capsys):
     assert "--retime runs in one process" in report["error"]
 
 
+def test_retime_on_a_fresh_folder_times_nothing(tmp_path, capsys):
+    out = tmp_path / "new" / "grid"  # not made yet: a fresh machine
+    report, = _run_all(capsys, [f"--out={out}", "--retime",
+                                "--recipes=natural_relu"])
+    assert report["error"] is None and report["results"] is None
+    assert "nothing to time again" in report["stdout"]
+
+
+def test_the_lock_makes_its_folder(tmp_path):
+    out = tmp_path / "a" / "b"
+    with _workers.locked(str(out)):
+        assert (out / ".lock").exists()
+
+
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_the_grid_network_is_the_papers_cnn_with_the_activation(activation):
     network = rpc.build_network(activation)
