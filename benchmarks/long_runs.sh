@@ -5,7 +5,7 @@
 # grid recipes are kept, and the model in training goes on from its last
 # finished epoch.
 #
-#   benchmarks/long_runs.sh [models|autoattack|front|grid|gridaa|grid10|all|status]
+#   benchmarks/long_runs.sh [models|autoattack|front|grid|gridaa|grid10|all|status|keep]
 #                                                        (default: all)
 #
 # models:     the 10-epoch MNIST models of the paper's example (Natural,
@@ -34,11 +34,20 @@
 #             epochs; then the rest of the grid)
 # status:     where each step stands (models trained, AutoAttack units and
 #             grid recipes done); reads the files only, runs nothing
+# keep:       copies the grids' finished result lines (and AutoAttack's on
+#             them) into KEEP, to be committed: the machine that runs these
+#             may not keep runs/ from one session to the next. Every grid
+#             step first takes back into RUNS the lines KEEP holds and RUNS
+#             lacks, so a fresh machine goes on where the kept lines end.
+#             Models are not kept: a recipe whose model is gone is not
+#             trained again, and AutoAttack on it needs the same network
+#             (training is seeded; AutoAttack refuses other clean predictions)
 #
 # DATA (default ../shared/data/mnist, the four MNIST IDX .gz files; empty
 # for tensorflow-datasets), RUNS (default runs), PYTHON (default python) and
 # WORKERS (default 2: processes side by side for AutoAttack and the grids)
-# override the folders, the interpreter and the processes.
+# override the folders, the interpreter and the processes; KEEP (default
+# benchmarks/measured) is the folder of the kept result lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +65,14 @@ DATA_FLAG=()
 if [ -n "$DATA" ]; then DATA_FLAG=(--data_dir "$DATA"); fi
 MODELS_OUT=$RUNS/mnist_10ep_aa
 GRID_OUT=$RUNS/robustness_per_cost
+GRID10_OUT=$RUNS/robustness_per_cost_10ep
+KEEP=${KEEP:-benchmarks/measured}
+# Result files kept in git: RUNS file, then its name in KEEP.
+KEPT=(
+    "$GRID_OUT/results.jsonl" robustness_per_cost.jsonl
+    "$GRID_OUT/autoattack/results.jsonl" robustness_per_cost_autoattack.jsonl
+    "$GRID10_OUT/results.jsonl" robustness_per_cost_10ep.jsonl
+)
 # The recommended recipes and the paper's first, then the rest of the grid.
 # AutoAttack (hours per model) goes to the first four only.
 FRONT_RUNNERS=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu,nfgsm_eps0.1_gelu,logit_l1_c0.03_gelu_pf0.5,nfgsm+logit_l1_c0.03_gelu_pf0.5,fgsm_rs_eps0.1_relu,logit_sql2_c0.1_relu,xent_sql2_c10_relu
@@ -96,6 +113,30 @@ autoattack() {
         --compare "$MODELS_OUT" --workers "$WORKERS" --out "$MODELS_OUT/autoattack"
 }
 
+# `merge SOURCE TARGET`: appends to TARGET the lines of SOURCE it lacks (the
+# same text); result lines are appended whole, so a line is the unit.
+merge() {
+    [ -s "$1" ] || return 0
+    mkdir -p "$(dirname "$2")"
+    touch "$2"
+    grep -vxFf "$2" "$1" >> "$2" || true
+}
+
+keep() {
+    local i
+    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do
+        merge "${KEPT[i]}" "$KEEP/${KEPT[i + 1]}"
+    done
+    echo "kept: the grids' result lines are in $KEEP (commit them)"
+}
+
+restore() {
+    local i
+    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do
+        merge "$KEEP/${KEPT[i + 1]}" "${KEPT[i]}"
+    done
+}
+
 # The grid's settings; then --recipes NAMES --workers N. The report's cost
 # is CPU time: the machine is shared, so wall time is the noisier of the two.
 grid_run() {
@@ -121,7 +162,7 @@ grid() {
 grid10() {
     "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 10 \
         --test_size 1000 --save_models --cost cpu --recipes "$AA_RECIPES" \
-        --workers "$WORKERS" --out "$RUNS/robustness_per_cost_10ep"
+        --workers "$WORKERS" --out "$GRID10_OUT"
 }
 
 aa_recipe_models() {
@@ -155,12 +196,14 @@ locked() {
 }
 
 case "${1:-all}" in
-    models|autoattack|grid|gridaa|grid10) locked "$1" ;;
-    front) locked front grid ;;
+    models|autoattack) locked "$1" ;;
+    grid|gridaa|grid10) restore && locked "$1" ;;
+    front) restore && locked front grid ;;
+    keep) keep ;;
     status) "$PYTHON" benchmarks/_long_runs_status.py "$RUNS" \
         "$TEN_EPOCH_MODELS" "$AA_RECIPES" "$AA_IMAGES" "$AA_CHUNK" "$AA_EPS" ;;
-    all) locked models && locked autoattack && locked front grid \
+    all) restore && locked models && locked autoattack && locked front grid \
         && locked gridaa && locked grid10 && locked grid ;;
-    *) echo "usage: $0 [models|autoattack|front|grid|gridaa|grid10|all|status]" >&2
+    *) echo "usage: $0 [models|autoattack|front|grid|gridaa|grid10|all|status|keep]" >&2
        exit 2 ;;
 esac

@@ -231,3 +231,36 @@ def test_status_module_examples():
     module = _load(ROOT / "benchmarks" / "_long_runs_status.py")
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0
+
+
+def test_kept_lines_come_back_on_a_fresh_machine(tmp_path):
+    runs, keep = tmp_path / "runs", tmp_path / "kept"
+    env = {**os.environ, "PYTHON": "echo", "RUNS": str(runs),
+           "KEEP": str(keep), "DATA": str(tmp_path)}
+    grid = runs / "robustness_per_cost" / "results.jsonl"
+    aa = runs / "robustness_per_cost" / "autoattack" / "results.jsonl"
+    grid.parent.mkdir(parents=True)
+    grid.write_text('{"recipe": "a"}\n{"recipe": "b"}\n')
+
+    def step(name):
+        done = subprocess.run(["bash", str(SCRIPT), name], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    step("keep")
+    step("keep")  # twice: no line twice
+    kept = keep / "robustness_per_cost.jsonl"
+    assert kept.read_text() == grid.read_text()
+    assert not (keep / "robustness_per_cost_autoattack.jsonl").exists()
+    shutil.rmtree(runs)  # a fresh machine
+    kept.write_text(kept.read_text() + '{"recipe": "c"}\n')
+    (keep / "robustness_per_cost_autoattack.jsonl").write_text('{"u": 1}\n')
+    grid.parent.mkdir(parents=True)
+    grid.write_text('{"recipe": "d"}\n')  # a line only this machine has
+    step("front")  # takes the kept lines back before it runs
+    assert grid.read_text().splitlines() == [
+        '{"recipe": "d"}', '{"recipe": "a"}', '{"recipe": "b"}',
+        '{"recipe": "c"}']
+    assert aa.read_text() == '{"u": 1}\n'
+    step("keep")
+    assert kept.read_text().splitlines()[-1] == '{"recipe": "d"}'
