@@ -5,7 +5,7 @@
 # grid recipes are kept, and the model in training goes on from its last
 # finished epoch.
 #
-#   benchmarks/long_runs.sh [models|autoattack|front|grid|gridaa|grid10|all|status|keep]
+#   benchmarks/long_runs.sh [models|autoattack|front|grid|gridaa|grid10|all|status|keep|report]
 #                                                        (default: all)
 #
 # models:     the 10-epoch MNIST models of the paper's example (Natural,
@@ -34,6 +34,9 @@
 #             epochs; then the rest of the grid)
 # status:     where each step stands (models trained, AutoAttack units and
 #             grid recipes done); reads the files only, runs nothing
+# report:     the grids' tables and charts (robustness_per_cost.md, .png in
+#             each grid's folder) from the result lines RUNS and KEEP hold,
+#             training and attacking nothing: seconds, from a fresh clone
 # keep:       copies the grids' finished result lines (and AutoAttack's on
 #             them) into KEEP, to be committed: the machine that runs these
 #             may not keep runs/ from one session to the next. Every grid
@@ -140,8 +143,16 @@ restore() {
 # The grid's settings; then --recipes NAMES --workers N. The report's cost
 # is CPU time: the machine is shared, so wall time is the noisier of the two.
 grid_run() {
-    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 3 \
-        --test_size 1000 --save_models --cost cpu --out "$GRID_OUT" "$@"
+    grid_settings 3 "$GRID_OUT" "$@"
+}
+
+# `grid_settings EPOCHS OUT [FLAGS]`: the grids' shared settings.
+grid_settings() {
+    local epochs=$1 out=$2
+    shift 2
+    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" \
+        --epochs "$epochs" --test_size 1000 --save_models --cost cpu \
+        --out "$out" "$@"
 }
 
 front() {
@@ -159,10 +170,18 @@ grid() {
     grid_run --recipes "$FRONT_RUNNERS,all" --workers "$WORKERS"
 }
 
+report() {
+    # --report needs the grid's own settings: the same flags as grid_run.
+    if [ -s "$GRID_OUT/results.jsonl" ]; then
+        grid_run --report
+    fi
+    if [ -s "$GRID10_OUT/results.jsonl" ]; then
+        grid_settings 10 "$GRID10_OUT" --report
+    fi
+}
+
 grid10() {
-    "$PYTHON" benchmarks/robustness_per_cost.py "${DATA_FLAG[@]}" --epochs 10 \
-        --test_size 1000 --save_models --cost cpu --recipes "$AA_RECIPES" \
-        --workers "$WORKERS" --out "$GRID10_OUT"
+    grid_settings 10 "$GRID10_OUT" --recipes "$AA_RECIPES" --workers "$WORKERS"
 }
 
 aa_recipe_models() {
@@ -200,10 +219,11 @@ case "${1:-all}" in
     grid|gridaa|grid10) restore && locked "$1" ;;
     front) restore && locked front grid ;;
     keep) keep ;;
+    report) restore && report ;;
     status) "$PYTHON" benchmarks/_long_runs_status.py "$RUNS" \
         "$TEN_EPOCH_MODELS" "$AA_RECIPES" "$AA_IMAGES" "$AA_CHUNK" "$AA_EPS" ;;
     all) restore && locked models && locked autoattack && locked front grid \
         && locked gridaa && locked grid10 && locked grid ;;
-    *) echo "usage: $0 [models|autoattack|front|grid|gridaa|grid10|all|status|keep]" >&2
+    *) echo "usage: $0 [models|autoattack|front|grid|gridaa|grid10|all|status|keep|report]" >&2
        exit 2 ;;
 esac

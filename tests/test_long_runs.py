@@ -264,3 +264,24 @@ def test_kept_lines_come_back_on_a_fresh_machine(tmp_path):
     assert aa.read_text() == '{"u": 1}\n'
     step("keep")
     assert kept.read_text().splitlines()[-1] == '{"recipe": "d"}'
+
+
+def test_report_draws_each_grid_with_lines_from_the_kept_ones(tmp_path):
+    keep = tmp_path / "kept"
+    runs = str(tmp_path / "r")
+    assert _commands("report", RUNS=runs, KEEP=str(keep),
+                     DATA=str(tmp_path)) == []  # no lines: nothing to draw
+    keep.mkdir()
+    (keep / "robustness_per_cost.jsonl").write_text('{"recipe": "a"}\n')
+    command, = _commands("report", RUNS=runs, KEEP=str(keep),
+                         DATA=str(tmp_path))
+    assert "--report" in command and "--epochs" in command
+    assert command[command.index("--epochs") + 1] == "3"
+    assert command[command.index("--out") + 1] == f"{runs}/robustness_per_cost"
+    module = _load(ROOT / "benchmarks" / "robustness_per_cost.py")
+    flag_values = flags.FlagValues()
+    module.define_flags(flag_values)
+    flag_values(command)  # the grid's own flags
+    (keep / "robustness_per_cost_10ep.jsonl").write_text('{"recipe": "a"}\n')
+    ten = _commands("report", RUNS=runs, KEEP=str(keep), DATA=str(tmp_path))
+    assert [c[c.index("--epochs") + 1] for c in ten] == ["3", "10"]
