@@ -643,6 +643,30 @@ def _check_attacks(settings: dict) -> None:
             f"Unknown --eval_attacks {unknown}: use some of {list(known)}.")
 
 
+def times_table(rows: List[dict], cost: str = "wall") -> str:
+    """Each recipe's wall time (training and the grid's attacks) and CPU
+    training time, in minutes, in the order of the cost table.
+
+    Example:
+        >>> row = {"recipe": "r", "ratio": {"wall": 1.0},
+        ...        "seconds": {"fit": 600.0, "fit_cpu": 540.0},
+        ...        "eval_seconds": 90.0}
+        >>> print(times_table([row]))
+        | recipe | training, wall (min) | training, CPU (min) | attacks, wall (min) |
+        |---|---|---|---|
+        | r | 10.0 | 9.0 | 1.5 |
+    """
+    lines = ["| recipe | training, wall (min) | training, CPU (min) | "
+             "attacks, wall (min) |", "|---|---|---|---|"]
+    for row in sorted(rows, key=lambda r: (r["ratio"][cost], r["recipe"])):
+        cpu = row["seconds"].get("fit_cpu")
+        lines.append(
+            f"| {row['recipe']} | {row['seconds']['fit'] / 60:.1f} | "
+            + ("" if cpu is None else f"{cpu / 60:.1f}")
+            + f" | {row['eval_seconds'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
 def _collapse_note(name: str, final: dict) -> str:
     return (f"{name}: final training accuracy {final['accuracy']:.3f}, near "
             "chance: collapsed?")
@@ -682,6 +706,9 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
               f"Command: `{command}`\n\n")
     text = header + _frontier.markdown(ordered, eps_keys, notes,
                                        settings["cost"], settings["test_size"])
+    text += ("\n## Times (the whole fit, then the grid's attacks on the "
+             "test images; each recipe in one worker)\n\n"
+             + times_table(ordered, settings["cost"]) + "\n")
     checked = _with_autoattack.combine(
         rows, _with_autoattack.read_lines(out), eps_keys)
     under_autoattack = _with_autoattack.markdown(checked, eps_keys,

@@ -612,7 +612,9 @@ def _grid_row(rng, count, ratio):
     return {"ratio": {"wall": ratio, "cpu": ratio}, "correct": correct,
             "clean": float(clean.mean()), "train_final": {"accuracy": 0.9},
             "robust": {k: float(np.mean(_bools(correct[k]["pgd"])))
-                       for k in ("0.1", "0.3")}}
+                       for k in ("0.1", "0.3")},
+            "seconds": {"fit": 60.0 * ratio, "fit_cpu": 54.0 * ratio},
+            "eval_seconds": 30.0}
 
 
 def bits(values):
@@ -689,10 +691,12 @@ def test_the_report_has_the_autoattack_section_once_results_exist(tmp_path):
     report = rpc.write_report(rows, settings, str(tmp_path), [])
     assert "## Under AutoAttack" in report
     assert "| natural_relu | 1.00 | 20 |" in report
+    assert "| natural_relu | 1.0 | 0.9 | 0.5 |" in report  # times, minutes
     assert report == (tmp_path / "robustness_per_cost.md").read_text()
 
 
-@pytest.mark.parametrize("module", [_frontier, _with_autoattack, _workers])
+@pytest.mark.parametrize("module", [_frontier, _with_autoattack, _workers,
+                                    rpc])
 def test_docstring_examples_of_the_report_modules(module):
     flags_ = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     failures, tried = doctest.testmod(module, optionflags=flags_)
