@@ -697,7 +697,10 @@ def test_the_report_has_the_autoattack_section_once_results_exist(tmp_path):
 
 @pytest.mark.parametrize("module", [_frontier, _with_autoattack, _workers,
                                     rpc])
-def test_docstring_examples_of_the_report_modules(module):
+def test_docstring_examples_of_the_report_modules(module, monkeypatch):
+    # doctest finds a function's examples through sys.modules: another test
+    # file loading the same script registers a new module under its name.
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     flags_ = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     failures, tried = doctest.testmod(module, optionflags=flags_)
     assert tried > 0 and failures == 0
