@@ -149,6 +149,18 @@ def statements(rows: Sequence[dict], eps_keys: Sequence[str],
     return lines
 
 
+def by_cost(rows: Sequence[Mapping], cost: str = "wall") -> List[Mapping]:
+    """``rows`` in the tables' order: by cost ratio, then recipe name.
+
+    Example:
+        >>> rows = [{"recipe": "b", "ratio": {"wall": 1.0}},
+        ...         {"recipe": "a", "ratio": {"wall": 1.0}}]
+        >>> [row["recipe"] for row in by_cost(rows)]
+        ['a', 'b']
+    """
+    return sorted(rows, key=lambda r: (r["ratio"][cost], r["recipe"]))
+
+
 def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
              notes: Sequence[str] = (), cost: str = "wall",
              images: Optional[int] = None) -> str:
@@ -164,7 +176,7 @@ def markdown(rows: Sequence[dict], eps_keys: Sequence[str],
         f"eps {key}" for key in eps_keys]
     lines = ["| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
-    for row in sorted(rows, key=lambda r: (r["ratio"][cost], r["recipe"])):
+    for row in by_cost(rows, cost):
         cells = [row["recipe"], f"{row['ratio'][cost]:.2f}",
                  _percent(row["clean"])]
         for key in eps_keys:

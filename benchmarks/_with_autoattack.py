@@ -114,7 +114,7 @@ def markdown(combined: Sequence[Mapping], eps_keys: Sequence[str],
         header += [f"images (eps {key})", f"eps {key}: grid",
                    f"eps {key}: with AutoAttack"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in sorted(combined, key=lambda r: (r["ratio"][cost], r["recipe"])):
+    for row in _frontier.by_cost(combined, cost):
         cells = [row["recipe"], f"{row['ratio'][cost]:.2f}"]
         for key in eps_keys:
             if key in row["robust"]:

@@ -658,7 +658,7 @@ def times_table(rows: List[dict], cost: str = "wall") -> str:
     """
     lines = ["| recipe | training, wall (min) | training, CPU (min) | "
              "attacks, wall (min) |", "|---|---|---|---|"]
-    for row in sorted(rows, key=lambda r: (r["ratio"][cost], r["recipe"])):
+    for row in _frontier.by_cost(rows, cost):
         cpu = row["seconds"].get("fit_cpu")
         lines.append(
             f"| {row['recipe']} | {row['seconds']['fit'] / 60:.1f} | "
