@@ -866,7 +866,8 @@ def retime(settings: dict, names: List[str], table: Dict[str, Recipe],
     stored = stored_rows(settings, out)
     run_settings = training_settings(settings)
     todo = [name for name in names if name in stored
-            and "first_timing" not in stored[name]]
+            and "first_timing" not in stored[name]
+            and str(stored[name].get("threads")) != _workers.threads()]
     if not todo:
         return stored
     x_train, y_train = datasets.to_arrays(datasets.load(

@@ -372,7 +372,7 @@ def test_recipes_in_the_order_asked_the_reference_first(recipes, first):
 
 
 def test_a_worker_skips_claimed_recipes_and_times_against_its_own_natural(
-        tmp_path, tiny_mnist):
+        tmp_path, tiny_mnist, monkeypatch):
     """A worker of a --workers run takes only unclaimed recipes, and each
     recipe's cost is against natural training calibrated in its process."""
     flag_values = flags.FlagValues()
@@ -414,8 +414,12 @@ def test_a_worker_skips_claimed_recipes_and_times_against_its_own_natural(
     assert next(rpc.claims(str(tmp_path), names,
                            rpc.training_settings(settings), path, 1),
                 None) is None
-    # --retime: a second timing of the stored recipe; its accuracy is kept.
+    # --retime: a row timed under this process's threads is not timed again.
     table = rpc.recipe_table(0.1)
+    rpc.retime(settings, names, table, str(tmp_path))
+    assert len(_rows((tmp_path / "results.jsonl").read_text())) == 1
+    # Under other threads: a second timing; its accuracy is kept.
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", f"{row['threads']}x")
     again = rpc.retime(settings, names, table, str(tmp_path))
     first, second = _rows((tmp_path / "results.jsonl").read_text())
     assert again["logit_l1_c0.03_relu"] == second
