@@ -227,6 +227,11 @@ def _xent(norm: str, c: float) -> dict:
     return {"regularizer": "cross_entropy", "norm": norm, "c": c}
 
 
+def _results(out: str) -> str:
+    """The grid's result lines in folder ``out``: one JSON line per recipe."""
+    return os.path.join(out, "results.jsonl")
+
+
 def recipe_table(train_eps: float = 0.1) -> Dict[str, Recipe]:
     """The grid: recipe name -> Recipe. A name spells out its settings.
 
@@ -590,7 +595,7 @@ def stored_rows(settings: dict, out: str) -> Dict[str, dict]:
     """The finished recipes in OUT/results.jsonl (none without the file),
     read under the folder's lock; a usage error if they were run with other
     settings."""
-    path = os.path.join(out, "results.jsonl")
+    path = _results(out)
     with _workers.locked(out):
         stored = read_results(path)
     _check_resumable(stored, training_settings(settings), path)
@@ -753,7 +758,7 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
     training in its own process, and leaves the report to the parent.
     """
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "results.jsonl")
+    path = _results(out)
     stored = stored_rows(settings, out)
     run_settings = training_settings(settings)
     notes = []
@@ -862,7 +867,7 @@ def retime(settings: dict, names: List[str], table: Dict[str, Recipe],
     (``TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1``). A recipe
     already re-timed is skipped.
     """
-    path = os.path.join(out, "results.jsonl")
+    path = _results(out)
     stored = stored_rows(settings, out)
     run_settings = training_settings(settings)
     todo = [name for name in names if name in stored
@@ -894,6 +899,11 @@ def retime(settings: dict, names: List[str], table: Dict[str, Recipe],
     return stored
 
 
+def _has_results(out: str) -> bool:
+    """Whether ``out`` holds a results.jsonl (a grid run began there)."""
+    return os.path.exists(_results(out))
+
+
 def main(argv, flag_values: flags.FlagValues = FLAGS):
     """Runs the grid with the parsed ``flag_values`` (see ``define_flags``)."""
     if len(argv) > 1:
@@ -908,7 +918,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     if flag_values.workers < 1:
         raise app.UsageError("--workers must be >= 1.")
     if flag_values.report:
-        if not os.path.exists(os.path.join(flag_values.out, "results.jsonl")):
+        if not _has_results(flag_values.out):
             raise app.UsageError(
                 f"--report: no {flag_values.out}/results.jsonl yet.")
         print(write_report(stored_rows(settings, flag_values.out), settings,
@@ -917,7 +927,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     if flag_values.retime:
         if flag_values.workers > 1:
             raise app.UsageError("--retime runs in one process; drop --workers.")
-        if not os.path.exists(os.path.join(flag_values.out, "results.jsonl")):
+        if not _has_results(flag_values.out):
             # A fresh machine: nothing was timed before, nothing to time again.
             print(f"--retime: no {flag_values.out}/results.jsonl yet; nothing "
                   "to time again.", flush=True)
