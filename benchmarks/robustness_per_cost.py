@@ -20,7 +20,10 @@ with the paper's CNN (``keras_gradreg.models.mnist_cnn``), Adam and batch
   thread spends less CPU per step than TensorFlow's default threads, so
   each worker times natural training again (``calibrate``: 200 steps in
   its own process, just before each recipe) and the recipe's ratio is
-  against that; the row says which reference it has. ``--retime`` times
+  against that; the row says which reference it has. It is timed again
+  just after the fit (``reference_after_seconds``): where the two differ by
+  more than 10%, the load changed during the fit and the report says so.
+  ``--retime`` times
   stored recipes again that way (one process; robust accuracy kept), for
   rows timed before ``--workers`` existed.
 * **Robust accuracy** on the first ``--test_size`` test images at each
@@ -699,6 +702,7 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
             " just before each in the same worker process (--workers, one "
             "TensorFlow thread; results.jsonl's `reference`); the others' "
             f"against {REFERENCE}'s own fit.")
+    notes += drift_notes(ordered, settings["cost"])
     command = "python benchmarks/robustness_per_cost.py " + " ".join(
         sys.argv[1:])
     header = (f"Robustness per cost: MNIST, paper's CNN, {settings['epochs']} "
@@ -796,6 +800,10 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
         backup_dir = os.path.join(out, "backup", name)
         network, seconds, final = train(recipe, x_train, y_train,
                                         run_settings, backup_dir)
+        # Natural training timed again after the fit: a load that changed
+        # during the fit shows as a difference from the reference before.
+        after = (calibrate(x_train, y_train, run_settings)
+                 if worker is not None else None)
         if settings["save_models"]:
             network.save(os.path.join(out, f"{name}.keras"))
         if name == REFERENCE and worker is None:
@@ -816,6 +824,7 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
             "ratio": ratio,
             "reference_seconds": reference,
             "reference": reference_kind,
+            **({"reference_after_seconds": after} if after else {}),
             "threads": _workers.threads(),
             "train_final": final,
             **evaluation,
@@ -834,6 +843,39 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
     if stored and worker is None:
         print(write_report(stored, settings, out, notes))
     return stored
+
+
+DRIFT = 0.1
+
+
+def drift_notes(rows: List[dict], cost: str = "cpu",
+                limit: float = DRIFT) -> List[str]:
+    """Notes on the rows whose natural-training reference, timed again after
+    the fit (``reference_after_seconds``), moved by more than ``limit``
+    (a fraction) from the one timed before: the machine's load changed
+    during the fit, so the row's cost is uncertain by about that much.
+
+    Example:
+        >>> row = {"recipe": "a", "reference_seconds": {"cpu": 100.0},
+        ...        "reference_after_seconds": {"cpu": 125.0}}
+        >>> print(*drift_notes([row, {"recipe": "b"}]))
+        Natural training timed again after the fit took 25% more cpu time
+        than before it: a (the load changed during the fit; that cost is
+        uncertain by about as much).
+    """
+    moved = []
+    for row in rows:
+        after = row.get("reference_after_seconds")
+        if not after:
+            continue
+        change = after[cost] / row["reference_seconds"][cost] - 1
+        if abs(change) > limit:
+            moved.append((row["recipe"], change))
+    return [
+        f"Natural training timed again after the fit took "
+        f"{abs(change):.0%} {'more' if change > 0 else 'less'} {cost} time "
+        f"than before it: {name} (the load changed during the fit; that "
+        "cost is uncertain by about as much)." for name, change in moved]
 
 
 def _ratio(seconds: dict, reference: dict) -> dict:

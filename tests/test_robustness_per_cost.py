@@ -399,6 +399,9 @@ def test_a_worker_skips_claimed_recipes_and_times_against_its_own_natural(
     reference = row["reference_seconds"]
     assert row["reference"].startswith("calibrated: 2 steps of natural")
     assert reference["wall"] > 0 and reference["cpu"] > 0
+    # Timed again after the fit, the same way.
+    after = row["reference_after_seconds"]
+    assert after["basis"] == reference["basis"] and after["cpu"] > 0
     assert reference["fit"] == pytest.approx(reference["wall"])  # 1 epoch
     for kind in ("wall", "cpu"):
         assert row["ratio"][kind] == pytest.approx(
