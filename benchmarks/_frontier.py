@@ -9,7 +9,7 @@ can import them.
 from __future__ import annotations
 
 import math
-from typing import List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 
 def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> List[int]:
@@ -208,12 +208,35 @@ def fully_checked(checked: Sequence[Mapping], eps_key: str,
             and row["images"][eps_key] == images]
 
 
+def numbered(rows: Sequence[Mapping], cost: str = "wall",
+             columns: int = 4) -> Tuple[Dict[str, int], List[str]]:
+    """The chart's point labels: a number per recipe in the tables' order
+    (:func:`by_cost`), and the key's lines, ``columns`` recipes a line.
+
+    Example:
+        >>> rows = [{"recipe": "b", "ratio": {"wall": 2.0}},
+        ...         {"recipe": "a", "ratio": {"wall": 1.0}}]
+        >>> numbered(rows, columns=1)
+        ({'a': 1, 'b': 2}, [' 1 a', ' 2 b'])
+    """
+    numbers = {row["recipe"]: index + 1
+               for index, row in enumerate(by_cost(rows, cost))}
+    entries = [f"{number:>2} {name}" for name, number in numbers.items()]
+    width = max(map(len, entries), default=0)
+    lines = ["   ".join(entry.ljust(width) for entry in
+                        entries[start:start + columns]).rstrip()
+             for start in range(0, len(entries), columns)]
+    return numbers, lines
+
+
 def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
          cost: str = "wall", checked: Sequence[Mapping] = (),
          images: Optional[int] = None) -> None:
     """Writes robust accuracy against cost, one panel per eps, with fronts.
 
-    Each point is labelled with its recipe; the front is a step line (the
+    Each point is labelled with its recipe's number in the tables' order,
+    and the key under the panels names them (:func:`numbered`); the front
+    is a step line (the
     best robust accuracy available at each budget). ``checked`` rows (the
     grid's rows combined with AutoAttack, ``_with_autoattack.combine``)
     add a marker at the accuracy with AutoAttack, joined to the grid's
@@ -223,7 +246,9 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
     # A bare Figure renders with Agg and leaves pyplot's backend untouched.
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5.0 * len(eps_keys), 4.5))
+    numbers, key_lines = numbered(rows, cost)
+    key_height = 0.22 * len(key_lines) + 0.2
+    figure = Figure(figsize=(5.0 * len(eps_keys), 4.5 + key_height))
     axes = figure.subplots(1, len(eps_keys), squeeze=False)[0]
     largest = max(row["ratio"][cost] for row in rows)
     for axis, key in zip(axes, eps_keys):
@@ -231,8 +256,9 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
         for row in shown:
             ratio, accuracy = row["ratio"][cost], 100 * row["robust"][key]
             axis.plot(ratio, accuracy, "o", color="tab:blue")
-            axis.annotate(row["recipe"], (ratio, accuracy), fontsize=6,
-                          xytext=(3, 3), textcoords="offset points")
+            axis.annotate(str(numbers[row["recipe"]]), (ratio, accuracy),
+                          fontsize=7, xytext=(3, 3),
+                          textcoords="offset points")
         done = fully_checked(checked, key, images)
         for number, row in enumerate(done):
             ratio = row["ratio"][cost]
@@ -254,5 +280,7 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
         axis.set_xlabel(f"training cost (x natural, {cost} time)")
         axis.set_ylim(-2, 102)
     axes[0].set_ylabel("robust accuracy (%), worst case over attacks")
-    figure.tight_layout()
+    figure.text(0.01, 0.01, "\n".join(key_lines), fontsize=8,
+                family="monospace", va="bottom")
+    figure.tight_layout(rect=(0, key_height / (4.5 + key_height), 1, 1))
     figure.savefig(path, dpi=120)
