@@ -66,9 +66,14 @@ def claim_next(out: str, todo: Sequence[Hashable], settings: Mapping,
                worker: int, *, done: Callable[[], set],
                describe: Callable[[Hashable], dict],
                key: Callable[[Mapping], Hashable]) -> Optional[Hashable]:
-    """The first unit of ``todo`` that is neither done nor claimed by a
-    worker of this run (same ``settings``), claimed for ``worker``; None when
-    none is left.
+    """The first unit of ``todo`` that is neither done nor claimed by
+    another worker of this run (same ``settings``), claimed for ``worker``;
+    None when none is left.
+
+    A worker runs one unit at a time and asks for the next only once its
+    unit is done, so a unit claimed by ``worker`` itself and not done was
+    left by an earlier process of that number that stopped: it is taken
+    again (a worker restarted with ``--worker=N`` goes on where it stopped).
 
     Args:
         out: The shared output folder (its lock and claims file).
@@ -86,7 +91,8 @@ def claim_next(out: str, todo: Sequence[Hashable], settings: Mapping,
             with open(path) as handle:
                 claims = [json.loads(text) for text in handle if text.strip()]
             taken |= {key(line) for line in claims
-                      if line["settings"] == dict(settings)}
+                      if line["settings"] == dict(settings)
+                      and line["worker"] != worker}
         for unit in todo:
             if unit not in taken:
                 append_line(path, {**describe(unit),

@@ -415,7 +415,7 @@ def test_a_worker_skips_claimed_recipes_and_times_against_its_own_natural(
             "just before each") in report
     # Nothing is left for another worker.
     assert next(rpc.claims(str(tmp_path), names,
-                           rpc.training_settings(settings), path, 1),
+                           rpc.training_settings(settings), path, 2),
                 None) is None
     # --retime: a row timed under this process's threads is not timed again.
     table = rpc.recipe_table(0.1)

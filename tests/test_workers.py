@@ -27,7 +27,7 @@ def test_each_unit_is_claimed_once_and_done_units_never(tmp_path):
     todo = [("a", 0.1), ("a", 0.2), ("b", 0.1)]
     done = {("a", 0.1)}
     assert [_claim(tmp_path, todo, 1, done), _claim(tmp_path, todo, 2, done),
-            _claim(tmp_path, todo, 1, done),
+            _claim(tmp_path, todo, 1, done | {("a", 0.2)}),
             # Claims made with other settings do not count.
             _claim(tmp_path, todo, 3, settings={"epochs": 4})] == [
         ("a", 0.2), ("b", 0.1), None, ("a", 0.1)]
@@ -36,6 +36,16 @@ def test_each_unit_is_claimed_once_and_done_units_never(tmp_path):
     assert [(line["name"], line["eps"], line["worker"]) for line in lines] == [
         ("a", 0.2, 1), ("b", 0.1, 2), ("a", 0.1, 3)]
     assert lines[0]["settings"] == SETTINGS
+
+
+def test_a_restarted_worker_takes_back_its_unfinished_unit(tmp_path):
+    todo = [("a", 0.1), ("a", 0.2), ("b", 0.1)]
+    assert _claim(tmp_path, todo, 5) == ("a", 0.1)
+    # Worker 5 stopped before finishing ("a", 0.1); worker 1 leaves it alone.
+    assert _claim(tmp_path, todo, 1) == ("a", 0.2)
+    # Worker 5 started again takes it back, then goes on past worker 1's.
+    assert _claim(tmp_path, todo, 5) == ("a", 0.1)
+    assert _claim(tmp_path, todo, 5, done={("a", 0.1)}) == ("b", 0.1)
 
 
 def test_worker_arguments():
