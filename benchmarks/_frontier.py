@@ -236,12 +236,12 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
 
     Each point is labelled with its recipe's number in the tables' order,
     and the key under the panels names them (:func:`numbered`); the front
-    is a step line (the
-    best robust accuracy available at each budget). ``checked`` rows (the
-    grid's rows combined with AutoAttack, ``_with_autoattack.combine``)
-    add a marker at the accuracy with AutoAttack, joined to the grid's
-    point, where AutoAttack has done all ``images`` test images of the grid
-    (on fewer the two would not be on the same images).
+    is a step line (the best robust accuracy available at each budget).
+    ``checked`` rows (the grid's rows combined with AutoAttack,
+    ``_with_autoattack.combine``) add a marker at the accuracy with
+    AutoAttack, joined to the grid's point, where AutoAttack has done all
+    ``images`` test images of the grid (on fewer the two would not be on
+    the same images).
     """
     # A bare Figure renders with Agg and leaves pyplot's backend untouched.
     from matplotlib.figure import Figure
