@@ -681,8 +681,13 @@ def _collapse_note(name: str, final: dict) -> str:
 
 
 def write_report(rows: Dict[str, dict], settings: dict, out: str,
-                 notes: List[str]) -> str:
-    """Writes robustness_per_cost.md and .png; returns the Markdown."""
+                 notes: List[str], drawn_only: bool = False) -> str:
+    """Writes robustness_per_cost.md and .png; returns the Markdown.
+
+    The header names this process's command: the one that made the rows, or
+    with ``drawn_only`` (``--report``) the one that drew them from the stored
+    lines, training nothing.
+    """
     eps_keys = [f"{eps:g}" for eps in settings["eval_eps"]]
     ordered = list(rows.values())
     notes = notes + [
@@ -712,7 +717,8 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
               f"{', '.join(settings['eval_attacks'])} ({settings['eval_steps']}"
               f" steps) on the first {settings['test_size']} test images; cost"
               f" = training {settings['cost']} time over {REFERENCE}'s.\n\n"
-              f"Command: `{command}`\n\n")
+              + ("Drawn from the stored result lines (training nothing) by"
+                 if drawn_only else "Command") + f": `{command}`\n\n")
     text = header + _frontier.markdown(ordered, eps_keys, notes,
                                        settings["cost"], settings["test_size"])
     text += ("\n## Times (the whole fit, then the grid's attacks on the "
@@ -964,7 +970,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
             raise app.UsageError(
                 f"--report: no {flag_values.out}/results.jsonl yet.")
         print(write_report(stored_rows(settings, flag_values.out), settings,
-                           flag_values.out, []))
+                           flag_values.out, [], drawn_only=True))
         return
     if flag_values.retime:
         if flag_values.workers > 1:

@@ -326,6 +326,7 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     assert third["results"] == second["results"]
     report = third["stdout"]  # the report it wrote (a later run rewrites it)
     assert "| recipe | cost x natural | clean | eps 0.05 | eps 0.3 |" in report
+    assert "\nCommand: `python benchmarks/robustness_per_cost.py " in report
     for row in rows:
         assert (f"| {row['recipe']} | {row['ratio']['wall']:.2f} "
                 f"| {100 * row['clean']:.1f} |") in report
@@ -339,6 +340,8 @@ def test_script_runs_evaluates_and_resumes(tmp_path, tiny_mnist, capsys):
     assert report_only["results"] == second["results"]
     report_text = (out / "robustness_per_cost.md").read_text()
     assert "| recipe | cost x natural (cpu) | clean |" in report_text
+    assert ("Drawn from the stored result lines (training nothing) by: "
+            "`python benchmarks/robustness_per_cost.py ") in report_text
     for row in rows:
         assert (f"| {row['recipe']} | {row['ratio']['cpu']:.2f} "
                 f"| {100 * row['clean']:.1f} |") in report_text
