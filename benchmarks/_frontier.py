@@ -229,13 +229,57 @@ def numbered(rows: Sequence[Mapping], cost: str = "wall",
     return numbers, lines
 
 
+# The chart's colour per kind of training (:func:`family`).
+FAMILY_COLOURS = {
+    "natural training": "tab:gray",
+    "input-gradient penalty": "tab:orange",
+    "adversarial training": "tab:blue",
+    "penalty at adversarial examples": "tab:purple",
+}
+# The chart's marker per activation; others get "D".
+ACTIVATION_MARKERS = {"relu": "o", "gelu": "s"}
+
+
+def family(row: Mapping) -> Tuple[str, str]:
+    """A result row's kind of training (a key of ``FAMILY_COLOURS``) and
+    activation, from the recipe settings it was trained with.
+
+    Example:
+        >>> def row(trainer, **kwargs):
+        ...     recipe = {"trainer": trainer, "activation": "gelu", "kwargs": kwargs}
+        ...     return {"settings": {"recipe": recipe}}
+        >>> family(row("natural"))
+        ('natural training', 'gelu')
+        >>> family(row("gradreg", c=0.1))[0]
+        'input-gradient penalty'
+        >>> family(row("AdversarialTrainingModel.n_fgsm", eps=0.1))[0]
+        'adversarial training'
+        >>> family(row("AdversarialTrainingModel.n_fgsm", eps=0.1, c=0.03))[0]
+        'penalty at adversarial examples'
+        >>> family({"recipe": "old row, no settings"})
+        ('natural training', 'relu')
+    """
+    recipe = row.get("settings", {}).get("recipe", {})
+    trainer = recipe.get("trainer", "natural")
+    activation = recipe.get("activation", "relu")
+    if trainer == "natural":
+        return "natural training", activation
+    if trainer == "gradreg":
+        return "input-gradient penalty", activation
+    if recipe.get("kwargs", {}).get("c"):
+        return "penalty at adversarial examples", activation
+    return "adversarial training", activation
+
+
 def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
          cost: str = "wall", checked: Sequence[Mapping] = (),
          images: Optional[int] = None) -> None:
     """Writes robust accuracy against cost, one panel per eps, with fronts.
 
     Each point is labelled with its recipe's number in the tables' order,
-    and the key under the panels names them (:func:`numbered`); the front
+    and the key under the panels names them (:func:`numbered`); its colour
+    is the kind of training and its marker the activation (:func:`family`,
+    a legend in the first panel); the front
     is a step line (the best robust accuracy available at each budget).
     ``checked`` rows (the grid's rows combined with AutoAttack,
     ``_with_autoattack.combine``) add a marker at the accuracy with
@@ -255,7 +299,9 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
         shown = [row for row in rows if key in row["robust"]]
         for row in shown:
             ratio, accuracy = row["ratio"][cost], 100 * row["robust"][key]
-            axis.plot(ratio, accuracy, "o", color="tab:blue")
+            kind, activation = family(row)
+            axis.plot(ratio, accuracy, ACTIVATION_MARKERS.get(activation, "D"),
+                      color=FAMILY_COLOURS[kind], markersize=5)
             axis.annotate(str(numbers[row["recipe"]]), (ratio, accuracy),
                           fontsize=7, xytext=(3, 3),
                           textcoords="offset points")
@@ -280,7 +326,25 @@ def plot(rows: Sequence[dict], eps_keys: Sequence[str], path: str,
         axis.set_xlabel(f"training cost (x natural, {cost} time)")
         axis.set_ylim(-2, 102)
     axes[0].set_ylabel("robust accuracy (%), worst case over attacks")
+    _legend_of_kinds(axes[0], rows)
     figure.text(0.01, 0.01, "\n".join(key_lines), fontsize=8,
                 family="monospace", va="bottom")
     figure.tight_layout(rect=(0, key_height / (4.5 + key_height), 1, 1))
     figure.savefig(path, dpi=120)
+
+
+def _legend_of_kinds(axis, rows: Sequence[Mapping]) -> None:
+    """A second legend, lower right: the kinds and activations in ``rows``."""
+    from matplotlib.lines import Line2D
+
+    kinds = sorted({family(row)[0] for row in rows}, key=list(FAMILY_COLOURS).index)
+    activations = sorted({family(row)[1] for row in rows})
+    handles = [Line2D([], [], linestyle="", marker="o", color=FAMILY_COLOURS[kind],
+                      label=kind) for kind in kinds]
+    handles += [Line2D([], [], linestyle="", color="black", label=activation,
+                       marker=ACTIVATION_MARKERS.get(activation, "D"),
+                       fillstyle="none") for activation in activations]
+    previous = axis.get_legend()
+    axis.legend(handles=handles, fontsize="x-small", loc="center right")
+    if previous is not None:
+        axis.add_artist(previous)

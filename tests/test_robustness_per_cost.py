@@ -157,6 +157,11 @@ def test_plot_writes_a_png(tmp_path):
                    checked=checked, images=100)
     assert (tmp_path / "checked.png").read_bytes() != (
         tmp_path / "chart.png").read_bytes()  # the AutoAttack marker
+    gelu = {"recipe": {"trainer": "gradreg", "activation": "gelu", "kwargs": {}}}
+    kinds = [dict(ROWS[0], settings=gelu)] + ROWS[1:]
+    _frontier.plot(kinds, ["0.1", "0.2"], str(tmp_path / "kinds.png"))
+    assert (tmp_path / "kinds.png").read_bytes() != (
+        tmp_path / "chart.png").read_bytes()  # colour and marker per kind
 
 
 # The script end to end ------------------------------------------------------
