@@ -653,24 +653,43 @@ def _check_attacks(settings: dict) -> None:
 
 def times_table(rows: List[dict], cost: str = "wall") -> str:
     """Each recipe's wall time (training and the grid's attacks) and CPU
-    training time, in minutes, in the order of the cost table.
+    training time, in minutes, in the order of the cost table; and its
+    median epoch's CPU seconds, also over natural training's own fit's
+    (``natural_relu``'s row, when there is one).
+
+    That last ratio is a second, steadier cost: both epochs are averages
+    over minutes of training, where the cost table's reference (natural
+    training timed for a few steps in the worker just before the fit)
+    catches whatever the other worker is doing in those seconds. Its price
+    is that the two epochs may be timed hours apart.
 
     Example:
         >>> row = {"recipe": "r", "ratio": {"wall": 1.0},
-        ...        "seconds": {"fit": 600.0, "fit_cpu": 540.0},
+        ...        "seconds": {"fit": 600.0, "fit_cpu": 540.0, "cpu": 180.0},
         ...        "eval_seconds": 90.0}
-        >>> print(times_table([row]))
-        | recipe | training, wall (min) | training, CPU (min) | attacks, wall (min) |
-        |---|---|---|---|
-        | r | 10.0 | 9.0 | 1.5 |
+        >>> natural = {"recipe": REFERENCE, "ratio": {"wall": 0.5},
+        ...            "seconds": {"fit": 300.0, "fit_cpu": 270.0,
+        ...                        "cpu": 90.0}, "eval_seconds": 30.0}
+        >>> print(times_table([row, natural]))
+        | recipe | training, wall (min) | training, CPU (min) | CPU s per epoch
+        | x natural_relu's epoch | attacks, wall (min) |
+        |---|---|---|---|---|---|
+        | natural_relu | 5.0 | 4.5 | 90 | 1.00 | 0.5 |
+        | r | 10.0 | 9.0 | 180 | 2.00 | 1.5 |
     """
+    natural = next((row["seconds"].get("cpu") for row in rows
+                    if row["recipe"] == REFERENCE), None)
     lines = ["| recipe | training, wall (min) | training, CPU (min) | "
-             "attacks, wall (min) |", "|---|---|---|---|"]
+             f"CPU s per epoch | x {REFERENCE}'s epoch | attacks, wall (min) |",
+             "|---|---|---|---|---|---|"]
     for row in _frontier.by_cost(rows, cost):
-        cpu = row["seconds"].get("fit_cpu")
+        seconds = row["seconds"]
+        total, epoch = seconds.get("fit_cpu"), seconds.get("cpu")
         lines.append(
-            f"| {row['recipe']} | {row['seconds']['fit'] / 60:.1f} | "
-            + ("" if cpu is None else f"{cpu / 60:.1f}")
+            f"| {row['recipe']} | {seconds['fit'] / 60:.1f} | "
+            + ("" if total is None else f"{total / 60:.1f}") + " | "
+            + ("" if epoch is None else f"{epoch:.0f}") + " | "
+            + ("" if epoch is None or not natural else f"{epoch / natural:.2f}")
             + f" | {row['eval_seconds'] / 60:.1f} |")
     return "\n".join(lines)
 
@@ -722,7 +741,8 @@ def write_report(rows: Dict[str, dict], settings: dict, out: str,
     text = header + _frontier.markdown(ordered, eps_keys, notes,
                                        settings["cost"], settings["test_size"])
     text += ("\n## Times (the whole fit, then the grid's attacks on the "
-             "test images; each recipe in one worker)\n\n"
+             "test images; each recipe in one worker; the median epoch's CPU"
+             f" seconds, also over {REFERENCE}'s own fit's)\n\n"
              + times_table(ordered, settings["cost"]) + "\n")
     checked = _with_autoattack.combine(
         rows, _with_autoattack.read_lines(out), eps_keys)

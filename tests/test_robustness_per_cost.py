@@ -628,7 +628,8 @@ def _grid_row(rng, count, ratio):
             "clean": float(clean.mean()), "train_final": {"accuracy": 0.9},
             "robust": {k: float(np.mean(_bools(correct[k]["pgd"])))
                        for k in ("0.1", "0.3")},
-            "seconds": {"fit": 60.0 * ratio, "fit_cpu": 54.0 * ratio},
+            "seconds": {"fit": 60.0 * ratio, "fit_cpu": 54.0 * ratio,
+                        "cpu": 18.0 * ratio},
             "eval_seconds": 30.0}
 
 
@@ -706,7 +707,8 @@ def test_the_report_has_the_autoattack_section_once_results_exist(tmp_path):
     report = rpc.write_report(rows, settings, str(tmp_path), [])
     assert "## Under AutoAttack" in report
     assert "| natural_relu | 1.00 | 20 |" in report
-    assert "| natural_relu | 1.0 | 0.9 | 0.5 |" in report  # times, minutes
+    # times: minutes, then the median epoch's CPU seconds and its ratio
+    assert "| natural_relu | 1.0 | 0.9 | 18 | 1.00 | 0.5 |" in report
     assert report == (tmp_path / "robustness_per_cost.md").read_text()
 
 
