@@ -659,7 +659,8 @@ def times_table(rows: List[dict], cost: str = "wall") -> str:
 
     That last ratio is a second, steadier cost: both epochs are averages
     over minutes of training, where the cost table's reference (natural
-    training timed for a few steps in the worker just before the fit)
+    training timed for ``CALIBRATION_STEPS`` steps in the worker just
+    before the fit)
     catches whatever the other worker is doing in those seconds. Its price
     is that the two epochs may be timed hours apart.
 
