@@ -17,8 +17,8 @@
 # front:      the robustness-per-cost grid's front-runners (the recommended
 #             recipes, the paper's penalty, the cheaper penalty, FGSM-RS) on
 #             the full training set (3 epochs, 1,000 test images), models
-#             saved for AutoAttack; first the two rows of session 7 timed
-#             again (--retime) as the workers time theirs
+#             saved for AutoAttack; first the two rows first timed with
+#             TensorFlow's default threads timed again (--retime) as the workers time theirs
 #                                                   -> runs/robustness_per_cost
 # grid:       `front`, then the rest of the grid (all 21 recipes)
 # gridaa:     the grid's recipes the README recommends, natural training and
@@ -39,7 +39,7 @@
 #             training and attacking nothing: seconds, from a fresh clone
 # keep:       copies the grids' finished result lines (and AutoAttack's on
 #             them) into KEEP, to be committed: the machine that runs these
-#             may not keep runs/ from one session to the next. Every grid
+#             may not keep runs/ from one run to the next. Every grid
 #             step first takes back into RUNS the lines KEEP holds and RUNS
 #             lacks, so a fresh machine goes on where the kept lines end.
 #             Models are not kept: a recipe whose model is gone is not
@@ -80,7 +80,7 @@ KEPT=(
 # AutoAttack (hours per model) goes to the first four only.
 FRONT_RUNNERS=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu,nfgsm_eps0.1_gelu,logit_l1_c0.03_gelu_pf0.5,nfgsm+logit_l1_c0.03_gelu_pf0.5,fgsm_rs_eps0.1_relu,logit_sql2_c0.1_relu,xent_sql2_c10_relu
 AA_RECIPES=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu
-# The grid's rows timed with TensorFlow's default threads (session 7).
+# The grid's rows timed with TensorFlow's default threads.
 RETIME=natural_relu,nfgsm_eps0.1_relu
 # The models of examples/mnist.py --baselines fgsm_rs, in AutoAttack's order
 # (the one most likely to mask first).

@@ -187,7 +187,7 @@ CALIBRATION_STEPS = 200
 NEWER = "0.2.0"  # the release that adds GELU networks and N-FGSM
 CLIP = {"clip_min": 0.0, "clip_max": 1.0}
 # A final training accuracy below this (chance is 0.1) is flagged as a
-# collapse, as softplus Logit-reg at c 0.03 did (issue 15).
+# collapse, as softplus Logit-reg at c 0.03 did.
 COLLAPSED = 0.2
 
 # Recipes -------------------------------------------------------------------

@@ -67,7 +67,7 @@ class GradRegModel(WrappedClassifier):
     ``fit`` adds a collapse guard: an epoch that ends with the training
     accuracy at chance (at most ``1/num_classes + 0.05``) while the penalty
     is near zero (``<= 1e-3``) or dominates the loss gets a warning naming
-    ``c``. A too-large ``c`` (or softplus with ``c`` 0.03, issue 15) can
+    ``c``. A too-large ``c`` (or softplus with ``c`` 0.03 on MNIST) can
     flatten the network into a constant; lower ``c``, warm it up, or use a
     smooth activation (``models.mnist_cnn(activation="gelu")``).
 

@@ -71,7 +71,7 @@ def mnist_cnn(
     88.9 -> 98.5% clean, 39.7 -> 53.4% at eps 0.2), and the penalty at
     N-FGSM's examples at every eps; but it cost N-FGSM alone 18.7 points at
     eps 0.2, and the squared L2 penalties 9.9-15.4. Softplus collapsed to
-    one class at c 0.03 (issue 15's small first check).
+    one class at c 0.03.
 
     Args:
         input_shape: ``(height, width, channels)``, images in [0, 1].
