@@ -184,7 +184,6 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
 REFERENCE = "natural_relu"
 # Steps of natural training timed before each recipe of a --workers run.
 CALIBRATION_STEPS = 200
-NEWER = "0.2.0"  # the release that adds GELU networks and N-FGSM
 CLIP = {"clip_min": 0.0, "clip_max": 1.0}
 # A final training accuracy below this (chance is 0.1) is flagged as a
 # collapse, as softplus Logit-reg at c 0.03 did.
@@ -288,40 +287,15 @@ def _accepts(function, name: str) -> bool:
 
 def _constructor(recipe: Recipe) -> Optional[Callable]:
     """The ``AdversarialTrainingModel`` constructor an adversarial recipe
-    names, or None (not adversarial, or not in the installed package)."""
+    names, or None (not adversarial)."""
     owner, _, name = recipe.trainer.partition(".")
     if owner != keras_gradreg.AdversarialTrainingModel.__name__:
         return None
     return getattr(keras_gradreg.AdversarialTrainingModel, name, None)
 
 
-def missing_support(recipe: Recipe) -> Optional[str]:
-    """Why the installed keras_gradreg cannot train ``recipe``, or None."""
-    have = f"(installed: {keras_gradreg.__version__})"
-    trainer = keras_gradreg.AdversarialTrainingModel
-    if recipe.activation != "relu" and not _accepts(
-            models.mnist_cnn, "activation"):
-        return (f"needs keras_gradreg >= {NEWER} for "
-                f"models.mnist_cnn(activation=...) {have}")
-    if "penalty_fraction" in recipe.kwargs and not _accepts(
-            keras_gradreg.GradRegModel.__init__, "penalty_fraction"):
-        return (f"needs keras_gradreg >= {NEWER} for "
-                f"GradRegModel(penalty_fraction=...) {have}")
-    if recipe.trainer not in ("natural", "gradreg"):
-        if _constructor(recipe) is None:
-            return (f"needs keras_gradreg >= {NEWER} for "
-                    f"{recipe.trainer} {have}")
-        if recipe.penalty() and not _accepts(trainer.__init__, "c"):
-            return (f"needs keras_gradreg >= {NEWER} for a penalty on "
-                    f"AdversarialTrainingModel(c=, norm=, regularizer=) "
-                    f"{have}")
-    return None
-
-
 def build_network(activation: str) -> keras.Model:
     """The paper's MNIST CNN with ``activation`` (ReLU: the paper's)."""
-    if activation == "relu" and not _accepts(models.mnist_cnn, "activation"):
-        return models.mnist_cnn()
     return models.mnist_cnn(activation=activation)
 
 
@@ -798,12 +772,7 @@ def run(settings: dict, names: List[str], table: Dict[str, Recipe],
         if name in stored:
             print(f"{name}: already in {path}, skipped", flush=True)
             continue
-        reason = missing_support(table[name])
-        if reason:
-            print(f"{name}: not run: {reason}", flush=True)
-            notes.append(f"{name} not run: {reason}.")
-        else:
-            todo.append(name)
+        todo.append(name)
     x_train = y_train = x_test = y_test = None
     if todo:
         x_train, y_train = datasets.to_arrays(datasets.load(

@@ -33,7 +33,7 @@ from keras_gradreg.evaluation import RobustnessReport
 from keras_gradreg.evaluation import robust_accuracy
 from keras_gradreg.model import GradRegModel
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AdversarialTrainingModel",

@@ -67,7 +67,7 @@ def robustness(model, data, attacks: Sequence[str],
         [float(value) for value in settings.eps],
         batch_size=args.batch_size or 256, verbose=1,
     )
-    entry = report.run(data)["model"]
+    entry = report.run(data).model_entry("model")
     return report, _simple_results(entry, report.attacks, settings.eps)
 
 

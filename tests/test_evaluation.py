@@ -570,35 +570,16 @@ def test_masking_checks_work_on_loaded_results(saved_results, tmp_path):
         bare.correct("plain")
 
 
-def test_old_mapping_access_equals_the_accessors(saved_results):
-    results = Results(saved_results[0].to_dict(), saved_results[0].arrays())
-    with pytest.deprecated_call():
-        entry = results["plain"]
-    assert entry["fgsm"]["0.1"] == results.accuracy("plain", "fgsm", 0.1)
-    assert entry == results.model_entry("plain")
-    with pytest.deprecated_call():
-        assert results["transfer"]["plain"]["other"]["bim"] == (
-            results.transfer("plain", "other", "bim"))
-        assert results["transfer_eps"] == results.transfer_eps
-        assert results["warnings"] == results.warnings
-        assert results["masking_checks"] == results.masking_checks
-        assert results["settings"] == results.settings
-        assert results["training"] == results.section("training")
-        assert list(results)[:2] == results.model_names
-        assert "plain" in results and "nope" not in results
-        results["extra"] = {"k": 1}  # old code added keys: now a section
-    assert results.section("extra") == {"k": 1}
-    with pytest.deprecated_call(), pytest.raises(TypeError, match="read-only"):
-        results["settings"] = {}
-    # A results.json of 0.1.0 (models at the top level) still reads.
-    old = {name: results.model_entry(name) for name in results.model_names}
-    old.update({key: results.to_dict()[key] for key in (
+def test_results_refuse_a_layout_without_models(saved_results):
+    results = saved_results[0]
+    # Models at the top level, beside the other keys: not this layout.
+    flat = {name: results.model_entry(name) for name in results.model_names}
+    flat.update({key: results.to_dict()[key] for key in (
         "transfer", "transfer_eps", "masking_checks", "warnings", "settings")})
-    old["training"] = {"epochs": 1}
-    converted = Results(old)
-    assert converted.accuracy("other", "bim", 0.3) == results.accuracy(
-        "other", "bim", 0.3)
-    assert converted.section("training") == {"epochs": 1}
+    with pytest.raises(ValueError, match="lack 'models'"):
+        Results(flat)
+    with pytest.raises(TypeError):
+        results["plain"]  # no mapping access: use results.model_entry()
 
 
 def test_results_accessors_name_what_is_missing(saved_results):

@@ -492,7 +492,6 @@ def test_every_recipe_builds_with_its_settings(monkeypatch):
     monkeypatch.setattr(rpc, "build_network", _small_network)
     found = {}
     for name, recipe in rpc.recipe_table(0.1).items():
-        assert rpc.missing_support(recipe) is None, name
         model, network = rpc.build_model(recipe, 1e-3)
         found[name] = {
             key: round(value, 6) if isinstance(value, float)

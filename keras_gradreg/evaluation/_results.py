@@ -17,14 +17,16 @@ from typing import Iterable, List, Optional, Sequence, Union
 import numpy as np
 
 from keras_gradreg.evaluation import _files
-from keras_gradreg.evaluation import _legacy
 from keras_gradreg.evaluation import _tables
 from keras_gradreg.evaluation._tables import eps_key
 
 FORMAT_VERSION = 2
-"""Version of the ``results.json`` layout (1: models at the top level)."""
+"""Version of the ``results.json`` layout."""
 
-META_KEYS = _legacy.META_KEYS
+META_KEYS = ("transfer", "transfer_eps", "masking_checks", "warnings",
+             "settings")
+"""Keys beside ``models`` at the top level of results.json (no model may take
+them as its name)."""
 
 ENTRY_KEYS = ("clean", "worst_case", "broken_by", "black_box_only",
               "large_eps")
@@ -44,17 +46,13 @@ def _plain(data, name: str):
         ) from None
 
 
-class Results(_legacy.LegacyMapping):
+class Results:
     """Accuracies, per-example correctness, settings and checks of a report.
 
     :meth:`keras_gradreg.RobustnessReport.run` returns one. Read it with the
     accessors (:meth:`accuracy`, :meth:`correct`, :meth:`transfer`, ...),
     add sections with :meth:`add_section`, write every file with
     :meth:`save` and read them back with :meth:`load`.
-
-    The old mapping access of 0.1.0 (``results["a"][attack]["0.1"]``,
-    ``results["transfer"]``, ``results["warnings"]``, ...) still works and
-    warns with a ``DeprecationWarning``: use the accessors.
 
     Args:
         data: The ``results.json`` layout (:meth:`to_dict`).
@@ -86,8 +84,6 @@ class Results(_legacy.LegacyMapping):
 
     def __init__(self, data: dict, correct: Optional[dict] = None):
         data = copy.deepcopy(dict(data))
-        if "models" not in data:  # the layout of 0.1.0
-            data = _legacy.from_version_1(data)
         version = data.get("format_version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
             raise ValueError(
@@ -413,10 +409,7 @@ class Results(_legacy.LegacyMapping):
 
     @classmethod
     def load(cls, out_dir: str) -> "Results":
-        """Reads results.json and, if there, correct.npz from ``out_dir``.
-
-        A results.json of 0.1.0 (models at the top level) is read too.
-        """
+        """Reads results.json and, if there, correct.npz from ``out_dir``."""
         data, read_arrays = _files.load(out_dir)
         results = cls(data)
         results._correct.update(read_arrays(results.array_keys()))
