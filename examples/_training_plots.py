@@ -7,9 +7,15 @@ and ``epoch_grad_loss`` for a ``GradRegModel``) and the callbacks of
 (``weights/<layer>/kernel``), with TensorBoard's own ``EventAccumulator``
 (TF2 writes scalars and histograms as tensor summaries), and draws
 
-* Fig. 2: accuracy and gradient loss of each run during training;
+* Fig. 2: accuracy (validation accuracy where logged, else training
+  accuracy; the panel's title says which) and gradient loss of each run
+  during training;
 * Fig. 3: the kernel histograms of chosen layers (``conv1``, ``fc2``) at
-  the first and last logged step, one column per run.
+  the first and last logged epoch, one column per run.
+
+The callbacks log at epoch ends with the epoch's index as the step (0 for
+the first epoch); the figures number epochs from 1, as Keras' progress bar
+and ``training_curves.png`` do.
 
 :func:`render` is what ``examples/plot_training.py`` (the command line) and
 the experiments (``examples/_experiment.py``, after training) call. Needs
@@ -25,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -70,12 +77,22 @@ def parse_logdirs(spec: str) -> Dict[str, str]:
 
 
 def _load(run_dir: str) -> event_accumulator.EventAccumulator:
-    """Loads every event of a run directory (no reservoir sampling)."""
+    """Loads every event of a run directory (no reservoir sampling).
+
+    TensorBoard's loader logs one INFO line per event file it moves past
+    ("Directory watcher advancing ..."); they are silenced while it reads.
+    """
     guidance = {kind: 0 for kind in event_accumulator.DEFAULT_SIZE_GUIDANCE}
     accumulator = event_accumulator.EventAccumulator(
         run_dir, size_guidance=guidance
     )
-    return accumulator.Reload()
+    logger = logging.getLogger("tensorboard")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        return accumulator.Reload()
+    finally:
+        logger.setLevel(level)
 
 
 def _tensor_tags(accumulator, plugin: str) -> List[str]:
@@ -140,13 +157,27 @@ def training_curves(log_dir: str) -> Dict[str, Optional[Curve]]:
     """Returns the Fig. 2 curves of one run: ``accuracy`` and ``grad_loss``.
 
     Accuracy is the validation (test) accuracy when logged, else the
-    training accuracy; the gradient loss is ``GradientNormLogger``'s, else
+    training accuracy (``accuracy_of`` says which: ``"validation"`` or
+    ``"train"``); the gradient loss is ``GradientNormLogger``'s, else
     ``GradRegModel``'s ``epoch_grad_loss``. A missing curve is ``None``.
     """
+    accuracy, accuracy_of = None, None
+    for run, tag in ACCURACY_TAGS:
+        accuracy = _first_curve(log_dir, ((run, tag),))
+        if accuracy is not None:
+            accuracy_of = run
+            break
     return {
-        "accuracy": _first_curve(log_dir, ACCURACY_TAGS),
+        "accuracy": accuracy,
+        "accuracy_of": accuracy_of,
         "grad_loss": _first_curve(log_dir, GRAD_LOSS_TAGS),
     }
+
+
+def _epochs(curve: Curve) -> Curve:
+    """A curve logged at epoch indices (0, 1, ...) over epochs 1, 2, ..."""
+    steps, values = curve
+    return steps + 1, values
 
 
 def weight_histograms(log_dir: str, layer: str) -> List[Histogram]:
@@ -173,16 +204,24 @@ def weight_histograms(log_dir: str, layer: str) -> List[Histogram]:
     return [series[0], series[-1]] if len(series) > 1 else series
 
 
-def plot_curves(curves: Dict[str, Dict[str, Optional[Curve]]], path: str):
-    """Draws Fig. 2: accuracy and gradient loss of each run, side by side."""
+def plot_curves(curves: Dict[str, Dict[str, Optional[Curve]]],
+                path: str) -> Figure:
+    """Draws Fig. 2: accuracy and gradient loss of each run, side by side;
+    saves it to ``path`` and returns it."""
     figure = Figure(figsize=(10, 4))
     accuracy_axis, loss_axis = figure.subplots(1, 2)
     for name, run in curves.items():
         if run["accuracy"] is not None:
-            accuracy_axis.plot(*run["accuracy"], marker=".", label=name)
+            accuracy_axis.plot(*_epochs(run["accuracy"]), marker=".",
+                               label=name)
         if run["grad_loss"] is not None:
-            loss_axis.plot(*run["grad_loss"], marker=".", label=name)
-    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+            loss_axis.plot(*_epochs(run["grad_loss"]), marker=".", label=name)
+    kinds = {run.get("accuracy_of") for run in curves.values()
+             if run["accuracy"] is not None}
+    title = {frozenset({"validation"}): "Validation accuracy",
+             frozenset({"train"}): "Training accuracy"}.get(
+                 frozenset(kinds), "Accuracy (validation where logged)")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title=title)
     loss_axis.set(xlabel="epoch", ylabel="gradient loss", title="Gradient loss")
     positive = all(
         np.all(run["grad_loss"][1] > 0)
@@ -196,6 +235,7 @@ def plot_curves(curves: Dict[str, Dict[str, Optional[Curve]]], path: str):
             axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+    return figure
 
 
 def _draw_histogram(axis, buckets: np.ndarray, label: str):
@@ -210,8 +250,9 @@ def plot_histograms(
     histograms: Dict[str, Dict[str, List[Histogram]]],
     layers: Sequence[str],
     path: str,
-):
-    """Draws Fig. 3: one row per layer, one column per run, early vs late."""
+) -> Figure:
+    """Draws Fig. 3: one row per layer, one column per run, early vs late;
+    saves it to ``path`` and returns it."""
     names = list(histograms)
     figure = Figure(figsize=(4 * len(names), 3 * len(layers)))
     axes = figure.subplots(len(layers), len(names), squeeze=False)
@@ -219,12 +260,13 @@ def plot_histograms(
         for column, name in enumerate(names):
             axis = axes[row][column]
             for step, buckets in histograms[name][layer]:
-                _draw_histogram(axis, buckets, f"step {step}")
+                _draw_histogram(axis, buckets, f"after epoch {step + 1}")
             axis.set(title=f"{name}: {layer}", xlabel="weight",
                      ylabel="density")
             axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+    return figure
 
 
 def _as_json(curves, histograms) -> dict:
@@ -236,6 +278,7 @@ def _as_json(curves, histograms) -> dict:
     return {
         name: {
             "accuracy": curve(run["accuracy"]),
+            "accuracy_of": run.get("accuracy_of"),
             "grad_loss": curve(run["grad_loss"]),
             "weight_std": {
                 layer: {

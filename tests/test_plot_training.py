@@ -1,6 +1,7 @@
 """Tests for examples/plot_training.py on event files of a short real run."""
 
 import json
+import logging
 import pathlib
 import sys
 
@@ -169,6 +170,29 @@ def test_main_writes_both_figures(plot_training, runs, tmp_path):
             record["history"]["val_accuracy"], rtol=1e-6,
         )
         assert set(results[name]["weight_std"]) == set(LAYERS)
+
+
+def test_figures_say_what_they_plot_and_count_epochs_from_one(
+        plot_training, runs, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="tensorboard"):
+        curves = {name: plot_training.training_curves(path)
+                  for name, (path, _) in runs.items()}
+    assert "Directory watcher" not in caplog.text  # one line per event file
+    assert {c["accuracy_of"] for c in curves.values()} == {"validation"}
+    fig2 = plot_training.plot_curves(curves, str(tmp_path / "fig2.png"))
+    accuracy_axis, loss_axis = fig2.axes[:2]
+    assert accuracy_axis.get_title() == "Validation accuracy"
+    for axis in (accuracy_axis, loss_axis):
+        for line in axis.lines:
+            np.testing.assert_array_equal(line.get_xdata(),
+                                          np.arange(1, EPOCHS + 1))
+    log_dir = runs["logit_reg"][0]
+    histograms = {"logit_reg": {layer: plot_training.weight_histograms(
+        log_dir, layer) for layer in LAYERS}}
+    fig3 = plot_training.plot_histograms(histograms, LAYERS,
+                                         str(tmp_path / "fig3.png"))
+    labels = [text.get_text() for text in fig3.axes[0].get_legend().texts]
+    assert labels == ["after epoch 1", f"after epoch {EPOCHS}"]
 
 
 def test_script_defines_its_flags(plot_training):
