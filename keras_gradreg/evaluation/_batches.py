@@ -37,7 +37,7 @@ def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
     that broke each example for such an attack, None for any other.
     """
     kwargs = dict(kwargs)
-    if _names_parameter(attack, "return_breakers"):
+    if names_parameter(attack, "return_breakers"):
         kwargs.setdefault("verbose", 0)
         if breakers:
             return attack(model, x, y, eps=eps, return_breakers=True, **kwargs)
@@ -45,7 +45,7 @@ def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
     return (x_adv, None) if breakers else x_adv
 
 
-def _names_parameter(attack: Callable, name: str) -> bool:
+def names_parameter(attack: Callable, name: str) -> bool:
     """Whether ``attack`` names the parameter ``name`` (``**kwargs`` is not
     enough: a callable that swallows every option cannot report breakers)."""
     try:

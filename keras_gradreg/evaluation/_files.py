@@ -115,7 +115,10 @@ def markdown(results) -> str:
         "",
         f"{results.settings['num_examples']} examples; accuracy in %; "
         f"{_threat_model(results)}; worst_case = per-example worst over all "
-        "attacks and the clean prediction.",
+        "attacks and the clean prediction."
+        + (" Worst-case mode: each attack ran only on the examples the "
+           "attacks before it left correct; its column is what is left "
+           "after it." if results.worst_case_only else ""),
         "",
         "| Model | Natural | "
         + " | ".join(f"{a} eps={e}" for a, e in columns) + " |",
@@ -127,7 +130,8 @@ def markdown(results) -> str:
         lines.append("| " + " | ".join(row) + " |")
     lines += _attack_lines(results)
     lines += _breakers_table(results)
-    lines += _transfer_table(results) if len(models) > 1 else []
+    lines += (_transfer_table(results)
+              if len(models) > 1 and not results.worst_case_only else [])
     checks, failed = results.masking_checks, results.warnings
     lines += ["", "## Masking checks", "",
               f"{len(checks) - len(failed)} of {len(checks)} checks passed.",
@@ -271,8 +275,9 @@ def csv_rows(results) -> List[list]:
             for eps in results.eps_values:
                 rows.append([kind, name, name, attack, eps,
                              results.accuracy(name, attack, eps)])
-    for source in results.model_names:
-        for target in results.model_names:
+    pairs = [] if results.worst_case_only else results.model_names
+    for source in pairs:
+        for target in pairs:
             for attack in results.attack_names:
                 rows.append(["transfer", source, target, attack,
                              results.transfer_eps,

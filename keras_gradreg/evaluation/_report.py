@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Dict, Iterable, Optional, Tuple, Union
 
 import keras
 import numpy as np
@@ -17,11 +17,37 @@ from keras_gradreg import _checks
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg.attacks import _core
 from keras_gradreg.evaluation import _batches
+from keras_gradreg.evaluation import _chunks
 from keras_gradreg.evaluation import _masking
 from keras_gradreg.evaluation._results import ENTRY_KEYS
 from keras_gradreg.evaluation._results import META_KEYS
 from keras_gradreg.evaluation._results import Results
 from keras_gradreg.evaluation._results import eps_key
+
+
+def _black_box_last(specs: dict) -> dict:
+    """The attacks with the black-box ones (Square) last, the others in
+    their order: in worst-case mode a black-box attack then runs on what
+    every gradient attack missed, so the masking check can read it."""
+    names = sorted(specs, key=lambda name: bool(
+        getattr(specs[name][0], "black_box", False)))
+    return {name: specs[name] for name in names}
+
+
+def _shard(shard) -> Tuple[int, int]:
+    """``(index, count)`` of ``shard``: None (the whole run) or
+    ``(i, n)`` with ``0 <= i < n``."""
+    if shard is None:
+        return 0, 1
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
+            or not all(_checks.is_number(v) for v in shard)):
+        raise TypeError(f"shard must be a pair (index, count), got {shard!r}.")
+    count = _checks.integer("shard count", shard[1], 1)
+    index = _checks.integer("shard index", shard[0], 0)
+    if index >= count:
+        raise ValueError(f"shard index {index} must be below the shard "
+                         f"count {count}.")
+    return index, count
 
 
 def _normalize_attacks(attacks) -> dict:
@@ -94,9 +120,21 @@ class RobustnessReport:
         chance_margin: Slack above chance for the large-eps check.
         attack_spread: Accuracy (a fraction) a multi-step attack may leave
             above the strongest one before it is flagged.
-        batch_size: Examples per batch.
+        batch_size: Examples per batch. A batch is also the chunk that
+            :meth:`run`'s ``resume_dir`` keeps and ``shard`` deals out.
         verbose: 1 shows a progress bar with the time left, one unit per
             batch, model, attack and eps.
+        worst_case_only: Measure only the per-example worst case, the
+            AutoAttack way: each attack runs only on the examples that the
+            clean prediction and every earlier attack left correct (the
+            headline attack first, black-box attacks last), so a strong
+            first attack leaves little work to the rest. An attack's column
+            then reads the accuracy left after it and every attack before
+            it; no transfer matrix is crafted, and the masking checks that
+            compare attacks' columns (``iterative_at_least_fgsm``,
+            ``attacks_agree``, ``whitebox_at_least_transfer``) are left
+            out. For large evaluations, with :meth:`run`'s ``resume_dir``
+            and ``shard``.
 
     Example:
         >>> import keras, numpy as np
@@ -124,6 +162,7 @@ class RobustnessReport:
         attack_spread: float = 0.1,
         batch_size: int = 256,
         verbose: int = 1,
+        worst_case_only: bool = False,
     ):
         if not isinstance(models, dict) or not models:
             raise TypeError("models must be a non-empty dict name -> model.")
@@ -167,6 +206,12 @@ class RobustnessReport:
         )
         self.batch_size = _checks.integer("batch_size", batch_size)
         self.verbose = verbose
+        if not isinstance(worst_case_only, bool):
+            raise TypeError(f"worst_case_only must be True or False, got "
+                            f"{worst_case_only!r}.")
+        self.worst_case_only = worst_case_only
+        if worst_case_only:
+            self.attacks = _black_box_last(self.attacks)
         self.results: Optional[Results] = None
 
     # Running --------------------------------------------------------------
@@ -180,11 +225,17 @@ class RobustnessReport:
         eps crafted (an AutoAttack call on 1,000 images takes an hour)."""
         return len(self.models) * len(self.attacks) * len(self._all_eps())
 
-    def _evaluate_batch(self, x, labels, store: dict,
-                        tick: Callable[[], None] = lambda: None) -> None:
+    def _evaluate_batch(self, x, labels,
+                        tick: Callable[[], None] = lambda: None) -> dict:
+        """The per-example arrays of one batch, by key (as
+        :meth:`Results.from_correct` takes them)."""
+        if self.worst_case_only:
+            return self._worst_case_batch(x, labels, tick)
+        found = {}
+
         def record(key: tuple, model, inputs) -> None:
-            store.setdefault(key, []).append(
-                _batches.correct(model, inputs, labels, self.batch_size))
+            found[key] = _batches.correct(model, inputs, labels,
+                                          self.batch_size)
 
         for source, model in self.models.items():
             record(("clean", source), model, x)
@@ -196,9 +247,8 @@ class RobustnessReport:
                         model, x, labels, attack, eps, kwargs, breakers=True
                     )
                     if broken_by is not None:
-                        store.setdefault(
-                            ("broken_by", source, attack_name, key), []
-                        ).append(np.asarray(broken_by))
+                        found[("broken_by", source, attack_name, key)] = (
+                            np.asarray(broken_by))
                     record(("white_box", source, attack_name, key), model,
                            x_adv)
                     tick()
@@ -208,42 +258,141 @@ class RobustnessReport:
                         if target != source:
                             record(("transfer", source, target, attack_name),
                                    target_model, x_adv)
+        return found
 
-    def run(self, data) -> Results:
+    def _worst_case_batch(self, x, labels, tick: Callable[[], None]) -> dict:
+        """Worst-case mode: each attack on the examples still correct; an
+        attack's array is what is left correct after it and every attack
+        before it."""
+        found = {}
+        for source, model in self.models.items():
+            clean = _batches.correct(model, x, labels, self.batch_size)
+            found[("clean", source)] = clean
+            for eps in self._all_eps():
+                key = eps_key(eps)
+                alive = clean.copy()
+                for attack_name, (attack, kwargs) in self.attacks.items():
+                    left = np.flatnonzero(alive)
+                    names = None
+                    if _batches.names_parameter(attack, "return_breakers"):
+                        names = np.where(clean, "", "clean").astype("<U16")
+                    if len(left):
+                        x_adv, broken_by = _batches.craft(
+                            model, x[left], labels[left], attack, eps, kwargs,
+                            breakers=True)
+                        hit = _batches.correct(model, x_adv, labels[left],
+                                               self.batch_size)
+                        alive = alive.copy()
+                        alive[left] = hit
+                        if names is not None and broken_by is not None:
+                            names[left] = np.asarray(broken_by)
+                    if names is not None:
+                        found[("broken_by", source, attack_name, key)] = names
+                    found[("white_box", source, attack_name, key)] = alive
+                    tick()
+        return found
+
+    def _identity(self) -> dict:
+        """What a resumed run must share with the run whose chunks it
+        reads: the settings, the batch size and each model's weights."""
+        settings = self._settings(None, None)
+        for key in ("num_classes", "num_examples"):
+            settings.pop(key)
+        return {"settings": settings, "batch_size": self.batch_size,
+                "models": {name: _chunks.fingerprint_model(model)
+                           for name, model in self.models.items()}}
+
+    def run(self, data, resume_dir: Optional[str] = None,
+            shard: Optional[Tuple[int, int]] = None) -> Results:
         """Evaluates every model, attack and eps on ``data``; returns results.
 
         Args:
             data: ``(x, y)`` arrays or a ``tf.data.Dataset`` (as in
-                :func:`robust_accuracy`).
+                :func:`robust_accuracy`), in the same order on every run
+                that shares ``resume_dir`` or is one of a set of shards.
+            resume_dir: Optional folder that keeps every finished batch
+                (chunk) of examples. A rerun with the same settings and
+                models goes on where an interrupted run stopped; a run
+                with other settings, weights or data is refused.
+            shard: Optional ``(i, n)``: evaluate only chunks ``i``,
+                ``i + n``, ``i + 2n``, ... (chunk = batch), e.g. one process
+                per device or host; :meth:`Results.merge` joins the ``n``
+                results, per example exactly what one run gives.
 
         Returns:
             The :class:`~keras_gradreg.evaluation.Results` (also kept in
-            ``self.results``), masking checks recorded.
+            ``self.results``), masking checks recorded. A shard's results
+            record the examples they hold (``settings["examples"]``, runs
+            of indices ``[start, stop]``, and ``settings["shard"]``).
+
+        Example:
+            >>> import keras, numpy as np, tempfile
+            >>> model = keras.Sequential([keras.Input((4,)),
+            ...                           keras.layers.Dense(3)])
+            >>> x = np.random.rand(40, 4).astype("float32")
+            >>> y = np.zeros(40)
+            >>> report = RobustnessReport({"a": model}, ["fgsm", "pgd"], [0.1],
+            ...                           batch_size=8, verbose=0,
+            ...                           worst_case_only=True)
+            >>> folder = tempfile.mkdtemp()
+            >>> parts = [report.run((x, y), resume_dir=f"{folder}/{i}",
+            ...                     shard=(i, 2)) for i in range(2)]
+            >>> merged = Results.merge(parts)
+            >>> whole = report.run((x, y))
+            >>> bool((merged.correct("a", "worst_case", 0.1)
+            ...       == whole.correct("a", "worst_case", 0.1)).all())
+            True
         """
-        store = {}
+        index, count = _shard(shard)
         any_model = next(iter(self.models.values()))
-        batches, count = _batches.batches(data, self.batch_size, any_model)
-        units = self._units_per_batch()
+        batches, num_batches = _batches.batches(data, self.batch_size,
+                                                any_model)
+        units = max(self._units_per_batch(), 1)
+        mine = None if num_batches is None else len(
+            range(index, num_batches, count))
         progbar = keras.utils.Progbar(
-            None if count is None else count * max(units, 1),
-            verbose=self.verbose)
-        num_classes = None
-        for x, labels in batches:
+            None if mine is None else mine * units, verbose=self.verbose)
+        store = None
+        if resume_dir is not None:
+            store = _chunks.ChunkStore(resume_dir, self._identity())
+        pieces: Dict[tuple, list] = {}
+        held, offset, num_classes = [], 0, None
+        for chunk, (x, labels) in enumerate(batches):
+            start, offset = offset, offset + len(x)
+            if chunk % count != index:
+                continue
             if num_classes is None:
                 num_classes = _core.num_classes(any_model, x)
                 for model in self.models.values():
                     _core.warn_if_probabilities(model, tf.convert_to_tensor(x))
-            self._evaluate_batch(x, labels, store, lambda: progbar.add(1))
-            if not units:  # clean accuracy only
-                progbar.add(1)
-        if not store:
-            raise ValueError("data holds no examples.")
-        correct = {key: np.concatenate(values) for key, values in store.items()}
+            found = None
+            if store is not None:
+                data_hash = _chunks.fingerprint_batch(x, labels)
+                found = store.load(chunk, data_hash)
+            if found is None:
+                found = self._evaluate_batch(x, labels,
+                                             lambda: progbar.add(1))
+                if store is not None:
+                    store.save(chunk, data_hash, found)
+            else:
+                progbar.add(units)
+            for key, values in found.items():
+                pieces.setdefault(key, []).append(values)
+            held.append(np.arange(start, offset))
+        if not pieces:
+            raise ValueError("data holds no examples"
+                             + (f" for shard {index} of {count}."
+                                if count > 1 else "."))
+        correct = {key: np.concatenate(values) for key, values in pieces.items()}
         num_examples = len(correct[("clean", next(iter(self.models)))])
+        settings = self._settings(num_classes, num_examples)
+        if count > 1:
+            settings["shard"] = [index, count]
+            settings["examples"] = _chunks.ranges(np.concatenate(held))
+            settings["total_examples"] = offset
         results = Results.from_correct(
             correct, list(self.models), list(self.attacks), self.eps_values,
-            self.transfer_eps, self._settings(num_classes, num_examples),
-            large_eps=self.large_eps)
+            self.transfer_eps, settings, large_eps=self.large_eps)
         _masking.record(results)
         self.results = results
         return results
@@ -270,6 +419,7 @@ class RobustnessReport:
             "tolerance": self.tolerance,
             "chance_margin": self.chance_margin,
             "attack_spread": self.attack_spread,
+            "worst_case_only": self.worst_case_only,
             "num_classes": num_classes,
             "num_examples": num_examples,
         }

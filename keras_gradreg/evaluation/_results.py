@@ -16,7 +16,9 @@ from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
+from keras_gradreg.evaluation import _chunks
 from keras_gradreg.evaluation import _files
+from keras_gradreg.evaluation import _masking
 from keras_gradreg.evaluation import _tables
 from keras_gradreg.evaluation._tables import eps_key
 
@@ -33,6 +35,15 @@ ENTRY_KEYS = ("clean", "worst_case", "broken_by", "black_box_only",
 """Keys of a model's entry that are not attacks (no attack may take them)."""
 
 _CLEAN, _WORST = "clean", "worst_case"
+
+
+_PART_KEYS = ("shard", "examples", "total_examples", "num_examples")
+"""Settings in which the shards of one evaluation differ."""
+
+
+def _common_settings(results: "Results") -> dict:
+    return {key: value for key, value in results.settings.items()
+            if key not in _PART_KEYS}
 
 
 def _plain(data, name: str):
@@ -127,7 +138,7 @@ class Results:
         """
         models, transfer = _tables.tables(
             correct, model_names, attack_names, eps_values, transfer_eps,
-            large_eps)
+            large_eps, with_transfer=not settings.get("worst_case_only"))
         settings = dict(settings, eps_values=[float(e) for e in eps_values],
                         large_eps=large_eps)
         results = cls({"format_version": FORMAT_VERSION, "models": models,
@@ -180,6 +191,14 @@ class Results:
     def settings(self) -> dict:
         """A copy of the settings (attacks and their options, thresholds)."""
         return copy.deepcopy(self._data["settings"])
+
+    @property
+    def worst_case_only(self) -> bool:
+        """Whether the report ran each attack only on what the earlier ones
+        left correct (``RobustnessReport(worst_case_only=True)``): an
+        attack's accuracy is then what is left after it and every attack
+        before it, and there is no transfer matrix."""
+        return bool(self._data["settings"].get("worst_case_only", False))
 
     @property
     def masking_checks(self) -> List[dict]:
@@ -248,6 +267,9 @@ class Results:
         self._entry(source), self._entry(target)
         if self._attack(attack) in (_CLEAN, _WORST):
             raise KeyError("transfer needs an attack of attack_names.")
+        if source != target and self.worst_case_only:
+            raise KeyError("A worst-case-only report crafts no transfer "
+                           "attacks.")
         return self._data["transfer"][source][target][attack]
 
     def broken_by(self, model: str, attack: str, eps) -> dict:
@@ -274,9 +296,11 @@ class Results:
                      for attack in self.attack_names for key in all_eps]
             for attack, by_eps in self._entry(model).get("broken_by", {}).items():
                 keys += [("broken_by", model, attack, key) for key in by_eps]
-        keys += [("transfer", source, target, attack)
-                 for source in self.model_names for target in self.model_names
-                 for attack in self.attack_names if source != target]
+        if not self.worst_case_only:
+            keys += [("transfer", source, target, attack)
+                     for source in self.model_names
+                     for target in self.model_names
+                     for attack in self.attack_names if source != target]
         return keys
 
     def _array(self, key: tuple) -> np.ndarray:
@@ -413,6 +437,83 @@ class Results:
         data, read_arrays = _files.load(out_dir)
         results = cls(data)
         results._correct.update(read_arrays(results.array_keys()))
+        return results
+
+    @classmethod
+    def merge(cls, parts: Sequence["Results"]) -> "Results":
+        """Joins the results of shards (``RobustnessReport.run(shard=...)``)
+        of one evaluation into one, examples in data order.
+
+        The accuracies, worst case and masking checks are computed anew from
+        the joined per-example arrays, so all ``n`` shards of a run give per
+        example exactly what one run gives; fewer shards give results of
+        the examples they hold (``settings["examples"]``). Sections are
+        not merged (each describes one part).
+
+        Args:
+            parts: Results of the same settings and models, each holding
+                its per-example arrays (as :meth:`load` reads them with
+                correct.npz).
+
+        Raises:
+            ValueError: If the parts differ in settings or models, or an
+                example is in more than one part.
+            KeyError: If a part lacks its per-example arrays.
+        """
+        parts = list(parts)
+        if not parts:
+            raise ValueError("merge needs at least one Results.")
+        for part in parts:
+            if not isinstance(part, Results):
+                raise TypeError(f"merge takes Results, got "
+                                f"{type(part).__name__}.")
+        first = _common_settings(parts[0])
+        for number, part in enumerate(parts[1:], 1):
+            other = _common_settings(part)
+            if other != first or part.model_names != parts[0].model_names:
+                differ = sorted(k for k in set(first) | set(other)
+                                if first.get(k) != other.get(k))
+                raise ValueError(
+                    f"Results {number} and 0 are not parts of one "
+                    f"evaluation: they differ in "
+                    f"{', '.join(differ) or 'models'}.")
+        if len(parts) > 1:
+            for number, part in enumerate(parts):
+                if "examples" not in part.settings:
+                    raise ValueError(
+                        f"Results {number} are not a shard (no "
+                        "settings['examples']): run each part with "
+                        "RobustnessReport.run(..., shard=(i, n)).")
+        totals = {part.settings.get("total_examples") for part in parts}
+        if len(totals) > 1:
+            raise ValueError(f"The parts come from data of different sizes: "
+                             f"{sorted(t for t in totals if t is not None)}.")
+        total = totals.pop()
+        held = []
+        for part in parts:
+            examples = part.settings.get(
+                "examples", [[0, part.settings["num_examples"]]])
+            held.append(_chunks.indices(examples))
+        every = np.concatenate(held)
+        order = np.argsort(every, kind="stable")
+        ordered = every[order]
+        repeated = ordered[1:][np.diff(ordered) == 0]
+        if len(repeated):
+            raise ValueError(
+                f"The parts overlap: example {int(repeated[0])} (and "
+                f"{len(repeated) - 1} more) is in more than one part.")
+        keys = parts[0].array_keys()
+        correct = {key: np.concatenate([part._array(key) for part in parts])[
+            order] for key in keys}
+        settings = dict(first, num_examples=int(len(every)))
+        if total is None or not np.array_equal(ordered, np.arange(total)):
+            settings["examples"] = _chunks.ranges(ordered)
+            settings["total_examples"] = total
+        results = cls.from_correct(
+            correct, parts[0].model_names, parts[0].attack_names,
+            parts[0].eps_values, parts[0].transfer_eps, settings,
+            large_eps=parts[0].large_eps)
+        _masking.record(results)
         return results
 
     def arrays(self) -> dict:

@@ -19,12 +19,14 @@ def eps_key(eps: Union[float, str]) -> str:
 
 def tables(correct: dict, model_names: Sequence[str],
            attack_names: Sequence[str], eps_values: Sequence[float],
-           transfer_eps: float, large_eps: Optional[float]) -> tuple:
+           transfer_eps: float, large_eps: Optional[float],
+           with_transfer: bool = True) -> tuple:
     """``(models, transfer)``: each model's entry ``{"clean": acc,
     <attack>: {eps: acc}, "worst_case": {eps: acc}, "broken_by": ...,
     "large_eps": ...}`` and the matrix ``{source: {target: {attack: acc}}}``
     at ``transfer_eps``, from the arrays of ``correct`` (keys as
-    :meth:`Results.from_correct` takes them)."""
+    :meth:`Results.from_correct` takes them). Without ``with_transfer``
+    the matrix holds its diagonal (white-box) only."""
     keys = [eps_key(e) for e in eps_values]
     models = {}
     for model in model_names:
@@ -54,7 +56,8 @@ def tables(correct: dict, model_names: Sequence[str],
             models[target][attack][eps_key(transfer_eps)]
             if source == target else
             float(np.mean(correct[("transfer", source, target, attack)])))
-            for attack in attack_names} for target in model_names}
+            for attack in attack_names} for target in model_names
+            if with_transfer or source == target}
         for source in model_names
     }
     return models, transfer
