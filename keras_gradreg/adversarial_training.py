@@ -104,8 +104,13 @@ class AdversarialTrainingModel(GradRegModel):
             keeps it wherever noise and steps put it, inside the clip range.
         confidence: The cap of ``loss="cw"`` (the attacks' default, 50).
         c: Penalty weight of Eq. 2, ``>= 0``; 0 (default) is no penalty.
-        regularizer, norm, method, fd_step, penalty_fraction: The penalty's
-            settings, as for :class:`~keras_gradreg.GradRegModel`.
+        regularizer: The penalty's Reg, as for
+            :class:`~keras_gradreg.GradRegModel`.
+        norm: The penalty's norm, as for GradRegModel.
+        method: How the penalty is computed, as for GradRegModel.
+        fd_step: The finite-difference step, as for GradRegModel.
+        penalty_fraction: The penalized fraction of each batch, as for
+            GradRegModel.
         **kwargs: Forwarded to ``keras.Model``.
 
     Raises:

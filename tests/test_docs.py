@@ -1,10 +1,12 @@
 """The documentation's own links: every relative link in README.md, CHANGELOG.md
 and docs/*.md names a file of the repository, and every ``#anchor`` names a
 heading of its file, with GitHub's rule for turning a heading into an anchor.
+The API reference (docs/reference/) covers every public name of the package.
 
-No TensorFlow here: these tests read markdown only.
+No TensorFlow here: these tests read markdown and parse Python source only.
 """
 
+import ast
 import os
 import re
 
@@ -36,8 +38,8 @@ def anchor(heading: str) -> str:
     """GitHub's anchor of a heading: lower case, markup and punctuation
     dropped (hyphens and underscores kept), spaces to hyphens.
 
-    >>> anchor("MNIST, 10 epochs with FGSM-RS, under AutoAttack (issue 14)")
-    'mnist-10-epochs-with-fgsm-rs-under-autoattack-issue-14'
+    >>> anchor("MNIST, 10 epochs, under AutoAttack (the standard ensemble)")
+    'mnist-10-epochs-under-autoattack-the-standard-ensemble'
     """
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # links: their text
     text = text.strip().lower().replace("`", "").replace("*", "")
@@ -73,8 +75,8 @@ def test_anchor_follows_githubs_rule():
     assert anchor("Install and run") == "install-and-run"
     assert anchor("Throughput on the paper's MNIST CNN, 2 quiet CPU cores") == (
         "throughput-on-the-papers-mnist-cnn-2-quiet-cpu-cores")
-    assert anchor("Robustness per cost: the full grid (issue 15; in progress)") == (
-        "robustness-per-cost-the-full-grid-issue-15-in-progress")
+    assert anchor("Robustness per cost: the full grid (3 epochs; 21 recipes)") == (
+        "robustness-per-cost-the-full-grid-3-epochs-21-recipes")
     assert anchor("`GradRegModel` and *friends*") == "gradregmodel-and-friends"
 
 
@@ -103,3 +105,39 @@ def test_relative_links_and_anchors_resolve(doc):
                 fragment not in anchors(target_path)):
             broken.append(f"{target}: no heading with that anchor")
     assert not broken, f"{doc}: " + "; ".join(broken)
+
+
+def _public_names(path: str) -> list:
+    """The names in ``__all__`` of a Python file, read without importing it."""
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                getattr(target, "id", None) == "__all__"
+                for target in node.targets):
+            return [element.value for element in node.value.elts]
+    raise AssertionError(f"{path} has no __all__")
+
+
+def test_api_reference_covers_every_public_name():
+    """Each name of ``keras_gradreg.__all__`` is rendered by a ``:::``
+    directive of docs/reference/, itself or as a member of a module page."""
+    reference = os.path.join(ROOT, "docs", "reference")
+    directives = set()
+    for name in os.listdir(reference):
+        with open(os.path.join(reference, name), encoding="utf-8") as file:
+            directives |= set(re.findall(r"^::: (\S+)", file.read(), re.M))
+    modules = {"callbacks", "evaluation", "audio"}  # where the classes live
+    members = set()
+    for module in modules:
+        path = os.path.join(ROOT, "keras_gradreg", module)
+        path = (os.path.join(path, "__init__.py") if os.path.isdir(path)
+                else path + ".py")
+        if f"keras_gradreg.{module}" in directives:
+            members |= set(_public_names(path))
+    missing = [
+        name for name in _public_names(
+            os.path.join(ROOT, "keras_gradreg", "__init__.py"))
+        if name != "__version__"
+        and f"keras_gradreg.{name}" not in directives and name not in members]
+    assert not missing, f"no API reference page renders {missing}"

@@ -129,7 +129,8 @@ class Results:
                 (at ``transfer_eps``, source != target), and string arrays
                 ``("broken_by", model, attack, eps_key)`` of an ensemble's
                 part that broke each example.
-            model_names, attack_names: In table order.
+            model_names: In table order.
+            attack_names: In table order.
             eps_values: The radii of the tables.
             transfer_eps: The radius of the transfer matrix.
             settings: JSON-serializable settings (``attacks``,
