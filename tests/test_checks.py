@@ -439,7 +439,7 @@ def test_entry_points_check_numbers_the_same_way(
 ):
     """NaN, inf, a bool and a string are rejected with an error naming the
     argument; a NumPy scalar is accepted (one test per entry point: each
-    test costs a Keras session clear)."""
+    test costs a Keras `clear_session()`)."""
     for fed, value in FED.items():
         if kind == "finite" and fed in ("bool", "string"):
             continue  # valid hyperparameter values
