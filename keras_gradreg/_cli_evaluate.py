@@ -119,7 +119,8 @@ def evaluate_command(args) -> evaluation.Results:
     model = load_model(args.model)
     x, y = load_data(args.dataset, args.split, args.data_dir,
                      args.num_examples)
-    check_compatible(model, x, y, args.dataset)
+    y = check_compatible(model, x, y, args.dataset, settings.clip_min,
+                         settings.clip_max)
     print(f"Evaluating {args.model} on {len(x)} examples of {args.dataset}.")
     report, table = robustness(model, (x, y), attacks, settings, args)
     _write_evaluation(report.results, table, settings.eps, args.out)

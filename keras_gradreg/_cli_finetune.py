@@ -192,8 +192,10 @@ def finetune_command(args) -> dict:
                       args.num_examples)
     held_out = load_data(eval_spec, args.eval_split, args.data_dir,
                          args.eval_examples)
-    check_compatible(model, *train, args.dataset)
-    check_compatible(model, *held_out, eval_spec)
+    clip = (settings.clip_min, settings.clip_max)
+    train = train[0], check_compatible(model, *train, args.dataset, *clip)
+    held_out = held_out[0], check_compatible(model, *held_out, eval_spec,
+                                             *clip)
     keras.utils.set_random_seed(args.seed)
     robust = _wrap(model, args, settings)
     print(f"Accuracy of {args.model} before fine-tuning:")

@@ -130,16 +130,9 @@ def _load_npz(path: str) -> tuple:
         ) from error
 
 
-def _as_sparse_labels(y: np.ndarray, source: str) -> np.ndarray:
-    """Integer class labels from sparse, ``(n, 1)`` or one-hot labels."""
-    try:
-        return _checks.labels(y).astype("int64")
-    except (TypeError, ValueError) as error:
-        raise CommandLineError(f"{source}: {one_line(error)}") from None
-
-
 def load_data(spec: str, split: str, data_dir, limit) -> tuple:
-    """Returns ``(x, y)``: float32 inputs and int64 class labels.
+    """Returns ``(x, y)``: floating-point inputs and the labels as stored
+    (:func:`check_compatible` checks both against the model).
 
     Raises:
         CommandLineError: For an unknown dataset, an unreadable file or
@@ -164,12 +157,24 @@ def load_data(spec: str, split: str, data_dir, limit) -> tuple:
         )
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype("float32")
-    return x, _as_sparse_labels(np.asarray(y), spec)
+    return x, np.asarray(y)
 
 
 def check_compatible(model: keras.Model, x: np.ndarray, y: np.ndarray,
-                     source: str) -> None:
-    """Raises CommandLineError if ``model`` cannot take ``x`` or ``y``."""
+                     source: str, clip_min=None, clip_max=None) -> np.ndarray:
+    """Checks data against the model before any attack or training step.
+
+    The inputs must fit the model's input shape, be finite and lie in
+    ``[clip_min, clip_max]``; the labels must be class indices below the
+    model's number of classes, or one-hot rows exactly that wide (as the
+    Python API requires).
+
+    Returns:
+        The labels as int64 class indices.
+
+    Raises:
+        CommandLineError: Naming ``source`` and what is wrong.
+    """
     network = model.base if isinstance(model, GradRegModel) else model
     inputs = getattr(network, "inputs", None) or []
     if len(inputs) > 1:
@@ -185,8 +190,9 @@ def check_compatible(model: keras.Model, x: np.ndarray, y: np.ndarray,
                 f"examples of shape {tuple(x.shape[1:])}."
             )
     classes = getattr(network, "output_shape", (None,))[-1]
-    if classes is not None and y.max() >= classes:
-        raise CommandLineError(
-            f"{source} has label {int(y.max())} but the model has {classes} "
-            "classes."
-        )
+    try:
+        labels = _checks.labels(y, num_classes=classes, batch=len(x))
+        _checks.inputs(x, clip_min, clip_max)
+    except (TypeError, ValueError) as error:
+        raise CommandLineError(f"{source}: {one_line(error)}") from None
+    return labels.astype("int64")

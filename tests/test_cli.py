@@ -58,6 +58,12 @@ def files(tmp_path_factory):
     np.savez(folder / "float_labels.npz", x=x, y=y)
     soft = np.full((24, CLASSES), 1 / CLASSES, "float32")
     np.savez(folder / "soft_labels.npz", x=x, y=soft)
+    np.savez(folder / "one_hot_wide.npz", x=x,
+             y=np.eye(CLASSES + 1, dtype="float32")[np.arange(24) % CLASSES])
+    np.savez(folder / "pixels.npz", x=255 * x, y=np.zeros(24, "int64"))
+    broken = x.copy()
+    broken[5, 0, 0, 0] = np.nan
+    np.savez(folder / "nan_inputs.npz", x=broken, y=np.zeros(24, "int64"))
     np.save(folder / "plain.npy", x)
     os.replace(folder / "plain.npy", folder / "plain.npz")
     return folder
@@ -239,6 +245,14 @@ BAD_INPUTS = {
                      r"float_labels.npz: y must hold integer class indices; "
                      "y[3] is 0.6"),
     "soft labels": (["--dataset", "npz:soft_labels.npz"], "row 0 is not one-hot"),
+    "one-hot labels too wide": (["--dataset", "npz:one_hot_wide.npz"],
+                                "One-hot y has 4 columns but the model has "
+                                "3 classes"),
+    "pixels above clip_max": (["--dataset", "npz:pixels.npz"],
+                              "x has values above clip_max=1.0"),
+    "nan inputs": (["--dataset", "npz:nan_inputs.npz"],
+                   "x contains NaN or infinite values (1 example(s), the "
+                   "first at index 5)"),
     "npy renamed npz": (["--dataset", "npz:plain.npz"],
                         "plain.npz is not a NumPy .npz archive"),
     "shape mismatch": (["--dataset", "npz:wide.npz"], "inputs of shape"),
@@ -281,6 +295,43 @@ def test_bad_input_gets_one_line_and_writes_nothing(
     argv = _edit(_evaluate_argv(files, out), files, edits)
     assert expected in _fails(argv, capsys)
     assert not out.exists()
+
+
+@pytest.fixture
+def model_calls(monkeypatch):
+    """Counts calls of any Keras model (forward passes, fit, predict)."""
+    calls = []
+    for name in ("__call__", "fit", "predict", "evaluate"):
+        original = getattr(keras.Model, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+@pytest.mark.parametrize("case", ["one-hot labels too wide",
+                                  "pixels above clip_max", "nan inputs"])
+def test_bad_data_is_refused_before_any_model_call(
+    command, case, files, tmp_path, capsys, model_calls
+):
+    edits, expected = BAD_INPUTS[case]
+    if command == "evaluate":
+        argv = _evaluate_argv(files, tmp_path / "report")
+    else:
+        argv = _finetune_argv(files, files / "model.keras",
+                              tmp_path / "robust.keras")
+    assert expected in _fails(_edit(argv, files, edits), capsys)
+    assert model_calls == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_calls_counts_the_commands_work(files, tmp_path, model_calls):
+    cli.main(_evaluate_argv(files, tmp_path / "report", "--num_examples", "8"))
+    assert "__call__" in model_calls
 
 
 NUMERIC_FLAGS = [
