@@ -15,19 +15,19 @@ import keras
 from keras_gradreg import _cli_tensorboard
 from keras_gradreg import adversarial_training
 from keras_gradreg import attacks as attacks_lib
-from keras_gradreg import regularizers
 from keras_gradreg._atomic import write_atomically
+from keras_gradreg._cli_evaluate import print_warnings
 from keras_gradreg._cli_evaluate import robustness
 from keras_gradreg._cli_io import check_compatible
 from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
 from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_parser import DEFAULT_C
+from keras_gradreg._cli_parser import PENALTY_ONLY
 from keras_gradreg._cli_settings import PAPER_SETTINGS  # noqa: F401 (doctest)
 from keras_gradreg._cli_settings import AttackSettings
 from keras_gradreg._cli_settings import CommandLineError
-from keras_gradreg._cli_settings import add_attack_arguments
-from keras_gradreg._cli_settings import add_data_arguments
 from keras_gradreg._cli_settings import attack_settings
 from keras_gradreg._cli_settings import check_dataset
 from keras_gradreg._cli_settings import check_numbers
@@ -36,61 +36,6 @@ from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.model import GradRegModel
 
 FINETUNE_ATTACKS = attacks_lib.QUICK_ATTACKS
-# finetune's recipes: AdversarialTrainingModel's named constructors (the
-# first, N-FGSM, is the default: docs/RESULTS.md measured it best per cost on
-# MNIST), and the paper's penalty alone.
-PENALTY_ONLY = "gradreg"
-RECIPES = tuple(adversarial_training.RECIPES) + (PENALTY_ONLY,)
-DEFAULT_RECIPE = RECIPES[0]
-# c when --c is not given and the model has none: the paper's penalty alone
-# needs one; the adversarial recipes train without it.
-DEFAULT_C = {PENALTY_ONLY: 0.01}
-
-
-def add_parser(commands) -> None:
-    """Adds the ``finetune`` command to the subparsers ``commands``."""
-    finetune = commands.add_parser(
-        "finetune", help="Fine-tune a saved model with GradRegModel."
-    )
-    add_data_arguments(finetune, split="train")
-    finetune.add_argument(
-        "--recipe", default=DEFAULT_RECIPE, choices=RECIPES,
-        help="n_fgsm (default: N-FGSM, noise of 2 * train_eps and one step "
-        "of train_eps, unprojected), fgsm_rs, pgd (--train_steps steps of "
-        "2.5 * train_eps / steps), or gradreg (the paper's penalty alone).")
-    finetune.add_argument(
-        "--train_eps", type=float,
-        help="L-inf radius of the training attack (default: the smallest "
-        "--eps).")
-    finetune.add_argument("--train_steps", type=int, default=7,
-                          help="Attack steps of --recipe pgd (default 7).")
-    finetune.add_argument(
-        "--c", type=float,
-        help="Penalty weight c of Eq. 2, at the adversarial examples for the "
-        "adversarial recipes (default: the model's own, else 0.01 for "
-        "gradreg and 0 for the others).")
-    finetune.add_argument("--regularizer",
-                          choices=sorted(regularizers.REGULARIZERS))
-    finetune.add_argument("--norm", choices=sorted(regularizers.NORMS))
-    finetune.add_argument("--epochs", type=int, default=1)
-    finetune.add_argument("--learning_rate", type=float, default=1e-4)
-    finetune.add_argument("--optimizer", default="adam",
-                          help="A Keras optimizer name (default adam).")
-    finetune.add_argument("--eval_dataset",
-                          help="Data to measure accuracy on (default: "
-                          "--dataset).")
-    finetune.add_argument("--eval_split", default="test")
-    finetune.add_argument("--eval_examples", type=int, default=1000)
-    finetune.add_argument("--out", required=True, help="Output .keras file.")
-    finetune.add_argument(
-        "--logdir", help="TensorBoard folder; the run goes into "
-        "LOGDIR/<name of --out> (default: logs beside --out).")
-    finetune.add_argument(
-        "--no_tensorboard", action="store_true",
-        help="Write no TensorBoard logs (scalars, input-gradient norms, "
-        "conv1/fc2 histograms, FGSM accuracy per epoch, HParams).")
-    add_attack_arguments(finetune)
-    finetune.set_defaults(handler=finetune_command)
 
 
 def _wrap(model: keras.Model, args, settings: AttackSettings) -> GradRegModel:
@@ -221,7 +166,8 @@ def finetune_command(args) -> dict:
                                 timer.seconds)
     write_atomically(args.out, robust.save)
     _print_comparison(before, after, settings.eps)
-    print(f"Saved the fine-tuned GradRegModel to {args.out}.")
+    print_warnings(report.results, " (after fine-tuning)")
+    print(f"Saved the fine-tuned {type(robust).__name__} to {args.out}.")
     if log_dir is not None:
         print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
     return {"before": before, "after": after}

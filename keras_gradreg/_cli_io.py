@@ -17,6 +17,7 @@ import numpy as np
 
 from keras_gradreg import _checks
 from keras_gradreg import datasets
+from keras_gradreg._cli_parser import one_line
 from keras_gradreg._cli_settings import NPZ_PREFIX
 from keras_gradreg._cli_settings import CommandLineError
 from keras_gradreg._cli_settings import check_dataset
@@ -61,12 +62,6 @@ def replace_folder_files(out: str, write: Callable[[str], object],
                 os.rmdir(out)
         raise
     shutil.rmtree(scratch, ignore_errors=True)
-
-
-def one_line(error: BaseException) -> str:
-    """``error``'s message on one line of at most 400 characters."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 400 else text[:397] + "..."
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -135,7 +135,6 @@ def test_evaluate_writes_results_matching_a_hand_computation(
     for name in ("results.md", "results.csv", "correct.npz",
                  "accuracy_vs_eps.png"):
         assert (out / name).stat().st_size > 0
-    assert not (out / "report.json").exists()
     markdown = (out / "results.md").read_text()
     assert "## keras-gradreg evaluate" in markdown
     assert "## Transfer" not in markdown  # one model: nothing to transfer
@@ -471,7 +470,9 @@ def test_finetune_recipes(extra, kind, expected, files, tmp_path, capsys):
         assert (robust.clip_min, robust.clip_max) == (0.0, 1.0)
     title = {"gradreg": "the paper's penalty"}.get(
         dict(zip(extra[::2], extra[1::2])).get("--recipe"), "")
-    assert title in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert title in printed
+    assert f"Saved the fine-tuned {kind.__name__} to {out}." in printed
 
 
 def test_finetune_refuses_to_overwrite_and_bad_out(files, tmp_path, capsys):
@@ -540,11 +541,10 @@ def test_evaluate_overwrite_replaces_every_output_and_drops_stale_ones(
     out = tmp_path / "report"
     out.mkdir()
     (out / "accuracy_vs_eps.png").write_bytes(b"stale plot")
-    (out / "report.json").write_text("written by 0.1.0")
     (out / "notes.txt").write_text("not ours")
     cli.main(_evaluate_argv(files, out, "--num_examples", "8", "--overwrite"))
     names = sorted(p.name for p in out.iterdir())
-    assert "notes.txt" in names and "report.json" not in names
+    assert "notes.txt" in names
     assert not any(name.startswith(".partial") for name in names)
     png = out / "accuracy_vs_eps.png"
     assert not png.exists() or png.read_bytes() != b"stale plot"
@@ -631,3 +631,89 @@ def test_finetune_no_tensorboard(files, tmp_path):
     cli.main(_finetune_argv(files, files / "model.keras", out,
                             "--no_tensorboard"))
     assert out.exists() and not (tmp_path / "logs").exists()
+
+
+# Parsing and --help without TensorFlow ----------------------------------------
+
+
+def _modules_after(*argv):
+    """Runs ``python -m keras_gradreg ARGV`` in a fresh interpreter; returns
+    its exit status, output and whether TensorFlow got imported."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['keras-gradreg', *{list(argv)!r}]\n"
+        "try:\n"
+        "    runpy.run_module('keras_gradreg', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    status = exit.code\n"
+        "print('TENSORFLOW', 'tensorflow' in sys.modules, 'STATUS', status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    *lines, last = done.stdout.strip().splitlines()
+    return last, "\n".join(lines), done.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["evaluate", "--help"], ["finetune", "--help"],
+    ["evaluate", "m.keras", "--dataset", "mnist"],  # an error: no --out
+])
+def test_parsing_and_help_do_not_import_tensorflow(argv):
+    last, printed, errors = _modules_after(*argv)
+    status = 2 if "--help" not in argv else 0
+    assert last == f"TENSORFLOW False STATUS {status}", errors
+    if status:
+        assert errors.strip() == ("keras-gradreg: error: the following "
+                                  "arguments are required: --out (see "
+                                  "keras-gradreg evaluate --help).")
+    else:
+        assert "usage: keras-gradreg" in printed
+
+
+def test_help_shows_the_defaults():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    evaluate = " ".join(commands["evaluate"].format_help().split())
+    assert "(default: fgsm,bim,cw,pgd)" in evaluate
+    assert "Use the first N examples only (default: all)." in evaluate
+    finetune = " ".join(commands["finetune"].format_help().split())
+    assert "Epochs of fine-tuning (default: 1)." in finetune
+    assert "(default: n_fgsm)" in finetune
+    assert "Examples to measure accuracy on (default: 1000)." in finetune
+    assert "under fgsm and pgd before and after" in finetune
+    top = " ".join(parser.format_help().split())
+    assert "with GradRegModel" not in top
+    assert "N-FGSM adversarial training" in top
+
+
+def test_the_names_the_help_lists_are_the_registries():
+    from keras_gradreg import _cli_finetune
+    from keras_gradreg import _cli_parser
+    from keras_gradreg import adversarial_training
+    from keras_gradreg import regularizers
+    from keras_gradreg.attacks.autoattack import VERSIONS
+
+    assert _cli_parser.ATTACK_NAMES == tuple(attacks.ATTACKS)
+    assert _cli_parser.EVALUATE_ATTACKS == attacks.DEFAULT_ATTACKS
+    assert _cli_parser.FINETUNE_ATTACKS == _cli_finetune.FINETUNE_ATTACKS
+    assert _cli_parser.DATASETS == tuple(cli.PAPER_SETTINGS)
+    assert _cli_parser.RECIPES == tuple(adversarial_training.RECIPES) + (
+        _cli_parser.PENALTY_ONLY,)
+    assert _cli_parser.REGULARIZERS == tuple(sorted(regularizers.REGULARIZERS))
+    assert _cli_parser.NORMS == tuple(sorted(regularizers.NORMS))
+    assert _cli_parser.AUTOATTACK_VERSIONS == tuple(sorted(VERSIONS))
+
+
+def test_masking_warnings_are_printed_one_line_each(files, tmp_path, capsys,
+                                                    monkeypatch):
+    monkeypatch.setattr(Results, "warnings", property(
+        lambda self: ["PGD beats FGSM\nby little", "second check"]))
+    cli.main(_evaluate_argv(files, tmp_path / "report", "--num_examples", "8"))
+    printed = capsys.readouterr().out.splitlines()
+    assert "WARNING: PGD beats FGSM by little" in printed
+    assert "WARNING: second check" in printed
+    cli.main(_finetune_argv(files, files / "model.keras",
+                            tmp_path / "robust.keras", "--num_examples", "8",
+                            "--eval_examples", "8", "--no_tensorboard"))
+    printed = capsys.readouterr().out.splitlines()
+    assert "WARNING (after fine-tuning): second check" in printed
