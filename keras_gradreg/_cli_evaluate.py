@@ -15,7 +15,7 @@ from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
 from keras_gradreg._cli_io import one_line
-from keras_gradreg._cli_io import replace_folder_files
+from keras_gradreg._cli_io import prepare_output
 from keras_gradreg._cli_settings import AttackSettings
 from keras_gradreg._cli_settings import CommandLineError
 from keras_gradreg._cli_settings import attack_settings
@@ -80,15 +80,18 @@ def format_table(results: dict, eps: tuple) -> str:
     return "\n".join(lines)
 
 
-def _write_evaluation(results, table: dict, eps: tuple, out: str) -> None:
-    """Adds the command's table (eps as given) to the results as a section
-    and writes their files, each by atomic rename once all are complete (an
-    interrupt leaves the old outputs intact)."""
+def _write_evaluation(results, table: dict, eps: tuple, output) -> None:
+    """Adds the command's table (eps as given) to the results as a section,
+    writes their files into the output's scratch folder and swaps it in
+    place of the old folder with one rename (the old folder's other files
+    are carried over): a kill leaves the old outputs or the new, never a
+    mix."""
     results.add_section(
         EVALUATE_SECTION, table, title="keras-gradreg evaluate",
         markdown=["Accuracy by eps as given on the command line:", "",
                   "```", *format_table(table, eps).splitlines(), "```"])
-    replace_folder_files(out, results.save, EVALUATE_FILES)
+    results.save(output.target)
+    output.commit()
 
 
 def evaluate_command(args) -> evaluation.Results:
@@ -107,9 +110,16 @@ def evaluate_command(args) -> evaluation.Results:
                      args.num_examples)
     y = check_compatible(model, x, y, args.dataset, settings.clip_min,
                          settings.clip_max)
-    print(f"Evaluating {args.model} on {len(x)} examples of {args.dataset}.")
-    report, table = robustness(model, (x, y), attacks, settings, args)
-    _write_evaluation(report.results, table, settings.eps, args.out)
+    output = prepare_output(args.out, "--out",
+                            keep=lambda name: name not in EVALUATE_FILES)
+    try:
+        print(f"Evaluating {args.model} on {len(x)} examples of "
+              f"{args.dataset}.")
+        report, table = robustness(model, (x, y), attacks, settings, args)
+        _write_evaluation(report.results, table, settings.eps, output)
+    except BaseException:
+        output.discard()
+        raise
     print(format_table(table, settings.eps))
     print_warnings(report.results)
     written = [name for name in EVALUATE_FILES

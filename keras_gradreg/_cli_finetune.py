@@ -15,7 +15,7 @@ import keras
 from keras_gradreg import _cli_tensorboard
 from keras_gradreg import adversarial_training
 from keras_gradreg import attacks as attacks_lib
-from keras_gradreg._atomic import write_atomically
+from keras_gradreg._atomic import fault_point
 from keras_gradreg._cli_evaluate import print_warnings
 from keras_gradreg._cli_evaluate import robustness
 from keras_gradreg._cli_io import check_compatible
@@ -23,6 +23,7 @@ from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
 from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_io import prepare_output
 from keras_gradreg._cli_parser import DEFAULT_C
 from keras_gradreg._cli_parser import PENALTY_ONLY
 from keras_gradreg._cli_settings import PAPER_SETTINGS  # noqa: F401 (doctest)
@@ -143,31 +144,57 @@ def finetune_command(args) -> dict:
                                              *clip)
     keras.utils.set_random_seed(args.seed)
     robust = _wrap(model, args, settings)
+    outputs = [prepare_output(args.out, "--out", folder=False,
+                              needed_bytes=os.path.getsize(args.model))]
+    try:
+        if log_dir is not None:
+            outputs.append(prepare_output(log_dir, "--logdir"))
+        return _fine_tune(robust, optimizer, train, held_out, settings, args,
+                          *outputs)
+    except BaseException:
+        for output in outputs:
+            output.discard()
+        raise
+
+
+def _fine_tune(robust, optimizer, train, held_out, settings, args, model_out,
+               log_out=None) -> dict:
+    """Measures, trains, measures again, then swaps in the new model and
+    (after it) the new TensorBoard run, each with one rename: a kill leaves
+    the old model and the old logs until the new ones are complete."""
     print(f"Accuracy of {args.model} before fine-tuning:")
     _, before = robustness(robust, held_out, FINETUNE_ATTACKS, settings, args)
     robust.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(
         from_logits=not robust.output_softmax), metrics=["accuracy"])
     print(f"Fine-tuning with {_describe(robust, args)} for {args.epochs} "
           "epoch(s):")
-    logged = {} if log_dir is None else dict(
-        callbacks=_cli_tensorboard.training_callbacks(
-            log_dir, robust, train, held_out, settings),
+    callbacks = [keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: fault_point(f"epoch {epoch + 1}"))]
+    logged = {} if log_out is None else dict(
         validation_data=tuple(a[:_cli_tensorboard.HELD_OUT_SIZE]
                               for a in held_out))
+    if log_out is not None:
+        callbacks[:0] = _cli_tensorboard.training_callbacks(
+            log_out.target, robust, train, held_out, settings)
     with _cli_tensorboard.Timer() as timer:
         robust.fit(*train, batch_size=args.batch_size or 50,
-                   epochs=args.epochs, verbose=1, **logged)
+                   epochs=args.epochs, verbose=1, callbacks=callbacks,
+                   **logged)
     print("Accuracy after fine-tuning:")
     report, after = robustness(robust, held_out, FINETUNE_ATTACKS, settings,
                                args)
-    if log_dir is not None:
-        _cli_tensorboard.finish(log_dir, robust, args,
+    if log_out is not None:
+        _cli_tensorboard.finish(log_out.target, robust, args,
                                 report.results.model_entry("model"),
                                 timer.seconds)
-    write_atomically(args.out, robust.save)
+    robust.save(model_out.target)
+    model_out.commit()
+    if log_out is not None:
+        log_out.commit()
     _print_comparison(before, after, settings.eps)
     print_warnings(report.results, " (after fine-tuning)")
     print(f"Saved the fine-tuned {type(robust).__name__} to {args.out}.")
-    if log_dir is not None:
-        print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
+    if log_out is not None:
+        print("TensorBoard: tensorboard --logdir "
+              f"{os.path.dirname(_cli_tensorboard.run_dir(args))}")
     return {"before": before, "after": after}

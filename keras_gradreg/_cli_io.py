@@ -5,18 +5,16 @@ Every failure to read one is a one-line :class:`CommandLineError`.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 import zipfile
-from typing import Callable, Sequence
+from typing import Sequence
 
 import keras
 import numpy as np
 
 from keras_gradreg import _checks
 from keras_gradreg import datasets
+from keras_gradreg._atomic import Output
 from keras_gradreg._cli_parser import one_line
 from keras_gradreg._cli_settings import NPZ_PREFIX
 from keras_gradreg._cli_settings import CommandLineError
@@ -33,35 +31,25 @@ def check_fresh(paths: Sequence[str], overwrite: bool) -> None:
             )
 
 
-def replace_folder_files(out: str, write: Callable[[str], object],
-                         owned: Sequence[str]) -> None:
-    """Writes files with ``write(scratch)`` into a scratch folder inside
-    ``out``, then moves each into ``out`` by atomic rename.
+def prepare_output(path: str, flag: str, folder: bool = True,
+                   keep=None, needed_bytes: int = 0) -> Output:
+    """An :class:`~keras_gradreg._atomic.Output` for ``path``, prepared:
+    stale scratch removed and a locked scratch folder made beside it.
 
-    Nothing in ``out`` changes until every file is complete; then each is
-    replaced atomically, and the files of ``owned`` that this run did not
-    write (e.g. a plot without matplotlib) are removed, so no stale output
-    stays. On failure the scratch folder is removed, and ``out`` too if this
-    call created it.
+    Run before any attack or training step, so that a read-only or full
+    place fails at once.
+
+    Raises:
+        CommandLineError: Naming ``flag`` if ``path`` cannot be written.
     """
-    created = not os.path.exists(out)
-    os.makedirs(out, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=".partial-", dir=out)
+    output = Output(path, folder=folder, keep=keep)
     try:
-        write(scratch)
-        names = sorted(os.listdir(scratch))
-        for name in names:
-            os.replace(os.path.join(scratch, name), os.path.join(out, name))
-        for name in set(owned) - set(names):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(out, name))
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(out)
-        raise
-    shutil.rmtree(scratch, ignore_errors=True)
+        output.prepare(needed_bytes)
+    except OSError as error:
+        raise CommandLineError(
+            f"cannot write {flag} {path}: {error.strerror or error}."
+        ) from None
+    return output
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -395,8 +395,11 @@ class Results(_legacy.LegacyMapping):
         accuracy_vs_eps.png into ``out_dir``, each atomically.
 
         Every file is first written to a temporary file in ``out_dir``,
-        then renamed over the old one once all are complete: a failure or
-        an interrupt leaves the old files intact. Without matplotlib (the
+        then renamed over the old one once all are complete: a failure
+        leaves the old files intact, and a folder that a kill left between
+        the renames does not :meth:`load` (correct.npz records the SHA-256
+        of the other files). ``keras-gradreg evaluate`` replaces the whole
+        folder with one rename. Without matplotlib (the
         ``examples`` extra) the PNG is skipped with a warning (and an old
         one removed, since it would not match).
 
@@ -416,6 +419,12 @@ class Results(_legacy.LegacyMapping):
         """Reads results.json and, if there, correct.npz from ``out_dir``.
 
         A results.json of 0.1.0 (models at the top level) is read too.
+
+        Raises:
+            ValueError: If the folder's files are not all of one
+                :meth:`save` (e.g. one interrupted between its renames):
+                correct.npz records the SHA-256 of the files it was saved
+                with.
         """
         data, read_arrays = _files.load(out_dir)
         results = cls(data)
