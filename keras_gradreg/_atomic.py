@@ -42,14 +42,23 @@ FAULT_ENV = "KGR_FAULT_AFTER"
 
 
 def fault_point(step: str) -> None:
-    """Kills this process with SIGKILL if ``KGR_FAULT_AFTER`` is ``step``.
+    """Kills this process with SIGKILL at ``step`` if ``KGR_FAULT_AFTER``
+    names it: ``step`` for its first time, ``step#n`` for its n-th.
 
     A test hook: the command's tests kill it at each step of a write (as a
     power cut or ``kill -9`` would) and check what is left on disk.
     """
-    if os.environ.get(FAULT_ENV) == step:
+    wanted = os.environ.get(FAULT_ENV)
+    if not wanted or not wanted.startswith(step):
+        return
+    _FAULT_COUNTS[step] = _FAULT_COUNTS.get(step, 0) + 1
+    if wanted in (step, f"{step}#{_FAULT_COUNTS[step]}") and (
+            wanted != step or _FAULT_COUNTS[step] == 1):
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_COUNTS: dict = {}
 
 
 def write_atomically(path: str, write: Callable[[str], object]) -> None:
@@ -208,6 +217,9 @@ class Output:
         while not os.path.exists(missing):
             self._made.insert(0, missing)
             missing = os.path.dirname(missing)
+        if not os.path.isdir(missing):
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory",
+                                     missing)
         if self.folder and os.path.isdir(self.path) and not os.access(
                 self.path, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "Permission denied",

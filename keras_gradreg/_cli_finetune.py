@@ -148,7 +148,8 @@ def finetune_command(args) -> dict:
                               needed_bytes=os.path.getsize(args.model))]
     try:
         if log_dir is not None:
-            outputs.append(prepare_output(log_dir, "--logdir"))
+            outputs.append(prepare_output(  # the run folder: all ours
+                log_dir, "--logdir", keep=lambda name: False))
         return _fine_tune(robust, optimizer, train, held_out, settings, args,
                           *outputs)
     except BaseException:

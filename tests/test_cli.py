@@ -7,8 +7,10 @@ keras_gradreg`` as a user would (each subprocess pays TensorFlow's import).
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -717,3 +719,214 @@ def test_masking_warnings_are_printed_one_line_each(files, tmp_path, capsys,
                             "--eval_examples", "8", "--no_tensorboard"))
     printed = capsys.readouterr().out.splitlines()
     assert "WARNING (after fine-tuning): second check" in printed
+
+
+# Outputs checked before any work ---------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+def test_an_unwritable_output_is_refused_before_any_model_call(
+    command, files, tmp_path, capsys, model_calls, monkeypatch
+):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    if command == "evaluate":
+        argv = _evaluate_argv(files, blocker / "report")
+        flag = "--out"
+    else:  # the model's place is fine, the TensorBoard folder's is not
+        argv = _finetune_argv(files, files / "model.keras",
+                              tmp_path / "robust.keras", "--logdir",
+                              blocker / "tb")
+        flag = "--logdir"
+    assert f"cannot write {flag} " in _fails(argv, capsys)
+    # A full disk, as the free space reports it.
+    monkeypatch.setattr("shutil.disk_usage",
+                        lambda path: type("Usage", (), {"free": 0})())
+    out = tmp_path / ("report" if command == "evaluate" else "m.keras")
+    argv = (_evaluate_argv(files, out) if command == "evaluate" else
+            _finetune_argv(files, files / "model.keras", out))
+    if command == "evaluate":
+        monkeypatch.setattr("os.fsync", _no_space)
+    assert "No space left on device" in _fails(argv, capsys)
+    assert model_calls == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def _no_space(fd):
+    import errno
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_out_is_refused_before_any_model_call(
+    files, tmp_path, capsys, model_calls
+):
+    out = tmp_path / "report"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        message = _fails(_evaluate_argv(files, out, "--overwrite"), capsys)
+    finally:
+        out.chmod(0o755)
+    assert "cannot write --out" in message and "Permission denied" in message
+    assert model_calls == []
+
+
+# Killed while writing: the old outputs or the new, never a mix ----------------
+
+
+def _killed_at(step, *argv):
+    """Runs the command in a subprocess that SIGKILLs itself at ``step``."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KGR_FAULT_AFTER=step)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_gradreg", *map(str, argv)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+
+
+def _visible(folder) -> dict:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    folder = pathlib.Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _hidden(folder) -> list:
+    return sorted(p.name for p in pathlib.Path(folder).iterdir()
+                  if p.name.startswith("."))
+
+
+# (step, --overwrite, what is left: "old", "new" or "none")
+EVALUATE_KILLS = [
+    ("scratch", True, "old"),   # the scratch folder has just appeared
+    ("rename 2", True, "old"),  # between the renames of the files
+    ("swap", False, "none"),    # every file complete, before the swap
+    ("swapped", True, "new"),   # after the swap, the old folder not removed
+]
+
+
+@pytest.mark.parametrize("step, overwrite, left", EVALUATE_KILLS)
+def test_evaluate_killed_while_writing(step, overwrite, left, files,
+                                       tmp_path, capsys):
+    out = tmp_path / "report"
+    if overwrite:
+        cli.main(_evaluate_argv(files, out, "--num_examples", "8"))
+        (out / "notes.txt").write_text("not ours")
+    old = _visible(out) if overwrite else None
+    _killed_at(step, *_evaluate_argv(files, out, "--num_examples", "16",
+                                     *(["--overwrite"] if overwrite else [])))
+    assert _hidden(tmp_path)  # the scratch folder, left by the kill
+    if left == "old":
+        assert _visible(out) == old
+    elif left == "none":
+        assert not out.exists()
+    else:
+        new = _visible(out)
+        assert new["notes.txt"] == b"not ours"
+        assert Results.load(str(out)).settings["num_examples"] == 16
+        assert new["results.json"] != old["results.json"]
+    # The next run removes the scratch the killed one left.
+    cli.main(_evaluate_argv(files, out, "--num_examples", "12",
+                            "--overwrite"))
+    assert _hidden(tmp_path) == [] and _hidden(out) == []
+    assert Results.load(str(out)).settings["num_examples"] == 12
+    if overwrite:
+        assert (out / "notes.txt").read_text() == "not ours"
+
+
+FINETUNE_KILLS = [
+    ("epoch 1", True, "old", "old"),      # during TensorBoard logging
+    ("swapped", True, "new", "old"),      # the model swapped in, not the logs
+    ("swapped#2", True, "new", "new"),    # both swapped, scratch not removed
+    ("epoch 1", False, "none", "none"),
+]
+
+
+@pytest.mark.parametrize("step, overwrite, model_left, logs_left",
+                         FINETUNE_KILLS)
+def test_finetune_killed_while_writing(step, overwrite, model_left, logs_left,
+                                       files, tmp_path, capsys):
+    out, logs = tmp_path / "robust.keras", tmp_path / "tb"
+    argv = [str(a) for a in _finetune_argv(
+        files, files / "model.keras", out, "--logdir", logs,
+        "--num_examples", "8", "--eval_examples", "8")]
+    if overwrite:
+        cli.main(argv)
+    old_model = out.read_bytes() if overwrite else None
+    old_logs = _visible(logs / "robust") if overwrite else None
+    _killed_at(step, *argv, "--epochs", "2",
+               *(["--overwrite"] if overwrite else []))
+    assert _hidden(tmp_path) + _hidden(logs)  # scratch left by the kill
+    if model_left == "old":
+        assert out.read_bytes() == old_model
+    elif model_left == "none":
+        assert not out.exists()
+    else:
+        assert out.read_bytes() != old_model
+        assert keras.models.load_model(out).optimizer.iterations > 1
+    if logs_left == "old":
+        assert _visible(logs / "robust") == old_logs
+    elif logs_left == "none":
+        assert not (logs / "robust").exists()
+    else:
+        new_logs = _visible(logs / "robust")
+        assert new_logs and not set(new_logs) & set(old_logs)
+    # The next run removes the scratch the killed one left.
+    cli.main(argv + ["--overwrite"])
+    assert _hidden(tmp_path) == [] and _hidden(logs) == []
+    assert _hidden(logs / "robust") == []
+
+
+def test_results_load_refuses_a_folder_a_kill_left_between_renames(
+    files, tmp_path, capsys, monkeypatch
+):
+    """Results.save (the Python API) renames its files one by one: a kill
+    between them mixes two saves, which Results.load refuses."""
+    out = tmp_path / "report"
+    cli.main(_evaluate_argv(files, out, "--num_examples", "8"))
+    old = Results.load(str(out))
+    cli.main(_evaluate_argv(files, tmp_path / "new", "--num_examples", "16"))
+    new = Results.load(str(tmp_path / "new"))
+    replace, renamed = os.replace, []
+
+    def replace_twice_then_die(source, target):
+        if len(renamed) == 2:
+            raise KeyboardInterrupt  # stands for the kill
+        renamed.append(target)
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_twice_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(str(out))
+    monkeypatch.undo()
+    assert [os.path.basename(p) for p in renamed] == ["results.json",
+                                                      "results.md"]
+    with pytest.raises(ValueError, match="mixes the files of different "
+                       "saves: results.json is not the one correct.npz"):
+        Results.load(str(out))
+    # Each whole save loads; a hand-copied file from another save does not.
+    new.save(str(out))
+    assert Results.load(str(out)) == new
+    (out / "results.csv").write_bytes(
+        (tmp_path / "new" / "results.csv").read_bytes() + b"\n")
+    with pytest.raises(ValueError, match="results.csv is not the one"):
+        Results.load(str(out))
+    assert old != new
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5])
+def test_ctrl_c_during_start_up_is_one_line(files, tmp_path, delay):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_gradreg",
+         *map(str, _evaluate_argv(files, tmp_path / "report"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    time.sleep(delay)  # TensorFlow is still importing
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, errors
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors
+    ours = [line for line in errors.splitlines() if "keras-gradreg" in line]
+    assert ours == ["keras-gradreg: error: interrupted."]
+    assert errors.strip().splitlines()[-1] == ours[0]
+    assert not (tmp_path / "report").exists()
