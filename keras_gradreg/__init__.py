@@ -11,6 +11,7 @@ For Keras 3 on TensorFlow:
   AutoAttack ensemble (APGD-CE, APGD-T, FAB-T, Square), with masking checks.
 """
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -46,13 +47,25 @@ _SERIALIZABLES = ("keras_gradreg.regularizers", "keras_gradreg.model",
 
 
 def __getattr__(name: str):
+    if name not in _SUBMODULES and name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _state["importing"] += 1
+    try:
+        module = importlib.import_module(_NAMES.get(name, f"{__name__}.{name}"))
+    finally:
+        _state["importing"] -= 1
+    if _state["pending"] and not _state["importing"]:
+        _register_serializables()
     if name in _SUBMODULES:
-        return importlib.import_module(f"keras_gradreg.{name}")
-    if name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return module
+    value = globals()[name] = getattr(module, name)
+    return value
+
+
+# "importing": depth of __getattr__'s imports; "pending": Keras got imported
+# in the middle of one, so the registration waits until it is done (the
+# modules import each other).
+_state = {"importing": 0, "pending": False}
 
 
 def __dir__():
@@ -60,6 +73,13 @@ def __dir__():
 
 
 def _register_serializables() -> None:
+    if _state["importing"] or any(
+            getattr(getattr(module, "__spec__", None), "_initializing", False)
+            for name, module in list(sys.modules.items())
+            if name.startswith(f"{__name__}.")):
+        _state["pending"] = True  # done when that import is
+        return
+    _state["pending"] = False
     for module in _SERIALIZABLES:
         try:
             importlib.import_module(module)
@@ -73,11 +93,16 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Runs :func:`_register_serializables` right after ``keras`` is
     imported (a one-time import hook; it removes itself)."""
 
+    _finding = False
+
     def find_spec(self, name, path, target=None):
-        if name != "keras" or self not in sys.meta_path:
+        if name != "keras" or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self._finding = True  # find the real spec past this finder
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         self._loader = spec.loader
@@ -88,6 +113,8 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
         module.__spec__.loader = module.__loader__ = self._loader
         self._loader.exec_module(module)
         _register_serializables()

@@ -55,15 +55,20 @@ def saved_models(tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("first", ["keras_gradreg", "keras"])
-def test_saved_models_load_after_a_bare_import(saved_models, first):
-    """Keras finds keras-gradreg's registered classes whether keras is
-    imported after keras_gradreg (an import hook registers them) or before
-    (registered at once)."""
-    other = "keras" if first == "keras_gradreg" else "keras_gradreg"
+@pytest.mark.parametrize("imports", [
+    "import keras_gradreg\nimport keras",
+    "import keras\nimport keras_gradreg",
+    # Keras imported by a lazily loaded submodule, and through TensorFlow.
+    "import keras_gradreg\nkeras_gradreg.attacks\nimport keras",
+    "import keras_gradreg\nimport tensorflow as tf\nkeras = tf.keras",
+])
+def test_saved_models_load_after_a_bare_import(saved_models, imports):
+    """Keras finds keras-gradreg's registered classes however keras and
+    keras_gradreg are imported: an import hook registers them once Keras is
+    imported (at once if it already is)."""
     paths = [str(path) for path in saved_models.values()]
     found = _python(
-        f"import {first}\nimport {other}\n"
+        f"{imports}\n"
         f"models = [keras.models.load_model(p) for p in {paths!r}]\n"
         "print(*[type(m).__name__ for m in models], models[0].c,"
         " models[0].norm.__name__)")
