@@ -21,7 +21,12 @@ with the paper's input-gradient penalty on top when ``--c`` > 0;
 default to the paper's for its datasets and must be given for others. Bad
 input ends the command with one line on stderr and exit status 2 (1 when a
 step fails at run time); nothing is written then, and existing outputs are
-kept unless ``--overwrite`` is given. ``finetune`` also logs to TensorBoard
+kept unless ``--overwrite`` is given. Data and outputs are checked before
+any attack or training step. Each output (the ``--out`` folder or model,
+the TensorBoard run) is written in a hidden scratch folder beside it and
+swapped in with one rename at the end: a kill leaves the old output or the
+new one, never a mix, and the next run removes the scratch a killed one
+left. ``finetune`` also logs to TensorBoard
 (``--logdir``, default ``logs`` beside ``--out``; ``--no_tensorboard`` turns
 it off). ``python -m keras_gradreg`` is the same command.
 """
