@@ -43,6 +43,11 @@ def prepare_output(path: str, flag: str, folder: bool = True,
         CommandLineError: Naming ``flag`` if ``path`` cannot be written.
     """
     output = Output(path, folder=folder, keep=keep)
+    here = os.path.realpath(os.getcwd())
+    if folder and (here + os.sep).startswith(output.path + os.sep):
+        raise CommandLineError(
+            f"{flag} {path} holds the current folder, which the command "
+            "would replace; give a folder of its own, e.g. report.")
     try:
         output.prepare(needed_bytes)
     except OSError as error:

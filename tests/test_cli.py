@@ -930,3 +930,12 @@ def test_ctrl_c_during_start_up_is_one_line(files, tmp_path, delay):
     assert ours == ["keras-gradreg: error: interrupted."]
     assert errors.strip().splitlines()[-1] == ours[0]
     assert not (tmp_path / "report").exists()
+
+
+def test_out_may_not_hold_the_current_folder(files, tmp_path, capsys,
+                                             monkeypatch, model_calls):
+    """The output folder is replaced whole: never the one a shell is in."""
+    monkeypatch.chdir(tmp_path)
+    message = _fails(_evaluate_argv(files, ".", "--overwrite"), capsys)
+    assert "--out . holds the current folder" in message
+    assert model_calls == [] and list(tmp_path.iterdir()) == []
