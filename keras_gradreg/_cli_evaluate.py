@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from keras_gradreg import attacks as attacks_lib
 from keras_gradreg import evaluation
 from keras_gradreg._cli_io import check_compatible
 from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
-from keras_gradreg._cli_io import replace_folder_files
+from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_io import prepare_output
 from keras_gradreg._cli_settings import AttackSettings
 from keras_gradreg._cli_settings import CommandLineError
-from keras_gradreg._cli_settings import add_attack_arguments
-from keras_gradreg._cli_settings import add_data_arguments
 from keras_gradreg._cli_settings import attack_settings
 from keras_gradreg._cli_settings import attack_specs
 from keras_gradreg._cli_settings import check_dataset
@@ -27,27 +25,8 @@ from keras_gradreg._cli_settings import check_numbers
 from keras_gradreg._cli_settings import parse_attacks
 from keras_gradreg._cli_settings import takes_step_size
 
-# The files of evaluation.Results, and report.json, written by 0.1.0 (an
-# old one is replaced under --overwrite, so no stale file stays).
-EVALUATE_FILES = tuple(evaluation.Results.FILES.values()) + ("report.json",)
+EVALUATE_FILES = tuple(evaluation.Results.FILES.values())
 EVALUATE_SECTION = "evaluate"  # the section of the command's own table
-# The command's defaults, named in keras_gradreg.attacks.
-EVALUATE_ATTACKS = attacks_lib.DEFAULT_ATTACKS
-
-
-def add_parser(commands) -> None:
-    """Adds the ``evaluate`` command to the subparsers ``commands``."""
-    evaluate = commands.add_parser(
-        "evaluate", help="Clean and robust accuracy of a saved model."
-    )
-    add_data_arguments(evaluate, split="test")
-    evaluate.add_argument(
-        "--attacks", default=",".join(EVALUATE_ATTACKS),
-        help=f"Comma-separated, from {','.join(attacks_lib.ATTACKS)}.",
-    )
-    evaluate.add_argument("--out", required=True, help="Output folder.")
-    add_attack_arguments(evaluate)
-    evaluate.set_defaults(handler=evaluate_command)
 
 
 def _simple_results(entry: dict, attacks, eps: tuple) -> dict:
@@ -69,6 +48,13 @@ def robustness(model, data, attacks: Sequence[str],
     )
     entry = report.run(data).model_entry("model")
     return report, _simple_results(entry, report.attacks, settings.eps)
+
+
+def print_warnings(results: evaluation.Results, when: str = "") -> None:
+    """Prints each failed masking check as one ``WARNING:`` line (they are
+    in results.md too)."""
+    for warning in results.warnings:
+        print(f"WARNING{when}: {one_line(warning)}")
 
 
 def format_table(results: dict, eps: tuple) -> str:
@@ -94,15 +80,18 @@ def format_table(results: dict, eps: tuple) -> str:
     return "\n".join(lines)
 
 
-def _write_evaluation(results, table: dict, eps: tuple, out: str) -> None:
-    """Adds the command's table (eps as given) to the results as a section
-    and writes their files, each by atomic rename once all are complete (an
-    interrupt leaves the old outputs intact)."""
+def _write_evaluation(results, table: dict, eps: tuple, output) -> None:
+    """Adds the command's table (eps as given) to the results as a section,
+    writes their files into the output's scratch folder and swaps it in
+    place of the old folder with one rename (the old folder's other files
+    are carried over): a kill leaves the old outputs or the new, never a
+    mix."""
     results.add_section(
         EVALUATE_SECTION, table, title="keras-gradreg evaluate",
         markdown=["Accuracy by eps as given on the command line:", "",
                   "```", *format_table(table, eps).splitlines(), "```"])
-    replace_folder_files(out, results.save, EVALUATE_FILES)
+    results.save(output.target)
+    output.commit()
 
 
 def evaluate_command(args) -> evaluation.Results:
@@ -119,13 +108,20 @@ def evaluate_command(args) -> evaluation.Results:
     model = load_model(args.model)
     x, y = load_data(args.dataset, args.split, args.data_dir,
                      args.num_examples)
-    check_compatible(model, x, y, args.dataset)
-    print(f"Evaluating {args.model} on {len(x)} examples of {args.dataset}.")
-    report, table = robustness(model, (x, y), attacks, settings, args)
-    _write_evaluation(report.results, table, settings.eps, args.out)
+    y = check_compatible(model, x, y, args.dataset, settings.clip_min,
+                         settings.clip_max)
+    output = prepare_output(args.out, "--out",
+                            keep=lambda name: name not in EVALUATE_FILES)
+    try:
+        print(f"Evaluating {args.model} on {len(x)} examples of "
+              f"{args.dataset}.")
+        report, table = robustness(model, (x, y), attacks, settings, args)
+        _write_evaluation(report.results, table, settings.eps, output)
+    except BaseException:
+        output.discard()
+        raise
     print(format_table(table, settings.eps))
-    for warning in report.results.warnings:
-        print(f"WARNING: {warning}")
+    print_warnings(report.results)
     written = [name for name in EVALUATE_FILES
                if os.path.exists(os.path.join(args.out, name))]
     print(f"Wrote {', '.join(written)} to {args.out}.")

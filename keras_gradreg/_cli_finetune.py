@@ -15,19 +15,20 @@ import keras
 from keras_gradreg import _cli_tensorboard
 from keras_gradreg import adversarial_training
 from keras_gradreg import attacks as attacks_lib
-from keras_gradreg import regularizers
-from keras_gradreg._atomic import write_atomically
+from keras_gradreg._atomic import fault_point
+from keras_gradreg._cli_evaluate import print_warnings
 from keras_gradreg._cli_evaluate import robustness
 from keras_gradreg._cli_io import check_compatible
 from keras_gradreg._cli_io import check_fresh
 from keras_gradreg._cli_io import load_data
 from keras_gradreg._cli_io import load_model
 from keras_gradreg._cli_io import one_line
+from keras_gradreg._cli_io import prepare_output
+from keras_gradreg._cli_parser import DEFAULT_C
+from keras_gradreg._cli_parser import PENALTY_ONLY
 from keras_gradreg._cli_settings import PAPER_SETTINGS  # noqa: F401 (doctest)
 from keras_gradreg._cli_settings import AttackSettings
 from keras_gradreg._cli_settings import CommandLineError
-from keras_gradreg._cli_settings import add_attack_arguments
-from keras_gradreg._cli_settings import add_data_arguments
 from keras_gradreg._cli_settings import attack_settings
 from keras_gradreg._cli_settings import check_dataset
 from keras_gradreg._cli_settings import check_numbers
@@ -36,61 +37,6 @@ from keras_gradreg.adversarial_training import AdversarialTrainingModel
 from keras_gradreg.model import GradRegModel
 
 FINETUNE_ATTACKS = attacks_lib.QUICK_ATTACKS
-# finetune's recipes: AdversarialTrainingModel's named constructors (the
-# first, N-FGSM, is the default: docs/RESULTS.md measured it best per cost on
-# MNIST), and the paper's penalty alone.
-PENALTY_ONLY = "gradreg"
-RECIPES = tuple(adversarial_training.RECIPES) + (PENALTY_ONLY,)
-DEFAULT_RECIPE = RECIPES[0]
-# c when --c is not given and the model has none: the paper's penalty alone
-# needs one; the adversarial recipes train without it.
-DEFAULT_C = {PENALTY_ONLY: 0.01}
-
-
-def add_parser(commands) -> None:
-    """Adds the ``finetune`` command to the subparsers ``commands``."""
-    finetune = commands.add_parser(
-        "finetune", help="Fine-tune a saved model with GradRegModel."
-    )
-    add_data_arguments(finetune, split="train")
-    finetune.add_argument(
-        "--recipe", default=DEFAULT_RECIPE, choices=RECIPES,
-        help="n_fgsm (default: N-FGSM, noise of 2 * train_eps and one step "
-        "of train_eps, unprojected), fgsm_rs, pgd (--train_steps steps of "
-        "2.5 * train_eps / steps), or gradreg (the paper's penalty alone).")
-    finetune.add_argument(
-        "--train_eps", type=float,
-        help="L-inf radius of the training attack (default: the smallest "
-        "--eps).")
-    finetune.add_argument("--train_steps", type=int, default=7,
-                          help="Attack steps of --recipe pgd (default 7).")
-    finetune.add_argument(
-        "--c", type=float,
-        help="Penalty weight c of Eq. 2, at the adversarial examples for the "
-        "adversarial recipes (default: the model's own, else 0.01 for "
-        "gradreg and 0 for the others).")
-    finetune.add_argument("--regularizer",
-                          choices=sorted(regularizers.REGULARIZERS))
-    finetune.add_argument("--norm", choices=sorted(regularizers.NORMS))
-    finetune.add_argument("--epochs", type=int, default=1)
-    finetune.add_argument("--learning_rate", type=float, default=1e-4)
-    finetune.add_argument("--optimizer", default="adam",
-                          help="A Keras optimizer name (default adam).")
-    finetune.add_argument("--eval_dataset",
-                          help="Data to measure accuracy on (default: "
-                          "--dataset).")
-    finetune.add_argument("--eval_split", default="test")
-    finetune.add_argument("--eval_examples", type=int, default=1000)
-    finetune.add_argument("--out", required=True, help="Output .keras file.")
-    finetune.add_argument(
-        "--logdir", help="TensorBoard folder; the run goes into "
-        "LOGDIR/<name of --out> (default: logs beside --out).")
-    finetune.add_argument(
-        "--no_tensorboard", action="store_true",
-        help="Write no TensorBoard logs (scalars, input-gradient norms, "
-        "conv1/fc2 histograms, FGSM accuracy per epoch, HParams).")
-    add_attack_arguments(finetune)
-    finetune.set_defaults(handler=finetune_command)
 
 
 def _wrap(model: keras.Model, args, settings: AttackSettings) -> GradRegModel:
@@ -192,34 +138,64 @@ def finetune_command(args) -> dict:
                       args.num_examples)
     held_out = load_data(eval_spec, args.eval_split, args.data_dir,
                          args.eval_examples)
-    check_compatible(model, *train, args.dataset)
-    check_compatible(model, *held_out, eval_spec)
+    clip = (settings.clip_min, settings.clip_max)
+    train = train[0], check_compatible(model, *train, args.dataset, *clip)
+    held_out = held_out[0], check_compatible(model, *held_out, eval_spec,
+                                             *clip)
     keras.utils.set_random_seed(args.seed)
     robust = _wrap(model, args, settings)
+    outputs = [prepare_output(args.out, "--out", folder=False,
+                              needed_bytes=os.path.getsize(args.model))]
+    try:
+        if log_dir is not None:
+            outputs.append(prepare_output(  # the run folder: all ours
+                log_dir, "--logdir", keep=lambda name: False))
+        return _fine_tune(robust, optimizer, train, held_out, settings, args,
+                          *outputs)
+    except BaseException:
+        for output in outputs:
+            output.discard()
+        raise
+
+
+def _fine_tune(robust, optimizer, train, held_out, settings, args, model_out,
+               log_out=None) -> dict:
+    """Measures, trains, measures again, then swaps in the new model and
+    (after it) the new TensorBoard run, each with one rename: a kill leaves
+    the old model and the old logs until the new ones are complete."""
     print(f"Accuracy of {args.model} before fine-tuning:")
     _, before = robustness(robust, held_out, FINETUNE_ATTACKS, settings, args)
     robust.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(
         from_logits=not robust.output_softmax), metrics=["accuracy"])
     print(f"Fine-tuning with {_describe(robust, args)} for {args.epochs} "
           "epoch(s):")
-    logged = {} if log_dir is None else dict(
-        callbacks=_cli_tensorboard.training_callbacks(
-            log_dir, robust, train, held_out, settings),
+    callbacks = [keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: fault_point(f"epoch {epoch + 1}"))]
+    logged = {} if log_out is None else dict(
         validation_data=tuple(a[:_cli_tensorboard.HELD_OUT_SIZE]
                               for a in held_out))
+    if log_out is not None:
+        callbacks[:0] = _cli_tensorboard.training_callbacks(
+            log_out.target, robust, train, held_out, settings)
     with _cli_tensorboard.Timer() as timer:
         robust.fit(*train, batch_size=args.batch_size or 50,
-                   epochs=args.epochs, verbose=1, **logged)
+                   epochs=args.epochs, verbose=1, callbacks=callbacks,
+                   **logged)
     print("Accuracy after fine-tuning:")
     report, after = robustness(robust, held_out, FINETUNE_ATTACKS, settings,
                                args)
-    if log_dir is not None:
-        _cli_tensorboard.finish(log_dir, robust, args,
+    if log_out is not None:
+        _cli_tensorboard.finish(log_out.target, robust, args,
                                 report.results.model_entry("model"),
                                 timer.seconds)
-    write_atomically(args.out, robust.save)
+    robust.save(model_out.target)
+    model_out.commit()
+    if log_out is not None:
+        log_out.commit()
     _print_comparison(before, after, settings.eps)
-    print(f"Saved the fine-tuned GradRegModel to {args.out}.")
-    if log_dir is not None:
-        print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
+    print_warnings(report.results, " (after fine-tuning)")
+    print(f"Saved the fine-tuned {type(robust).__name__} to {args.out}.")
+    if log_out is not None:
+        print("TensorBoard: tensorboard --logdir "
+              f"{os.path.dirname(_cli_tensorboard.run_dir(args))}")
     return {"before": before, "after": after}

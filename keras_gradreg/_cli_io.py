@@ -5,18 +5,17 @@ Every failure to read one is a one-line :class:`CommandLineError`.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 import zipfile
-from typing import Callable, Sequence
+from typing import Sequence
 
 import keras
 import numpy as np
 
 from keras_gradreg import _checks
 from keras_gradreg import datasets
+from keras_gradreg._atomic import Output
+from keras_gradreg._cli_parser import one_line
 from keras_gradreg._cli_settings import NPZ_PREFIX
 from keras_gradreg._cli_settings import CommandLineError
 from keras_gradreg._cli_settings import check_dataset
@@ -32,41 +31,30 @@ def check_fresh(paths: Sequence[str], overwrite: bool) -> None:
             )
 
 
-def replace_folder_files(out: str, write: Callable[[str], object],
-                         owned: Sequence[str]) -> None:
-    """Writes files with ``write(scratch)`` into a scratch folder inside
-    ``out``, then moves each into ``out`` by atomic rename.
+def prepare_output(path: str, flag: str, folder: bool = True,
+                   keep=None, needed_bytes: int = 0) -> Output:
+    """An :class:`~keras_gradreg._atomic.Output` for ``path``, prepared:
+    stale scratch removed and a locked scratch folder made beside it.
 
-    Nothing in ``out`` changes until every file is complete; then each is
-    replaced atomically, and the files of ``owned`` that this run did not
-    write (e.g. a plot without matplotlib) are removed, so no stale output
-    stays. On failure the scratch folder is removed, and ``out`` too if this
-    call created it.
+    Run before any attack or training step, so that a read-only or full
+    place fails at once.
+
+    Raises:
+        CommandLineError: Naming ``flag`` if ``path`` cannot be written.
     """
-    created = not os.path.exists(out)
-    os.makedirs(out, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=".partial-", dir=out)
+    output = Output(path, folder=folder, keep=keep)
+    here = os.path.realpath(os.getcwd())
+    if folder and (here + os.sep).startswith(output.path + os.sep):
+        raise CommandLineError(
+            f"{flag} {path} holds the current folder, which the command "
+            "would replace; give a folder of its own, e.g. report.")
     try:
-        write(scratch)
-        names = sorted(os.listdir(scratch))
-        for name in names:
-            os.replace(os.path.join(scratch, name), os.path.join(out, name))
-        for name in set(owned) - set(names):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(out, name))
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(out)
-        raise
-    shutil.rmtree(scratch, ignore_errors=True)
-
-
-def one_line(error: BaseException) -> str:
-    """``error``'s message on one line of at most 400 characters."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 400 else text[:397] + "..."
+        output.prepare(needed_bytes)
+    except OSError as error:
+        raise CommandLineError(
+            f"cannot write {flag} {path}: {error.strerror or error}."
+        ) from None
+    return output
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -130,16 +118,9 @@ def _load_npz(path: str) -> tuple:
         ) from error
 
 
-def _as_sparse_labels(y: np.ndarray, source: str) -> np.ndarray:
-    """Integer class labels from sparse, ``(n, 1)`` or one-hot labels."""
-    try:
-        return _checks.labels(y).astype("int64")
-    except (TypeError, ValueError) as error:
-        raise CommandLineError(f"{source}: {one_line(error)}") from None
-
-
 def load_data(spec: str, split: str, data_dir, limit) -> tuple:
-    """Returns ``(x, y)``: float32 inputs and int64 class labels.
+    """Returns ``(x, y)``: floating-point inputs and the labels as stored
+    (:func:`check_compatible` checks both against the model).
 
     Raises:
         CommandLineError: For an unknown dataset, an unreadable file or
@@ -164,12 +145,24 @@ def load_data(spec: str, split: str, data_dir, limit) -> tuple:
         )
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype("float32")
-    return x, _as_sparse_labels(np.asarray(y), spec)
+    return x, np.asarray(y)
 
 
 def check_compatible(model: keras.Model, x: np.ndarray, y: np.ndarray,
-                     source: str) -> None:
-    """Raises CommandLineError if ``model`` cannot take ``x`` or ``y``."""
+                     source: str, clip_min=None, clip_max=None) -> np.ndarray:
+    """Checks data against the model before any attack or training step.
+
+    The inputs must fit the model's input shape, be finite and lie in
+    ``[clip_min, clip_max]``; the labels must be class indices below the
+    model's number of classes, or one-hot rows exactly that wide (as the
+    Python API requires).
+
+    Returns:
+        The labels as int64 class indices.
+
+    Raises:
+        CommandLineError: Naming ``source`` and what is wrong.
+    """
     network = model.base if isinstance(model, GradRegModel) else model
     inputs = getattr(network, "inputs", None) or []
     if len(inputs) > 1:
@@ -185,8 +178,9 @@ def check_compatible(model: keras.Model, x: np.ndarray, y: np.ndarray,
                 f"examples of shape {tuple(x.shape[1:])}."
             )
     classes = getattr(network, "output_shape", (None,))[-1]
-    if classes is not None and y.max() >= classes:
-        raise CommandLineError(
-            f"{source} has label {int(y.max())} but the model has {classes} "
-            "classes."
-        )
+    try:
+        labels = _checks.labels(y, num_classes=classes, batch=len(x))
+        _checks.inputs(x, clip_min, clip_max)
+    except (TypeError, ValueError) as error:
+        raise CommandLineError(f"{source}: {one_line(error)}") from None
+    return labels.astype("int64")

@@ -12,13 +12,9 @@ from typing import Optional, Sequence
 from keras_gradreg import _checks
 from keras_gradreg import attacks
 from keras_gradreg import paper
-from keras_gradreg.attacks.autoattack import VERSIONS
-
-NPZ_PREFIX = "npz:"
-
-
-class CommandLineError(Exception):
-    """Bad input: reported as one line on stderr, exit status 2."""
+from keras_gradreg._cli_parser import DEFAULT_STEPS
+from keras_gradreg._cli_parser import NPZ_PREFIX
+from keras_gradreg._cli_parser import CommandLineError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,10 +112,6 @@ def _clip_range(args, paper: Optional[AttackSettings]) -> tuple:
             f"--clip_min {low} must be < --clip_max {high}."
         )
     return low, high
-
-
-# Steps of the fixed-step attacks on data without the paper's settings.
-DEFAULT_STEPS = 10
 
 
 def takes_step_size(name: str) -> bool:
@@ -228,7 +220,7 @@ def check_numbers(args) -> None:
         >>> check_numbers(argparse.Namespace(learning_rate=-1.0))
         Traceback (most recent call last):
         ...
-        keras_gradreg._cli_settings.CommandLineError: --learning_rate must be > 0.0, got -1.0.
+        keras_gradreg._cli_parser.CommandLineError: --learning_rate must be > 0.0, got -1.0.
     """
     for name, (integer, minimum, strict) in NUMERIC_FLAGS.items():
         value = getattr(args, name, None)
@@ -241,59 +233,3 @@ def check_numbers(args) -> None:
                 _checks.number(f"--{name}", value, minimum, strict)
         except (TypeError, ValueError) as error:
             raise CommandLineError(str(error)) from None
-
-
-# Flags both commands take ----------------------------------------------------
-
-
-def add_data_arguments(parser, split: str) -> None:
-    """The model, data and output flags that both commands take."""
-    parser.add_argument("model", help="A saved Keras model (.keras or .h5).")
-    parser.add_argument(
-        "--dataset", required=True,
-        help=f"One of {', '.join(PAPER_SETTINGS)}, or npz:FILE with arrays "
-        "x and y.",
-    )
-    parser.add_argument("--data_dir", help="Folder of the dataset's files.")
-    parser.add_argument("--split", default=split, help="Dataset split.")
-    parser.add_argument(
-        "--num_examples", type=int, help="Use the first N examples only."
-    )
-    parser.add_argument("--batch_size", type=int, default=None)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="Replace existing output files.")
-
-
-def add_attack_arguments(parser) -> None:
-    """The attack flags that both commands take."""
-    group = parser.add_argument_group(
-        "attacks", "Default to the paper's settings for its datasets."
-    )
-    group.add_argument("--eps", help="Comma-separated L-inf radii.")
-    group.add_argument("--step_size", type=float,
-                       help="Step of the fixed-step attacks (BIM, C&W, PGD); "
-                       "without the paper's settings, 2.5 * eps / steps.")
-    group.add_argument("--steps", type=int,
-                       help="Steps of the fixed-step attacks; without the "
-                       f"paper's settings, {DEFAULT_STEPS}.")
-    group.add_argument("--clip_min", type=float)
-    group.add_argument("--clip_max", type=float)
-    group.add_argument("--no_clip", action="store_true",
-                       help="Unbounded inputs (e.g. MFCC features).")
-    group.add_argument("--pgd_restarts", type=int, default=1,
-                       help="Restarts of the fixed-step attacks that restart "
-                       "(PGD).")
-    group.add_argument("--apgd_steps", type=int, default=100,
-                       help="Steps of the attacks that adapt their step "
-                       "(APGD, APGD-T, FAB-T, AutoAttack).")
-    group.add_argument("--queries", type=int, default=5000,
-                       help="Queries of Square, alone and in AutoAttack's "
-                       "standard version.")
-    group.add_argument("--autoattack_version", default="standard",
-                       choices=sorted(VERSIONS),
-                       help="The AutoAttack ensemble: standard (APGD-CE, "
-                       "APGD-T, FAB-T, Square), fast (APGD-CE, APGD-T) or "
-                       "rand (APGD-CE, APGD-DLR with EOT, for randomized "
-                       "models).")
-    group.add_argument("--seed", type=int, default=0,
-                       help="Seed of the random starts (and of training).")

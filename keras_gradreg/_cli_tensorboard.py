@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 
@@ -36,9 +35,9 @@ def training_callbacks(log_dir: str, model: GradRegModel, train, held_out,
                        settings) -> list:
     """TensorBoard, input-gradient norms on a probe, conv1/fc2 histograms and
     the accuracy under ``attacks.EPOCH_ATTACK`` (FGSM) at each eps on the
-    first held-out examples, per epoch."""
-    if os.path.isdir(log_dir):  # check_fresh allowed it: --overwrite
-        shutil.rmtree(log_dir)
+    first held-out examples, per epoch, all into the new folder ``log_dir``
+    (the command's scratch folder, swapped in place of the old run at the
+    end)."""
     names = {layer.name for layer in model.base.layers}
     layers = [name for name in PAPER_LAYERS if name in names]
     probe = tuple(array[:PROBE_SIZE] for array in train)

@@ -21,40 +21,46 @@ with the paper's input-gradient penalty on top when ``--c`` > 0;
 default to the paper's for its datasets and must be given for others. Bad
 input ends the command with one line on stderr and exit status 2 (1 when a
 step fails at run time); nothing is written then, and existing outputs are
-kept unless ``--overwrite`` is given. ``finetune`` also logs to TensorBoard
+kept unless ``--overwrite`` is given. Data and outputs are checked before
+any attack or training step. Each output (the ``--out`` folder or model,
+the TensorBoard run) is written in a hidden scratch folder beside it and
+swapped in with one rename at the end: a kill leaves the old output or the
+new one, never a mix, and the next run removes the scratch a killed one
+left. ``finetune`` also logs to TensorBoard
 (``--logdir``, default ``logs`` beside ``--out``; ``--no_tensorboard`` turns
 it off). ``python -m keras_gradreg`` is the same command.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Optional, Sequence
 
-from keras_gradreg import _cli_evaluate
-from keras_gradreg import _cli_finetune
-from keras_gradreg._cli_evaluate import EVALUATE_SECTION  # noqa: F401
-from keras_gradreg._cli_evaluate import format_table  # noqa: F401 (tests)
-from keras_gradreg._cli_io import one_line
-from keras_gradreg._cli_settings import NPZ_PREFIX  # noqa: F401
-from keras_gradreg._cli_settings import PAPER_SETTINGS
-from keras_gradreg._cli_settings import AttackSettings
-from keras_gradreg._cli_settings import CommandLineError
-from keras_gradreg._cli_settings import attack_settings  # noqa: F401
+from keras_gradreg import _cli_parser
+from keras_gradreg._cli_parser import CommandLineError
+from keras_gradreg._cli_parser import one_line
 
-__all__ = ["main", "build_parser", "PAPER_SETTINGS", "AttackSettings"]
+# PAPER_SETTINGS and AttackSettings resolve through __getattr__ below.
+__all__ = ["main", "build_parser", "PAPER_SETTINGS", "AttackSettings"]  # noqa: F822
 
 PROG = "keras-gradreg"
 
+# Names read from the modules that import TensorFlow, on first use (PEP 562),
+# so that parsing and --help run without it.
+_LAZY = {
+    "PAPER_SETTINGS": "keras_gradreg._cli_settings",
+    "AttackSettings": "keras_gradreg._cli_settings",
+    "attack_settings": "keras_gradreg._cli_settings",
+    "EVALUATE_SECTION": "keras_gradreg._cli_evaluate",
+    "format_table": "keras_gradreg._cli_evaluate",
+}
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, not usage + traceback."""
 
-    def error(self, message):
-        raise CommandLineError(f"{message} (see {self.prog} --help).")
-
-
-# Parser ----------------------------------------------------------------------
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,14 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         >>> args.command, args.attacks
         ('evaluate', 'fgsm,bim,cw,pgd')
     """
-    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0])
-    parser.add_argument("--debug", action="store_true",
-                        help="Show Python tracebacks of failures.")
-    commands = parser.add_subparsers(dest="command", required=True,
-                                     parser_class=_Parser)
-    _cli_evaluate.add_parser(commands)
-    _cli_finetune.add_parser(commands)
-    return parser
+    return _cli_parser.build_parser(
+        PROG, "Evaluate the robustness of a saved Keras model, or fine-tune "
+        "it with a robust recipe (N-FGSM adversarial training by default).")
 
 
 # Entry point -----------------------------------------------------------------
@@ -121,3 +122,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             raise
         _fail(f"{type(error).__name__}: {one_line(error)} (rerun with "
               "--debug for the traceback)", 1)
+

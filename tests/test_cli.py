@@ -7,8 +7,10 @@ keras_gradreg`` as a user would (each subprocess pays TensorFlow's import).
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -58,6 +60,12 @@ def files(tmp_path_factory):
     np.savez(folder / "float_labels.npz", x=x, y=y)
     soft = np.full((24, CLASSES), 1 / CLASSES, "float32")
     np.savez(folder / "soft_labels.npz", x=x, y=soft)
+    np.savez(folder / "one_hot_wide.npz", x=x,
+             y=np.eye(CLASSES + 1, dtype="float32")[np.arange(24) % CLASSES])
+    np.savez(folder / "pixels.npz", x=255 * x, y=np.zeros(24, "int64"))
+    broken = x.copy()
+    broken[5, 0, 0, 0] = np.nan
+    np.savez(folder / "nan_inputs.npz", x=broken, y=np.zeros(24, "int64"))
     np.save(folder / "plain.npy", x)
     os.replace(folder / "plain.npy", folder / "plain.npz")
     return folder
@@ -129,7 +137,6 @@ def test_evaluate_writes_results_matching_a_hand_computation(
     for name in ("results.md", "results.csv", "correct.npz",
                  "accuracy_vs_eps.png"):
         assert (out / name).stat().st_size > 0
-    assert not (out / "report.json").exists()
     markdown = (out / "results.md").read_text()
     assert "## keras-gradreg evaluate" in markdown
     assert "## Transfer" not in markdown  # one model: nothing to transfer
@@ -239,6 +246,14 @@ BAD_INPUTS = {
                      r"float_labels.npz: y must hold integer class indices; "
                      "y[3] is 0.6"),
     "soft labels": (["--dataset", "npz:soft_labels.npz"], "row 0 is not one-hot"),
+    "one-hot labels too wide": (["--dataset", "npz:one_hot_wide.npz"],
+                                "One-hot y has 4 columns but the model has "
+                                "3 classes"),
+    "pixels above clip_max": (["--dataset", "npz:pixels.npz"],
+                              "x has values above clip_max=1.0"),
+    "nan inputs": (["--dataset", "npz:nan_inputs.npz"],
+                   "x contains NaN or infinite values (1 example(s), the "
+                   "first at index 5)"),
     "npy renamed npz": (["--dataset", "npz:plain.npz"],
                         "plain.npz is not a NumPy .npz archive"),
     "shape mismatch": (["--dataset", "npz:wide.npz"], "inputs of shape"),
@@ -281,6 +296,43 @@ def test_bad_input_gets_one_line_and_writes_nothing(
     argv = _edit(_evaluate_argv(files, out), files, edits)
     assert expected in _fails(argv, capsys)
     assert not out.exists()
+
+
+@pytest.fixture
+def model_calls(monkeypatch):
+    """Counts calls of any Keras model (forward passes, fit, predict)."""
+    calls = []
+    for name in ("__call__", "fit", "predict", "evaluate"):
+        original = getattr(keras.Model, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+@pytest.mark.parametrize("case", ["one-hot labels too wide",
+                                  "pixels above clip_max", "nan inputs"])
+def test_bad_data_is_refused_before_any_model_call(
+    command, case, files, tmp_path, capsys, model_calls
+):
+    edits, expected = BAD_INPUTS[case]
+    if command == "evaluate":
+        argv = _evaluate_argv(files, tmp_path / "report")
+    else:
+        argv = _finetune_argv(files, files / "model.keras",
+                              tmp_path / "robust.keras")
+    assert expected in _fails(_edit(argv, files, edits), capsys)
+    assert model_calls == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_calls_counts_the_commands_work(files, tmp_path, model_calls):
+    cli.main(_evaluate_argv(files, tmp_path / "report", "--num_examples", "8"))
+    assert "__call__" in model_calls
 
 
 NUMERIC_FLAGS = [
@@ -420,7 +472,9 @@ def test_finetune_recipes(extra, kind, expected, files, tmp_path, capsys):
         assert (robust.clip_min, robust.clip_max) == (0.0, 1.0)
     title = {"gradreg": "the paper's penalty"}.get(
         dict(zip(extra[::2], extra[1::2])).get("--recipe"), "")
-    assert title in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert title in printed
+    assert f"Saved the fine-tuned {kind.__name__} to {out}." in printed
 
 
 def test_finetune_refuses_to_overwrite_and_bad_out(files, tmp_path, capsys):
@@ -489,11 +543,10 @@ def test_evaluate_overwrite_replaces_every_output_and_drops_stale_ones(
     out = tmp_path / "report"
     out.mkdir()
     (out / "accuracy_vs_eps.png").write_bytes(b"stale plot")
-    (out / "report.json").write_text("written by 0.1.0")
     (out / "notes.txt").write_text("not ours")
     cli.main(_evaluate_argv(files, out, "--num_examples", "8", "--overwrite"))
     names = sorted(p.name for p in out.iterdir())
-    assert "notes.txt" in names and "report.json" not in names
+    assert "notes.txt" in names
     assert not any(name.startswith(".partial") for name in names)
     png = out / "accuracy_vs_eps.png"
     assert not png.exists() or png.read_bytes() != b"stale plot"
@@ -580,3 +633,309 @@ def test_finetune_no_tensorboard(files, tmp_path):
     cli.main(_finetune_argv(files, files / "model.keras", out,
                             "--no_tensorboard"))
     assert out.exists() and not (tmp_path / "logs").exists()
+
+
+# Parsing and --help without TensorFlow ----------------------------------------
+
+
+def _modules_after(*argv):
+    """Runs ``python -m keras_gradreg ARGV`` in a fresh interpreter; returns
+    its exit status, output and whether TensorFlow got imported."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['keras-gradreg', *{list(argv)!r}]\n"
+        "try:\n"
+        "    runpy.run_module('keras_gradreg', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    status = exit.code\n"
+        "print('TENSORFLOW', 'tensorflow' in sys.modules, 'STATUS', status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    *lines, last = done.stdout.strip().splitlines()
+    return last, "\n".join(lines), done.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["evaluate", "--help"], ["finetune", "--help"],
+    ["evaluate", "m.keras", "--dataset", "mnist"],  # an error: no --out
+])
+def test_parsing_and_help_do_not_import_tensorflow(argv):
+    last, printed, errors = _modules_after(*argv)
+    status = 2 if "--help" not in argv else 0
+    assert last == f"TENSORFLOW False STATUS {status}", errors
+    if status:
+        assert errors.strip() == ("keras-gradreg: error: the following "
+                                  "arguments are required: --out (see "
+                                  "keras-gradreg evaluate --help).")
+    else:
+        assert "usage: keras-gradreg" in printed
+
+
+def test_help_shows_the_defaults():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    evaluate = " ".join(commands["evaluate"].format_help().split())
+    assert "(default: fgsm,bim,cw,pgd)" in evaluate
+    assert "Use the first N examples only (default: all)." in evaluate
+    finetune = " ".join(commands["finetune"].format_help().split())
+    assert "Epochs of fine-tuning (default: 1)." in finetune
+    assert "(default: n_fgsm)" in finetune
+    assert "Examples to measure accuracy on (default: 1000)." in finetune
+    assert "under fgsm and pgd before and after" in finetune
+    top = " ".join(parser.format_help().split())
+    assert "with GradRegModel" not in top
+    assert "N-FGSM adversarial training" in top
+
+
+def test_the_names_the_help_lists_are_the_registries():
+    from keras_gradreg import _cli_finetune
+    from keras_gradreg import _cli_parser
+    from keras_gradreg import adversarial_training
+    from keras_gradreg import regularizers
+    from keras_gradreg.attacks.autoattack import VERSIONS
+
+    assert _cli_parser.ATTACK_NAMES == tuple(attacks.ATTACKS)
+    assert _cli_parser.EVALUATE_ATTACKS == attacks.DEFAULT_ATTACKS
+    assert _cli_parser.FINETUNE_ATTACKS == _cli_finetune.FINETUNE_ATTACKS
+    assert _cli_parser.DATASETS == tuple(cli.PAPER_SETTINGS)
+    assert _cli_parser.RECIPES == tuple(adversarial_training.RECIPES) + (
+        _cli_parser.PENALTY_ONLY,)
+    assert _cli_parser.REGULARIZERS == tuple(sorted(regularizers.REGULARIZERS))
+    assert _cli_parser.NORMS == tuple(sorted(regularizers.NORMS))
+    assert _cli_parser.AUTOATTACK_VERSIONS == tuple(sorted(VERSIONS))
+
+
+def test_masking_warnings_are_printed_one_line_each(files, tmp_path, capsys,
+                                                    monkeypatch):
+    monkeypatch.setattr(Results, "warnings", property(
+        lambda self: ["PGD beats FGSM\nby little", "second check"]))
+    cli.main(_evaluate_argv(files, tmp_path / "report", "--num_examples", "8"))
+    printed = capsys.readouterr().out.splitlines()
+    assert "WARNING: PGD beats FGSM by little" in printed
+    assert "WARNING: second check" in printed
+    cli.main(_finetune_argv(files, files / "model.keras",
+                            tmp_path / "robust.keras", "--num_examples", "8",
+                            "--eval_examples", "8", "--no_tensorboard"))
+    printed = capsys.readouterr().out.splitlines()
+    assert "WARNING (after fine-tuning): second check" in printed
+
+
+# Outputs checked before any work ---------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+def test_an_unwritable_output_is_refused_before_any_model_call(
+    command, files, tmp_path, capsys, model_calls, monkeypatch
+):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    if command == "evaluate":
+        argv = _evaluate_argv(files, blocker / "report")
+        flag = "--out"
+    else:  # the model's place is fine, the TensorBoard folder's is not
+        argv = _finetune_argv(files, files / "model.keras",
+                              tmp_path / "robust.keras", "--logdir",
+                              blocker / "tb")
+        flag = "--logdir"
+    assert f"cannot write {flag} " in _fails(argv, capsys)
+    # A full disk, as the free space reports it.
+    monkeypatch.setattr("shutil.disk_usage",
+                        lambda path: type("Usage", (), {"free": 0})())
+    out = tmp_path / ("report" if command == "evaluate" else "m.keras")
+    argv = (_evaluate_argv(files, out) if command == "evaluate" else
+            _finetune_argv(files, files / "model.keras", out))
+    if command == "evaluate":
+        monkeypatch.setattr("os.fsync", _no_space)
+    assert "No space left on device" in _fails(argv, capsys)
+    assert model_calls == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def _no_space(fd):
+    import errno
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_out_is_refused_before_any_model_call(
+    files, tmp_path, capsys, model_calls
+):
+    out = tmp_path / "report"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        message = _fails(_evaluate_argv(files, out, "--overwrite"), capsys)
+    finally:
+        out.chmod(0o755)
+    assert "cannot write --out" in message and "Permission denied" in message
+    assert model_calls == []
+
+
+# Killed while writing: the old outputs or the new, never a mix ----------------
+
+
+def _killed_at(step, *argv):
+    """Runs the command in a subprocess that SIGKILLs itself at ``step``."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KGR_FAULT_AFTER=step)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_gradreg", *map(str, argv)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+
+
+def _visible(folder) -> dict:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    folder = pathlib.Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _hidden(folder) -> list:
+    return sorted(p.name for p in pathlib.Path(folder).iterdir()
+                  if p.name.startswith("."))
+
+
+# (step, --overwrite, what is left: "old", "new" or "none")
+EVALUATE_KILLS = [
+    ("scratch", True, "old"),   # the scratch folder has just appeared
+    ("rename 2", True, "old"),  # between the renames of the files
+    ("swap", False, "none"),    # every file complete, before the swap
+    ("swapped", True, "new"),   # after the swap, the old folder not removed
+]
+
+
+@pytest.mark.parametrize("step, overwrite, left", EVALUATE_KILLS)
+def test_evaluate_killed_while_writing(step, overwrite, left, files,
+                                       tmp_path, capsys):
+    out = tmp_path / "report"
+    if overwrite:
+        cli.main(_evaluate_argv(files, out, "--num_examples", "8"))
+        (out / "notes.txt").write_text("not ours")
+    old = _visible(out) if overwrite else None
+    _killed_at(step, *_evaluate_argv(files, out, "--num_examples", "16",
+                                     *(["--overwrite"] if overwrite else [])))
+    assert _hidden(tmp_path)  # the scratch folder, left by the kill
+    if left == "old":
+        assert _visible(out) == old
+    elif left == "none":
+        assert not out.exists()
+    else:
+        new = _visible(out)
+        assert new["notes.txt"] == b"not ours"
+        assert Results.load(str(out)).settings["num_examples"] == 16
+        assert new["results.json"] != old["results.json"]
+    # The next run removes the scratch the killed one left.
+    cli.main(_evaluate_argv(files, out, "--num_examples", "12",
+                            "--overwrite"))
+    assert _hidden(tmp_path) == [] and _hidden(out) == []
+    assert Results.load(str(out)).settings["num_examples"] == 12
+    if overwrite:
+        assert (out / "notes.txt").read_text() == "not ours"
+
+
+FINETUNE_KILLS = [
+    ("epoch 1", True, "old", "old"),      # during TensorBoard logging
+    ("swapped", True, "new", "old"),      # the model swapped in, not the logs
+    ("swapped#2", True, "new", "new"),    # both swapped, scratch not removed
+    ("epoch 1", False, "none", "none"),
+]
+
+
+@pytest.mark.parametrize("step, overwrite, model_left, logs_left",
+                         FINETUNE_KILLS)
+def test_finetune_killed_while_writing(step, overwrite, model_left, logs_left,
+                                       files, tmp_path, capsys):
+    out, logs = tmp_path / "robust.keras", tmp_path / "tb"
+    argv = [str(a) for a in _finetune_argv(
+        files, files / "model.keras", out, "--logdir", logs,
+        "--num_examples", "8", "--eval_examples", "8")]
+    if overwrite:
+        cli.main(argv)
+    old_model = out.read_bytes() if overwrite else None
+    old_logs = _visible(logs / "robust") if overwrite else None
+    _killed_at(step, *argv, "--epochs", "2",
+               *(["--overwrite"] if overwrite else []))
+    assert _hidden(tmp_path) + _hidden(logs)  # scratch left by the kill
+    if model_left == "old":
+        assert out.read_bytes() == old_model
+    elif model_left == "none":
+        assert not out.exists()
+    else:
+        assert out.read_bytes() != old_model
+        assert keras.models.load_model(out).optimizer.iterations > 1
+    if logs_left == "old":
+        assert _visible(logs / "robust") == old_logs
+    elif logs_left == "none":
+        assert not (logs / "robust").exists()
+    else:
+        new_logs = _visible(logs / "robust")
+        assert new_logs and not set(new_logs) & set(old_logs)
+    # The next run removes the scratch the killed one left.
+    cli.main(argv + ["--overwrite"])
+    assert _hidden(tmp_path) == [] and _hidden(logs) == []
+    assert _hidden(logs / "robust") == []
+
+
+def test_results_load_refuses_a_folder_a_kill_left_between_renames(
+    files, tmp_path, capsys, monkeypatch
+):
+    """Results.save (the Python API) renames its files one by one: a kill
+    between them mixes two saves, which Results.load refuses."""
+    out = tmp_path / "report"
+    cli.main(_evaluate_argv(files, out, "--num_examples", "8"))
+    old = Results.load(str(out))
+    cli.main(_evaluate_argv(files, tmp_path / "new", "--num_examples", "16"))
+    new = Results.load(str(tmp_path / "new"))
+    replace, renamed = os.replace, []
+
+    def replace_twice_then_die(source, target):
+        if len(renamed) == 2:
+            raise KeyboardInterrupt  # stands for the kill
+        renamed.append(target)
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_twice_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(str(out))
+    monkeypatch.undo()
+    assert [os.path.basename(p) for p in renamed] == ["results.json",
+                                                      "results.md"]
+    with pytest.raises(ValueError, match="mixes the files of different "
+                       "saves: results.json is not the one correct.npz"):
+        Results.load(str(out))
+    # Each whole save loads; a hand-copied file from another save does not.
+    new.save(str(out))
+    assert Results.load(str(out)) == new
+    (out / "results.csv").write_bytes(
+        (tmp_path / "new" / "results.csv").read_bytes() + b"\n")
+    with pytest.raises(ValueError, match="results.csv is not the one"):
+        Results.load(str(out))
+    assert old != new
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5])
+def test_ctrl_c_during_start_up_is_one_line(files, tmp_path, delay):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_gradreg",
+         *map(str, _evaluate_argv(files, tmp_path / "report"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    time.sleep(delay)  # TensorFlow is still importing
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, errors
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors
+    ours = [line for line in errors.splitlines() if "keras-gradreg" in line]
+    assert ours == ["keras-gradreg: error: interrupted."]
+    assert errors.strip().splitlines()[-1] == ours[0]
+    assert not (tmp_path / "report").exists()
+
+
+def test_out_may_not_hold_the_current_folder(files, tmp_path, capsys,
+                                             monkeypatch, model_calls):
+    """The output folder is replaced whole: never the one a shell is in."""
+    monkeypatch.chdir(tmp_path)
+    message = _fails(_evaluate_argv(files, ".", "--overwrite"), capsys)
+    assert "--out . holds the current folder" in message
+    assert model_calls == [] and list(tmp_path.iterdir()) == []

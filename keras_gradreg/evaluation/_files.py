@@ -2,13 +2,16 @@
 
 Each is written to a temporary file in the output folder and renamed over
 the old one only once all of them are complete (``os.replace`` is atomic
-within a folder): a failure or an interrupt leaves the old files intact.
+within a folder): a failure leaves the old files intact. correct.npz records
+the SHA-256 of the others, so that a folder left half renamed by a kill
+(or mixed by hand) does not load (:func:`check_consistent`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -35,6 +38,14 @@ def array_name(key: tuple) -> str:
     return "/".join(str(part) for part in key)
 
 
+MANIFEST = "sha256"
+"""correct.npz holds ``sha256/<file>``: the SHA-256 of each other file of
+the same save, which :func:`load` checks."""
+
+# The plot and the tables first, correct.npz (their hashes) last.
+_WRITE_ORDER = ("json", "md", "csv", "png", "npz")
+
+
 def save(results, out_dir: str, overwrite: bool) -> Dict[str, str]:
     """Writes every file of ``results`` into ``out_dir`` (see Results.save)."""
     os.makedirs(out_dir, exist_ok=True)
@@ -45,47 +56,95 @@ def save(results, out_dir: str, overwrite: bool) -> Dict[str, str]:
             raise FileExistsError(
                 f"{', '.join(existing)} exist; pass overwrite=True to "
                 "replace them.")
+    written: Dict[str, str] = {}
+
+    def manifest() -> dict:
+        return {f"{MANIFEST}/{FILES[kind]}": np.array(_sha256(temporary))
+                for kind, temporary in written.items()}
+
     writers: Dict[str, Callable] = {
         "json": lambda handle: handle.write(
             json.dumps(results.to_dict(), indent=2).encode()),
         "md": lambda handle: handle.write(markdown(results).encode()),
         "csv": lambda handle: handle.write(_csv_text(results).encode()),
-        "npz": lambda handle: np.savez_compressed(handle, **{
-            array_name(key): value for key, value in results.arrays().items()}),
         "png": lambda handle: _plot(results, handle),
+        "npz": lambda handle: np.savez_compressed(handle, **manifest(), **{
+            array_name(key): value for key, value in results.arrays().items()}),
     }
-    written = {}
     try:
-        for kind, write in writers.items():
+        for kind in _WRITE_ORDER:
             temporary = _atomic.temporary_beside(paths[kind])
-            written[kind] = temporary
             try:
                 with open(temporary, "wb") as handle:
-                    write(handle)
+                    writers[kind](handle)
             except ImportError:  # matplotlib, for the plot only
                 warnings.warn("matplotlib is not installed: no "
                               f"{FILES[kind]}.")
                 os.remove(temporary)
-                del written[kind]
-        for kind, temporary in list(written.items()):
-            os.replace(temporary, paths[kind])
+                continue
+            except BaseException:
+                os.remove(temporary)
+                raise
+            written[kind] = temporary
+        for kind in set(paths) - set(written):  # an old plot would not match
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(paths[kind])
+        for step, kind in enumerate([k for k in FILES if k in written], 1):
+            os.replace(written[kind], paths[kind])
             written[kind] = paths[kind]
+            _atomic.fault_point(f"rename {step}")
     except BaseException:
         for kind, path in written.items():
             if path != paths[kind]:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
         raise
-    for kind in set(paths) - set(written):  # an old plot would not match
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(paths[kind])
     return {kind: paths[kind] for kind in FILES if kind in written}
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_consistent(out_dir: str) -> None:
+    """Raises ValueError if ``out_dir``'s files are not all of one save.
+
+    correct.npz lists the SHA-256 of the other files it was saved with;
+    every one present must match, and no other file of :data:`FILES` may
+    be there. (Folders without that list, or without correct.npz, are not
+    checked.)
+    """
+    path = os.path.join(out_dir, FILES["npz"])
+    if not os.path.exists(path):
+        return
+    with np.load(path, allow_pickle=False) as arrays:
+        prefix = f"{MANIFEST}/"
+        listed = {name[len(prefix):]: str(arrays[name])
+                  for name in arrays.files if name.startswith(prefix)}
+    if not listed:
+        return
+    for name in FILES.values():
+        other = os.path.join(out_dir, name)
+        if name == FILES["npz"] or not os.path.exists(other):
+            continue
+        if name not in listed or _sha256(other) != listed[name]:
+            raise ValueError(
+                f"{out_dir} mixes the files of different saves: {name} is "
+                f"not the one {FILES['npz']} was saved with (an interrupted "
+                "or partly copied save?). Save the results again, or restore "
+                "the whole folder from one save.")
+
+
 def load(out_dir: str) -> tuple:
-    """Reads ``out_dir``'s results.json; returns its data and a function
-    ``keys -> {key: array}`` that reads those keys' arrays from correct.npz
-    (none when the file is missing or lacks a key)."""
+    """Reads ``out_dir``'s results.json, after :func:`check_consistent`;
+    returns its data and a function ``keys -> {key: array}`` that reads
+    those keys' arrays from correct.npz (none when the file is missing or
+    lacks a key)."""
+    check_consistent(out_dir)
     with open(os.path.join(out_dir, FILES["json"])) as handle:
         data = json.load(handle)
 

@@ -416,8 +416,11 @@ class Results:
         accuracy_vs_eps.png into ``out_dir``, each atomically.
 
         Every file is first written to a temporary file in ``out_dir``,
-        then renamed over the old one once all are complete: a failure or
-        an interrupt leaves the old files intact. Without matplotlib (the
+        then renamed over the old one once all are complete: a failure
+        leaves the old files intact, and a folder that a kill left between
+        the renames does not :meth:`load` (correct.npz records the SHA-256
+        of the other files). ``keras-gradreg evaluate`` replaces the whole
+        folder with one rename. Without matplotlib (the
         ``examples`` extra) the PNG is skipped with a warning (and an old
         one removed, since it would not match).
 
@@ -434,7 +437,14 @@ class Results:
 
     @classmethod
     def load(cls, out_dir: str) -> "Results":
-        """Reads results.json and, if there, correct.npz from ``out_dir``."""
+        """Reads results.json and, if there, correct.npz from ``out_dir``.
+
+        Raises:
+            ValueError: If the folder's files are not all of one
+                :meth:`save` (e.g. one interrupted between its renames):
+                correct.npz records the SHA-256 of the files it was saved
+                with.
+        """
         data, read_arrays = _files.load(out_dir)
         results = cls(data)
         results._correct.update(read_arrays(results.array_keys()))
