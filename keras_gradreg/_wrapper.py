@@ -137,6 +137,23 @@ class WrappedClassifier(keras.Model):
                 lambda x, training: base(x, training=training)
             )
 
+    def _saved_seed_generator(self, name: str, seed) -> keras.random.SeedGenerator:
+        """A ``SeedGenerator`` whose state is saved with the model's weights.
+
+        Keras' ``save_weights`` (and so ``BackupAndRestore``) does not save
+        a ``SeedGenerator``'s state; tracked as a variable of this model it
+        is, and a resumed ``fit`` draws the numbers the uninterrupted run
+        would have drawn.
+        """
+        generator = keras.random.SeedGenerator(seed)
+        setattr(self, f"_{name}_state", generator.state)
+        return generator
+
+    def load_own_variables(self, store):
+        """Loads ``c`` and the random states; a file saved without the
+        random states (an older keras-gradreg) keeps the fresh ones."""
+        _keras_compat.load_leading_own_variables(self, store)
+
     def _mark_built(self) -> None:
         """A wrapper around a built base is built (summary, weight loading)."""
         if self.base.built:

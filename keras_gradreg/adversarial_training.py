@@ -81,6 +81,10 @@ class AdversarialTrainingModel(GradRegModel):
         * N-FGSM (de Jorge et al. 2022): :meth:`n_fgsm`, noise of radius
           ``2 * eps``, one step of ``eps``, no projection to the eps-ball.
 
+    The random starts come from ``seed_generator``, whose state is saved
+    with the weights: ``BackupAndRestore`` resumes to the uninterrupted
+    run's weights under the settings ``GradRegModel`` names.
+
     Training logs (``loss``, ``grad_loss`` and compiled metrics) are
     measured on the adversarial examples; ``evaluate`` and validation logs
     on clean data.
@@ -173,7 +177,7 @@ class AdversarialTrainingModel(GradRegModel):
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = self._saved_seed_generator("random_start", seed)
 
     # The three recipes -------------------------------------------------------
 
