@@ -25,6 +25,7 @@ from keras_gradreg._wrapper import _after
 from keras_gradreg._wrapper import _at_least_float32
 from keras_gradreg._wrapper import _check_logits
 from keras_gradreg._wrapper import _checked_labels
+from keras_gradreg._wrapper import _checked_sample_weight
 from keras_gradreg._wrapper import _replica_count
 from keras_gradreg._wrapper import _Untracked
 
@@ -138,7 +139,12 @@ class GradRegModel(WrappedClassifier):
             be recovered. During ``fit``, labels out of range or not
             integer-valued (0.6), non-finite inputs, dict or multi-input
             data and a base whose output is not 2-D raise errors that say
-            so. A base returning logits compiled with a
+            so. ``fit``, ``evaluate`` and ``predict`` refuse NumPy data
+            before any step: no examples, inputs shaped for another input
+            than the base's (channels-first for channels-last), NaN,
+            infinite, string or out-of-range labels, NaN or negative
+            ``sample_weight``; a dataset's batches are checked in the step.
+            A base returning logits compiled with a
             ``from_logits=False`` loss gets a warning.
         TypeError: If ``base`` is not a Keras model, or a number argument
             is not a number (a string, a bool; this error is also a
@@ -228,6 +234,7 @@ class GradRegModel(WrappedClassifier):
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled_loss()
+        sample_weight = _checked_sample_weight(sample_weight)
         x = self._training_inputs(self._check_inputs(x), y)
         c = self._checked_c()
 
@@ -270,10 +277,11 @@ class GradRegModel(WrappedClassifier):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled_loss()
-        y_pred, penalties = self._penalized_forward(x, y, training=False)
+        sample_weight = _checked_sample_weight(sample_weight)
+        y_pred, penalties, labels = self._penalized_forward(x, y, training=False)
         task_loss = self.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-            training=False,
+            x=x, y=_after(labels, y), y_pred=y_pred,
+            sample_weight=sample_weight, training=False,
         )
         grad_loss = self._batch_mean(penalties, sample_weight)
         c = tf.cast(self._c_variable, grad_loss.dtype)
@@ -370,7 +378,7 @@ class GradRegModel(WrappedClassifier):
         penalties = self._penalties(
             input_tape, x, reg, all_examples, labels, training
         )
-        return self._outputs(raw_logits), penalties
+        return self._outputs(raw_logits), penalties, labels
 
     def input_gradients(self, x, y) -> tf.Tensor:
         """Returns dReg/dx for a batch, shaped like ``x``.
