@@ -86,7 +86,9 @@ class AdversarialTrainingModel(GradRegModel):
 
     Training logs (``loss``, ``grad_loss`` and compiled metrics) are
     measured on the adversarial examples; ``evaluate`` and validation logs
-    on clean data.
+    on clean data. With ``c = 0`` (every recipe's default) ``grad_loss``
+    and ``val_grad_loss`` both read 0: the penalty is neither trained nor
+    measured (see ``GradRegModel``).
 
     Args:
         base: A Keras classifier (logits, or ending in a softmax, as for
