@@ -12,6 +12,9 @@ changes, so a Keras upgrade breaks a test, not a training run.
   under.
 * ``MultiWorkerMirroredStrategy.extended._in_multi_worker_mode()``.
 * ``keras.Model._loss_tracker``: the ``Mean`` metric Keras logs as ``loss``.
+* ``keras.Layer._trainable_variables`` and ``_non_trainable_variables``:
+  the variables a layer saves itself, in order (see
+  :func:`load_leading_own_variables`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,24 @@ OVERRIDDEN = {
 def loss_tracker(model: keras.Model):
     """The ``Mean`` metric Keras reports as ``loss`` (created by ``compile``)."""
     return model._loss_tracker  # noqa: SLF001
+
+
+def own_variables(layer: keras.layers.Layer) -> list:
+    """The variables ``layer.save_own_variables`` stores, in store order."""
+    return layer._trainable_variables + layer._non_trainable_variables  # noqa: SLF001
+
+
+def load_leading_own_variables(layer: keras.layers.Layer, store) -> None:
+    """``Layer.load_own_variables`` that accepts a store holding only the
+    first of the layer's own variables (a file written before later ones
+    were added); the others keep their values. A store with more entries
+    than the layer has variables is left to Keras' own check."""
+    variables = own_variables(layer)
+    if len(store.keys()) >= len(variables):
+        keras.layers.Layer.load_own_variables(layer, store)
+        return
+    for index, variable in enumerate(variables[: len(store.keys())]):
+        variable.assign(store[f"{index}"])
 
 
 def _first_local_value(strategy, value):

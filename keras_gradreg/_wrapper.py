@@ -10,14 +10,17 @@ here are of the base and the data, at trace time or in-graph.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Callable
 
 import keras
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import _keras_compat
 from keras_gradreg import regularizers as regs
+from keras_gradreg._checks._fit_data import input_shape_error
 from keras_gradreg._logits import at_least_float32 as _at_least_float32
 from keras_gradreg._logits import ends_in_softmax as _ends_in_softmax
 from keras_gradreg._logits import pre_softmax_function as _logits_function
@@ -91,6 +94,28 @@ def _checked_labels(y, logits: tf.Tensor) -> tf.Tensor:
         return tf.identity(labels)
 
 
+def _checked_sample_weight(sample_weight):
+    """Sample weights, checked in-graph: finite and >= 0 (None stays None)."""
+    if sample_weight is None:
+        return None
+    weights = tf.cast(sample_weight, tf.float32)
+    valid = tf.reduce_all(tf.math.is_finite(weights) & (weights >= 0))
+    check = tf.debugging.Assert(valid, [
+        "sample_weight must hold finite weights >= 0; a batch holds NaN, "
+        "an infinite or a negative weight."])
+    with tf.control_dependencies([check]):
+        return tf.identity(sample_weight)
+
+
+def _arguments(method: Callable, args: tuple, kwargs: dict) -> dict:
+    """The arguments of a call to ``method`` by name ({} if they do not
+    bind: Keras then raises its own error)."""
+    try:
+        return inspect.signature(method).bind(None, *args, **kwargs).arguments
+    except TypeError:
+        return {}
+
+
 def _after(checks: tf.Tensor, y):
     """``y``, ordered after ``checks``: bad labels get our message first."""
     with tf.control_dependencies([checks]):
@@ -137,6 +162,23 @@ class WrappedClassifier(keras.Model):
                 lambda x, training: base(x, training=training)
             )
 
+    def _saved_seed_generator(self, name: str, seed) -> keras.random.SeedGenerator:
+        """A ``SeedGenerator`` whose state is saved with the model's weights.
+
+        Keras' ``save_weights`` (and so ``BackupAndRestore``) does not save
+        a ``SeedGenerator``'s state; tracked as a variable of this model it
+        is, and a resumed ``fit`` draws the numbers the uninterrupted run
+        would have drawn.
+        """
+        generator = keras.random.SeedGenerator(seed)
+        setattr(self, f"_{name}_state", generator.state)
+        return generator
+
+    def load_own_variables(self, store):
+        """Loads ``c`` and the random states; a file saved without the
+        random states (an older keras-gradreg) keeps the fresh ones."""
+        _keras_compat.load_leading_own_variables(self, store)
+
     def _mark_built(self) -> None:
         """A wrapper around a built base is built (summary, weight loading)."""
         if self.base.built:
@@ -175,12 +217,70 @@ class WrappedClassifier(keras.Model):
             stacklevel=2,
         )
 
+    def _input_shape(self):
+        """The base's input shape without the batch axis, when known."""
+        try:
+            inputs = self.base.inputs
+        except (AttributeError, ValueError):
+            return None
+        if not inputs or inputs[0].shape is None:
+            return None
+        return tuple(inputs[0].shape[1:])
+
+    def _num_classes(self):
+        """The base's number of class scores, when known."""
+        try:
+            outputs = self.base.outputs
+        except (AttributeError, ValueError):
+            return None
+        if not outputs or not outputs[0].shape:
+            return None
+        return outputs[0].shape[-1]
+
+    def _check_arrays(self, what: str, x, y=None, sample_weight=None,
+                      prefix: str = "") -> None:
+        _checks.fit_arrays(
+            what, x, y, sample_weight, input_shape=self._input_shape(),
+            num_classes=self._num_classes(), prefix=prefix,
+        )
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``; NumPy data is checked first (see
+        ``_checks.fit_arrays``): no examples, inputs shaped for another base,
+        NaN or string labels and NaN or negative sample weights raise
+        before any step runs, also in ``validation_data``."""
+        given = _arguments(keras.Model.fit, args, kwargs)
+        self._check_arrays("fit", given.get("x"), given.get("y"),
+                           given.get("sample_weight"))
+        validation = given.get("validation_data")
+        if isinstance(validation, (tuple, list)) and validation:
+            self._check_arrays("fit", *validation[:3],
+                               prefix="validation_data: ")
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """``keras.Model.evaluate``; NumPy data is checked first, as in ``fit``."""
+        given = _arguments(keras.Model.evaluate, args, kwargs)
+        self._check_arrays("evaluate", given.get("x"), given.get("y"),
+                           given.get("sample_weight"))
+        return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        """``keras.Model.predict``; NumPy inputs are checked first, as in ``fit``."""
+        given = _arguments(keras.Model.predict, args, kwargs)
+        self._check_arrays("predict", given.get("x"))
+        return super().predict(*args, **kwargs)
+
     def _check_inputs(self, x) -> tf.Tensor:
         if tf.nest.is_nested(x):
             raise ValueError(
                 f"Inputs must be one tensor, got {type(x).__name__}. {_SUPPORTED}"
             )
         x = tf.convert_to_tensor(x)
+        if x.shape.rank is not None:  # a dataset's batches, at trace time
+            message = input_shape_error(tuple(x.shape), self._input_shape())
+            if message:
+                raise ValueError(message)
         if not x.dtype.is_floating:
             raise TypeError(
                 f"{type(self).__name__} needs floating-point inputs to "

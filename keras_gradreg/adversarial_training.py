@@ -26,19 +26,18 @@ __all__ = ["AdversarialTrainingModel", "RECIPES"]
 LOSSES = ("ce", "cw")
 
 
-
 def _fgsm_rs_settings(eps: float) -> dict:
     return dict(step_size=1.25 * eps, steps=1, random_start=True,
                 start_radius=eps, project=True)
 
 
 def _n_fgsm_settings(eps: float) -> dict:
-    return dict(step_size=eps or 1.0, steps=1, random_start=True,
+    return dict(step_size=eps, steps=1, random_start=True,
                 start_radius=2.0 * eps, project=False)
 
 
 def _pgd_settings(eps: float, steps: int = 7) -> dict:
-    return dict(step_size=(2.5 * eps / steps) or 1.0, steps=steps,
+    return dict(step_size=2.5 * eps / steps, steps=steps,
                 random_start=True, start_radius=eps, project=True)
 
 
@@ -81,15 +80,25 @@ class AdversarialTrainingModel(GradRegModel):
         * N-FGSM (de Jorge et al. 2022): :meth:`n_fgsm`, noise of radius
           ``2 * eps``, one step of ``eps``, no projection to the eps-ball.
 
+    The random starts come from ``seed_generator``, whose state is saved
+    with the weights: ``BackupAndRestore`` resumes to the uninterrupted
+    run's weights under the settings ``GradRegModel`` names.
+
     Training logs (``loss``, ``grad_loss`` and compiled metrics) are
     measured on the adversarial examples; ``evaluate`` and validation logs
-    on clean data.
+    on clean data. With ``c = 0`` (every recipe's default) ``grad_loss``
+    and ``val_grad_loss`` both read 0: the penalty is neither trained nor
+    measured (see ``GradRegModel``).
 
     Args:
         base: A Keras classifier (logits, or ending in a softmax, as for
             ``GradRegModel``).
-        eps: L-inf radius of the projection, ``>= 0``.
-        step_size: Size of each signed-gradient step, ``> 0``.
+        eps: L-inf radius of the projection, ``>= 0``, at most 1e15
+            (float32 inputs moved further overflow). ``eps = 0`` with
+            ``step_size = 0`` (what every recipe derives from ``eps = 0``)
+            is natural training: the examples are the batch itself.
+        step_size: Size of each signed-gradient step, ``> 0`` (``>= 0``
+            when ``eps`` is 0).
         steps: Number of attack steps, ``>= 1``.
         random_start: Start from a uniform point of radius ``start_radius``.
         loss: ``"ce"`` (cross-entropy) or ``"cw"`` (the C&W margin, capped at
@@ -158,7 +167,10 @@ class AdversarialTrainingModel(GradRegModel):
         **kwargs,
     ):
         self.eps = _checks.number("eps", eps, 0.0)
-        self.step_size = _checks.number("step_size", step_size, 0.0, strict=True)
+        # eps = 0 is natural training: its attack takes steps of size 0.
+        self.step_size = _checks.number(
+            "step_size", step_size, 0.0, strict=self.eps > 0
+        )
         self.steps = _checks.integer("steps", steps, 1)
         loss = _checks.choice("loss", loss, LOSSES)
         clip_min, clip_max = _checks.clip_range(clip_min, clip_max)
@@ -178,7 +190,7 @@ class AdversarialTrainingModel(GradRegModel):
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = self._saved_seed_generator("random_start", seed)
 
     # The three recipes -------------------------------------------------------
 

@@ -19,12 +19,14 @@ import tensorflow as tf
 from keras_gradreg import _checks
 from keras_gradreg import _collapse_guard
 from keras_gradreg import _keras_compat
+from keras_gradreg import _step_checks
 from keras_gradreg import regularizers as regs
 from keras_gradreg._wrapper import WrappedClassifier
 from keras_gradreg._wrapper import _after
 from keras_gradreg._wrapper import _at_least_float32
 from keras_gradreg._wrapper import _check_logits
 from keras_gradreg._wrapper import _checked_labels
+from keras_gradreg._wrapper import _checked_sample_weight
 from keras_gradreg._wrapper import _replica_count
 from keras_gradreg._wrapper import _Untracked
 
@@ -61,8 +63,20 @@ class GradRegModel(WrappedClassifier):
     (the input gradient, its norm and, through the outer tape, the
     second-order pass) in a ``tf.cond`` branch that runs only when
     ``c > 0``, also when a ``callbacks.PenaltySchedule`` changes ``c``
-    between epochs without retracing. While ``c`` is 0, training does not
-    measure the penalty (``grad_loss`` reads 0); ``evaluate`` always does.
+    between epochs without retracing. While ``c`` is 0 the penalty is
+    neither trained nor measured, by ``fit`` and ``evaluate`` alike:
+    ``grad_loss`` and ``val_grad_loss`` both read 0 (so the two never
+    disagree, and evaluation at ``c = 0`` costs a plain forward pass).
+    To measure the input gradients of a model trained without the penalty
+    (e.g. plain N-FGSM), use ``callbacks.GradientNormLogger`` or
+    ``input_gradients``.
+
+    Each step checks that its loss and weight gradients are finite before
+    the optimizer applies them: a NaN or infinite step (a ``c`` so large
+    that ``c * grad_loss`` or its gradient overflows float32, a too-high
+    learning rate) stops ``fit`` with an error naming ``c``, and the
+    weights stay as they were. A custom ``regularizer`` must return one
+    value per example, shaped ``(batch,)``; any other shape is an error.
 
     ``fit`` adds a collapse guard: an epoch that ends with the training
     accuracy at chance (at most ``1/num_classes + 0.05``) while the penalty
@@ -70,6 +84,19 @@ class GradRegModel(WrappedClassifier):
     ``c``. A too-large ``c`` (or softplus with ``c`` 0.03 on MNIST) can
     flatten the network into a constant; lower ``c``, warm it up, or use a
     smooth activation (``models.mnist_cnn(activation="gelu")``).
+
+    Resuming: ``keras.callbacks.BackupAndRestore(folder)`` with
+    ``save_freq="epoch"`` (its default) resumes an interrupted ``fit``, also
+    in a fresh process, to the weights of the uninterrupted run (to float
+    tolerance), when both runs call ``keras.utils.set_random_seed`` and
+    ``tf.config.experimental.enable_op_determinism()`` first: the random
+    state of ``penalty_fraction`` (and of ``AdversarialTrainingModel``'s
+    random starts) is saved with the weights. Measured with Keras 3.15,
+    ``shuffle=True`` on NumPy arrays resumes exactly too; an integer
+    ``save_freq`` does not, for Keras' own models either (Keras restarts the
+    epoch of the last save from its first batch: 0.024 max weight difference
+    for a plain ``Sequential``), nor does a base with ``Dropout`` or other
+    random layers (Keras saves no layer's seed state).
 
     Args:
         base: A Keras classifier mapping inputs to class scores of shape
@@ -80,7 +107,8 @@ class GradRegModel(WrappedClassifier):
             callable ``(logits, labels) -> per-example values`` receiving
             float32 logits and int32 labels shaped ``(batch,)``. Register a
             callable with ``keras.saving.register_keras_serializable`` to save
-            the model.
+            the model: saving a lambda or an unregistered function warns
+            that ``load_model`` will not find it.
         norm: ``"squared_l2"`` (default; the paper's "l2 loss of gradients"),
             ``"l2"``, or ``"l1"``. The L1 norm is the dual of L-inf: to first
             order an eps L-inf perturbation changes Reg by at most
@@ -125,7 +153,12 @@ class GradRegModel(WrappedClassifier):
             be recovered. During ``fit``, labels out of range or not
             integer-valued (0.6), non-finite inputs, dict or multi-input
             data and a base whose output is not 2-D raise errors that say
-            so. A base returning logits compiled with a
+            so. ``fit``, ``evaluate`` and ``predict`` refuse NumPy data
+            before any step: no examples, inputs shaped for another input
+            than the base's (channels-first for channels-last), NaN,
+            infinite, string or out-of-range labels, NaN or negative
+            ``sample_weight``; a dataset's batches are checked in the step.
+            A base returning logits compiled with a
             ``from_logits=False`` loss gets a warning.
         TypeError: If ``base`` is not a Keras model, or a number argument
             is not a number (a string, a bool; this error is also a
@@ -178,7 +211,7 @@ class GradRegModel(WrappedClassifier):
             c, trainable=False, dtype="float32", name="c"
         )
         if penalty_fraction < 1.0:
-            self._fraction_seed = keras.random.SeedGenerator(None)
+            self._fraction_seed = self._saved_seed_generator("fraction", None)
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
         # Epoch statistics of the collapse guard (not logged, not saved).
         self._collapse = _Untracked(_collapse_guard.EpochStatistics())
@@ -215,6 +248,7 @@ class GradRegModel(WrappedClassifier):
         """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled_loss()
+        sample_weight = _checked_sample_weight(sample_weight)
         x = self._training_inputs(self._check_inputs(x), y)
         c = self._checked_c()
 
@@ -224,9 +258,8 @@ class GradRegModel(WrappedClassifier):
                 input_tape.watch(x_pen)
                 logits = self._forward(x_pen, x, index, order, training=True)
                 labels = _checked_labels(y, logits)
-                reg = self.regularizer(  # Eq. 3: Reg(x) on the logits
-                    _at_least_float32(tf.gather(logits, index)),
-                    tf.gather(labels, index),
+                reg = self._regularizer_values(  # Eq. 3: Reg(x) on the logits
+                    tf.gather(logits, index), tf.gather(labels, index)
                 )
             penalties = self._penalties(  # Eq. 4: L_norm(dReg/dx)
                 input_tape, x_pen, reg, index, labels, training=True
@@ -250,22 +283,40 @@ class GradRegModel(WrappedClassifier):
             )
             scaled = self.optimizer.scale_loss(total)
         weights = self.trainable_weights
-        self.optimizer.apply(tape.gradient(scaled, weights), weights)
+        gradients = _step_checks.finite_step(
+            self, tape.gradient(scaled, weights), total, task_loss, c, grad_loss
+        )
+        self.optimizer.apply(gradients, weights)
         return self._logs(x, y, y_pred, sample_weight, total, grad_loss,
                           task_loss, labels, counted=c > 0)
 
     def test_step(self, data):
+        """The loss, ``grad_loss`` and metrics of a batch; like the train
+        step, it measures the penalty only while ``c > 0``."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled_loss()
-        y_pred, penalties = self._penalized_forward(x, y, training=False)
+        sample_weight = _checked_sample_weight(sample_weight)
+        c = self._checked_c()
+
+        def measured():
+            y_pred, penalties, labels = self._penalized_forward(x, y, False)
+            return y_pred, labels, self._batch_mean(penalties, sample_weight)
+
+        def unmeasured():
+            logits, labels, zero = self._plain_forward(
+                self._check_inputs(x), y, training=False)
+            return self._outputs(logits), labels, zero
+
+        y_pred, labels, grad_loss = tf.cond(c > 0, measured, unmeasured)
         task_loss = self.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-            training=False,
+            x=x, y=_after(labels, y), y_pred=y_pred,
+            sample_weight=sample_weight, training=False,
         )
-        grad_loss = self._batch_mean(penalties, sample_weight)
-        c = tf.cast(self._c_variable, grad_loss.dtype)
-        total = tf.cast(task_loss, grad_loss.dtype) + c * grad_loss / _replica_count()
-        return self._logs(x, y, y_pred, sample_weight, total, grad_loss)
+        total = tf.cast(task_loss, grad_loss.dtype) + (
+            tf.cast(c, grad_loss.dtype) * grad_loss / _replica_count()
+        )
+        return self._logs(x, y, y_pred, sample_weight, total, grad_loss,
+                          counted=c > 0)
 
     # The pieces of the step ------------------------------------------------
 
@@ -280,9 +331,9 @@ class GradRegModel(WrappedClassifier):
             "c", self._c_variable, 0.0, hint="set it through model.c"
         )
 
-    def _plain_forward(self, x, y):
+    def _plain_forward(self, x, y, training: bool = True):
         """The unpenalized branch: logits, labels and a zero penalty."""
-        logits = _check_logits(self._logits_fn.function(x, True))
+        logits = _check_logits(self._logits_fn.function(x, training))
         labels = _checked_labels(y, logits)
         return logits, labels, tf.zeros([], _penalty_dtype(x, logits))
 
@@ -322,6 +373,13 @@ class GradRegModel(WrappedClassifier):
         )
         return tf.gather(logits, tf.math.invert_permutation(order))
 
+    def _regularizer_values(self, logits, labels) -> tf.Tensor:
+        """Eq. 3: Reg on float32 logits, checked to be one value per example."""
+        return _step_checks.per_example(
+            self.regularizer, self.regularizer(_at_least_float32(logits), labels),
+            logits,
+        )
+
     def _penalties(self, input_tape, x, reg, penalized, labels, training):
         """Eq. 4: per-example L_norm(dReg/dx) of the penalized examples.
 
@@ -352,12 +410,12 @@ class GradRegModel(WrappedClassifier):
             input_tape.watch(x)
             raw_logits = _check_logits(self._logits_fn.function(x, training))
             labels = _checked_labels(y, raw_logits)
-            reg = self.regularizer(_at_least_float32(raw_logits), labels)
+            reg = self._regularizer_values(raw_logits, labels)
         all_examples = tf.range(tf.shape(labels)[0])
         penalties = self._penalties(
             input_tape, x, reg, all_examples, labels, training
         )
-        return self._outputs(raw_logits), penalties
+        return self._outputs(raw_logits), penalties, labels
 
     def input_gradients(self, x, y) -> tf.Tensor:
         """Returns dReg/dx for a batch, shaped like ``x``.
@@ -424,8 +482,8 @@ class GradRegModel(WrappedClassifier):
         config.update(
             {
                 "c": self.c,
-                "regularizer": _serialize_fn(self.regularizer),
-                "norm": _serialize_fn(self.norm),
+                "regularizer": _serialize_fn(self.regularizer, "regularizer"),
+                "norm": _serialize_fn(self.norm, "norm"),
                 "method": self.method,
                 "fd_step": self.fd_step,
                 "penalty_fraction": self.penalty_fraction,
@@ -457,8 +515,9 @@ def _gather_weights(sample_weight, indices):
     return tf.gather(tf.reshape(sample_weight, [-1]), indices)
 
 
-def _serialize_fn(function: Callable):
+def _serialize_fn(function: Callable, argument: str):
     name = regs.name_of(function)
     if isinstance(name, str):
         return name
+    _step_checks.warn_unless_registered(function, argument)
     return keras.saving.serialize_keras_object(function)

@@ -285,3 +285,24 @@ def test_composed_recipe_saves_and_loads(tmp_path):
         0.2, False, pytest.approx(0.03), "l1", 20.0, 0.5)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
     loaded.fit(x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("recipe", ["n_fgsm", "fgsm_rs", "pgd"])
+def test_recipes_at_eps_zero_train_on_the_batch_itself(recipe):
+    x, y = _data()
+    model = getattr(AdversarialTrainingModel, recipe)(_base(), eps=0)
+    assert model.step_size == 0.0
+    np.testing.assert_array_equal(model.adversarial_examples(x, y).numpy(), x)
+    model.compile("adam", _ce())
+    assert np.isfinite(model.fit(x, y, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize("recipe", ["n_fgsm", "fgsm_rs", "pgd"])
+def test_recipes_reject_an_eps_float32_cannot_hold(recipe):
+    with pytest.raises(ValueError, match="eps=1e\\+39 is not finite in float32"):
+        getattr(AdversarialTrainingModel, recipe)(_base(), eps=1e39)
+
+
+def test_step_size_zero_needs_eps_zero():
+    with pytest.raises(ValueError, match="step_size must be > 0.0"):
+        AdversarialTrainingModel(_base(), eps=0.1, step_size=0.0, steps=1)

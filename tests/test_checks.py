@@ -1,6 +1,7 @@
 """Tests for keras_gradreg._checks: the one set of validators."""
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -67,6 +68,30 @@ def test_number_bounds(value, kwargs, ok):
     else:
         with pytest.raises(ValueError, match="x must be"):
             _checks.number("x", value, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [(1e39, "not finite in float32"), (-1e39, "not finite in float32"),
+     (np.float64(3.5e38), "not finite in float32"), (1e16, "too large")],
+)
+def test_number_rejects_values_float32_results_overflow_on(value, match):
+    with pytest.raises(ValueError, match=re.escape(f"eps={float(value)!r} is {match}")):
+        _checks.number("eps", value)
+    assert _checks.number("eps", 1e15) == 1e15
+
+
+def test_an_explicit_maximum_replaces_the_overflow_bound_not_float32():
+    assert _checks.number("c", 3e38, 0.0, maximum=3.4e38) == 3e38
+    with pytest.raises(ValueError, match="c=1e\\+39 is not finite in float32"):
+        _checks.number("c", 1e39, 0.0, maximum=1e40)
+
+
+def test_pgd_rejects_an_eps_float32_cannot_hold():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    x, y = np.zeros((4, 3), "float32"), np.zeros(4, "int32")
+    with pytest.raises(ValueError, match="eps=1e\\+39 is not finite in float32"):
+        attacks.pgd(model, x, y, eps=1e39, clip_min=None, clip_max=None)
 
 
 def test_number_message_says_strict_or_not():

@@ -369,3 +369,23 @@ def test_speech_standin_mfcc_features(speech_dir):
     np.testing.assert_array_equal(y, y_wave)
     expected = audio.MFCC()(waves).numpy()
     np.testing.assert_allclose(x[..., 0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_an_idx_label_outside_mnist_classes_is_an_error(idx_dir):
+    data_dir, arrays = idx_dir
+    labels = arrays["t10k"][1].copy()
+    labels[2] = 200
+    path = data_dir / "t10k-labels-idx1-ubyte.gz"
+    write_idx(path, labels)
+    with pytest.raises(ValueError, match=f"{path} holds label 200 at index 2, "
+                       "but MNIST has 10 classes"):
+        datasets.load("mnist", "test", data_dir=str(data_dir))
+
+
+@pytest.mark.parametrize("name", ["mnist", "speech_commands", "cifar10"])
+def test_a_data_dir_that_is_a_file_is_called_so(tmp_path, no_download, name):
+    path = tmp_path / "a_file"
+    path.write_text("not a folder")
+    with pytest.raises(FileNotFoundError,
+                       match=f"data_dir {path} is not a folder \\(it is a file\\)"):
+        datasets.load(name, "test", data_dir=str(path))

@@ -28,6 +28,7 @@ def test_private_attributes_exist():
     tracker = _keras_compat.loss_tracker(model)
     assert isinstance(tracker, keras.metrics.Mean) and tracker.name == "loss"
     assert not _keras_compat.in_multi_worker_mode()
+    assert [v.name for v in _keras_compat.own_variables(model)] == ["c"]
 
 
 def test_multi_worker_extended_has_in_multi_worker_mode():

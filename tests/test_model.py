@@ -86,7 +86,7 @@ def test_penalty_weight_gradient_matches_finite_differences(norm, regularizer):
     model = GradRegModel(base, c=1.0, regularizer=regularizer, norm=norm)
 
     def penalty():
-        _, penalties = model._penalized_forward(tf.constant(x), y, False)
+        _, penalties, _ = model._penalized_forward(tf.constant(x), y, False)
         return tf.reduce_mean(penalties)
 
     with tf.GradientTape() as tape:
@@ -284,7 +284,7 @@ def test_mixed_precision_trains_with_float32_penalty():
         model.compile("adam", _sparse_ce())
         x, y = _data(n=64)
         history = model.fit(x, y, epochs=2, verbose=0)
-        _, penalties = model._penalized_forward(tf.constant(x), y, False)
+        _, penalties, _ = model._penalized_forward(tf.constant(x), y, False)
         assert penalties.dtype == tf.float32
         assert np.isfinite(history.history["loss"]).all()
         assert np.isfinite(history.history["grad_loss"]).all()
@@ -354,7 +354,7 @@ def test_finite_difference_approaches_exact_gradient():
 
     def weight_gradient(model):
         with tf.GradientTape() as tape:
-            _, penalties = model._penalized_forward(x, y, False)
+            _, penalties, _ = model._penalized_forward(x, y, False)
             value = tf.reduce_mean(penalties)
         grads = tape.gradient(value, base.trainable_weights)
         return np.concatenate([
@@ -395,21 +395,28 @@ def test_c_can_change_during_fit_without_retracing():
     model.fit(x, y, epochs=1, verbose=0)
     assert model.train_function is train_function
     second = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert first["grad_loss"] == 0.0 and second["grad_loss"] > 0  # measured at c > 0
     np.testing.assert_allclose(
-        second["loss"], first["loss"] + 2.0 * first["grad_loss"], rtol=1e-5
+        second["loss"], first["loss"] + 2.0 * second["grad_loss"], rtol=1e-5
     )
 
 
 @pytest.mark.parametrize(
-    "labels,match",
-    [(np.array([0, 4]), "Labels must be integers in \\[0, 4\\)"),
-     (np.array([-1, 0]), "Labels must be integers")],
+    "labels,array_match,dataset_match",
+    [(np.array([0, 4]), "y must hold class indices in \\[0, 4\\)",
+      "Labels must be integers in \\[0, 4\\)"),
+     (np.array([-1, 0]), "y must hold class indices >= 0",
+      "Labels must be integers")],
 )
-def test_out_of_range_labels_raise(labels, match):
+def test_out_of_range_labels_raise(labels, array_match, dataset_match):
     model = GradRegModel(_tanh_mlp())
     model.compile("sgd", _sparse_ce())
-    with pytest.raises(Exception, match=match):
-        model.fit(np.zeros((2, 3), "float32"), labels, verbose=0)
+    x = np.zeros((2, 3), "float32")
+    with pytest.raises(ValueError, match=array_match):  # before any step
+        model.fit(x, labels, verbose=0)
+    with pytest.raises(Exception, match=dataset_match):  # in the step
+        model.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(2),
+                  verbose=0)
 
 
 def test_non_finite_inputs_raise():
@@ -511,7 +518,7 @@ def test_penalty_fraction_penalizes_a_random_subset():
 
     x, y = _data(n=8)
     model = GradRegModel(_tanh_mlp(), c=1.0, penalty_fraction=0.5)
-    _, penalties = model._penalized_forward(tf.constant(x), y, False)
+    _, penalties, _ = model._penalized_forward(tf.constant(x), y, False)
     penalties = penalties.numpy()
     model.compile(keras.optimizers.SGD(0.0), _sparse_ce())
     logged = []

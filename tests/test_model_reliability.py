@@ -82,6 +82,44 @@ def test_interrupted_fit_resumes_to_same_weights(tmp_path, deterministic):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+def _run_resume_worker(phase, folder):
+    script = pathlib.Path(__file__).with_name("_resume_worker.py")
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    process = subprocess.run(
+        [sys.executable, str(script), phase, str(folder)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stdout[-3000:]
+
+
+def test_randomized_training_resumes_exactly_in_a_fresh_process(tmp_path):
+    # The random starts of N-FGSM and PGD and the penalized subset of
+    # penalty_fraction come from seed generators whose state is saved with
+    # the weights, so the resumed process draws what the uninterrupted run drew.
+    _run_resume_worker("interrupt", tmp_path)
+    _run_resume_worker("resume", tmp_path)
+    for kind in ("n_fgsm", "pgd", "penalty_fraction"):
+        reference = np.load(tmp_path / f"{kind}_reference.npz")
+        resumed = np.load(tmp_path / f"{kind}_resumed.npz")
+        for key in reference.files:
+            np.testing.assert_allclose(
+                resumed[key], reference[key], rtol=1e-6, atol=1e-7,
+                err_msg=kind)
+
+
+def test_weights_saved_without_random_state_still_load():
+    from keras_gradreg import AdversarialTrainingModel
+
+    model = AdversarialTrainingModel.n_fgsm(_base(), eps=0.1, c=0.5,
+                                            penalty_fraction=0.5)
+    state = model.seed_generator.state.numpy().copy()
+    model.load_own_variables({"0": np.float32(0.25)})  # c only
+    assert model.c == 0.25
+    np.testing.assert_array_equal(model.seed_generator.state.numpy(), state)
+    with pytest.raises(ValueError):
+        model.load_own_variables({str(i): np.zeros(2) for i in range(4)})
+
+
 def test_same_seed_same_weights_bit_for_bit(deterministic):
     x, y = _data()
     runs = []

@@ -12,6 +12,8 @@ with these functions, so the same input gets the same answer everywhere:
   or one-hot rows as wide as the number of classes.
 * :func:`inputs`: a floating-point batch, finite, inside
   ``[clip_min, clip_max]``.
+* :func:`fit_arrays`: the arrays of a ``fit``/``evaluate``/``predict`` call
+  (examples, the base's input shape, labels, sample weights).
 
 Wrong types raise ``TypeError`` (for numbers and names an
 :class:`ArgumentTypeError`, which is also a ``ValueError``), wrong values
@@ -28,6 +30,7 @@ Example:
 
 from keras_gradreg._checks._arrays import inputs
 from keras_gradreg._checks._arrays import labels
+from keras_gradreg._checks._fit_data import arrays as fit_arrays
 from keras_gradreg._checks._numbers import ArgumentTypeError
 from keras_gradreg._checks._numbers import choice
 from keras_gradreg._checks._numbers import clip_range
@@ -39,5 +42,5 @@ from keras_gradreg._checks._numbers import seed
 
 __all__ = [
     "ArgumentTypeError", "is_number", "number", "integer", "number_in_graph",
-    "clip_range", "seed", "choice", "labels", "inputs",
+    "clip_range", "seed", "choice", "labels", "inputs", "fit_arrays",
 ]

@@ -14,6 +14,13 @@ from typing import Iterable, Optional
 import numpy as np
 import tensorflow as tf
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The largest magnitude a setting without its own maximum may have. Inputs
+# and models compute in float32 (largest 3.4e38): an eps of 1e39 is inf
+# there, and one near it overflows x + eps, a step of 2.5 * eps, a squared
+# L2 distance or the logits of such an input. 1e15 leaves room for all.
+LARGEST = 1e15
+
 
 class ArgumentTypeError(TypeError, ValueError):
     """An argument of the wrong type (``c="0.1"``, ``steps=1.5``, ``eps=True``).
@@ -91,13 +98,18 @@ def number(
             ``[0, 1)``.
         optional: Whether None is allowed (and returned as is).
 
+    Without a ``maximum``, ``value`` must be at most ``LARGEST`` (1e15) in
+    magnitude: float32 results computed from a larger setting overflow to
+    inf or NaN. With one, it must still be finite in float32.
+
     Returns:
         ``float(value)``, or None for an optional None.
 
     Raises:
         ArgumentTypeError: If ``value`` is not a real number (a
             ``TypeError``, also a ``ValueError``).
-        ValueError: If it is NaN, infinite or out of bounds.
+        ValueError: If it is NaN, infinite (also in float32), too large
+            for float32 results, or out of bounds.
 
     Example:
         >>> number("step_size", 0.5, minimum=0.0, strict=True)
@@ -110,6 +122,10 @@ def number(
         Traceback (most recent call last):
         ...
         ValueError: dropout must be >= 0.0 and < 1.0, got 1.0.
+        >>> number("eps", 1e39, minimum=0.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: eps=1e+39 is not finite in float32 ...
     """
     if optional and value is None:
         return None
@@ -124,6 +140,18 @@ def number(
         raise ValueError(
             f"{name} must be {_allowed('a finite number', bounds, optional)}, "
             f"got {value!r}."
+        )
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(
+            f"{name}={value!r} is not finite in float32 (largest "
+            f"{FLOAT32_MAX:.4g}), the precision inputs and models compute in: "
+            f"{name} must be {_allowed('a finite number', bounds, optional)}."
+        )
+    if maximum is None and abs(value) > LARGEST:
+        raise ValueError(
+            f"{name}={value!r} is too large: float32 results computed from it "
+            f"(inputs moved by it, their logits) overflow to inf or NaN. "
+            f"{name} must be at most {LARGEST:g} in magnitude."
         )
     too_small = minimum is not None and (
         value < minimum or (strict and value == minimum)

@@ -111,13 +111,14 @@ def load(
 
     Raises:
         ValueError: For an unknown name, split or option value, or a local
-            file that is truncated or not in the expected format (the
-            message names the file).
+            file that is truncated or not in the expected format, or an
+            MNIST label file holding a label outside 0-9 (the message names
+            the file).
         TypeError: For an option the dataset does not take, or of the
             wrong type.
-        FileNotFoundError: For a ``data_dir`` that is missing or does not
-            hold the dataset; the message names the folder and the files
-            looked for.
+        FileNotFoundError: For a ``data_dir`` that is missing, is a file
+            rather than a folder, or does not hold the dataset; the message
+            names the folder and the files looked for.
 
     Example:
         A folder without the data is an error, never a download:

@@ -17,6 +17,7 @@ from keras_gradreg.datasets._sources import present_files
 from keras_gradreg.datasets._sources import to_pixel_scale
 from keras_gradreg.datasets._sources import to_unit_scale
 
+_MNIST_CLASSES = 10
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -57,6 +58,14 @@ def _read_idx_split(data_dir: str, split: str) -> tuple:
         raise ValueError(
             f"IDX files of split {split!r} in {data_dir} disagree: images "
             f"{images.shape}, labels {labels.shape}."
+        )
+    if labels.size and labels.max() >= _MNIST_CLASSES:
+        index = int(np.flatnonzero(labels >= _MNIST_CLASSES)[0])
+        raise ValueError(
+            f"{labels_file} holds label {int(labels[index])} at index {index}, "
+            f"but MNIST has {_MNIST_CLASSES} classes (labels 0-"
+            f"{_MNIST_CLASSES - 1}): the file is damaged or not MNIST's; "
+            "download it again."
         )
     return images[..., None], labels
 

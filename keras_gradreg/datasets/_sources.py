@@ -66,7 +66,9 @@ def not_found(name: str, data_dir: str, files, present=()) -> FileNotFoundError:
     """The error for a ``data_dir`` without ``name``: names the folder, the
     files looked for, and which of them are missing."""
     tfds_folder = os.path.join(data_dir, name)
-    if not tf.io.gfile.isdir(data_dir):
+    if tf.io.gfile.exists(data_dir) and not tf.io.gfile.isdir(data_dir):
+        where = f"data_dir {data_dir} is not a folder (it is a file)"
+    elif not tf.io.gfile.isdir(data_dir):
         where = f"data_dir {data_dir} does not exist"
     else:
         where = f"no {name} data in data_dir {data_dir}"

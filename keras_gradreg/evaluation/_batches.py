@@ -70,6 +70,24 @@ def correct(model, x, labels: np.ndarray, batch_size: int) -> np.ndarray:
     return np.argmax(logits.numpy(), axis=-1) == labels
 
 
+def _check_elements(dataset: tf.data.Dataset) -> None:
+    """Refuses datasets whose elements are not ``(x, y[, weights])``."""
+    spec = dataset.element_spec
+    if isinstance(spec, dict):
+        keys = sorted(spec)
+        raise TypeError(
+            f"data is a tf.data.Dataset of dicts (keys {keys}); it must yield "
+            "(x, y) tuples, as keras.Model.fit takes them. Map it first, "
+            f"e.g. data.map(lambda d: (d[{keys[0]!r}], d[{keys[-1]!r}])), or "
+            "load tfds datasets with as_supervised=True."
+        )
+    if not isinstance(spec, tuple) or len(spec) < 2 or tf.nest.is_nested(spec[0]):
+        raise TypeError(
+            "data must be a tf.data.Dataset of (x, y) elements with one input "
+            f"tensor x, got elements {spec}."
+        )
+
+
 def _is_batched(dataset: tf.data.Dataset, model) -> bool:
     x_spec, y_spec = tuple(dataset.element_spec)[:2]
     if y_spec.shape.rank == 0:
@@ -107,6 +125,7 @@ def batches(data, batch_size: int, model):
     logits.
     """
     if isinstance(data, tf.data.Dataset):
+        _check_elements(data)
         if not _is_batched(data, model):
             data = data.batch(batch_size)
         count = int(data.cardinality())

@@ -177,6 +177,12 @@ class RobustnessReport:
                     f"Attack name {name!r} is reserved: {ENTRY_KEYS}.")
         if _checks.is_number(eps_values):  # a bare radius: one-element list
             eps_values = [eps_values]
+        if eps_values is None or isinstance(eps_values, str) or not hasattr(
+                eps_values, "__iter__"):
+            raise _checks.ArgumentTypeError(
+                "eps_values must be a radius > 0 or an iterable of them, e.g. "
+                f"(0.1, 0.2, 0.3), got {eps_values!r}."
+            )
         self.eps_values = sorted(
             _checks.number("eps", e, 0.0, strict=True) for e in eps_values
         )

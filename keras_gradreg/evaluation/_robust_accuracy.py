@@ -27,7 +27,10 @@ def robust_accuracy(
     Args:
         model: A Keras model returning logits, or a GradRegModel.
         data: ``(x, y)`` arrays, or a ``tf.data.Dataset`` of ``(x, y)``
-            elements, batched or not (unbatched ones are batched here).
+            elements, batched or not (unbatched ones are batched here), as
+            ``keras.Model.fit`` takes them. A dataset of dicts (tfds
+            without ``as_supervised=True``) is refused with the ``map``
+            that turns it into ``(x, y)``.
         attack: A name in :data:`keras_gradreg.attacks.ATTACKS`, a
             callable ``attack(model, x, y, eps=eps, **kwargs) -> x_adv``
             (default :func:`keras_gradreg.attacks.pgd`), or None for clean
