@@ -245,3 +245,4 @@ def fab_t(
 
 
 fab_t.title = "FAB-T"
+fab_t.norms = ("linf",)

@@ -229,4 +229,5 @@ def square(
 
 
 square.title = "Square"
+square.norms = ("linf",)
 square.black_box = True  # score-based: it never reads a gradient
