@@ -203,6 +203,41 @@ def test_autoattack_is_never_weaker_than_its_parts_and_records_breakers():
     assert set(broken_by) <= {"", "clean", "apgd_ce", "apgd_t", "fab_t", "square"}
 
 
+@pytest.mark.parametrize("norm, eps", [("l2", 0.4), ("l1", 1.2)])
+def test_autoattack_in_each_norm_is_never_weaker_than_its_parts(norm, eps):
+    model = _mlp((8,), 5, seed=5)
+    x = np.random.default_rng(6).uniform(0, 1, (40, 8)).astype("float32")
+    y = np.argmax(model(x), 1)
+    x_adv, broken_by = attacks.autoattack(
+        model, x, y, eps, seed=7, verbose=0, return_breakers=True,
+        norm=norm, **FAST)
+    sizes = _size(x_adv - x, norm)
+    assert np.all(sizes <= eps * (1 + 1e-5))
+    ensemble = _accuracy(model, x_adv, y)
+    restarts, targets = (5, 5) if norm == "l1" else (1, 9)
+    runs = {
+        "apgd_ce": lambda: attacks.apgd(model, x, y, eps, steps=8, seed=7,
+                                        restarts=restarts, norm=norm),
+        "apgd_t": lambda: attacks.apgd_t(model, x, y, eps, steps=8, seed=7,
+                                         targets=targets, norm=norm),
+        "fab_t": lambda: attacks.fab_t(model, x, y, eps, steps=8, norm=norm),
+        "square": lambda: attacks.square(model, x, y, eps, queries=60,
+                                         seed=7, norm=norm),
+    }
+    names = attacks.autoattack.parts(norm=norm)
+    assert names[:2] == ("apgd_ce", "apgd_t")
+    for name in names:
+        assert ensemble <= _accuracy(model, runs[name](), y), name
+    assert ensemble < _accuracy(model, x, y)
+    assert set(broken_by) <= set(names) | {"", "clean"}
+
+
+def _size(delta, norm):
+    flat = np.asarray(delta, "float64").reshape(len(delta), -1)
+    return {"linf": np.abs(flat).max(1), "l2": np.sqrt((flat ** 2).sum(1)),
+            "l1": np.abs(flat).sum(1)}[norm]
+
+
 def test_autoattack_progress_bar_is_silenced_by_verbose(capsys):
     model = _shared_mlp((6,))  # graphs already compiled by the tests above
     x = np.random.default_rng(0).uniform(0, 1, (6, 6)).astype("float32")

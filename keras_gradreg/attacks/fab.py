@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import _norms
 from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["fab_t", "project_linf"]
@@ -187,6 +188,7 @@ def fab_t(
     clip_min: Optional[float] = 0.0,
     clip_max: Optional[float] = 1.0,
     batch_size: Optional[int] = 256,
+    norm: str = "linf",
 ) -> tf.Tensor:
     """FAB-T: targeted minimum-norm L-inf attack, counted at radius ``eps``.
 
@@ -207,6 +209,7 @@ def fab_t(
         clip_min: Lower bound of valid inputs, or None.
         clip_max: Upper bound of valid inputs, or None.
         batch_size: Examples per compiled call; None for one batch.
+        norm: The threat model; only ``"linf"``.
 
     Returns:
         Shaped like ``x``: the closest misclassified point found when its
@@ -223,6 +226,7 @@ def fab_t(
         >>> bool(np.abs(x_adv - x).max() <= 0.1)
         True
     """
+    norm = _norms.check(norm, fab_t.norms, "fab_t")
     eps = _checks.number("eps", eps, 0.0, strict=False)
     steps = _checks.integer("steps", steps)
     targets = _checks.integer("targets", targets)

@@ -32,6 +32,7 @@ import tensorflow as tf
 from keras_gradreg import _checks
 from keras_gradreg import regularizers as regs
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import _norms
 
 __all__ = ["square"]
 
@@ -169,6 +170,7 @@ def square(
     clip_min: Optional[float] = 0.0,
     clip_max: Optional[float] = 1.0,
     batch_size: Optional[int] = 256,
+    norm: str = "linf",
 ) -> tf.Tensor:
     """Square Attack, L-inf: random search on the margin, no gradients.
 
@@ -190,6 +192,7 @@ def square(
         clip_min: Lower bound of valid inputs, or None.
         clip_max: Upper bound of valid inputs, or None.
         batch_size: Examples per compiled call; None for one batch.
+        norm: The threat model; only ``"linf"``.
 
     Returns:
         Adversarial examples shaped like ``x``: per example the lowest-margin
@@ -206,6 +209,7 @@ def square(
         >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
         True
     """
+    norm = _norms.check(norm, square.norms, "square")
     eps = _checks.number("eps", eps, 0.0, strict=False)
     queries = _checks.integer("queries", queries)
     p_init = _checks.number("p_init", p_init, 0.0, strict=True, maximum=1.0)
