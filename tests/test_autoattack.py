@@ -9,6 +9,8 @@ import tensorflow as tf
 from keras_gradreg import RobustnessReport
 from keras_gradreg import attacks
 from keras_gradreg import evaluation
+from keras_gradreg.attacks.fab import project_l1
+from keras_gradreg.attacks.fab import project_l2
 from keras_gradreg.attacks.fab import project_linf
 from keras_gradreg.cli import format_table
 
@@ -133,6 +135,62 @@ def test_linf_box_projection_is_the_linear_program_optimum():
         assert np.abs(steps[row]).max() == pytest.approx(result.fun, abs=1e-7)
 
 
+def test_l2_box_projection_is_the_quadratic_program_optimum():
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(2)
+    points = rng.uniform(0, 1, (6, 5))
+    points[:, 0] = 1.0  # on a face: the box binds where the normal pushes out
+    normal = rng.normal(size=(6, 5))
+    normal[:, 0] = np.abs(normal[:, 0]) + 1.0
+    offset = (normal * rng.uniform(0, 1, (6, 5))).sum(1)
+    steps = project_l2(tf.constant(points), tf.constant(normal),
+                       tf.constant(offset), 0.0, 1.0).numpy()
+    np.testing.assert_allclose((normal * (points + steps)).sum(1), offset,
+                               atol=1e-9)
+    for row in range(6):
+        result = optimize.minimize(
+            lambda d: 0.5 * d @ d, np.zeros(5), method="SLSQP",
+            bounds=[(-p, 1 - p) for p in points[row]],
+            constraints=[{"type": "eq", "fun": lambda d, row=row: normal[row]
+                          @ (points[row] + d) - offset[row]}],
+            options={"ftol": 1e-14},
+        )
+        np.testing.assert_allclose(steps[row], result.x, atol=1e-6)
+
+
+def test_l1_box_projection_is_the_linear_program_optimum():
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0, 1, (6, 5))
+    normal = rng.normal(size=(6, 5))
+    offset = (normal * rng.uniform(0, 1, (6, 5))).sum(1)
+    steps = project_l1(tf.constant(points), tf.constant(normal),
+                       tf.constant(offset), 0.0, 1.0).numpy()
+    np.testing.assert_allclose((normal * (points + steps)).sum(1), offset,
+                               atol=1e-9)
+    assert np.all(points + steps >= -1e-12) and np.all(points + steps <= 1 + 1e-12)
+    for row in range(6):  # d = p - q with p, q >= 0: minimize sum(p + q).
+        n = len(points[row])
+        result = optimize.linprog(
+            np.ones(2 * n), A_eq=np.r_[normal[row], -normal[row]][None],
+            b_eq=[offset[row] - normal[row] @ points[row]],
+            A_ub=np.vstack([np.hstack([np.eye(n), -np.eye(n)]),
+                            np.hstack([-np.eye(n), np.eye(n)])]),
+            b_ub=np.r_[1 - points[row], points[row]],
+            bounds=[(0, None)] * (2 * n),
+        )
+        assert np.abs(steps[row]).sum() == pytest.approx(result.fun, abs=1e-7)
+
+
+def test_projections_go_to_the_nearest_corner_of_a_box_that_misses_the_plane():
+    points = tf.constant([[0.5, 0.5]], tf.float64)
+    normal = tf.constant([[1.0, 1.0]], tf.float64)
+    for project in (project_linf, project_l2, project_l1):
+        steps = project(points, normal, tf.constant([5.0], tf.float64),
+                        0.0, 1.0).numpy()
+        np.testing.assert_allclose(steps, [[0.5, 0.5]])
+
+
 # Strength --------------------------------------------------------------------
 
 
@@ -156,25 +214,29 @@ def test_attacks_break_a_linear_model_at_large_eps(name):
         "square": attacks.square}[name](model, x, y, 0.0), y) == 1.0
 
 
-def test_fab_finds_the_analytic_minimal_perturbation_of_a_linear_model():
-    model = _linear(2, 2, seed=4)
-    x = np.random.default_rng(4).uniform(0, 1, (24, 2)).astype("float32")
+@pytest.mark.parametrize("norm, dual, features", [
+    ("linf", 1, 2), ("l2", 2, 3), ("l1", np.inf, 3)])
+def test_fab_finds_the_analytic_minimal_perturbation_of_a_linear_model(
+        norm, dual, features):
+    """|margin| / ||w_y - w_t||_q, q the dual norm of the threat model."""
+    model = _linear(features, 2, seed=4)
+    x = np.random.default_rng(4).uniform(0, 1, (24, features)).astype("float32")
     y = np.argmax(model(x), 1)
     weights, bias = (np.asarray(v, "float64") for v in model.weights)
     logits = x.astype("float64") @ weights + bias
     rows = np.arange(len(x))
-    distance = np.abs(logits[rows, y] - logits[rows, 1 - y]) / np.abs(
-        weights[:, 1] - weights[:, 0]
-    ).sum()
+    distance = np.abs(logits[rows, y] - logits[rows, 1 - y]) / np.linalg.norm(
+        weights[:, 1] - weights[:, 0], ord=dual)
     x_adv = attacks.fab_t(model, x, y, 100.0, steps=100, clip_min=None,
-                          clip_max=None).numpy()
-    found = np.abs(x_adv - x).max(1)
+                          clip_max=None, norm=norm).numpy()
+    found = _size(x_adv - x, norm)
     assert _accuracy(model, x_adv, y) == 0.0
     np.testing.assert_array_less(distance * (1 - 1e-4), found)
     np.testing.assert_array_less(found, distance * 1.01)
     # Counted at eps: broken just above the distance, untouched below it.
     x_below = attacks.fab_t(model, x, y, float(distance.min()) * 0.99,
-                            steps=100, clip_min=None, clip_max=None).numpy()
+                            steps=100, clip_min=None, clip_max=None,
+                            norm=norm).numpy()
     np.testing.assert_array_equal(x_below, x)
 
 
@@ -311,6 +373,24 @@ def test_masked_gradients_are_broken_by_square_and_flagged():
     assert "black-box Square)" in lines[2]
     assert "`autoattack`: steps 8, queries 200; `apgd`: steps 8;" in "\n".join(lines)
     assert "No AutoAttack in this report" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize("norm, eps", [("l2", 0.5), ("l1", 1.5)])
+@pytest.mark.parametrize("name, clip, shape", [
+    ("fab_t", (0.0, 1.0), (6,)), ("fab_t", (None, None), (6,)),
+    ("fab_t", (0.2, 0.9), (5, 5, 2)), ("autoattack", (0.2, 0.9), (6,)),
+])
+def test_new_attacks_stay_in_each_norms_ball_and_clip_range(
+        name, clip, shape, norm, eps):
+    model = _shared_mlp(shape)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.2, 0.9, (10,) + shape).astype("float32")
+    y = rng.integers(0, 5, 10)
+    x_adv = np.asarray(NEW_ATTACKS[name](
+        model, x, y, eps, clip_min=clip[0], clip_max=clip[1], norm=norm))
+    assert np.all(_size(x_adv - x, norm) <= eps * (1 + 1e-5))
+    if clip[0] is not None:
+        assert x_adv.min() >= clip[0] and x_adv.max() <= clip[1]
 
 
 # Registry, report and CLI ------------------------------------------------------
