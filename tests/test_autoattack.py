@@ -421,6 +421,34 @@ def test_registry_names_and_autoattack_headline_column(tmp_path):
         "m", "fgsm", 0.1)
 
 
+def test_report_in_l2_passes_its_norm_and_records_it(tmp_path):
+    model = _mlp((6,), 5, seed=2)
+    x = np.random.default_rng(1).uniform(0, 1, (16, 6)).astype("float32")
+    y = np.argmax(model(x), 1)
+    report = RobustnessReport(
+        {"m": model},
+        {"fgsm": "fgsm", "pgd": ("pgd", {"seed": 3}),
+         "autoattack": ("autoattack", {"version": "fast", "steps": 4,
+                                       "seed": 3})},
+        [0.3], verbose=0, norm="l2",
+    )
+    results = report.run((x, y))
+    assert results.norm == "l2" and results.settings["norm"] == "l2"
+    assert results.settings["attacks"]["pgd"]["kwargs"]["norm"] == "l2"
+    direct = attacks.pgd(model, x, y, 0.3, seed=3, norm="l2")
+    assert results.accuracy("m", "pgd", 0.3) == _accuracy(model, direct, y)
+    markdown = open(report.save(str(tmp_path))["md"]).read()
+    assert "L2 attacks" in markdown and "L-inf" not in markdown
+    assert evaluation.Results.load(str(tmp_path)).norm == "l2"
+    with pytest.raises(ValueError, match=r"'cw' supports the norms \['linf'\]"):
+        RobustnessReport({"m": model}, ["fgsm", "cw"], [0.3], norm="l2")
+    with pytest.raises(ValueError, match="one threat model"):
+        RobustnessReport({"m": model}, {"pgd": ("pgd", {"norm": "l1"})},
+                         [0.3], norm="l2")
+    linf = RobustnessReport({"m": model}, ["fgsm"], [0.1], verbose=0)
+    assert linf.attacks["fgsm"][1] == {}  # L-inf passes no norm
+
+
 # Agreement with IBM ART (large) ---------------------------------------------
 
 

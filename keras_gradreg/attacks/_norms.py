@@ -28,6 +28,9 @@ import tensorflow as tf
 NORMS = ("linf", "l2", "l1")
 """The threat models, by name: the ``norm=`` of every attack."""
 
+TITLES = {"linf": "L-inf", "l2": "L2", "l1": "L1"}
+"""Each norm's name in tables and plots."""
+
 L1_SPARSITY = 0.05
 """Share of the coordinates an L1 step of the fixed-step attacks moves."""
 
