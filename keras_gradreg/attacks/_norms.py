@@ -285,8 +285,16 @@ def random_start(x, eps, seed, norm: str = "linf") -> tf.Tensor:
         )
         return x + eps * noise
     noise = tf.random.stateless_normal(tf.shape(x), seed=seed, dtype=x.dtype)
+    return x + gaussian_to_ball(noise, eps, norm)
+
+
+def gaussian_to_ball(noise, eps, norm: str) -> tf.Tensor:
+    """Standard Gaussian ``noise`` made a random L2 or L1 perturbation:
+    rescaled onto the L2 sphere of radius eps, or projected onto the L1
+    ball (:func:`random_start`'s starts, for callers with their own
+    random generator)."""
     if norm == "l2":
-        return x + eps * direction(noise, "l2")
+        return eps * direction(noise, "l2")
     if norm == "l1":
-        return x + l1_box_projection(noise, eps)
-    raise ValueError(check(norm))
+        return l1_box_projection(noise, eps)
+    raise ValueError(check(norm, ("l2", "l1")))
