@@ -379,9 +379,13 @@ def test_masked_gradients_are_broken_by_square_and_flagged():
 @pytest.mark.parametrize("name, clip, shape", [
     ("fab_t", (0.0, 1.0), (6,)), ("fab_t", (None, None), (6,)),
     ("fab_t", (0.2, 0.9), (5, 5, 2)), ("autoattack", (0.2, 0.9), (6,)),
+    ("square", (0.0, 1.0), (6,)), ("square", (None, None), (6,)),
+    ("square", (0.2, 0.9), (5, 5, 2)), ("autoattack", (0.2, 0.9), (5, 5, 2)),
 ])
 def test_new_attacks_stay_in_each_norms_ball_and_clip_range(
         name, clip, shape, norm, eps):
+    if norm not in attacks.supported_norms(name):
+        pytest.skip(f"{name} has no {norm} version")
     model = _shared_mlp(shape)
     rng = np.random.default_rng(4)
     x = rng.uniform(0.2, 0.9, (10,) + shape).astype("float32")
@@ -419,6 +423,26 @@ def test_registry_names_and_autoattack_headline_column(tmp_path):
     assert [len(line) for line in table.splitlines()[1:]] == [18, 18, 18]
     assert 0 <= results.accuracy("m", "autoattack", 0.1) <= results.accuracy(
         "m", "fgsm", 0.1)
+
+
+def test_square_in_l2_breaks_a_linear_model_beyond_its_distance():
+    """Square's L2 search uses no gradient, yet breaks every example of a
+    linear model at twice the analytic L2 distance to its boundary."""
+    model = _linear(6, 2, seed=1)
+    x = np.random.default_rng(1).uniform(0.3, 0.7, (16, 6)).astype("float32")
+    y = np.argmax(model(x), 1)
+    weights, bias = (np.asarray(v, "float64") for v in model.weights)
+    logits = x.astype("float64") @ weights + bias
+    rows = np.arange(len(x))
+    distance = np.abs(logits[rows, 0] - logits[rows, 1]) / np.linalg.norm(
+        weights[:, 1] - weights[:, 0])
+    eps = 2 * float(distance.max())
+    x_adv = attacks.square(model, x, y, eps, queries=300, seed=0,
+                           clip_min=None, clip_max=None, norm="l2").numpy()
+    assert _accuracy(model, x_adv, y) == 0.0
+    assert np.all(_size(x_adv - x, "l2") <= eps * (1 + 1e-5))
+    with pytest.raises(ValueError, match=r"square supports \['linf', 'l2'\]"):
+        attacks.square(model, x, y, 1.0, norm="l1")
 
 
 def test_report_in_l2_passes_its_norm_and_records_it(tmp_path):
