@@ -473,6 +473,27 @@ def test_report_in_l2_passes_its_norm_and_records_it(tmp_path):
     assert linf.attacks["fgsm"][1] == {}  # L-inf passes no norm
 
 
+def test_masking_checks_run_in_every_norm():
+    """The checks read the report's attacks in its norm: Square's black-box
+    check in L2 (inside AutoAttack), none in L1, where AutoAttack runs no
+    Square."""
+    model = _mlp((6,), 5, seed=2)
+    x = np.random.default_rng(1).uniform(0, 1, (16, 6)).astype("float32")
+    y = np.argmax(model(x), 1)
+    spec = {"fgsm": "fgsm", "autoattack": ("autoattack", {
+        "version": "standard", "steps": 4, "queries": 20, "seed": 0})}
+    kinds = {}
+    for norm, eps in (("l2", 0.3), ("l1", 1.0)):
+        results = RobustnessReport({"m": model}, spec, [eps], verbose=0,
+                                   norm=norm).run((x, y))
+        kinds[norm] = {check["check"] for check in results.masking_checks}
+        assert "iterative_at_least_fgsm" in kinds[norm]
+        assert results.accuracy("m", "autoattack", eps) <= results.accuracy(
+            "m", "fgsm", eps)
+    assert "black_box_beats_white_box" in kinds["l2"]
+    assert "black_box_beats_white_box" not in kinds["l1"]
+
+
 # Agreement with IBM ART (large) ---------------------------------------------
 
 
