@@ -15,9 +15,10 @@ APGD-T needs at least 4 classes and APGD-DLR at least 3; with fewer classes
 they are skipped.
 
 ``norm`` chooses the threat model, with the reference's standard settings
-per norm: L-inf and L2 as above; L1 runs APGD-CE with 5 restarts and APGD-T
-with 5 targets, both on L1's decreasing-eps schedule (Croce & Hein, ICCV
-2021). A part that does not support the norm (its ``norms``) is left out.
+per norm: L-inf and L2 as above (every part in that norm); L1 runs APGD-CE
+with 5 restarts and APGD-T with 5 targets, both on L1's decreasing-eps
+schedule (Croce & Hein, ICCV 2021), and FAB-T. A part that does not support
+the norm (its ``norms``) is left out: Square, which has no L1 version here.
 """
 
 from __future__ import annotations
