@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core as attack_core
+from keras_gradreg.attacks import _norms as attack_norms
 from keras_gradreg.attacks import losses as attack_losses
 from keras_gradreg.model import GradRegModel
 
@@ -56,7 +57,7 @@ def _recipe(title: str, settings: Callable[..., dict]):
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
 class AdversarialTrainingModel(GradRegModel):
-    """Trains a classifier on L-inf adversarial examples (min-max).
+    """Trains a classifier on adversarial examples (min-max), L-inf or L2/L1.
 
     Each training step crafts adversarial examples for the batch: a uniform
     random start in ``[-start_radius, start_radius]`` around ``x`` (when
@@ -93,12 +94,12 @@ class AdversarialTrainingModel(GradRegModel):
     Args:
         base: A Keras classifier (logits, or ending in a softmax, as for
             ``GradRegModel``).
-        eps: L-inf radius of the projection, ``>= 0``, at most 1e15
-            (float32 inputs moved further overflow). ``eps = 0`` with
-            ``step_size = 0`` (what every recipe derives from ``eps = 0``)
-            is natural training: the examples are the batch itself.
-        step_size: Size of each signed-gradient step, ``> 0`` (``>= 0``
-            when ``eps`` is 0).
+        eps: Radius of the projection in the norm ``attack_norm``, ``>= 0``,
+            at most 1e15 (float32 inputs moved further overflow). ``eps = 0``
+            with ``step_size = 0`` (what every recipe derives from
+            ``eps = 0``) is natural training: the examples are the batch
+            itself.
+        step_size: Size of each step, ``> 0`` (``>= 0`` when ``eps`` is 0).
         steps: Number of attack steps, ``>= 1``.
         random_start: Start from a uniform point of radius ``start_radius``.
         loss: ``"ce"`` (cross-entropy) or ``"cw"`` (the C&W margin, capped at
@@ -112,6 +113,15 @@ class AdversarialTrainingModel(GradRegModel):
         project: Project every iterate onto the eps-ball (default). False
             keeps it wherever noise and steps put it, inside the clip range.
         confidence: The cap of ``loss="cw"`` (the attacks' default, 50).
+        attack_norm: The training attack's threat model: ``"linf"``
+            (default), ``"l2"`` or ``"l1"``. Radii, steps and the random
+            start are in that norm (L2: the start on the sphere of radius
+            ``start_radius``, steps along ``g / ||g||_2``; L1: Gaussian noise
+            projected onto the L1 ball, sparse steps, the exact projection
+            onto the L1 ball within the clip range). Not to be confused with
+            ``norm``, the penalty's gradient norm: its dual pairs with the
+            threat model (``"l1"`` with L-inf, ``"l2"`` with L2, ``"linf"``
+            with L1).
         c: Penalty weight of Eq. 2, ``>= 0``; 0 (default) is no penalty.
         regularizer: The penalty's Reg, as for
             :class:`~keras_gradreg.GradRegModel`.
@@ -158,6 +168,7 @@ class AdversarialTrainingModel(GradRegModel):
         start_radius: Optional[float] = None,
         project: bool = True,
         confidence: float = 50.0,
+        attack_norm: str = "linf",
         c: float = 0.0,
         regularizer: Union[str, Callable] = "logit_margin",
         norm: Union[str, Callable] = "squared_l2",
@@ -179,6 +190,7 @@ class AdversarialTrainingModel(GradRegModel):
         )
         self.start_radius = self.eps if start_radius is None else start_radius
         self.confidence = _checks.number("confidence", confidence, 0.0)
+        self.attack_norm = attack_norms.check(attack_norm)
         seed = _checks.integer("seed", seed, 0, optional=True)
         super().__init__(
             base, c=c, regularizer=regularizer, norm=norm, method=method,
@@ -286,9 +298,31 @@ class AdversarialTrainingModel(GradRegModel):
         if not self.project:
             return self._clip
         eps = tf.cast(self.eps, x.dtype)
-        return lambda x_adv: self._clip(
-            tf.clip_by_value(x_adv, x - eps, x + eps)
+        if self.attack_norm == "linf":
+            return lambda x_adv: self._clip(
+                tf.clip_by_value(x_adv, x - eps, x + eps)
+            )
+        low, high = self._clip_values(x.dtype)
+        return lambda x_adv: attack_norms.project(
+            x_adv, x, eps, self.attack_norm, low, high,
+            self.clip_min is not None, self.clip_max is not None,
         )
+
+    def _clip_values(self, dtype) -> tuple:
+        return tuple(tf.cast(0.0 if bound is None else bound, dtype)
+                     for bound in (self.clip_min, self.clip_max))
+
+    def _noise(self, x) -> tf.Tensor:
+        """The random start's perturbation, of radius ``start_radius``."""
+        if self.attack_norm == "linf":
+            return keras.random.uniform(
+                tf.shape(x), -self.start_radius, self.start_radius,
+                dtype=x.dtype, seed=self.seed_generator,
+            )
+        noise = keras.random.normal(tf.shape(x), dtype=x.dtype,
+                                    seed=self.seed_generator)
+        return attack_norms.gaussian_to_ball(
+            noise, tf.cast(self.start_radius, x.dtype), self.attack_norm)
 
     def _check_in_clip_range(self, x) -> tf.Tensor:
         checks = []
@@ -325,14 +359,17 @@ class AdversarialTrainingModel(GradRegModel):
         project = self._projector(x)
         x_adv = x
         if self.random_start:
-            noise = keras.random.uniform(
-                tf.shape(x), -self.start_radius, self.start_radius,
-                dtype=x.dtype, seed=self.seed_generator,
+            x_adv = project(x + self._noise(x))
+        direction = None
+        if self.attack_norm != "linf":
+            direction = attack_core.ascent_direction(
+                self.attack_norm, self.clip_min is not None,
+                self.clip_max is not None, *self._clip_values(x.dtype),
             )
-            x_adv = project(x + noise)
         x_adv = attack_core.signed_gradient_steps(
             lambda inputs: self.logits(inputs, training=False), objective,
             x_adv, labels, self.steps, tf.cast(self.step_size, x.dtype), project,
+            direction,
         )
         return tf.stop_gradient(x_adv)
 
@@ -354,6 +391,7 @@ class AdversarialTrainingModel(GradRegModel):
                 "start_radius": self.start_radius,
                 "project": self.project,
                 "confidence": self.confidence,
+                "attack_norm": self.attack_norm,
             }
         )
         return config

@@ -6,8 +6,11 @@ Ground floor of keras-gradreg: what Eq. (2) and (3) of Yu et al. define.
   regularizer ("Logit-reg").
 * ``cross_entropy``: Reg(x) = CE(softmax(Z(x)), t), the baseline of Ross &
   Doshi-Velez (2017) ("Xent-reg").
-* ``squared_l2``, ``l2``, ``l1``: per-example norms L_norm of the input
-  gradient dReg/dx.
+* ``squared_l2``, ``l2``, ``l1``, ``linf``: per-example norms L_norm of the
+  input gradient dReg/dx. By norm duality an eps-perturbation in norm p
+  changes Reg by at most about ``eps * ||dReg/dx||_q`` with q the dual norm:
+  ``l1`` pairs with L-inf threats, ``l2`` (or ``squared_l2``) with L2 and
+  ``linf`` with L1.
 
 All functions are usable without :class:`keras_gradreg.GradRegModel`, e.g.
 
@@ -30,6 +33,7 @@ __all__ = [
     "squared_l2",
     "l2",
     "l1",
+    "linf",
     "get_regularizer",
     "get_norm",
     "sparse_labels",
@@ -238,8 +242,30 @@ def l1(gradients) -> tf.Tensor:
     return tf.reduce_sum(tf.abs(_flat(gradients)), axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="keras_gradreg")
+def linf(gradients) -> tf.Tensor:
+    """Per-example L-inf norm (largest absolute entry) of the input gradient.
+
+    The L-inf norm is the dual of the L1 norm: to first order, the largest
+    change of Reg under a perturbation with ``||delta||_1 <= eps`` is
+    ``eps * ||dReg/dx||_inf``, reached by moving the single feature of the
+    largest gradient. Penalizing it targets L1 threats (sparse attacks).
+
+    Args:
+        gradients: dReg/dx, shaped ``(batch, ...)``.
+
+    Returns:
+        A tensor shaped ``(batch,)``.
+
+    Example:
+        >>> linf(tf.constant([[3.0, -4.0]])).numpy()
+        array([4.], dtype=float32)
+    """
+    return tf.reduce_max(tf.abs(_flat(gradients)), axis=-1)
+
+
 REGULARIZERS = {"logit_margin": logit_margin, "cross_entropy": cross_entropy}
-NORMS = {"squared_l2": squared_l2, "l2": l2, "l1": l1}
+NORMS = {"squared_l2": squared_l2, "l2": l2, "l1": l1, "linf": linf}
 
 
 def get_regularizer(identifier: Union[str, RegularizerFn]) -> RegularizerFn:
@@ -278,7 +304,8 @@ def get_norm(identifier: Union[str, Callable]) -> Callable:
     """Returns the norm function for a name or a callable.
 
     Args:
-        identifier: ``"squared_l2"``, ``"l2"``, ``"l1"`` or a callable
+        identifier: ``"squared_l2"``, ``"l2"``, ``"l1"``, ``"linf"`` or a
+            callable
             ``gradients -> per-example values``.
 
     Returns:
@@ -319,8 +346,17 @@ def _unit_l2(gradients):
     return gradients / tf.reshape(safe, shape)
 
 
+def _largest_entry(gradients):
+    """sign(g_i) on one entry of largest |g_i| per example, 0 elsewhere."""
+    flat = tf.reshape(gradients, [tf.shape(gradients)[0], -1])
+    largest = tf.argmax(tf.abs(flat), axis=-1, output_type=tf.int32)
+    one_hot = tf.one_hot(largest, tf.shape(flat)[1], dtype=flat.dtype)
+    return tf.reshape(one_hot * tf.sign(flat), tf.shape(gradients))
+
+
 # The direction d in which each norm of g is its inner product <g, d>.
-FD_DIRECTIONS = {squared_l2: _unit_l2, l2: _unit_l2, l1: tf.sign}
+FD_DIRECTIONS = {squared_l2: _unit_l2, l2: _unit_l2, l1: tf.sign,
+                 linf: _largest_entry}
 
 
 def finite_difference_norm(
@@ -330,7 +366,8 @@ def finite_difference_norm(
     """Finlay & Oberman (2019): the norm of dReg/dx as a difference quotient.
 
     With ``d`` the (detached) direction in which the gradient's norm is its
-    inner product (g/||g||_2 for the L2 norms, sign(g) for L1),
+    inner product (g/||g||_2 for the L2 norms, sign(g) for L1, the signed
+    unit vector of g's largest entry for L-inf),
     ``q = (Reg(x + h d) - Reg(x)) / h`` approximates ||g||; the penalty is
     ``q**2`` (squared_l2) or ``|q|`` (l2, l1): bounded below by 0, so a
     network cannot game it, and its weight gradient needs no second
@@ -339,7 +376,7 @@ def finite_difference_norm(
     Args:
         logits_fn: ``x -> logits``.
         regularizer: The regularizer Reg.
-        norm: ``squared_l2``, ``l2`` or ``l1``.
+        norm: ``squared_l2``, ``l2``, ``l1`` or ``linf``.
         x: The inputs.
         labels: Sparse labels of ``x``.
         reg_values: Reg(x), per example.

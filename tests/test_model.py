@@ -439,7 +439,7 @@ def test_non_2d_output_raises():
 @pytest.mark.parametrize(
     "kwargs,match",
     [({"regularizer": "nope"}, "Unknown regularizer"),
-     ({"norm": "linf"}, "Unknown norm"),
+     ({"norm": "l3"}, "Unknown norm"),
      ({"method": "magic"}, "Unknown method"),
      ({"fd_step": 0.0}, "fd_step"),
      ({"method": "finite_difference", "norm": lambda g: g}, "custom callable")],

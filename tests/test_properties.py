@@ -109,3 +109,40 @@ def test_input_gradients_valid_or_documented_error(batch, dtype, seed, bad_value
     except DOCUMENTED:
         return
     assert grads.shape == x.shape
+
+
+@SETTINGS
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    eps=st.floats(0.0, 5.0), scale=st.sampled_from([0.01, 0.3, 3.0]),
+    on_faces=st.floats(0.0, 1.0), seed=st.integers(0, 2**16),
+)
+def test_l1_box_projection_is_the_bisection_optimum(shape, eps, scale, on_faces,
+                                                   seed):
+    """The exact L1-ball-within-box projection against a float64 bisection
+    on the soft threshold, features partly on the box's faces."""
+    from keras_gradreg.attacks import _norms
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, [3] + shape)
+    faces = rng.random(x.shape) < on_faces
+    x[faces] = rng.choice([0.0, 1.0], faces.sum())
+    v = rng.normal(0, scale, x.shape)
+    got = _norms.l1_box_projection(tf.constant(v), eps, tf.constant(-x),
+                                   tf.constant(1 - x)).numpy()
+    for row in range(3):
+        flat_v, low, high = v[row].ravel(), -x[row].ravel(), 1 - x[row].ravel()
+
+        def at(lam):
+            return np.clip(np.sign(flat_v) * np.maximum(np.abs(flat_v) - lam, 0),
+                           low, high)
+
+        lo, hi = 0.0, float(np.abs(flat_v).max())
+        if np.abs(at(0.0)).sum() > eps:
+            for _ in range(200):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if np.abs(at(mid)).sum() > eps else (lo, mid)
+        else:
+            hi = 0.0
+        np.testing.assert_allclose(got[row].ravel(), at(hi), atol=1e-9)
+        assert np.abs(got[row]).sum() <= eps * (1 + 1e-12) + 1e-12

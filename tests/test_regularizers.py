@@ -78,6 +78,7 @@ def test_cross_entropy_input_gradient_of_linear_model(linear_problem):
         ("squared_l2", lambda g: (g**2).sum(1)),
         ("l2", lambda g: np.sqrt((g**2).sum(1))),
         ("l1", lambda g: np.abs(g).sum(1)),
+        ("linf", lambda g: np.abs(g).max(1)),
     ],
 )
 def test_norms_match_numpy(name, reference):
@@ -88,7 +89,7 @@ def test_norms_match_numpy(name, reference):
     )
 
 
-@pytest.mark.parametrize("name", ["squared_l2", "l2", "l1"])
+@pytest.mark.parametrize("name", ["squared_l2", "l2", "l1", "linf"])
 def test_norm_gradient_at_zero_is_finite(name):
     zeros = tf.zeros((2, 3))
     with tf.GradientTape() as tape:
@@ -97,6 +98,37 @@ def test_norm_gradient_at_zero_is_finite(name):
     gradient = tape.gradient(value, zeros).numpy()
     assert np.isfinite(gradient).all()
     assert np.isfinite(value.numpy())
+
+
+@pytest.mark.parametrize("name", ["l1", "l2", "linf"])
+def test_each_norm_bounds_the_first_order_change_in_its_dual_threat(name):
+    """<g, delta> <= eps ||g||_q over the dual ball, with equality at the
+    finite-difference direction (a float64 check on random gradients)."""
+    rng = np.random.default_rng(2)
+    grads = rng.normal(size=(4, 7))
+    dual = {"l1": np.inf, "l2": 2, "linf": 1}[name]
+    norm = regs.get_norm(name)(tf.constant(grads)).numpy()
+    for _ in range(50):
+        delta = rng.normal(size=(4, 7))
+        delta /= np.linalg.norm(delta, ord=dual, axis=1, keepdims=True)
+        assert np.all((grads * delta).sum(1) <= norm + 1e-12)
+    direction = regs.FD_DIRECTIONS[regs.get_norm(name)](tf.constant(grads))
+    direction = direction.numpy()
+    np.testing.assert_allclose(np.linalg.norm(direction, ord=dual, axis=1), 1.0)
+    np.testing.assert_allclose((grads * direction).sum(1), norm, rtol=1e-12)
+
+
+def test_linf_finite_difference_penalty_matches_the_exact_norm():
+    weights = np.array([[1.0, -1.0], [2.0, 0.0], [-0.5, 3.0]], "float32")
+    model = _linear_model(weights, np.zeros(2, "float32"))
+    x = tf.constant([[0.2, 0.4, 0.1], [0.3, 0.1, 0.9]])
+    labels = tf.constant([0, 1])
+    grads = regs.input_gradients(model, x, labels)
+    reg = regs.logit_margin(model(x), labels)
+    quotient = regs.finite_difference_norm(
+        model, regs.logit_margin, regs.linf, x, labels, reg, grads, 0.01)
+    np.testing.assert_allclose(quotient.numpy(), regs.linf(grads).numpy(),
+                               rtol=1e-4)
 
 
 def test_unknown_names_raise():

@@ -1,11 +1,15 @@
-"""L-inf adversarial attacks, each one compiled TensorFlow graph per batch.
+"""Adversarial attacks in L-inf, L2 and L1, each one compiled graph per batch.
 
-Threat model: white-box, L-inf. The attacker knows the model and its
-gradients and may change each input feature by at most ``eps``; adversarial
-examples are also kept in ``[clip_min, clip_max]`` (default ``[0, 1]``;
-pass None for unbounded features such as MFCCs).
+Threat model: white-box, in the norm ``norm`` of the attack (``"linf"``,
+the default: the attacker may change each input feature by at most
+``eps``; ``"l2"``; ``"l1"``); adversarial examples are also kept in
+``[clip_min, clip_max]`` (default ``[0, 1]``; pass None for unbounded
+features such as MFCCs). Each attack's ``norms`` attribute lists the norms
+it supports (:func:`supported_norms`); asking for another one raises a
+``ValueError`` naming them.
 
-* :func:`fgsm`: Fast Gradient Sign Method (Goodfellow et al., 2015).
+* :func:`fgsm`: Fast Gradient Sign Method (Goodfellow et al., 2015); in L2
+  the fast gradient method (FGM).
 * :func:`bim`: Basic Iterative Method, the paper's BIM (Kurakin et al., 2017).
 * :func:`cw_linf`: BIM on the capped C&W margin loss, the paper's "C&W"
   (Carlini & Wagner, 2017; confidence k = 50).
@@ -29,8 +33,10 @@ one line in :data:`ATTACKS`. Optional attributes of an attack function:
 (the masking checks compare the multi-step attacks with a single-step one),
 ``headline = True`` (the first column of every table: AutoAttack),
 ``black_box = True`` (it reads no gradient: the masking checks compare it
-with the gradient attacks; Square), ``losses`` (the losses an evaluation
-runs it with, one column each: APGD's CE and DLR) and ``parts`` (an
+with the gradient attacks; Square), ``norms`` (the threat models it
+supports, names in :data:`NORMS`; an attack without it is L-inf only),
+``losses`` (the losses an evaluation runs it with, one column each: APGD's
+CE and DLR) and ``parts`` (an
 ensemble: ``parts(**options)`` names the attacks it runs; AutoAttack).
 Named selections (:data:`PAPER_ATTACKS`, :data:`DEFAULT_ATTACKS`,
 :data:`QUICK_ATTACKS`, :data:`SELECTION_ATTACKS`, :data:`EXTRA_ATTACKS`)
@@ -55,6 +61,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, Union
 
+from keras_gradreg.attacks._norms import NORMS
 from keras_gradreg.attacks.apgd import apgd
 from keras_gradreg.attacks.apgd import apgd_t
 from keras_gradreg.attacks.autoattack import autoattack
@@ -71,6 +78,7 @@ from keras_gradreg.attacks.square import square
 __all__ = [
     "ATTACKS", "PAPER_ATTACKS", "DEFAULT_ATTACKS", "QUICK_ATTACKS",
     "SELECTION_ATTACKS", "EXTRA_ATTACKS", "get", "accepts", "is_single_step",
+    "NORMS", "supported_norms",
     "fgsm", "bim", "cw_linf", "pgd", "apgd", "apgd_t", "fab_t", "square",
     "autoattack", "cw_loss", "dlr_loss", "targeted_dlr_loss",
 ]
@@ -169,6 +177,19 @@ def is_single_step(attack: Union[str, Callable]) -> bool:
         (True, False)
     """
     return bool(getattr(get(attack), "single_step", False))
+
+
+def supported_norms(attack: Union[str, Callable]) -> tuple:
+    """The threat models ``attack`` supports (its ``norms`` attribute).
+
+    An attack without the attribute (a user's callable) is taken to be
+    L-inf only.
+
+    Example:
+        >>> supported_norms("pgd"), supported_norms("cw")
+        (('linf', 'l2', 'l1'), ('linf',))
+    """
+    return tuple(getattr(get(attack), "norms", ("linf",)))
 
 
 # Defaults of the shells that watch training --------------------------------

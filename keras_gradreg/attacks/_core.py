@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg import _logits
+from keras_gradreg.attacks import _norms
 
 # model -> {settings: tf.function}. Weak keys: a cache never keeps a model
 # alive. Callables that cannot be weakly referenced are not cached.
@@ -181,25 +182,30 @@ def signed_gradient_steps(
     steps,
     step_size,
     project: Callable,
+    direction: Optional[Callable] = None,
 ) -> tf.Tensor:
-    """The L-inf sign-gradient loop shared by the attacks and adversarial training.
+    """The steepest-ascent loop shared by the attacks and adversarial training.
 
-    Runs ``x <- project(x + step_size * sign(d objective / dx))`` ``steps``
-    times from ``x_start``: the core of FGSM, BIM, C&W-L-inf, PGD and
-    :class:`keras_gradreg.AdversarialTrainingModel`. An explicit
-    ``tf.while_loop``, so it runs the same in eager mode, in an
-    autograph-converted ``tf.function`` (the attacks) and in a Keras train
-    step (which Keras does not convert).
+    Runs ``x <- project(x + step_size * direction(d objective / dx, x))``
+    ``steps`` times from ``x_start``: the core of FGSM / FGM, BIM, C&W-L-inf,
+    PGD and :class:`keras_gradreg.AdversarialTrainingModel`. The direction
+    is ``sign(gradient)`` (L-inf) unless given (:func:`ascent_direction`
+    for the L2 and L1 threat models). An explicit ``tf.while_loop``, so it
+    runs the same in eager mode, in an autograph-converted ``tf.function``
+    (the attacks) and in a Keras train step (which Keras does not convert).
 
     Args:
         logits_fn: ``x -> logits``.
-        objective_fn: ``(logits, labels) -> per-example value`` to maximize.
+        objective_fn: ``(logits, labels) -> per-example value to maximize``.
         x_start: The first iterate.
         labels: Labels passed to ``objective_fn``.
         steps: Number of steps (int or int32 scalar tensor).
-        step_size: Size of each signed step, in ``x``'s units.
+        step_size: Size of each step in the threat model's norm, in ``x``'s
+            units.
         project: ``x_adv -> x_adv`` applied after each step (the eps-ball
             and the clip range, or the clip range alone).
+        direction: ``(gradient, x_adv) -> unit step``; None for
+            ``sign(gradient)``.
 
     Returns:
         The last iterate, shaped like ``x_start``.
@@ -207,12 +213,33 @@ def signed_gradient_steps(
 
     def step(index, x_adv):
         _, _, gradient = loss_and_gradient(logits_fn, objective_fn, x_adv, labels)
-        return index + 1, project(x_adv + step_size * tf.sign(gradient))
+        if direction is None:
+            move = tf.sign(gradient)
+        else:
+            move = direction(gradient, x_adv)
+        return index + 1, project(x_adv + step_size * move)
 
     _, x_adv = tf.while_loop(
         lambda index, _: index < steps, step, (tf.constant(0), x_start)
     )
     return x_adv
+
+
+def ascent_direction(norm: str, has_min: bool, has_max: bool,
+                     clip_min=0.0, clip_max=0.0,
+                     sparsity=_norms.L1_SPARSITY) -> Callable:
+    """Returns ``direction(gradient, x_adv)``: the unit steepest-ascent step
+    of the ``norm`` threat model (:func:`_norms.direction`); for L1 only on
+    the coordinates that can still move inside the clip box."""
+
+    def unit_step(gradient, x_adv):
+        can_move = None
+        if norm == "l1":
+            can_move = _norms.movable(x_adv, gradient, clip_min, clip_max,
+                                      has_min, has_max)
+        return _norms.direction(gradient, norm, sparsity, can_move)
+
+    return unit_step
 
 
 # Geometry ---------------------------------------------------------------
@@ -233,31 +260,26 @@ def where(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.where(mask, a, b)
 
 
-def projector(has_min: bool, has_max: bool) -> Callable:
+def projector(has_min: bool, has_max: bool, norm: str = "linf") -> Callable:
     """Returns ``project(x_adv, x, eps, clip_min, clip_max)``.
 
-    Projects onto the intersection of the L-inf eps-ball around ``x`` and the
-    clip range (a box, so clipping to one after the other is exact).
+    Projects onto the intersection of the ``norm`` eps-ball around ``x`` and
+    the clip range (:func:`_norms.project`: exact for L-inf and L1; for L2
+    the ball, then the box).
     """
 
     def project(x_adv, x, eps, clip_min, clip_max):
-        x_adv = tf.clip_by_value(x_adv, x - eps, x + eps)
-        if has_min:
-            x_adv = tf.maximum(x_adv, clip_min)
-        if has_max:
-            x_adv = tf.minimum(x_adv, clip_max)
-        return x_adv
+        return _norms.project(x_adv, x, eps, norm, clip_min, clip_max,
+                              has_min, has_max)
 
     return project
 
 
-def random_start(x, eps, seed, restart):
-    """Uniform noise in [-eps, eps], reproducible from (seed, restart)."""
+def random_start(x, eps, seed, restart, norm: str = "linf"):
+    """A random point of the ``norm`` eps-ball around ``x``
+    (:func:`_norms.random_start`), reproducible from (seed, restart)."""
     restart_seed = tf.random.experimental.stateless_fold_in(seed, restart)
-    noise = tf.random.stateless_uniform(
-        tf.shape(x), seed=restart_seed, minval=-1.0, maxval=1.0, dtype=x.dtype
-    )
-    return x + eps * noise
+    return _norms.random_start(x, eps, restart_seed, norm)
 
 
 def signature(x: tf.Tensor, scalars: int) -> list:

@@ -1,10 +1,12 @@
-"""Auto-PGD (APGD), L-inf, of Croce & Hein (2020).
+"""Auto-PGD (APGD) of Croce & Hein (2020), in L-inf, L2 and L1.
 
 "Reliable evaluation of adversarial robustness with an ensemble of diverse
-parameter-free attacks" (ICML 2020). PGD without a step size to tune:
+parameter-free attacks" (ICML 2020). PGD without a step size to tune. In
+L-inf and L2 (``d`` the norm's unit steepest-ascent direction: ``sign(g)``,
+``g / ||g||_2``):
 
 * step size starts at 2 * eps per example;
-* momentum: z = P(x_k + eta * sign(grad)),
+* momentum: z = P(x_k + eta * d(grad)),
   x_{k+1} = P(x_k + 0.75 (z - x_k) + 0.25 (x_k - x_{k-1}))
   (no momentum on the first step);
 * checkpoints: the first after 22% of the steps, then intervals shrinking by
@@ -20,6 +22,10 @@ parameter-free attacks" (ICML 2020). PGD without a step size to tune:
 The oscillation test counts increases of the loss over consecutive
 iterates since the previous checkpoint (the first interval compares with the
 loss at the start point).
+
+In L1 the run adapts the sparsity of its steps instead, and by default
+shares its steps over a decreasing eps (Croce & Hein, ICCV 2021, "Mind the
+box"): :mod:`keras_gradreg.attacks._apgd_l1`.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gradreg import _checks
+from keras_gradreg.attacks import _apgd_l1
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import _norms
 from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["apgd", "apgd_t"]
@@ -47,8 +55,9 @@ def _schedule(steps: tf.Tensor):
 
 
 def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
-                eps, start, clip_min, clip_max, eot=1):
-    """One APGD run from ``start``, shared by :func:`apgd` and :func:`apgd_t`.
+                eps, start, clip_min, clip_max, eot=1, norm="linf"):
+    """One L-inf or L2 APGD run from ``start``, shared by :func:`apgd` and
+    :func:`apgd_t`.
 
     ``objective(logits, labels)`` is the per-example loss to maximize and
     ``eot`` the number of gradient samples averaged per step.
@@ -65,6 +74,7 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
     )
     fooled = attack_losses.success(logits, labels, targeted)
     x_best_adv, x_best, grad_best, loss_best = x_adv, x_adv, gradient, loss
+    best = (x_best_adv, fooled, x_best, grad_best, loss_best)
     batch = tf.shape(x)[0]
     step = tf.fill([batch], 2.0 * tf.cast(eps, tf.float32))
     interval, decrement, minimum = _schedule(steps)
@@ -79,22 +89,19 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
         momentum = tf.where(i > 0, MOMENTUM, 1.0)
         step_x = tf.cast(_core.per_example(step, x_adv), x_adv.dtype)
         momentum_x = tf.cast(momentum, x_adv.dtype)
-        z = bounded(x_adv + step_x * tf.sign(gradient))
+        if norm == "linf":
+            z = bounded(x_adv + step_x * tf.sign(gradient))
+        else:
+            z = bounded(x_adv + step_x * _norms.direction(gradient, norm))
         x_next = bounded(
             x_adv + momentum_x * (z - x_adv)
             + (1 - momentum_x) * (x_adv - x_previous)
         )
         x_previous, x_adv = x_adv, x_next
-        logits, loss, gradient = _core.loss_and_gradient(
-            logits_fn, objective, x_adv, labels, eot
+        loss, gradient, best = _apgd_l1.step_and_track(
+            logits_fn, objective, x_adv, labels, targeted, eot, best
         )
-        succeeded = attack_losses.success(logits, labels, targeted)
-        x_best_adv = _core.where(succeeded, x_adv, x_best_adv)
-        fooled = fooled | succeeded
-        improved = loss > loss_best
-        x_best = _core.where(improved, x_adv, x_best)
-        grad_best = _core.where(improved, gradient, grad_best)
-        loss_best = tf.where(improved, loss, loss_best)
+        x_best_adv, fooled, x_best, grad_best, loss_best = best
         increases += tf.cast(loss > previous_loss, tf.float32)
         previous_loss = loss
 
@@ -118,10 +125,29 @@ def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
     return x_best, loss_best, x_best_adv, fooled
 
 
+def _random_run(logits_fn, objective, project, x, labels, targeted, steps,
+                eps, seed, restart, clip_min, clip_max, has_min, has_max,
+                eot, norm, decreasing):
+    """One APGD run of ``norm`` from a random point of the ball (of the
+    first, largest radius of L1's decreasing-eps schedule)."""
+    if norm == "l1":
+        radius = eps * _apgd_l1.SCHEDULE[0][0] if decreasing else eps
+        start = _core.random_start(x, radius, seed, restart, "l1")
+        return _apgd_l1.run(
+            logits_fn, objective, x, labels, targeted, steps, eps, start,
+            clip_min, clip_max, has_min, has_max, eot, decreasing,
+        )
+    start = _core.random_start(x, eps, seed, restart, norm)
+    return _single_run(
+        logits_fn, objective, project, x, labels, targeted, steps, eps,
+        start, clip_min, clip_max, eot, norm,
+    )
+
+
 def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max,
-           eot):
+           eot, norm="linf", decreasing=False):
     """Compiles APGD with restarts for one (model, settings)."""
-    project = _core.projector(has_min, has_max)
+    project = _core.projector(has_min, has_max, norm)
 
     def run(x, labels, seed, steps, eps, clip_min, clip_max):
         objective = attack_losses.objective(loss, targeted, 0.0)
@@ -130,10 +156,10 @@ def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max,
         best_loss = objective(logits, labels)
         fooled = attack_losses.success(logits, labels, targeted)
         for restart in tf.range(restarts):
-            start = _core.random_start(x, eps, seed, restart)
-            point, point_loss, adversarial, run_fooled = _single_run(
+            point, point_loss, adversarial, run_fooled = _random_run(
                 logits_fn, objective, project, x, labels, targeted, steps,
-                eps, start, clip_min, clip_max, eot,
+                eps, seed, restart, clip_min, clip_max, has_min, has_max,
+                eot, norm, decreasing,
             )
             newly_fooled = run_fooled & ~fooled
             higher = ~fooled & ~run_fooled & (point_loss > best_loss)
@@ -160,11 +186,14 @@ def apgd(
     target=None,
     batch_size: Optional[int] = 256,
     eot_iter: int = 1,
+    norm: str = "linf",
+    decreasing_eps: Optional[bool] = None,
 ) -> tf.Tensor:
-    """Auto-PGD, L-inf, with its step-size schedule, momentum and restarts.
+    """Auto-PGD with its step-size schedule, momentum and restarts.
 
-    Croce & Hein (2020). See the module docstring for the schedule. Threat
-    model: white-box, L-inf radius ``eps`` inside ``[clip_min, clip_max]``.
+    Croce & Hein (2020; L1: 2021). See the module docstring for the
+    schedule. Threat model: white-box, radius ``eps`` in the norm ``norm``
+    inside ``[clip_min, clip_max]``.
     An example already misclassified (or, with ``target``, already classified
     as its target) is returned unchanged.
 
@@ -186,12 +215,17 @@ def apgd(
         eot_iter: Gradient samples averaged per step (expectation over
             transformation, for randomized models; AutoAttack's "rand"
             version uses 20). 1 for deterministic models.
+        norm: The threat model: ``"linf"`` (default), ``"l2"`` or ``"l1"``.
+        decreasing_eps: With ``norm="l1"``, share the steps over radii
+            ``3 eps, 2 eps, eps`` (30%, 30%, 40%; AutoAttack's L1 schedule).
+            None (default) means True for L1; other norms take no schedule.
 
     Returns:
         Adversarial examples shaped like ``x``.
 
     Raises:
-        ValueError, TypeError: For invalid arguments.
+        ValueError, TypeError: For invalid arguments, an unsupported norm,
+            or ``decreasing_eps=True`` outside L1.
 
     Example:
         >>> import keras, numpy as np
@@ -199,7 +233,12 @@ def apgd(
         >>> x = np.full((2, 4), 0.5, "float32")
         >>> apgd(model, x, [0, 1], eps=0.1, steps=10, seed=0).shape
         TensorShape([2, 4])
+        >>> x_adv = apgd(model, x, [0, 1], eps=0.5, steps=10, seed=0, norm="l1")
+        >>> bool(np.abs(x_adv - x).sum(axis=1).max() <= 0.5 + 1e-5)
+        True
     """
+    norm = _norms.check(norm, apgd.norms, "apgd")
+    decreasing = _decreasing(decreasing_eps, norm)
     eps = _checks.number("eps", eps, 0.0, strict=False)
     steps = _checks.integer("steps", steps)
     restarts = _checks.integer("restarts", restarts)
@@ -214,26 +253,38 @@ def apgd(
     settings = (
         "apgd", loss, targeted, restarts, clip_min is not None,
         clip_max is not None, eot_iter, tuple(x.shape.as_list()[1:]),
-        x.dtype.name,
+        x.dtype.name, norm, decreasing,
     )
     run = _core.compiled(
         model,
         settings,
         lambda logits_fn: _build(
             logits_fn, x, loss, targeted, restarts, clip_min is not None,
-            clip_max is not None, eot_iter,
+            clip_max is not None, eot_iter, norm, decreasing,
         ),
     )
     scalars = [eps, clip_min or 0.0, clip_max or 0.0]
     return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
 
 
+def _decreasing(decreasing_eps, norm: str) -> bool:
+    """The L1 decreasing-eps schedule: on by default in L1, else refused."""
+    if decreasing_eps is None:
+        return norm == "l1"
+    if decreasing_eps and norm != "l1":
+        raise ValueError(
+            f"decreasing_eps=True is L1's schedule; norm={norm!r} takes none."
+        )
+    return bool(decreasing_eps)
+
+
 # APGD-T -----------------------------------------------------------------
 
 
-def _build_targeted(logits_fn, x_example, targets, has_min, has_max):
+def _build_targeted(logits_fn, x_example, targets, has_min, has_max,
+                    norm="linf", decreasing=False):
     """Compiles APGD-T (one run per target) for one (model, settings)."""
-    project = _core.projector(has_min, has_max)
+    project = _core.projector(has_min, has_max, norm)
 
     def run(x, labels, seed, steps, eps, clip_min, clip_max):
         logits = tf.cast(logits_fn(x), tf.float32)
@@ -257,10 +308,10 @@ def _build_targeted(logits_fn, x_example, targets, has_min, has_max):
             def objective(z, y, targets_left=targets_left):
                 return attack_losses.targeted_dlr_loss(z, y, targets_left)
 
-            start = _core.random_start(x_left, eps, seed, index)
-            _, _, adversarial, run_fooled = _single_run(
+            _, _, adversarial, run_fooled = _random_run(
                 logits_fn, objective, project, x_left, labels_left, False,
-                steps, eps, start, clip_min, clip_max,
+                steps, eps, seed, index, clip_min, clip_max, has_min,
+                has_max, 1, norm, decreasing,
             )
             broken = tf.boolean_mask(remaining, run_fooled)[:, None]
             best_x = tf.tensor_scatter_nd_update(
@@ -285,6 +336,8 @@ def apgd_t(
     clip_min: Optional[float] = 0.0,
     clip_max: Optional[float] = 1.0,
     batch_size: Optional[int] = 256,
+    norm: str = "linf",
+    decreasing_eps: Optional[bool] = None,
 ) -> tf.Tensor:
     """APGD-T: Auto-PGD on the targeted DLR loss, one run per target class.
 
@@ -294,27 +347,31 @@ def apgd_t(
     uniform random point of the ball) maximizes the targeted DLR loss
     :func:`keras_gradreg.attacks.targeted_dlr_loss` on the examples that no
     earlier target has misclassified; the first success is kept. Threat
-    model: white-box, L-inf radius ``eps`` inside ``[clip_min, clip_max]``.
+    model: white-box, radius ``eps`` in the norm ``norm`` inside
+    ``[clip_min, clip_max]``.
 
     Args:
         model: A Keras model returning logits, a GradRegModel, or a callable.
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
-        eps: L-inf radius, ``>= 0``.
+        eps: Radius in the norm ``norm``, ``>= 0``.
         steps: Iterations per target, ``>= 1`` (AutoAttack uses 100).
         targets: Number of target classes, ``>= 1``; capped at classes - 1
-            (AutoAttack uses 9).
+            (AutoAttack uses 9; 5 in L1).
         seed: Seed of the random starts; None draws one from NumPy.
         clip_min: Lower bound of valid inputs, or None.
         clip_max: Upper bound of valid inputs, or None.
         batch_size: Examples per compiled call; None for one batch.
+        norm: The threat model: ``"linf"`` (default), ``"l2"`` or ``"l1"``.
+        decreasing_eps: L1's decreasing-eps schedule, as for :func:`apgd`.
 
     Returns:
         Adversarial examples shaped like ``x``: a misclassified point where
         one was found, else ``x`` itself.
 
     Raises:
-        ValueError, TypeError: For invalid arguments or fewer than 4 classes.
+        ValueError, TypeError: For invalid arguments, an unsupported norm
+            or fewer than 4 classes.
 
     Example:
         >>> import keras, numpy as np
@@ -324,6 +381,8 @@ def apgd_t(
         >>> bool(np.abs(x_adv - x).max() <= 0.1 + 1e-6)
         True
     """
+    norm = _norms.check(norm, apgd_t.norms, "apgd_t")
+    decreasing = _decreasing(decreasing_eps, norm)
     eps = _checks.number("eps", eps, 0.0, strict=False)
     steps = _checks.integer("steps", steps)
     targets = _checks.integer("targets", targets)
@@ -333,13 +392,14 @@ def apgd_t(
     x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
     settings = (
         "apgd_t", targets, clip_min is not None, clip_max is not None,
-        tuple(x.shape.as_list()[1:]), x.dtype.name,
+        tuple(x.shape.as_list()[1:]), x.dtype.name, norm, decreasing,
     )
     run = _core.compiled(
         model,
         settings,
         lambda logits_fn: _build_targeted(
-            logits_fn, x, targets, clip_min is not None, clip_max is not None
+            logits_fn, x, targets, clip_min is not None, clip_max is not None,
+            norm, decreasing,
         ),
     )
     scalars = [eps, clip_min or 0.0, clip_max or 0.0]
@@ -347,9 +407,11 @@ def apgd_t(
 
 
 apgd.title = "APGD"
+apgd.norms = _norms.NORMS
 # An evaluation runs APGD once per loss, as AutoAttack pairs APGD-CE and
 # APGD-DLR.
 apgd.losses = ("ce", "dlr")
 
 
 apgd_t.title = "APGD-T"
+apgd_t.norms = _norms.NORMS

@@ -13,6 +13,12 @@ is the per-example worst case over the ensemble:
 
 APGD-T needs at least 4 classes and APGD-DLR at least 3; with fewer classes
 they are skipped.
+
+``norm`` chooses the threat model, with the reference's standard settings
+per norm: L-inf and L2 as above (every part in that norm); L1 runs APGD-CE
+with 5 restarts and APGD-T with 5 targets, both on L1's decreasing-eps
+schedule (Croce & Hein, ICCV 2021), and FAB-T. A part that does not support
+the norm (its ``norms``) is left out: Square, which has no L1 version here.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import _norms
 from keras_gradreg.attacks.apgd import apgd
 from keras_gradreg.attacks.apgd import apgd_t
 from keras_gradreg.attacks.fab import fab_t
@@ -38,22 +45,39 @@ VERSIONS = {
     "rand": ("apgd_ce", "apgd_dlr"),
 }
 _MIN_CLASSES = {"apgd_t": 4, "apgd_dlr": 3}
+_FUNCTIONS = {"apgd_ce": apgd, "apgd_dlr": apgd, "apgd_t": apgd_t,
+              "fab_t": fab_t, "square": square}
+# The reference's standard settings per norm that differ from L-inf's.
+_L1_RESTARTS = 5
+_L1_TARGETS = 5
 
 
-def _parts(version, classes, steps, targets, queries, eot_iter, seed):
+def _in_norm(version: str, norm: str) -> list:
+    """The part names of ``version`` that support ``norm``."""
+    return [name for name in VERSIONS[version]
+            if norm in getattr(_FUNCTIONS[name], "norms", ("linf",))]
+
+
+def _parts(version, classes, steps, targets, queries, eot_iter, seed,
+           norm="linf"):
     """``[(name, attack, kwargs)]`` of ``version`` for a model's classes."""
     eot = eot_iter if version == "rand" else 1
+    restarts = _L1_RESTARTS if norm == "l1" and version != "rand" else 1
+    apgd_targets = targets
+    if apgd_targets is None:
+        apgd_targets = _L1_TARGETS if norm == "l1" else 9
     options = {
-        "apgd_ce": (apgd, {"steps": steps, "loss": "ce", "seed": seed,
-                           "eot_iter": eot}),
-        "apgd_dlr": (apgd, {"steps": steps, "loss": "dlr", "seed": seed,
-                            "eot_iter": eot}),
-        "apgd_t": (apgd_t, {"steps": steps, "targets": targets, "seed": seed}),
-        "fab_t": (fab_t, {"steps": steps, "targets": targets}),
-        "square": (square, {"queries": queries, "seed": seed}),
+        "apgd_ce": {"steps": steps, "loss": "ce", "seed": seed,
+                    "eot_iter": eot, "restarts": restarts},
+        "apgd_dlr": {"steps": steps, "loss": "dlr", "seed": seed,
+                     "eot_iter": eot},
+        "apgd_t": {"steps": steps, "targets": apgd_targets, "seed": seed},
+        "fab_t": {"steps": steps, "targets": targets or 9},
+        "square": {"queries": queries, "seed": seed},
     }
     return [
-        (name,) + options[name] for name in VERSIONS[version]
+        (name, _FUNCTIONS[name], dict(options[name], norm=norm))
+        for name in _in_norm(version, norm)
         if classes >= _MIN_CLASSES.get(name, 2)
     ]
 
@@ -71,7 +95,7 @@ def autoattack(
     version: str = "standard",
     seed: Optional[int] = None,
     steps: int = 100,
-    targets: int = 9,
+    targets: Optional[int] = None,
     queries: int = 5000,
     eot_iter: int = 20,
     clip_min: Optional[float] = 0.0,
@@ -79,24 +103,26 @@ def autoattack(
     batch_size: Optional[int] = 256,
     verbose: int = 1,
     return_breakers: bool = False,
+    norm: str = "linf",
 ):
-    """AutoAttack, L-inf: the attacks of ``version`` on the points still robust.
+    """AutoAttack: the attacks of ``version`` on the points still robust.
 
     Croce & Hein (ICML 2020); see the module docstring for the versions.
     Per batch, each attack in turn runs on the examples classified correctly
     so far; an example it misclassifies keeps that adversarial point and the
     attack's name. Threat model: white-box (and, through Square, black-box),
-    L-inf radius ``eps`` inside ``[clip_min, clip_max]``.
+    radius ``eps`` in the norm ``norm`` inside ``[clip_min, clip_max]``.
 
     Args:
         model: A Keras model returning logits, a GradRegModel, or a callable.
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
-        eps: L-inf radius, ``>= 0``.
+        eps: Radius in the norm ``norm``, ``>= 0``.
         version: ``"standard"``, ``"fast"`` or ``"rand"``.
         seed: Seed of the random attacks; None draws one from NumPy.
         steps: Iterations of APGD and FAB (per target), ``>= 1``.
-        targets: Target classes of APGD-T and FAB-T, ``>= 1``.
+        targets: Target classes of APGD-T and FAB-T, ``>= 1``; None (the
+            default) takes the reference's: 9, and 5 for APGD-T in L1.
         queries: Square's queries per example, ``>= 1``.
         eot_iter: Gradient samples per APGD step in ``"rand"``, ``>= 1``.
         clip_min: Lower bound of valid inputs, or None.
@@ -105,6 +131,7 @@ def autoattack(
         verbose: 1 shows a ``keras.utils.Progbar`` over batches and attacks
             with the time left; 0 is silent.
         return_breakers: Also return which attack broke each example.
+        norm: The threat model: ``"linf"`` (default), ``"l2"`` or ``"l1"``.
 
     Returns:
         The adversarial examples, a tensor shaped like ``x`` (``x`` itself
@@ -127,10 +154,12 @@ def autoattack(
         >>> bool(np.abs(x_adv - x).max() <= 0.3 + 1e-6), broken_by.shape
         (True, (8,))
     """
+    norm = _norms.check(norm, autoattack.norms, "autoattack")
     eps = _checks.number("eps", eps, 0.0, strict=False)
     _checks.choice("version", version, VERSIONS)
     steps = _checks.integer("steps", steps)
-    targets = _checks.integer("targets", targets)
+    if targets is not None:
+        targets = _checks.integer("targets", targets)
     queries = _checks.integer("queries", queries)
     eot_iter = _checks.integer("eot_iter", eot_iter)
     if batch_size is not None:
@@ -144,7 +173,7 @@ def autoattack(
     if total:
         classes = _core.num_classes(model, x)
         parts = _parts(version, classes, steps, targets, queries, eot_iter,
-                       seed)
+                       seed, norm)
         size = batch_size or total
         starts = range(0, total, size)
         progbar = keras.utils.Progbar(
@@ -174,14 +203,16 @@ def autoattack(
     return (x_adv, broken_by) if return_breakers else x_adv
 
 
-def _part_names(version: str = "standard", **options) -> tuple:
-    """The names of the attacks ``autoattack(..., version=version)`` runs
-    (the values its ``return_breakers`` array may hold, besides
-    ``"clean"`` and ``""``)."""
-    del options  # Only the version chooses the parts.
-    return VERSIONS[version]
+def _part_names(version: str = "standard", norm: str = "linf",
+                **options) -> tuple:
+    """The names of the attacks ``autoattack(..., version=version,
+    norm=norm)`` runs (the values its ``return_breakers`` array may hold,
+    besides ``"clean"`` and ``""``)."""
+    del options  # Only the version and the norm choose the parts.
+    return tuple(_in_norm(version, norm))
 
 
 autoattack.title = "AutoAttack"
+autoattack.norms = _norms.NORMS
 autoattack.headline = True  # the first column of every table
 autoattack.parts = _part_names  # an ensemble: names of its parts by options

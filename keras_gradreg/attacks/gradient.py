@@ -1,21 +1,26 @@
-"""Sign-gradient L-inf attacks: FGSM, BIM, C&W-L-inf and PGD.
+"""Fixed-step gradient attacks: FGSM / FGM, BIM, C&W-L-inf and PGD.
 
-Threat model: white-box, L-inf. The attacker knows the model and its
-gradients and may move every input feature by at most ``eps``; the result is
-also kept inside ``[clip_min, clip_max]`` (pass None for unbounded features
-such as MFCCs). All four attacks share one compiled loop,
+Threat model: white-box, in the norm ``norm`` (``"linf"``, the default;
+``"l2"``; ``"l1"``; C&W-L-inf is L-inf only). The attacker knows the model
+and its gradients and may move the input by at most ``eps`` in that norm;
+the result is also kept inside ``[clip_min, clip_max]`` (pass None for
+unbounded features such as MFCCs). All four attacks share one compiled loop,
 
-    x_{k+1} = Proj_{B_eps(x) and clip range}(x_k + step_size * sign(dL/dx_k)),
+    x_{k+1} = Proj_{B_eps(x) and clip range}(x_k + step_size * d(dL/dx_k)),
 
-and differ in the loss L, the start point and restarts:
+with d the unit steepest-ascent direction of the norm (``sign(g)`` for
+L-inf, ``g / ||g||_2`` for L2, the sparse L1 step of
+:func:`keras_gradreg.attacks._norms.direction`), and differ in the loss L,
+the start point and restarts:
 
-* FGSM (Goodfellow et al., 2015): one step of size eps on cross-entropy.
+* FGSM (Goodfellow et al., 2015): one step of size eps on cross-entropy;
+  with ``norm="l2"`` the fast gradient method (FGM).
 * BIM (Kurakin et al., 2017): ``steps`` steps on cross-entropy from x.
 * C&W-L-inf: the BIM iteration on the capped C&W margin loss of Carlini &
   Wagner (2017), ``min(max_{i != t} Z_i - Z_t, confidence)`` -- the
   attack of Yu et al.'s Tables 1-3 (confidence k = 50).
-* PGD (Madry et al., 2018): a uniform random start in the eps-ball and
-  restarts; per example the strongest restart is kept.
+* PGD (Madry et al., 2018): a random start in the eps-ball and restarts;
+  per example the strongest restart is kept.
 """
 
 from __future__ import annotations
@@ -26,19 +31,25 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import _norms
 from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["fgsm", "bim", "cw_linf", "pgd"]
 
 
 def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
-           has_min, has_max):
-    """Compiles the sign-gradient loop for one (model, settings)."""
-    project = _core.projector(has_min, has_max)
+           has_min, has_max, norm):
+    """Compiles the steepest-ascent loop for one (model, settings)."""
+    project = _core.projector(has_min, has_max, norm)
 
     def run(x, labels, seed, steps, eps, step_size, confidence, clip_min,
-            clip_max):
+            clip_max, sparsity):
         objective = attack_losses.objective(loss, targeted, confidence)
+        direction = None
+        if norm != "linf":
+            direction = _core.ascent_direction(
+                norm, has_min, has_max, clip_min, clip_max, sparsity
+            )
 
         def project_around_x(x_adv):
             return project(x_adv, x, eps, clip_min, clip_max)
@@ -47,11 +58,11 @@ def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
             x_adv = x
             if random_start:
                 x_adv = project_around_x(
-                    _core.random_start(x, eps, seed, restart)
+                    _core.random_start(x, eps, seed, restart, norm)
                 )
             return _core.signed_gradient_steps(
                 logits_fn, objective, x_adv, labels, steps, step_size,
-                project_around_x,
+                project_around_x, direction,
             )
 
         if restarts == 1:
@@ -73,13 +84,17 @@ def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
             best_success = best_success | succeeded
         return best_x
 
-    return _core.trace_once(run, _core.signature(x_example, 5))
+    return _core.trace_once(run, _core.signature(x_example, 6))
 
 
 def _sign_gradient_attack(
     model, x, y, *, eps, step_size, steps, loss, random_start, restarts,
-    confidence, clip_min, clip_max, target, seed, batch_size,
+    confidence, clip_min, clip_max, target, seed, batch_size, norm="linf",
+    sparsity=_norms.L1_SPARSITY, supported=_norms.NORMS, name="",
 ) -> tf.Tensor:
+    norm = _norms.check(norm, supported, name)
+    sparsity = _checks.number("sparsity", sparsity, 0.0, strict=True,
+                              maximum=1.0)
     eps = _checks.number("eps", eps, 0.0, strict=False)
     steps = _checks.integer("steps", steps)
     if step_size is None:
@@ -94,7 +109,7 @@ def _sign_gradient_attack(
     x, labels, targeted = _core.prepare(model, x, y, target, clip_min, clip_max)
     settings = (
         "sign_gradient", loss, bool(random_start), targeted, restarts,
-        clip_min is not None, clip_max is not None,
+        clip_min is not None, clip_max is not None, norm,
         tuple(x.shape.as_list()[1:]), x.dtype.name,
     )
     run = _core.compiled(
@@ -102,10 +117,11 @@ def _sign_gradient_attack(
         settings,
         lambda logits_fn: _build(
             logits_fn, x, loss, bool(random_start), targeted, restarts,
-            clip_min is not None, clip_max is not None,
+            clip_min is not None, clip_max is not None, norm,
         ),
     )
-    scalars = [eps, step_size, confidence, clip_min or 0.0, clip_max or 0.0]
+    scalars = [eps, step_size, confidence, clip_min or 0.0, clip_max or 0.0,
+               sparsity]
     return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
 
 
@@ -118,12 +134,16 @@ def fgsm(
     clip_max: Optional[float] = 1.0,
     target=None,
     batch_size: Optional[int] = 256,
+    norm: str = "linf",
 ) -> tf.Tensor:
-    """Fast Gradient Sign Method: clip(x + eps * sign(dCE/dx)).
+    """Fast Gradient Sign Method: clip(x + eps * sign(dCE/dx)); FGM in L2.
 
     Goodfellow et al. (2015), "Explaining and Harnessing Adversarial
-    Examples". One gradient step of L-inf size ``eps`` on the cross-entropy
-    of the model's logits.
+    Examples". One gradient step of size ``eps`` in the norm ``norm`` on the
+    cross-entropy of the model's logits: ``eps * sign(g)`` (L-inf),
+    ``eps * g / ||g||_2`` (L2, the fast gradient method), or for L1 ``eps``
+    spread over the 5% of features with the largest ``|g|`` that can still
+    move, projected onto the L1 ball within the clip range.
 
     Args:
         model: A Keras model returning logits (or a
@@ -131,12 +151,13 @@ def fgsm(
             logits), or a callable ``x -> logits``.
         x: Float inputs shaped ``(batch, ...)``, numpy or tensor.
         y: True labels, sparse or one-hot; None uses the model's predictions.
-        eps: L-inf radius, ``>= 0``.
+        eps: Radius in the norm ``norm``, ``>= 0``.
         clip_min: Lower bound of valid inputs, or None for unbounded.
         clip_max: Upper bound of valid inputs, or None for unbounded.
         target: Optional target classes; the step then descends the
             cross-entropy of the target (a targeted attack).
         batch_size: Examples per compiled call; None for one batch.
+        norm: The threat model: ``"linf"`` (default), ``"l2"`` or ``"l1"``.
 
     Returns:
         Adversarial examples, a tensor shaped and typed like ``x``.
@@ -159,9 +180,11 @@ def fgsm(
         model, x, y, eps=eps, step_size=eps or 1.0, steps=1, loss="ce",
         random_start=False, restarts=1, confidence=0.0, clip_min=clip_min,
         clip_max=clip_max, target=target, seed=0, batch_size=batch_size,
+        norm=norm, supported=fgsm.norms, name="fgsm",
     )
 
 
+fgsm.norms = _norms.NORMS
 fgsm.single_step = True
 fgsm.title = "FGSM"
 
@@ -177,25 +200,32 @@ def bim(
     clip_max: Optional[float] = 1.0,
     target=None,
     batch_size: Optional[int] = 256,
+    norm: str = "linf",
+    sparsity: float = _norms.L1_SPARSITY,
 ) -> tf.Tensor:
     """Basic Iterative Method: iterated FGSM on cross-entropy, projected.
 
     Kurakin et al. (2017), "Adversarial examples in the physical world"; the
     paper's BIM (10 steps of 0.05 on MNIST). Starts at ``x`` (no random
-    start) and returns the last iterate.
+    start) and returns the last iterate. In L2 and L1 each step moves
+    ``step_size`` along the norm's steepest-ascent direction.
 
     Args:
         model: A Keras model returning logits, a GradRegModel, or a callable.
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
-        eps: L-inf radius, ``>= 0``.
-        step_size: L-inf size of each step, ``> 0``; None (the default)
-            takes ``2.5 * eps / steps``.
+        eps: Radius in the norm ``norm``, ``>= 0``.
+        step_size: Size of each step in that norm, ``> 0``; None (the
+            default) takes ``2.5 * eps / steps``.
         steps: Number of steps, ``>= 1`` (default 10).
         clip_min: Lower bound of valid inputs, or None.
         clip_max: Upper bound of valid inputs, or None.
         target: Optional target classes for a targeted attack.
         batch_size: Examples per compiled call; None for one batch.
+        norm: The threat model: ``"linf"`` (default), ``"l2"`` or ``"l1"``.
+        sparsity: With ``norm="l1"``: the share of the features each step
+            moves (those of largest ``|gradient|`` that can still move),
+            in ``(0, 1]``.
 
     Returns:
         Adversarial examples shaped like ``x``.
@@ -214,7 +244,11 @@ def bim(
         model, x, y, eps=eps, step_size=step_size, steps=steps, loss="ce",
         random_start=False, restarts=1, confidence=0.0, clip_min=clip_min,
         clip_max=clip_max, target=target, seed=0, batch_size=batch_size,
+        norm=norm, sparsity=sparsity, supported=bim.norms, name="bim",
     )
+
+
+bim.norms = _norms.NORMS
 
 
 def cw_linf(
@@ -290,12 +324,16 @@ def pgd(
     clip_max: Optional[float] = 1.0,
     target=None,
     batch_size: Optional[int] = 256,
+    norm: str = "linf",
+    sparsity: float = _norms.L1_SPARSITY,
 ) -> tf.Tensor:
-    """Projected Gradient Descent of Madry et al. (2018), L-inf.
+    """Projected Gradient Descent of Madry et al. (2018), L-inf, L2 or L1.
 
     "Towards Deep Learning Models Resistant to Adversarial Attacks". Each
-    restart starts uniformly at random in the eps-ball (if
-    ``random_start``) and takes ``steps`` sign-gradient steps. Per example
+    restart starts at a random point of the eps-ball (if ``random_start``:
+    uniform in the L-inf cube, uniform on the L2 sphere, Gaussian noise
+    projected onto the L1 ball) and takes ``steps`` steepest-ascent steps
+    of the norm, each projected back into the ball. Per example
     the strongest final iterate over restarts is returned: a successful one
     (misclassified, or classified as ``target``) beats an unsuccessful one,
     ties go to the highest loss. Restart ``r`` of batch ``b`` draws its start
@@ -306,9 +344,9 @@ def pgd(
         model: A Keras model returning logits, a GradRegModel, or a callable.
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
-        eps: L-inf radius, ``>= 0``.
-        step_size: L-inf size of each step, ``> 0``; None (the default)
-            takes ``2.5 * eps / steps``, Madry et al.'s rule.
+        eps: Radius in the norm ``norm``, ``>= 0``.
+        step_size: Size of each step in that norm, ``> 0``; None (the
+            default) takes ``2.5 * eps / steps``, Madry et al.'s rule.
         steps: Steps per restart, ``>= 1`` (default 10).
         restarts: Number of restarts, ``>= 1``.
         loss: ``"ce"`` (cross-entropy) or ``"cw"`` (capped C&W margin).
@@ -319,6 +357,9 @@ def pgd(
         clip_max: Upper bound of valid inputs, or None.
         target: Optional target classes for a targeted attack.
         batch_size: Examples per compiled call; None for one batch.
+        norm: The threat model: ``"linf"`` (default), ``"l2"`` or ``"l1"``.
+        sparsity: With ``norm="l1"``: the share of the features each step
+            moves, in ``(0, 1]``.
 
     Returns:
         Adversarial examples shaped like ``x``.
@@ -339,8 +380,11 @@ def pgd(
         model, x, y, eps=eps, step_size=step_size, steps=steps, loss=loss,
         random_start=random_start, restarts=restarts, confidence=confidence,
         clip_min=clip_min, clip_max=clip_max, target=target, seed=seed,
-        batch_size=batch_size,
+        batch_size=batch_size, norm=norm, sparsity=sparsity,
+        supported=pgd.norms, name="pgd",
     )
 
 
+pgd.norms = _norms.NORMS
+cw_linf.norms = ("linf",)
 bim.title, cw_linf.title, pgd.title = "BIM", "C&W", "PGD"

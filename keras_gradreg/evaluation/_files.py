@@ -21,6 +21,7 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from keras_gradreg import _atomic
+from keras_gradreg.attacks import _norms
 
 FILES = {
     "json": "results.json",
@@ -210,9 +211,12 @@ def _threat_model(results) -> str:
     settings = results.settings.get("attacks", {})
     registered = {(settings.get(name) or {}).get("registered") or name
                   for name in results.attack_names}
-    if {"square", "autoattack"} & registered:
-        return "L-inf attacks (white-box, and the score-based black-box Square)"
-    return "white-box L-inf attacks"
+    norm = _norms.TITLES[results.norm]
+    with_square = {"square", "autoattack"} if results.norm != "l1" else {
+        "square"}  # AutoAttack in L1 runs no Square
+    if with_square & registered:
+        return f"{norm} attacks (white-box, and the score-based black-box Square)"
+    return f"white-box {norm} attacks"
 
 
 # Options every attack shares, left out of the settings line.
@@ -364,7 +368,7 @@ def _plot(results, handle) -> None:
                 results.accuracy(name, attack, e) for e in eps_values[1:]]
             axis.plot(eps_values, accs, marker="o", label=name)
         axis.set_title(attack)
-        axis.set_xlabel("eps (L-inf)")
+        axis.set_xlabel(f"eps ({_norms.TITLES[results.norm]})")
         axis.set_ylim(0.0, 1.02)
     axes[0][0].set_ylabel("accuracy")
     axes[0][-1].legend(fontsize="small")

@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras_gradreg import _checks
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg.attacks import _core
+from keras_gradreg.attacks import _norms
 from keras_gradreg.evaluation import _batches
 from keras_gradreg.evaluation import _chunks
 from keras_gradreg.evaluation import _masking
@@ -65,6 +66,28 @@ def _normalize_attacks(attacks) -> dict:
     return specs
 
 
+def _in_norm(specs: dict, norm: str) -> dict:
+    """The attacks' specs with ``norm=`` added (none in L-inf, every
+    attack's default); an attack that does not support ``norm`` raises."""
+    checked = {}
+    for name, (fn, kwargs) in specs.items():
+        own = kwargs.get("norm", norm)
+        if own != norm:
+            raise ValueError(
+                f"Attack {name!r} has norm={own!r} but the report's norm is "
+                f"{norm!r}: one report holds one threat model."
+            )
+        supported = attacks_lib.supported_norms(fn)
+        if norm not in supported:
+            raise ValueError(
+                f"Attack {name!r} supports the norms {list(supported)}, not "
+                f"{norm!r}: leave it out of a {norm} report."
+            )
+        checked[name] = (fn, kwargs if norm == "linf" else dict(kwargs,
+                                                                norm=norm))
+    return checked
+
+
 class RobustnessReport:
     """White-box, transfer and worst-case robust accuracy of several models.
 
@@ -111,8 +134,8 @@ class RobustnessReport:
             (:meth:`Results.broken_by`). Names may not be one of
             ``clean``, ``worst_case``, ``broken_by``, ``black_box_only``,
             ``large_eps``.
-        eps_values: L-inf radii, each > 0 and given once; a bare number is
-            taken as a one-element list.
+        eps_values: Radii in the norm ``norm``, each > 0 and given once; a
+            bare number is taken as a one-element list.
         transfer_eps: The eps of the transfer matrix; one of ``eps_values``,
             default the largest.
         large_eps: Optional eps for the "accuracy to chance" check.
@@ -135,6 +158,14 @@ class RobustnessReport:
             ``attacks_agree``, ``whitebox_at_least_transfer``) are left
             out. For large evaluations, with :meth:`run`'s ``resume_dir``
             and ``shard``.
+        norm: The threat model of every attack and eps: ``"linf"``
+            (default), ``"l2"`` or ``"l1"``. Passed to each attack as
+            ``norm=`` (except in L-inf, every attack's default); recorded
+            in the results' settings and table titles.
+
+    Raises:
+        ValueError: For an attack that does not support ``norm`` (its
+            ``norms``), or one whose own ``norm`` option differs.
 
     Example:
         >>> import keras, numpy as np
@@ -163,6 +194,7 @@ class RobustnessReport:
         batch_size: int = 256,
         verbose: int = 1,
         worst_case_only: bool = False,
+        norm: str = "linf",
     ):
         if not isinstance(models, dict) or not models:
             raise TypeError("models must be a non-empty dict name -> model.")
@@ -170,7 +202,8 @@ class RobustnessReport:
             if name in META_KEYS:
                 raise ValueError(f"Model name {name!r} is reserved: {META_KEYS}.")
         self.models = dict(models)
-        self.attacks = _normalize_attacks(attacks)
+        self.norm = _norms.check(norm)
+        self.attacks = _in_norm(_normalize_attacks(attacks), self.norm)
         for name in self.attacks:
             if name in ENTRY_KEYS:
                 raise ValueError(
@@ -426,6 +459,7 @@ class RobustnessReport:
             "chance_margin": self.chance_margin,
             "attack_spread": self.attack_spread,
             "worst_case_only": self.worst_case_only,
+            "norm": self.norm,
             "num_classes": num_classes,
             "num_examples": num_examples,
         }

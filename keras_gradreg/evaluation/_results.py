@@ -184,6 +184,12 @@ class Results:
         return self._data["transfer_eps"]
 
     @property
+    def norm(self) -> str:
+        """The threat model of every attack: ``"linf"``, ``"l2"`` or
+        ``"l1"`` (results written before norms were recorded: ``"linf"``)."""
+        return self._data["settings"].get("norm", "linf")
+
+    @property
     def large_eps(self) -> Optional[float]:
         """The radius of the "accuracy to chance" check, or None."""
         return self._data["settings"].get("large_eps")
