@@ -1,206 +1,123 @@
-"""Tests of benchmarks/autoattack_eval.py: chunked, resumable AutoAttack.
-
-The script defines its flags only when run as a script, so importing it
-here shares no flag with the other benchmarks.
-"""
+"""Tests of benchmarks/autoattack_eval.py: AutoAttack through the library's
+report, resumable and in shards, its lines for the grid and the comparison
+with earlier results."""
 
 import doctest
-import json
 import pathlib
+import sys
 
 import keras
 import numpy as np
 import pytest
 from absl import flags
 
+import keras_gradreg
 from keras_gradreg import attacks
 
 from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-SETTINGS = dict(dataset="synthetic", split="test", num_examples=10, chunk=4,
-                version="fast", seed=0, batch_size=256, clip_min=0.0,
-                clip_max=1.0)
-
-
+SETTINGS = {"version": "fast", "seed": 0, "chunk": 4}
 autoattack_eval = load_script(BENCHMARKS / "autoattack_eval.py")
+sys.path.insert(0, str(BENCHMARKS))
+import _grid_report  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """Two tiny saved 4-class models and 10 inputs in [0, 1]."""
-    folder = tmp_path_factory.mktemp("aa")
+def saved():
+    """A tiny 4-class model and 10 inputs in [0, 1], one wrong from the start."""
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(10, 6)).astype("float32")
-    paths = []
-    for index, name in enumerate(("weak", "other")):
-        keras.utils.set_random_seed(index)
-        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
-        model.save(folder / f"{name}.keras")
-        paths.append(str(folder / f"{name}.keras"))
-    y = np.argmax(keras.models.load_model(paths[0]).predict(x, verbose=0), -1)
-    y[0] = (y[0] + 1) % 4  # one image wrong before any attack
-    return paths, x, y
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    y = np.argmax(model.predict(x, verbose=0), -1)
+    y[0] = (y[0] + 1) % 4
+    return model, x, y
 
 
-def _lines(out):
-    return [json.loads(t) for t in
-            (out / autoattack_eval.RESULTS).read_text().splitlines()]
+def test_shards_merged_give_what_one_process_gives(saved, tmp_path):
+    model, x, y = saved
+    eps = [0.05, 0.5]
+    whole = autoattack_eval.evaluate("m", model, x, y, eps, SETTINGS,
+                                     str(tmp_path / "whole"))
+    for index in range(2):
+        autoattack_eval.evaluate("m", model, x, y, eps, SETTINGS,
+                                 str(tmp_path / "parts"), shard=(index, 2))
+    chunks = sorted(p.name for p in (tmp_path / "parts" / "m" / "chunks").glob("chunk-*"))
+    assert len(chunks) == 3  # 4, 4 and 2 images
+    merged = autoattack_eval.merge("m", str(tmp_path / "parts"), 2)
+    assert (tmp_path / "parts" / "m" / "results.json").exists()
+    for value in eps:
+        np.testing.assert_array_equal(merged.correct("m", "worst_case", value),
+                                      whole.correct("m", "worst_case", value))
+    # Independently: AutoAttack on the same chunks, robust only if correct
+    # clean and after the ensemble.
+    for value in eps:
+        expected = np.concatenate([
+            np.asarray(attacks.autoattack(model, x[s:s + 4], y[s:s + 4], value,
+                                          version="fast", seed=0, verbose=0,
+                                          return_breakers=True)[1]) == ""
+            for s in (0, 4, 8)])
+        np.testing.assert_array_equal(whole.correct("m", "worst_case", value), expected)
+    with pytest.raises(Exception, match="3 shards|0 of 3"):
+        autoattack_eval.merge("m", str(tmp_path / "parts"), 3)
 
 
-def test_every_unit_once_and_resumes(saved, tmp_path):
-    paths, x, y = saved
-    rows = autoattack_eval.run(paths, x, y, [0.05, 0.5], SETTINGS, tmp_path)
-    lines = _lines(tmp_path)
-    # 3 chunks (4, 4, 2 images) x 2 models x 2 eps.
-    assert len(lines) == 12
-    assert sorted({(line["start"], line["stop"]) for line in lines}) == [
-        (0, 4), (4, 8), (8, 10)]
-    assert {row["images"] for row in rows} == {10}
-    # Interrupted after the last unit was written: only that unit reruns.
-    text = (tmp_path / autoattack_eval.RESULTS).read_text().splitlines()
-    (tmp_path / autoattack_eval.RESULTS).write_text("\n".join(text[:-1]) + "\n")
-    autoattack_eval.run(paths, x, y, [0.05, 0.5], SETTINGS, tmp_path)
-    assert len(_lines(tmp_path)) == 12
-    # A changed setting starts afresh (old lines are kept, not mixed in).
-    other = dict(SETTINGS, seed=1)
-    autoattack_eval.run(paths[:1], x[:4], y[:4], [0.05], other, tmp_path)
-    assert len(_lines(tmp_path)) == 13
-    assert "time left" in (tmp_path / autoattack_eval.SUMMARY).read_text()
-    with open(tmp_path / autoattack_eval.PLOT, "rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert not list(tmp_path.glob(".*.tmp"))  # temporary plots renamed
+def test_a_rerun_reads_the_finished_chunks(saved, tmp_path, monkeypatch):
+    model, x, y = saved
+    first = autoattack_eval.evaluate("m", model, x, y, [0.5], SETTINGS, str(tmp_path))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("attacked again")
+
+    monkeypatch.setattr(keras_gradreg.evaluation._batches, "craft", refuse)
+    assert autoattack_eval.evaluate("m", model, x, y, [0.5], SETTINGS,
+                                    str(tmp_path)) == first
+    with pytest.raises(ValueError, match="another run"):
+        autoattack_eval.evaluate("m", model, x, y, [0.5], dict(SETTINGS, seed=1),
+                                 str(tmp_path))
 
 
-def test_the_plot_is_skipped_without_rows(tmp_path):
-    assert not autoattack_eval.plot([], str(tmp_path / "a.png"))
-    assert not (tmp_path / "a.png").exists()
-
-
-def test_results_match_an_independent_run(saved, tmp_path):
-    """Robust accuracy per chunk equals autoattack run here on the chunk."""
-    paths, x, y = saved
-    rows = autoattack_eval.run(paths[:1], x, y, [0.5], SETTINGS, tmp_path)
-    model = keras.models.load_model(paths[0])
-    expected = []
-    for start in range(0, 10, SETTINGS["chunk"]):
-        chunk_x, chunk_y = x[start:start + 4], y[start:start + 4]
-        x_adv = attacks.autoattack(model, chunk_x, chunk_y, eps=0.5,
-                                   version="fast", seed=0, verbose=0)
-        clean = np.argmax(model.predict(chunk_x, verbose=0), -1) == chunk_y
-        adv = np.argmax(model.predict(np.asarray(x_adv), verbose=0), -1)
-        expected.append(clean & (adv == chunk_y))
-    row = rows[0]
-    assert row["robust"] == pytest.approx(np.concatenate(expected).mean())
-    assert row["clean"] == pytest.approx(0.9)  # y[0] was made wrong
-    broken = sum(row["broken_by"].values())
-    assert broken == round(10 * (row["clean"] - row["robust"]))
-    assert set(row["broken_by"]) <= {"apgd_ce", "apgd_t"}
-
-
-def test_docstring_examples():
-    failures, tried = doctest.testmod(autoattack_eval)
-    assert tried >= 4 and failures == 0
-
-
-@pytest.mark.parametrize("version, square, shown", [
-    ("standard", 2, "Square broke 2 of 100 images (2.0%): **flagged**"),
-    ("standard", 1, "Square broke 1 of 100 images (1.0%)\n"),  # at the margin
-    ("standard", 0, "Square broke no image that the gradient attacks missed."),
-    ("fast", 0, None),  # no Square in the ensemble: no check
-])
-def test_the_masking_check_flags_square_above_the_margin(version, square, shown):
-    row = dict(model="m", eps=0.3, images=100, clean=1.0, robust=0.5,
-               broken_by={"apgd_ce": 50 - square, "square": square},
-               wall_s=1.0, seconds_per_image=0.01, left_s=0.0)
-    if not square:
-        del row["broken_by"]["square"]
-    text = autoattack_eval.markdown([row], dict(SETTINGS, version=version))
-    if shown is None:
-        assert "Masking check" not in text
-    else:
-        assert shown in text
-
-
-def test_defines_its_flags_only_when_asked():
-    """Importing the script defined no flag; ``define_flags`` defines them
-    into the FlagValues it is given."""
-    assert "chunk" not in flags.FLAGS
-    flag_values = flags.FlagValues()
-    autoattack_eval.define_flags(flag_values)
-    flag_values(["autoattack_eval.py", "--models=a.keras,b.keras",
-                 "--out=o", "--eps=0.1"])
-    assert flag_values.models == ["a.keras", "b.keras"]
-    assert (flag_values.chunk, flag_values.version) == (100, "standard")
+def test_lines_are_what_the_grid_report_combines(saved, tmp_path):
+    model, x, y = saved
+    results = autoattack_eval.evaluate("m", model, x, y, [0.05, 0.5], SETTINGS,
+                                       str(tmp_path))
+    lines = autoattack_eval.lines("m", results, SETTINGS)
+    assert [line["eps"] for line in lines] == [0.05, 0.5]
+    assert lines[0]["clean"][0] == "0" and len(lines[0]["robust"]) == 10
+    clean = lines[0]["clean"]
+    row = {"ratio": {"cpu": 1.0}, "correct": {
+        "clean": clean, "0.5": {"pgd": clean}, "0.05": {"pgd": clean}}}
+    combined, = _grid_report.with_autoattack({"m": row}, lines, ["0.05", "0.5"])
+    assert combined["robust"]["0.5"] == pytest.approx(
+        results.accuracy("m", "worst_case", 0.5))
 
 
 def test_compare_with_earlier_results(saved, tmp_path):
-    """The earlier worst case, the points off and the misses are those of
-    the per-example arrays, recomputed here; other images are refused."""
-    from keras_gradreg import Results
-    from keras_gradreg import RobustnessReport
-    paths, x, y = saved
-    models = {pathlib.Path(p).stem: keras.models.load_model(p) for p in paths}
-    report = RobustnessReport({"weak": models["weak"]}, ["fgsm"], [0.05, 0.5],
-                              verbose=0)
-    report.run((x, y)).save(str(tmp_path / "earlier"))
-    earlier = Results.load(str(tmp_path / "earlier"))
-
-    rows = autoattack_eval.run(paths, x, y, [0.05, 0.5], SETTINGS,
-                               tmp_path / "aa", earlier)
-    lines = _lines(tmp_path / "aa")
-    for row in rows:
-        if row["model"] != "weak":  # not in the earlier results
-            assert "earlier_robust" not in row
-            continue
-        group = sorted((line for line in lines if line["model"] == "weak"
-                        and line["eps"] == row["eps"]),
-                       key=lambda line: line["start"])
-        robust = np.concatenate([line["robust"] for line in group]) == 1
-        worst = (earlier.correct("weak")
-                 & earlier.correct("weak", "fgsm", row["eps"]))
-        assert row["earlier_robust"] == pytest.approx(worst.mean())
-        assert row["points_off"] == pytest.approx(
-            100 * (worst.mean() - robust.mean()))
-        assert row["missed"] == int(np.sum(robust & ~worst))
-    table = (tmp_path / "aa" / autoattack_eval.SUMMARY).read_text()
-    assert "earlier worst case | points off | missed |" in table
-    assert "| other | 0.05 |" in table and " - | - | - |" in table
-    # The same numbers by model: AutoAttack (earlier, change in points).
-    weak = {row["eps"]: row for row in rows if row["model"] == "weak"}
-    assert (f"| weak | 10 | {100 * weak[0.05]['clean']:.1f} | " + " | ".join(
-        f"{100 * weak[e]['robust']:.1f} ({100 * weak[e]['earlier_robust']:.1f}"
-        f", {round(-weak[e]['points_off'], 1) + 0.0:+.1f})"
-        for e in (0.05, 0.5)) + " |"
-            ) in table.split("## By model")[1]
-
-    # Earlier results on other labels: the clean predictions differ.
-    RobustnessReport({"weak": models["weak"]}, ["fgsm"], [0.05],
-                     verbose=0).run((x, (y + 1) % 4)).save(
-                         str(tmp_path / "other"))
-    with pytest.raises(ValueError, match="not the same images"):
-        autoattack_eval.compare(rows, lines,
-                                Results.load(str(tmp_path / "other")))
+    model, x, y = saved
+    results = autoattack_eval.evaluate("m", model, x, y, [0.5], SETTINGS, str(tmp_path))
+    earlier = keras_gradreg.RobustnessReport(
+        {"m": model}, ["fgsm"], [0.5], verbose=0).run((x, y))
+    text = autoattack_eval.compare({"m": results}, earlier)
+    aa = results.correct("m", "worst_case", 0.5)
+    worst = earlier.correct("m", "worst_case", 0.5)
+    assert (f"| m | 0.5 | {100 * aa.mean():.1f} | {100 * worst.mean():.1f} | "
+            f"{100 * (aa & worst).mean():.1f} | {int(np.sum(aa & ~worst))} |") in text
+    other = keras_gradreg.RobustnessReport(
+        {"m": model}, ["fgsm"], [0.5], verbose=0).run((x, (y + 1) % 4))
+    with pytest.raises(ValueError, match="clean predictions differ"):
+        autoattack_eval.compare({"m": results}, other)
 
 
-def test_workers_take_each_unit_once(saved, tmp_path):
-    """A worker skips units another worker claimed; a plain run afterwards
-    does the rest; every unit is in the results once, as in one process."""
-    paths, x, y = saved
-    todo = list(autoattack_eval.units(10, 4, ["weak", "other"], [0.05]))
-    # Worker 1 claimed the first unit and died before finishing it.
-    assert autoattack_eval.claim_next(str(tmp_path), todo, SETTINGS, 1) == todo[0]
-    autoattack_eval.run(paths, x, y, [0.05], SETTINGS, str(tmp_path), worker=0)
-    claims = [json.loads(t) for t in
-              (tmp_path / autoattack_eval.CLAIMS).read_text().splitlines()]
-    assert [autoattack_eval.key(c) for c in claims] == todo
-    assert {c["worker"] for c in claims[1:]} == {0}
-    assert sorted(map(autoattack_eval.key, _lines(tmp_path))) == sorted(todo[1:])
-    # Nothing left to claim; a plain run ignores claims and finishes.
-    assert autoattack_eval.claim_next(str(tmp_path), todo, SETTINGS, 0) is None
-    rows = autoattack_eval.run(paths, x, y, [0.05], SETTINGS, str(tmp_path))
-    assert sorted(map(autoattack_eval.key, _lines(tmp_path))) == sorted(todo)
-    alone = autoattack_eval.run(paths, x, y, [0.05], SETTINGS,
-                                str(tmp_path / "alone"))
-    assert [(r["model"], r["robust"]) for r in rows] == [
-        (r["model"], r["robust"]) for r in alone]
+def test_defines_its_flags_only_when_asked():
+    flag_values = flags.FlagValues()
+    autoattack_eval.define_flags(flag_values)
+    flag_values(["x", "--models=a.keras", "--out=o", "--shard=1/2"])
+    assert autoattack_eval._shard(flag_values.shard) == (1, 2)
+    assert "models" not in flags.FLAGS
+    with pytest.raises(Exception, match="--shard must be"):
+        autoattack_eval._shard("2/2")
+
+
+def test_docstring_examples():
+    assert doctest.testmod(autoattack_eval).failed == 0

@@ -9,6 +9,8 @@
   included, with room for extra sections; it writes results.json,
   results.md, results.csv, correct.npz and accuracy_vs_eps.png itself
   (:meth:`Results.save`) and reads them back (:meth:`Results.load`).
+* :func:`pareto_front`, :func:`pareto_fronts`, :func:`two_standard_errors`,
+  :func:`within_noise`: robustness against cost, and whether a gap is noise.
 
 The modules inside: ``_batches`` (attack lookup, crafting, batching),
 ``_robust_accuracy``, ``_report`` (runs the attacks), ``_results`` (the
@@ -18,6 +20,10 @@ checks as functions of a :class:`Results`).
 """
 
 from keras_gradreg import attacks as _attacks
+from keras_gradreg.evaluation._frontier import pareto_front
+from keras_gradreg.evaluation._frontier import pareto_fronts
+from keras_gradreg.evaluation._frontier import two_standard_errors
+from keras_gradreg.evaluation._frontier import within_noise
 from keras_gradreg.evaluation._masking import BLACK_BOX_MARGIN
 from keras_gradreg.evaluation._report import RobustnessReport
 from keras_gradreg.evaluation._results import Results
@@ -26,4 +32,5 @@ from keras_gradreg.evaluation._robust_accuracy import robust_accuracy
 ATTACKS = _attacks.ATTACKS  # the registry itself, not a copy
 
 __all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS",
-           "BLACK_BOX_MARGIN"]
+           "BLACK_BOX_MARGIN", "pareto_front", "pareto_fronts",
+           "two_standard_errors", "within_noise"]
