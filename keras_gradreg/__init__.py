@@ -16,6 +16,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import typing
 import warnings
 
 # Each public name and the module that defines it, imported on first use
@@ -44,6 +45,21 @@ _NAMES = {
 # layers and functions after a bare ``import keras_gradreg``.
 _SERIALIZABLES = ("keras_gradreg.regularizers", "keras_gradreg.model",
                   "keras_gradreg.adversarial_training", "keras_gradreg.audio")
+
+
+if typing.TYPE_CHECKING:  # the same names for type checkers and the docs
+    from keras_gradreg import attacks, audio, callbacks, datasets
+    from keras_gradreg import evaluation, models, paper, regularizers
+    from keras_gradreg.adversarial_training import AdversarialTrainingModel
+    from keras_gradreg.audio import MFCC
+    from keras_gradreg.callbacks import (GradientNormLogger, HParamsLogger,
+                                         PenaltySchedule,
+                                         RobustAccuracyCallback,
+                                         WeightHistogramLogger, log_hparams,
+                                         log_robustness)
+    from keras_gradreg.evaluation import (Results, RobustnessReport,
+                                          robust_accuracy)
+    from keras_gradreg.model import GradRegModel
 
 
 def __getattr__(name: str):

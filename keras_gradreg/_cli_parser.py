@@ -40,7 +40,8 @@ PENALTY_ONLY = "gradreg"
 RECIPES = ("n_fgsm", "fgsm_rs", "pgd", PENALTY_ONLY)
 """``keras_gradreg.adversarial_training.RECIPES``, then the penalty alone."""
 REGULARIZERS = ("cross_entropy", "logit_margin")
-NORMS = ("l1", "l2", "squared_l2")
+PENALTY_NORMS = ("l1", "l2", "linf", "squared_l2")
+"""``keras_gradreg.regularizers.NORMS``: the penalty's gradient norms."""
 AUTOATTACK_VERSIONS = ("fast", "rand", "standard")
 
 DEFAULT_STEPS = 10
@@ -142,7 +143,7 @@ def _add_finetune(commands) -> None:
         f"{DEFAULT_C[PENALTY_ONLY]} for gradreg and 0 for the others).")
     for flag, names, what, fallback in (
             ("--regularizer", REGULARIZERS, "Reg(x)", "logit_margin"),
-            ("--norm", NORMS, "The norm", "squared_l2")):
+            ("--norm", PENALTY_NORMS, "The norm", "squared_l2")):
         finetune.add_argument(
             flag, choices=names, help=f"{what} of the penalty (default: the "
             f"model's own, else {fallback}).")

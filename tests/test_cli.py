@@ -702,7 +702,7 @@ def test_the_names_the_help_lists_are_the_registries():
     assert _cli_parser.RECIPES == tuple(adversarial_training.RECIPES) + (
         _cli_parser.PENALTY_ONLY,)
     assert _cli_parser.REGULARIZERS == tuple(sorted(regularizers.REGULARIZERS))
-    assert _cli_parser.NORMS == tuple(sorted(regularizers.NORMS))
+    assert _cli_parser.PENALTY_NORMS == tuple(sorted(regularizers.NORMS))
     assert _cli_parser.AUTOATTACK_VERSIONS == tuple(sorted(VERSIONS))
 
 
