@@ -216,7 +216,7 @@ class AdversarialTrainingModel(GradRegModel):
 
         Args:
             base: The classifier.
-            eps: The L-inf radius.
+            eps: The radius, in the norm ``attack_norm`` (default L-inf).
             **kwargs: Other arguments (clip range, seed, penalty settings).
 
         Returns:
@@ -243,7 +243,8 @@ class AdversarialTrainingModel(GradRegModel):
 
         Args:
             base: The classifier.
-            eps: The L-inf radius the model is trained for.
+            eps: The radius the model is trained for, in the norm
+                ``attack_norm`` (default L-inf).
             **kwargs: Other arguments (clip range, seed, penalty settings).
 
         Returns:
@@ -268,7 +269,7 @@ class AdversarialTrainingModel(GradRegModel):
 
         Args:
             base: The classifier.
-            eps: The L-inf radius.
+            eps: The radius, in the norm ``attack_norm`` (default L-inf).
             steps: Number of attack steps, ``>= 1`` (default 7).
             **kwargs: Other arguments (clip range, seed, penalty settings).
 

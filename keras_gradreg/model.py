@@ -110,9 +110,11 @@ class GradRegModel(WrappedClassifier):
             the model: saving a lambda or an unregistered function warns
             that ``load_model`` will not find it.
         norm: ``"squared_l2"`` (default; the paper's "l2 loss of gradients"),
-            ``"l2"``, or ``"l1"``. The L1 norm is the dual of L-inf: to first
-            order an eps L-inf perturbation changes Reg by at most
-            ``eps * ||dReg/dx||_1``. On MNIST it gave the more robust model
+            ``"l2"``, ``"l1"`` or ``"linf"``. Pick the dual of the threat
+            model: to first order an eps perturbation in norm p changes Reg
+            by at most ``eps * ||dReg/dx||_q`` with q the dual norm, so
+            ``"l1"`` pairs with L-inf attacks, ``"l2"`` with L2 and
+            ``"linf"`` with L1. On MNIST it gave the more robust model
             (worst case over attacks at eps 0.2: 53% against 34% for
             squared_l2, docs/RESULTS.md); its c is on another scale (0.03
             there against 0.1), so sweep it again.

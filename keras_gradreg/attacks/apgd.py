@@ -201,7 +201,7 @@ def apgd(
         model: A Keras model returning logits, a GradRegModel, or a callable.
         x: Float inputs shaped ``(batch, ...)``.
         y: True labels, sparse or one-hot; None uses the model's predictions.
-        eps: L-inf radius, ``>= 0``.
+        eps: Radius in the norm ``norm``, ``>= 0``.
         steps: Iterations per restart, ``>= 1`` (AutoAttack uses 100).
         loss: ``"ce"`` (cross-entropy) or ``"dlr"`` (Difference of Logits
             Ratio, needs >= 3 classes; untargeted only).

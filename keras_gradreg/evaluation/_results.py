@@ -175,7 +175,7 @@ class Results:
 
     @property
     def eps_values(self) -> List[float]:
-        """The L-inf radii of the tables, ascending."""
+        """The radii of the tables (in the norm :attr:`norm`), ascending."""
         return list(self._data["settings"]["eps_values"])
 
     @property

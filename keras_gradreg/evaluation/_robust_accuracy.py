@@ -36,7 +36,8 @@ def robust_accuracy(
             (default :func:`keras_gradreg.attacks.pgd`), or None for clean
             accuracy. Each attack owns its defaults (BIM, C&W and PGD: 10
             steps of ``2.5 * eps / steps``).
-        eps: L-inf radius; 0 gives clean accuracy.
+        eps: Radius in the attack's norm (its ``norm=``, default L-inf);
+            0 gives clean accuracy.
         batch_size: Examples per batch (for arrays and unbatched datasets).
         verbose: 1 shows a ``keras.utils.Progbar``, 0 is silent.
         **attack_kwargs: Forwarded to the attack (e.g. ``steps``, ``seed``,
