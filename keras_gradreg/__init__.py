@@ -48,17 +48,26 @@ _SERIALIZABLES = ("keras_gradreg.regularizers", "keras_gradreg.model",
 
 
 if typing.TYPE_CHECKING:  # the same names for type checkers and the docs
-    from keras_gradreg import attacks, audio, callbacks, datasets
-    from keras_gradreg import evaluation, models, paper, regularizers
+    from keras_gradreg import attacks
+    from keras_gradreg import audio
+    from keras_gradreg import callbacks
+    from keras_gradreg import datasets
+    from keras_gradreg import evaluation
+    from keras_gradreg import models
+    from keras_gradreg import paper
+    from keras_gradreg import regularizers
     from keras_gradreg.adversarial_training import AdversarialTrainingModel
     from keras_gradreg.audio import MFCC
-    from keras_gradreg.callbacks import (GradientNormLogger, HParamsLogger,
-                                         PenaltySchedule,
-                                         RobustAccuracyCallback,
-                                         WeightHistogramLogger, log_hparams,
-                                         log_robustness)
-    from keras_gradreg.evaluation import (Results, RobustnessReport,
-                                          robust_accuracy)
+    from keras_gradreg.callbacks import GradientNormLogger
+    from keras_gradreg.callbacks import HParamsLogger
+    from keras_gradreg.callbacks import PenaltySchedule
+    from keras_gradreg.callbacks import RobustAccuracyCallback
+    from keras_gradreg.callbacks import WeightHistogramLogger
+    from keras_gradreg.callbacks import log_hparams
+    from keras_gradreg.callbacks import log_robustness
+    from keras_gradreg.evaluation import Results
+    from keras_gradreg.evaluation import RobustnessReport
+    from keras_gradreg.evaluation import robust_accuracy
     from keras_gradreg.model import GradRegModel
 
 

@@ -89,11 +89,11 @@ class CollapseGuard(keras.callbacks.Callback):
     """
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model._collapse.function.reset()
+        self.model._collapse.value.reset()
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
-        stats = model._collapse.function
+        stats = model._collapse.value
         c = model.c
         classes = stats.num_classes
         if c <= 0 or not classes or stats.result("count") == 0:

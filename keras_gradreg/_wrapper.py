@@ -29,10 +29,11 @@ __all__ = ["WrappedClassifier"]
 
 
 class _Untracked:
-    """Holds a callable without letting Keras track it as a sub-layer."""
+    """Holds a value (a function, statistics) without letting Keras track it
+    as a sub-layer or a variable."""
 
-    def __init__(self, function: Callable):
-        self.function = function
+    def __init__(self, value):
+        self.value = value
 
 
 def _replica_count() -> int:
@@ -116,7 +117,7 @@ def _arguments(method: Callable, args: tuple, kwargs: dict) -> dict:
         return {}
 
 
-def _after(checks: tf.Tensor, y):
+def _after_label_checks(checks: tf.Tensor, y):
     """``y``, ordered after ``checks``: bad labels get our message first."""
     with tf.control_dependencies([checks]):
         return tf.nest.map_structure(tf.identity, y)
@@ -186,10 +187,10 @@ class WrappedClassifier(keras.Model):
 
     def logits(self, x, training: bool = False) -> tf.Tensor:
         """Returns the base's pre-softmax logits Z(x), at least float32."""
-        return _at_least_float32(self._logits_fn.function(x, training))
+        return _at_least_float32(self._logits_fn.value(x, training))
 
     def call(self, inputs, training=None):
-        return self._outputs(self._logits_fn.function(inputs, training))
+        return self._outputs(self._logits_fn.value(inputs, training))
 
     def _outputs(self, logits: tf.Tensor) -> tf.Tensor:
         if self.output_softmax:

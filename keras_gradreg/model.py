@@ -22,7 +22,7 @@ from keras_gradreg import _keras_compat
 from keras_gradreg import _step_checks
 from keras_gradreg import regularizers as regs
 from keras_gradreg._wrapper import WrappedClassifier
-from keras_gradreg._wrapper import _after
+from keras_gradreg._wrapper import _after_label_checks
 from keras_gradreg._wrapper import _at_least_float32
 from keras_gradreg._wrapper import _check_logits
 from keras_gradreg._wrapper import _checked_labels
@@ -248,77 +248,91 @@ class GradRegModel(WrappedClassifier):
         forward pass feeds the compiled loss and the penalty; when ``c`` is
         0 the penalty branch (the second-order pass) does not run.
         """
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._check_compiled_loss()
-        sample_weight = _checked_sample_weight(sample_weight)
-        x = self._training_inputs(self._check_inputs(x), y)
+        x, y, sample_weight = self._unpacked(data)
+        x = self._training_inputs(x, y)
         c = self._checked_c()
-
-        def penalized_forward():  # Eq. 3-4 on the forward pass the loss uses
-            x_pen, index, order = self._penalty_split(x)  # penalty_fraction
-            with tf.GradientTape() as input_tape:
-                input_tape.watch(x_pen)
-                logits = self._forward(x_pen, x, index, order, training=True)
-                labels = _checked_labels(y, logits)
-                reg = self._regularizer_values(  # Eq. 3: Reg(x) on the logits
-                    tf.gather(logits, index), tf.gather(labels, index)
-                )
-            penalties = self._penalties(  # Eq. 4: L_norm(dReg/dx)
-                input_tape, x_pen, reg, index, labels, training=True
-            )
-            weights = _gather_weights(sample_weight, index)
-            return logits, labels, self._batch_mean(penalties, weights)
-
         with tf.GradientTape() as tape:
-            # At c = 0 a plain forward pass: no second-order pass runs.
-            logits, labels, grad_loss = tf.cond(
-                c > 0, penalized_forward, lambda: self._plain_forward(x, y)
-            )
-            y_pred = self._outputs(logits)
-            task_loss = self.compute_loss(
-                x=x, y=_after(labels, y), y_pred=y_pred,
-                sample_weight=sample_weight, training=True,
-            )
-            # Eq. 2; Keras scales compiled losses by 1/replicas, so the penalty too.
-            total = tf.cast(task_loss, grad_loss.dtype) + (
-                tf.cast(c, grad_loss.dtype) * grad_loss / _replica_count()
-            )
+            y_pred, labels, grad_loss, task_loss, total = self._eq2(
+                x, y, sample_weight, c, training=True)
             scaled = self.optimizer.scale_loss(total)
         weights = self.trainable_weights
         gradients = _step_checks.finite_step(
             self, tape.gradient(scaled, weights), total, task_loss, c, grad_loss
         )
         self.optimizer.apply(gradients, weights)
-        return self._logs(x, y, y_pred, sample_weight, total, grad_loss,
-                          task_loss, labels, counted=c > 0)
+        self._collapse.value.update(
+            y_pred, labels, grad_loss,
+            tf.cast(task_loss, tf.float32) * _replica_count(),
+            _penalized_count(x, c),
+        )
+        return self._update_metrics(x, y, y_pred, sample_weight, total,
+                                    grad_loss, c)
 
     def test_step(self, data):
-        """The loss, ``grad_loss`` and metrics of a batch; like the train
-        step, it measures the penalty only while ``c > 0``."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._check_compiled_loss()
-        sample_weight = _checked_sample_weight(sample_weight)
+        """The loss, ``grad_loss`` and metrics of a batch: Eq. 2 as in the
+        train step (the penalty measured only while ``c > 0``), on every
+        example of the batch."""
+        x, y, sample_weight = self._unpacked(data)
         c = self._checked_c()
+        y_pred, _, grad_loss, _, total = self._eq2(
+            x, y, sample_weight, c, training=False)
+        return self._update_metrics(x, y, y_pred, sample_weight, total,
+                                    grad_loss, c)
 
-        def measured():
-            y_pred, penalties, labels = self._penalized_forward(x, y, False)
-            return y_pred, labels, self._batch_mean(penalties, sample_weight)
+    def _eq2(self, x, y, sample_weight, c, training: bool):
+        """Eq. 2 on a batch: the compiled loss plus ``c`` times the mean
+        penalty, from one forward pass.
 
-        def unmeasured():
-            logits, labels, zero = self._plain_forward(
-                self._check_inputs(x), y, training=False)
-            return self._outputs(logits), labels, zero
+        At ``c = 0`` a plain forward pass runs instead (no second-order pass)
+        and the penalty reads 0. Called inside the train step's tape, so
+        that the penalty's weight gradient (the second backpropagation) is
+        recorded.
 
-        y_pred, labels, grad_loss = tf.cond(c > 0, measured, unmeasured)
+        Returns:
+            ``(y_pred, labels, grad_loss, task_loss, total)``: the model's
+            outputs, the sparse labels, the mean penalty before ``c``, the
+            compiled loss and the total.
+        """
+        def penalized():
+            logits, labels, penalties, index = self._forward_with_penalty(
+                x, y, training)
+            weights = _gather_weights(sample_weight, index)
+            return logits, labels, self._batch_mean(penalties, weights)
+
+        logits, labels, grad_loss = tf.cond(
+            c > 0, penalized, lambda: self._plain_forward(x, y, training))
+        y_pred = self._outputs(logits)
         task_loss = self.compute_loss(
-            x=x, y=_after(labels, y), y_pred=y_pred,
-            sample_weight=sample_weight, training=False,
+            x=x, y=_after_label_checks(labels, y), y_pred=y_pred,
+            sample_weight=sample_weight, training=training,
         )
+        # Keras scales compiled losses by 1/replicas, so the penalty too.
         total = tf.cast(task_loss, grad_loss.dtype) + (
             tf.cast(c, grad_loss.dtype) * grad_loss / _replica_count()
         )
-        return self._logs(x, y, y_pred, sample_weight, total, grad_loss,
-                          counted=c > 0)
+        return y_pred, labels, grad_loss, task_loss, total
+
+    def _forward_with_penalty(self, x, y, training: bool):
+        """Eq. 3-4 on the forward pass the loss uses.
+
+        Returns:
+            ``(logits, labels, penalties, index)``: the base's raw logits
+            and the labels of the whole batch, the per-example
+            L_norm(dReg/dx) of the penalized examples (all of them, or a
+            random ``penalty_fraction`` while training) and their indices.
+        """
+        x_pen, index, order = self._penalty_split(x, training)
+        with tf.GradientTape() as input_tape:
+            input_tape.watch(x_pen)
+            logits = self._forward(x_pen, x, index, order, training)
+            labels = _checked_labels(y, logits)
+            reg = self._regularizer_values(  # Eq. 3: Reg(x) on the logits
+                tf.gather(logits, index), tf.gather(labels, index)
+            )
+        penalties = self._penalties(  # Eq. 4: L_norm(dReg/dx)
+            input_tape, x_pen, reg, index, labels, training
+        )
+        return logits, labels, penalties, index
 
     # The pieces of the step ------------------------------------------------
 
@@ -326,6 +340,13 @@ class GradRegModel(WrappedClassifier):
         """The inputs the step trains on: the batch itself here."""
         del y
         return x
+
+    def _unpacked(self, data):
+        """``(x, y, sample_weight)`` of a batch, checked."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._check_compiled_loss()
+        return (self._check_inputs(x), y,
+                _checked_sample_weight(sample_weight))
 
     def _checked_c(self) -> tf.Tensor:
         """c, checked in-graph (``c_variable`` can be assigned directly)."""
@@ -335,19 +356,20 @@ class GradRegModel(WrappedClassifier):
 
     def _plain_forward(self, x, y, training: bool = True):
         """The unpenalized branch: logits, labels and a zero penalty."""
-        logits = _check_logits(self._logits_fn.function(x, training))
+        logits = _check_logits(self._logits_fn.value(x, training))
         labels = _checked_labels(y, logits)
         return logits, labels, tf.zeros([], _penalty_dtype(x, logits))
 
-    def _penalty_split(self, x):
-        """Which examples get the penalty: all, or a random penalty_fraction.
+    def _penalty_split(self, x, training: bool = True):
+        """Which examples get the penalty: all, or (while training) a random
+        penalty_fraction.
 
         Returns ``(x_pen, penalized, order)``: the penalized inputs, their
         indices in the batch and, with a fraction, the permutation that
         puts them first (None when every example is penalized).
         """
         batch = tf.shape(x)[0]
-        if self.penalty_fraction >= 1.0:
+        if self.penalty_fraction >= 1.0 or not training:
             # identity: inside a tf.cond branch, a tensor from outside the
             # branch is captured on first use, so watch the branch's own copy.
             return tf.identity(x), tf.range(batch), None
@@ -366,11 +388,11 @@ class GradRegModel(WrappedClassifier):
         (recorded by the input tape) and on the rest separately.
         """
         if order is None:
-            return _check_logits(self._logits_fn.function(x_pen, training))
+            return _check_logits(self._logits_fn.value(x_pen, training))
         rest = tf.gather(x, order[tf.shape(penalized)[0]:])
         logits = tf.concat(
-            [_check_logits(self._logits_fn.function(x_pen, training)),
-             _check_logits(self._logits_fn.function(rest, training))],
+            [_check_logits(self._logits_fn.value(x_pen, training)),
+             _check_logits(self._logits_fn.value(rest, training))],
             axis=0,
         )
         return tf.gather(logits, tf.math.invert_permutation(order))
@@ -393,31 +415,13 @@ class GradRegModel(WrappedClassifier):
         input_grads = input_tape.gradient(reg, x)
         if self.method == "finite_difference":
             penalties = regs.finite_difference_norm(
-                lambda inputs: self._logits_fn.function(inputs, training),
+                lambda inputs: self._logits_fn.value(inputs, training),
                 self.regularizer, self.norm, x, tf.gather(labels, penalized),
                 reg, tf.stop_gradient(input_grads), self.fd_step,
             )
         else:
             penalties = self.norm(input_grads)
         return tf.cast(penalties, _penalty_dtype(x, reg))
-
-    def _penalized_forward(self, x, y, training: bool):
-        """One forward pass giving outputs and every example's penalty.
-
-        Must run inside the caller's outer tape for the penalty's weight
-        gradient (the second backpropagation) to be recorded.
-        """
-        x = self._check_inputs(x)
-        with tf.GradientTape() as input_tape:
-            input_tape.watch(x)
-            raw_logits = _check_logits(self._logits_fn.function(x, training))
-            labels = _checked_labels(y, raw_logits)
-            reg = self._regularizer_values(raw_logits, labels)
-        all_examples = tf.range(tf.shape(labels)[0])
-        penalties = self._penalties(
-            input_tape, x, reg, all_examples, labels, training
-        )
-        return self._outputs(raw_logits), penalties, labels
 
     def input_gradients(self, x, y) -> tf.Tensor:
         """Returns dReg/dx for a batch, shaped like ``x``.
@@ -431,7 +435,7 @@ class GradRegModel(WrappedClassifier):
         """
         x = self._check_inputs(x)
         return regs.input_gradients(
-            lambda inputs: self._logits_fn.function(inputs, False),
+            lambda inputs: self._logits_fn.value(inputs, False),
             x,
             y,
             self.regularizer,
@@ -446,24 +450,20 @@ class GradRegModel(WrappedClassifier):
             values = values * weights
         return tf.reduce_sum(values) / tf.maximum(count, 1.0)
 
-    def _logs(self, x, y, y_pred, sample_weight, total, grad_loss,
-              task_loss=None, labels=None, counted=True):
-        """Updates ``loss`` (the total), ``grad_loss`` and the metrics.
+    def _update_metrics(self, x, y, y_pred, sample_weight, total, grad_loss,
+                        c):
+        """Updates ``loss`` (the total), ``grad_loss`` and the compiled
+        metrics; returns the logs.
 
-        ``grad_loss`` is not updated by a training step that skipped the
-        penalty (``counted`` False, i.e. c = 0).
+        ``grad_loss`` counts only the batches whose penalty was computed
+        (``c > 0``).
         """
         batch_size = tf.shape(x)[0]
         _keras_compat.loss_tracker(self).update_state(
             total * _replica_count(), sample_weight=batch_size
         )
-        counted_size = tf.where(counted, batch_size, 0)
-        self.grad_loss_tracker.update_state(grad_loss, sample_weight=counted_size)
-        if task_loss is not None:
-            self._collapse.function.update(
-                y_pred, labels, grad_loss,
-                tf.cast(task_loss, tf.float32) * _replica_count(), counted_size,
-            )
+        self.grad_loss_tracker.update_state(
+            grad_loss, sample_weight=_penalized_count(x, c))
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return _keras_compat.multi_worker_logs(logs)
 
@@ -509,6 +509,11 @@ def _penalty_dtype(x, logits) -> tf.DType:
     if tf.float64 in (x.dtype, logits.dtype):
         return tf.float64
     return tf.float32
+
+
+def _penalized_count(x, c) -> tf.Tensor:
+    """The batch's examples counted in ``grad_loss``: all, or none at c = 0."""
+    return tf.where(c > 0, tf.shape(x)[0], 0)
 
 
 def _gather_weights(sample_weight, indices):

@@ -86,7 +86,7 @@ def test_penalty_weight_gradient_matches_finite_differences(norm, regularizer):
     model = GradRegModel(base, c=1.0, regularizer=regularizer, norm=norm)
 
     def penalty():
-        _, penalties, _ = model._penalized_forward(tf.constant(x), y, False)
+        _, _, penalties, _ = model._forward_with_penalty(tf.constant(x), y, False)
         return tf.reduce_mean(penalties)
 
     with tf.GradientTape() as tape:
@@ -284,7 +284,7 @@ def test_mixed_precision_trains_with_float32_penalty():
         model.compile("adam", _sparse_ce())
         x, y = _data(n=64)
         history = model.fit(x, y, epochs=2, verbose=0)
-        _, penalties, _ = model._penalized_forward(tf.constant(x), y, False)
+        _, _, penalties, _ = model._forward_with_penalty(tf.constant(x), y, False)
         assert penalties.dtype == tf.float32
         assert np.isfinite(history.history["loss"]).all()
         assert np.isfinite(history.history["grad_loss"]).all()
@@ -354,7 +354,7 @@ def test_finite_difference_approaches_exact_gradient():
 
     def weight_gradient(model):
         with tf.GradientTape() as tape:
-            _, penalties, _ = model._penalized_forward(x, y, False)
+            _, _, penalties, _ = model._forward_with_penalty(x, y, False)
             value = tf.reduce_mean(penalties)
         grads = tape.gradient(value, base.trainable_weights)
         return np.concatenate([
@@ -468,7 +468,7 @@ def test_saved_model_loads_in_safe_mode_without_code(tmp_path, regularizer):
 def test_label_count_mismatch_raises():
     model = GradRegModel(_tanh_mlp())
     with pytest.raises(Exception, match="one label per input example"):
-        model._penalized_forward(tf.zeros((3, 3)), np.array([0, 1]), False)
+        model._forward_with_penalty(tf.zeros((3, 3)), np.array([0, 1]), False)
 
 
 # c = 0 is free, penalty_fraction, collapse guard, silent-wrong inputs --------
@@ -518,7 +518,7 @@ def test_penalty_fraction_penalizes_a_random_subset():
 
     x, y = _data(n=8)
     model = GradRegModel(_tanh_mlp(), c=1.0, penalty_fraction=0.5)
-    _, penalties, _ = model._penalized_forward(tf.constant(x), y, False)
+    _, _, penalties, _ = model._forward_with_penalty(tf.constant(x), y, False)
     penalties = penalties.numpy()
     model.compile(keras.optimizers.SGD(0.0), _sparse_ce())
     logged = []
