@@ -20,34 +20,53 @@ from keras_gradreg._cli_settings import AttackSettings
 from keras_gradreg._cli_settings import CommandLineError
 from keras_gradreg._cli_settings import attack_settings
 from keras_gradreg._cli_settings import attack_specs
+from keras_gradreg._cli_settings import attacks_in_norm
 from keras_gradreg._cli_settings import check_dataset
 from keras_gradreg._cli_settings import check_numbers
-from keras_gradreg._cli_settings import parse_attacks
 from keras_gradreg._cli_settings import takes_step_size
 
 EVALUATE_FILES = tuple(evaluation.Results.FILES.values())
 EVALUATE_SECTION = "evaluate"  # the section of the command's own table
+MODEL = "model"  # the model's name in the results
+DEFAULT_BATCH = 256
 
 
-def _simple_results(entry: dict, attacks, eps: tuple) -> dict:
-    """The report's entry with eps keys spelled as the user gave them."""
-    results = {"clean": entry["clean"]}
-    for attack in attacks:
-        results[attack] = {value: entry[attack][f"{float(value):g}"]
-                           for value in eps}
-    return results
+def command_table(results: evaluation.Results, eps: tuple) -> dict:
+    """The command's table of ``results``: ``{"clean", attack: {eps: acc}}``
+    with eps keys spelled as the user gave them."""
+    entry = results.model_entry(MODEL)
+    table = {"clean": entry["clean"]}
+    for attack in results.attack_names:
+        table[attack] = {value: entry[attack][f"{float(value):g}"]
+                         for value in eps}
+    return table
 
 
 def robustness(model, data, attacks: Sequence[str],
-               settings: AttackSettings, args) -> tuple:
-    """Runs a RobustnessReport; returns it and its accuracies by user eps."""
+               settings: AttackSettings, args, norm: str = "linf",
+               worst_case_only: bool = False, resume_dir=None,
+               shard=None) -> tuple:
+    """Runs a RobustnessReport; returns it and its accuracies by user eps.
+
+    Args:
+        model: The model to attack.
+        data: ``(x, y)``.
+        attacks: Names in :data:`keras_gradreg.attacks.ATTACKS`.
+        settings: The attack settings of the flags.
+        args: The parsed flags (``--seed``, ``--batch_size``, ...).
+        norm: The threat model.
+        worst_case_only: :class:`RobustnessReport`'s ``worst_case_only``.
+        resume_dir: :meth:`RobustnessReport.run`'s ``resume_dir``.
+        shard: :meth:`RobustnessReport.run`'s ``shard``.
+    """
     report = evaluation.RobustnessReport(
-        {"model": model}, attack_specs(attacks, settings, args),
+        {MODEL: model}, attack_specs(attacks, settings, args),
         [float(value) for value in settings.eps],
-        batch_size=args.batch_size or 256, verbose=1,
+        batch_size=args.batch_size or DEFAULT_BATCH, verbose=1,
+        worst_case_only=worst_case_only, norm=norm,
     )
-    entry = report.run(data).model_entry("model")
-    return report, _simple_results(entry, report.attacks, settings.eps)
+    results = report.run(data, resume_dir=resume_dir, shard=shard)
+    return report, command_table(results, settings.eps)
 
 
 def print_warnings(results: evaluation.Results, when: str = "") -> None:
@@ -80,49 +99,112 @@ def format_table(results: dict, eps: tuple) -> str:
     return "\n".join(lines)
 
 
-def _write_evaluation(results, table: dict, eps: tuple, output) -> None:
-    """Adds the command's table (eps as given) to the results as a section,
-    writes their files into the output's scratch folder and swaps it in
-    place of the old folder with one rename (the old folder's other files
-    are carried over): a kill leaves the old outputs or the new, never a
-    mix."""
-    results.add_section(
-        EVALUATE_SECTION, table, title="keras-gradreg evaluate",
-        markdown=["Accuracy by eps as given on the command line:", "",
-                  "```", *format_table(table, eps).splitlines(), "```"])
-    results.save(output.target)
-    output.commit()
+def write_evaluation(results: evaluation.Results, eps: tuple, out: str,
+                     output) -> None:
+    """Writes ``results`` with the command's table into ``out`` and prints
+    the table, the masking warnings and the files written.
+
+    The table (eps as given) is added as a section; the files are written
+    into the output's scratch folder and swapped in place of the old folder
+    with one rename (the old folder's other files are carried over): a kill
+    leaves the old outputs or the new, never a mix.
+    """
+    table = command_table(results, eps)
+    try:
+        results.add_section(
+            EVALUATE_SECTION, table, title="keras-gradreg evaluate",
+            markdown=["Accuracy by eps as given on the command line:", "",
+                      "```", *format_table(table, eps).splitlines(), "```"])
+        results.save(output.target)
+        output.commit()
+    except BaseException:
+        output.discard()
+        raise
+    print(format_table(table, eps))
+    print_warnings(results)
+    written = [name for name in EVALUATE_FILES
+               if os.path.exists(os.path.join(out, name))]
+    print(f"Wrote {', '.join(written)} to {out}.")
+
+
+def check_out(out: str, overwrite: bool, flag: str = "--out") -> None:
+    """Raises CommandLineError unless ``out`` may take the results files."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CommandLineError(f"{flag} {out} is a file, not a folder.")
+    check_fresh([os.path.join(out, n) for n in EVALUATE_FILES], overwrite)
+
+
+def prepare_results_output(out: str, flag: str = "--out"):
+    """The prepared output of the results folder ``out``: its other files
+    are kept."""
+    return prepare_output(out, flag,
+                          keep=lambda name: name not in EVALUATE_FILES)
+
+
+def _set_threads(threads) -> None:
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise CommandLineError(
+            "--threads must be set before TensorFlow starts; run the "
+            "command in a fresh process.") from None
+
+
+def _check_shards(args, num_examples: int) -> None:
+    """Raises CommandLineError for --shard / --processes that do not fit."""
+    if args.processes > 1 and args.shard is not None:
+        raise CommandLineError("--processes runs the shards itself: give "
+                               "--processes or --shard, not both.")
+    count = args.shard[1] if args.shard is not None else args.processes
+    chunks = -(-num_examples // (args.batch_size or DEFAULT_BATCH))
+    if count > chunks:
+        raise CommandLineError(
+            f"{count} shards of {chunks} chunks ({num_examples} examples in "
+            f"batches of {args.batch_size or DEFAULT_BATCH}): give at most "
+            f"{chunks} shards, or a smaller --batch_size.")
+    if args.resume is not None and os.path.exists(args.resume) and (
+            not os.path.isdir(args.resume)):
+        raise CommandLineError(
+            f"--resume {args.resume} is a file, not a folder.")
 
 
 def evaluate_command(args) -> evaluation.Results:
     """Runs ``keras-gradreg evaluate``; returns the results written."""
     check_dataset(args.dataset)
     check_numbers(args)
-    attacks = parse_attacks(args.attacks)
+    attacks = attacks_in_norm(args.attacks, args.norm)
     iterative = any(takes_step_size(name) for name in attacks)
-    settings = attack_settings(args, iterative)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CommandLineError(f"--out {args.out} is a file, not a folder.")
-    check_fresh([os.path.join(args.out, n) for n in EVALUATE_FILES],
-                args.overwrite)
+    settings = attack_settings(args, iterative, args.norm)
+    check_out(args.out, args.overwrite)
+    _set_threads(args.threads)
     model = load_model(args.model)
     x, y = load_data(args.dataset, args.split, args.data_dir,
                      args.num_examples)
+    _check_shards(args, len(x))
     y = check_compatible(model, x, y, args.dataset, settings.clip_min,
                          settings.clip_max)
-    output = prepare_output(args.out, "--out",
-                            keep=lambda name: name not in EVALUATE_FILES)
+    output = prepare_results_output(args.out)
     try:
         print(f"Evaluating {args.model} on {len(x)} examples of "
-              f"{args.dataset}.")
-        report, table = robustness(model, (x, y), attacks, settings, args)
-        _write_evaluation(report.results, table, settings.eps, output)
+              f"{args.dataset}" + (f", shard {args.shard[0]} of "
+                                   f"{args.shard[1]}" if args.shard else "")
+              + ".")
+        if args.processes > 1:
+            from keras_gradreg._cli_processes import run_processes
+
+            results = run_processes(args, output.target)
+        else:
+            report, _ = robustness(
+                model, (x, y), attacks, settings, args, norm=args.norm,
+                worst_case_only=args.worst_case_only,
+                resume_dir=args.resume, shard=args.shard)
+            results = report.results
     except BaseException:
         output.discard()
         raise
-    print(format_table(table, settings.eps))
-    print_warnings(report.results)
-    written = [name for name in EVALUATE_FILES
-               if os.path.exists(os.path.join(args.out, name))]
-    print(f"Wrote {', '.join(written)} to {args.out}.")
-    return report.results
+    write_evaluation(results, settings.eps, args.out, output)
+    return results

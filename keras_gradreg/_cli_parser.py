@@ -43,6 +43,8 @@ REGULARIZERS = ("cross_entropy", "logit_margin")
 PENALTY_NORMS = ("l1", "l2", "linf", "squared_l2")
 """``keras_gradreg.regularizers.NORMS``: the penalty's gradient norms."""
 AUTOATTACK_VERSIONS = ("fast", "rand", "standard")
+THREAT_NORMS = ("linf", "l2", "l1")
+"""``keras_gradreg.attacks.NORMS``: the threat models of ``evaluate``."""
 
 DEFAULT_STEPS = 10
 """Steps of the fixed-step attacks on data without the paper's settings."""
@@ -81,14 +83,76 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True,
                                      parser_class=_Parser)
     _add_evaluate(commands)
+    _add_merge(commands)
     _add_finetune(commands)
     return parser
+
+
+def parse_shard(text: str) -> tuple:
+    """``"i/n"`` -> ``(i, n)``, integers with ``0 <= i < n``.
+
+    Example:
+        >>> parse_shard("1/8")
+        (1, 8)
+    """
+    index, slash, count = text.partition("/")
+    try:
+        index, count = int(index), int(count)
+    except ValueError:
+        index = count = None
+    if not slash or index is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not i/n: give the shard index and the shard count, "
+            "e.g. 0/8")
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the shard index i must satisfy 0 <= i < n")
+    return index, count
+
+
+def command_argv(args: argparse.Namespace, **changes) -> list:
+    """The arguments that parse back to ``args`` with ``changes`` applied.
+
+    Example:
+        >>> parser = build_parser("keras-gradreg", "")
+        >>> args = parser.parse_args(["evaluate", "m.keras", "--dataset",
+        ...                           "mnist", "--out", "r"])
+        >>> argv = command_argv(args, shard=(1, 2))
+        >>> vars(parser.parse_args(argv)) == dict(vars(args), shard=(1, 2))
+        True
+    """
+    values = dict(vars(args), **changes)
+    parser = build_parser("", "")
+    command = parser._subparsers._group_actions[0].choices[args.command]
+    positional, flags = [], []
+    for action in command._actions:
+        value = values.get(action.dest)
+        if isinstance(action, argparse._HelpAction) or value is None or (
+                value is False):
+            continue
+        if not action.option_strings:
+            positional += [str(v) for v in (
+                value if isinstance(value, list) else [value])]
+        elif value is True:
+            flags.append(action.option_strings[-1])
+        else:
+            text = "/".join(map(str, value)) if isinstance(
+                value, tuple) else str(value)
+            flags += [action.option_strings[-1], text]
+    debug = ["--debug"] if values.get("debug") else []
+    return debug + [args.command] + positional + flags
 
 
 def _evaluate(args):
     from keras_gradreg._cli_evaluate import evaluate_command
 
     return evaluate_command(args)
+
+
+def _merge(args):
+    from keras_gradreg._cli_merge import merge_command
+
+    return merge_command(args)
 
 
 def _finetune(args):
@@ -108,11 +172,64 @@ def _add_evaluate(commands) -> None:
         evaluate, split="test",
         batch_size="Examples per attack batch (default: 256).")
     evaluate.add_argument(
-        "--attacks", default=",".join(EVALUATE_ATTACKS),
-        help=f"Comma-separated, from {', '.join(ATTACK_NAMES)}.")
+        "--attacks",
+        help=f"Comma-separated, from {', '.join(ATTACK_NAMES)} (default: "
+        f"{','.join(EVALUATE_ATTACKS)}, less those that do not support "
+        "--norm).")
     evaluate.add_argument("--out", required=True, help="Output folder.")
-    _add_attack_arguments(evaluate)
+    evaluate.add_argument(
+        "--norm", default=THREAT_NORMS[0], choices=THREAT_NORMS,
+        help="The threat model: the norm of every attack and --eps. An "
+        "attack that does not support it is an error (C&W is linf only, "
+        "Square linf and l2); l2 and l1 need --eps.")
+    scale = evaluate.add_argument_group(
+        "scale", "Large evaluations: worst case only, resumable chunks of "
+        "--batch_size examples, shards merged with keras-gradreg merge.")
+    scale.add_argument(
+        "--worst_case_only", action="store_true",
+        help="Measure only the per-example worst case, the AutoAttack way: "
+        "each attack runs on the examples every earlier attack left "
+        "correct; an attack's column reads the accuracy left after it and "
+        "those before it.")
+    scale.add_argument(
+        "--resume", metavar="DIR",
+        help="Keep each finished chunk in DIR; a rerun of the same command "
+        "reads them back and attacks only the rest.")
+    scale.add_argument(
+        "--shard", type=parse_shard, metavar="i/n",
+        help="Evaluate only shard i of n (chunks i, i + n, ...), 0 <= i < n; "
+        "join the n outputs with keras-gradreg merge.")
+    scale.add_argument(
+        "--processes", type=int, default=1, metavar="N",
+        help="Run N shard processes of this command, each pinned to one "
+        "device (GPU i when GPUs are visible, else cores // N intra-op "
+        "threads), and merge them into --out. Processes rather than a "
+        "tf.distribute strategy: they need no strategy-aware attacks, merge "
+        "to exactly one process's results, and two single-thread "
+        "processes on a 2-core host gave 1.33x the throughput of one "
+        "default process.")
+    scale.add_argument(
+        "--threads", type=int, metavar="N",
+        help="Intra-op threads of TensorFlow (default: its own choice).")
+    _add_attack_arguments(
+        evaluate, "Comma-separated radii, in the --norm norm (default: the "
+        "paper's for its datasets, L-inf radii: l2 and l1 need --eps).")
     evaluate.set_defaults(handler=_evaluate)
+
+
+def _add_merge(commands) -> None:
+    merge = commands.add_parser(
+        "merge", help="Join the outputs of evaluate --shard i/n into one.",
+        description="Join the --out folders of the shards of one evaluation "
+        "(evaluate --shard i/n) into OUT, per example exactly what one "
+        "evaluate gives; prints the same table.",
+        formatter_class=_HelpFormatter)
+    merge.add_argument("out", metavar="OUT", help="Output folder.")
+    merge.add_argument("parts", nargs="+", metavar="PART",
+                       help="The --out folders of the shards.")
+    merge.add_argument("--overwrite", action="store_true",
+                       help="Replace existing outputs.")
+    merge.set_defaults(handler=_merge)
 
 
 def _add_finetune(commands) -> None:
@@ -168,7 +285,7 @@ def _add_finetune(commands) -> None:
         "--no_tensorboard", action="store_true",
         help="Write no TensorBoard logs (scalars, input-gradient norms, "
         "conv1/fc2 histograms, FGSM accuracy per epoch, HParams).")
-    _add_attack_arguments(finetune)
+    _add_attack_arguments(finetune, "Comma-separated L-inf radii.")
     finetune.set_defaults(handler=_finetune)
 
 
@@ -189,11 +306,11 @@ def _add_data_arguments(parser, split: str, batch_size: str) -> None:
                         help="Replace existing outputs.")
 
 
-def _add_attack_arguments(parser) -> None:
+def _add_attack_arguments(parser, eps_help: str) -> None:
     """The attack flags that both commands take."""
     group = parser.add_argument_group(
         "attacks", "Default to the paper's settings for its datasets.")
-    group.add_argument("--eps", help="Comma-separated L-inf radii.")
+    group.add_argument("--eps", help=eps_help)
     group.add_argument("--step_size", type=float,
                        help="Step of the fixed-step attacks (BIM, C&W, PGD) "
                        "(default: the paper's, else 2.5 * eps / steps).")

@@ -76,6 +76,29 @@ def parse_attacks(text: str) -> tuple:
     return names
 
 
+def attacks_in_norm(text: Optional[str], norm: str) -> tuple:
+    """The attacks of ``evaluate``'s ``--attacks`` in the threat model ``norm``.
+
+    Without ``--attacks`` (``text`` None), those of
+    :data:`keras_gradreg.attacks.DEFAULT_ATTACKS` that support ``norm``.
+
+    Raises:
+        CommandLineError: For an unknown attack, or one asked for that does
+            not support ``norm``.
+    """
+    if text is None:
+        return tuple(name for name in attacks.DEFAULT_ATTACKS
+                     if norm in attacks.supported_norms(name))
+    names = parse_attacks(text)
+    for name in names:
+        supported = attacks.supported_norms(name)
+        if norm not in supported:
+            raise CommandLineError(
+                f"attack {name!r} supports --norm {', '.join(supported)}, "
+                f"not {norm}: leave it out of --attacks.")
+    return names
+
+
 def check_dataset(spec: str) -> None:
     """Raises CommandLineError unless ``spec`` is a paper dataset or npz."""
     if spec.startswith(NPZ_PREFIX) or spec in PAPER_SETTINGS:
@@ -121,7 +144,8 @@ def takes_step_size(name: str) -> bool:
     return attacks.accepts(name, "step_size")
 
 
-def attack_settings(args, iterative: bool) -> AttackSettings:
+def attack_settings(args, iterative: bool,
+                    norm: str = "linf") -> AttackSettings:
     """The attack settings of parsed ``args``: the paper's, then the flags.
 
     Without the paper's settings (``npz:`` data), ``--eps`` is required
@@ -132,6 +156,9 @@ def attack_settings(args, iterative: bool) -> AttackSettings:
     Args:
         args: Parsed arguments of ``evaluate`` or ``finetune``.
         iterative: Whether an iterative attack needs ``steps``/``step_size``.
+        norm: The threat model. The paper's radii and step size are L-inf
+            ones: in another norm ``--eps`` is required and the step size
+            is each attack's own rule unless ``--step_size`` is given.
 
     Raises:
         CommandLineError: For unparsable eps, or a setting that a dataset
@@ -139,10 +166,15 @@ def attack_settings(args, iterative: bool) -> AttackSettings:
     """
     check_dataset(args.dataset)
     paper = PAPER_SETTINGS.get(args.dataset)
+    if norm != "linf" and args.eps is None:
+        raise CommandLineError(
+            f"--norm {norm} needs --eps: the paper's radii are L-inf radii.")
 
     def pick(name: str):
         given = getattr(args, name)
-        return given if given is not None else getattr(paper, name, None)
+        if given is not None or (norm != "linf" and name == "step_size"):
+            return given
+        return getattr(paper, name, None)
 
     eps = parse_eps(args.eps) if args.eps is not None else pick("eps")
     if eps is None and getattr(args, "train_eps", None) is not None:
@@ -196,6 +228,8 @@ NUMERIC_FLAGS = {
     "apgd_steps": (True, 1, False),
     "queries": (True, 1, False),
     "seed": (True, 0, False),
+    "processes": (True, 1, False),
+    "threads": (True, 1, False),
     "step_size": (False, 0.0, True),
     "learning_rate": (False, 0.0, True),
     "c": (False, 0.0, False),

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -69,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     Example:
         >>> args = build_parser().parse_args(
         ...     ["evaluate", "m.keras", "--dataset", "mnist", "--out", "r"])
-        >>> args.command, args.attacks
-        ('evaluate', 'fgsm,bim,cw,pgd')
+        >>> args.command, args.norm, args.shard
+        ('evaluate', 'linf', None)
     """
     return _cli_parser.build_parser(
         PROG, "Evaluate the robustness of a saved Keras model, or fine-tune "
@@ -89,7 +90,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Runs the ``keras-gradreg`` command line.
 
     Args:
-        argv: The arguments after the program name (default ``sys.argv``).
+        argv: The arguments after the program name (default ``sys.argv``);
+            paths (``os.PathLike``) are taken as their strings.
 
     Raises:
         SystemExit: With status 2 for bad input and 1 for a failure at run
@@ -106,7 +108,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ...     print(exit.code)
         2
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [os.fspath(arg) for arg in (sys.argv[1:] if argv is None
+                                       else argv)]
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _atomic
 from keras_gradreg import _checks
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg.attacks import _core
@@ -36,6 +37,7 @@ def craft(model, x, y, attack: Callable, eps: float, kwargs: dict,
     ``breakers`` this returns ``(x_adv, broken_by)``: the name of the part
     that broke each example for such an attack, None for any other.
     """
+    _atomic.fault_point("attack")  # a test hook: killed mid-chunk
     kwargs = dict(kwargs)
     if names_parameter(attack, "return_breakers"):
         kwargs.setdefault("verbose", 0)

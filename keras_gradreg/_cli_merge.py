@@ -1,0 +1,48 @@
+"""``keras-gradreg merge``: join the outputs of ``evaluate --shard i/n``."""
+
+from __future__ import annotations
+
+import os
+
+from keras_gradreg import evaluation
+from keras_gradreg._cli_evaluate import EVALUATE_SECTION
+from keras_gradreg._cli_evaluate import check_out
+from keras_gradreg._cli_evaluate import prepare_results_output
+from keras_gradreg._cli_evaluate import write_evaluation
+from keras_gradreg._cli_parser import CommandLineError
+from keras_gradreg._cli_parser import one_line
+
+
+def _load(part: str) -> evaluation.Results:
+    if not os.path.isdir(part):
+        raise CommandLineError(f"part {part} is not a folder of results.")
+    try:
+        return evaluation.Results.load(part)
+    except (OSError, ValueError, KeyError) as error:
+        raise CommandLineError(
+            f"cannot read part {part}: {one_line(error)}") from None
+
+
+def _eps_as_given(results: evaluation.Results, part) -> tuple:
+    """The radii as ``evaluate`` was given them (its table's keys)."""
+    if EVALUATE_SECTION in part.section_names:
+        table = part.section(EVALUATE_SECTION)
+        return tuple(table[results.attack_names[0]])
+    return tuple(f"{eps:g}" for eps in results.eps_values)
+
+
+def merge_command(args) -> evaluation.Results:
+    """Runs ``keras-gradreg merge``; returns the results written."""
+    check_out(args.out, args.overwrite, "OUT")
+    parts = [_load(part) for part in args.parts]
+    try:
+        merged = evaluation.Results.merge(parts)
+    except (ValueError, KeyError, TypeError) as error:
+        raise CommandLineError(f"cannot merge {' '.join(args.parts)}: "
+                               f"{one_line(error)}") from None
+    output = prepare_results_output(args.out, "OUT")
+    print(f"Merged {len(parts)} parts: {merged.settings['num_examples']} "
+          "examples.")
+    write_evaluation(merged, _eps_as_given(merged, parts[0]), args.out,
+                     output)
+    return merged
