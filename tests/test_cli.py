@@ -215,7 +215,7 @@ def test_finetune_on_own_data_evaluates_at_the_training_eps():
 
 
 def test_each_attack_gets_only_the_flags_it_takes():
-    from keras_gradreg import _cli_settings
+    from keras_gradreg.cli import _settings as _cli_settings
 
     args = cli.build_parser().parse_args(
         ["evaluate", "m.keras", "--dataset", "mnist", "--out", "r",
@@ -398,7 +398,7 @@ def test_every_numeric_flag_of_the_parser_is_checked():
     commands = parser._subparsers._group_actions[0].choices.values()
     numeric = {action.dest for command in commands
                for action in command._actions if action.type in (int, float)}
-    from keras_gradreg._cli_settings import NUMERIC_FLAGS as checked
+    from keras_gradreg.cli._settings import NUMERIC_FLAGS as checked
     assert numeric == set(checked)
 
 
@@ -692,11 +692,11 @@ def test_help_shows_the_defaults():
 
 
 def test_the_names_the_help_lists_are_the_registries():
-    from keras_gradreg import _cli_finetune
-    from keras_gradreg import _cli_parser
     from keras_gradreg import adversarial_training
     from keras_gradreg import regularizers
     from keras_gradreg.attacks.autoattack import VERSIONS
+    from keras_gradreg.cli import _finetune as _cli_finetune
+    from keras_gradreg.cli import _parser as _cli_parser
 
     assert _cli_parser.ATTACK_NAMES == tuple(attacks.ATTACKS)
     assert _cli_parser.EVALUATE_ATTACKS == attacks.DEFAULT_ATTACKS

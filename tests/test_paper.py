@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from keras_gradreg import _cli_settings
 from keras_gradreg import models
 from keras_gradreg import paper
+from keras_gradreg.cli import _settings as _cli_settings
 
 
 @pytest.mark.parametrize("dataset", sorted(paper.SETTINGS))

@@ -1,7 +1,7 @@
 """The flags of ``keras-gradreg evaluate`` and ``finetune``, without TensorFlow.
 
 Parsing, ``--help`` and flag errors run before TensorFlow is imported; the
-commands themselves (``_cli_evaluate``, ``_cli_finetune``) import it once
+commands themselves (``_evaluate``, ``_finetune``) import it once
 the flags parse. So the names the help lists are spelled here: each tuple
 below equals its registry (``keras_gradreg.attacks.ATTACKS``, the paper's
 datasets, the recipes, regularizers, norms and AutoAttack versions), which
@@ -144,19 +144,19 @@ def command_argv(args: argparse.Namespace, **changes) -> list:
 
 
 def _evaluate(args):
-    from keras_gradreg._cli_evaluate import evaluate_command
+    from keras_gradreg.cli._evaluate import evaluate_command
 
     return evaluate_command(args)
 
 
 def _merge(args):
-    from keras_gradreg._cli_merge import merge_command
+    from keras_gradreg.cli._merge import merge_command
 
     return merge_command(args)
 
 
 def _finetune(args):
-    from keras_gradreg._cli_finetune import finetune_command
+    from keras_gradreg.cli._finetune import finetune_command
 
     return finetune_command(args)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 from keras_gradreg import evaluation
-from keras_gradreg._cli_evaluate import EVALUATE_SECTION
-from keras_gradreg._cli_evaluate import check_out
-from keras_gradreg._cli_evaluate import prepare_results_output
-from keras_gradreg._cli_evaluate import write_evaluation
-from keras_gradreg._cli_parser import CommandLineError
-from keras_gradreg._cli_parser import one_line
+from keras_gradreg.cli._evaluate import EVALUATE_SECTION
+from keras_gradreg.cli._evaluate import check_out
+from keras_gradreg.cli._evaluate import prepare_results_output
+from keras_gradreg.cli._evaluate import write_evaluation
+from keras_gradreg.cli._parser import CommandLineError
+from keras_gradreg.cli._parser import one_line
 
 
 def _load(part: str) -> evaluation.Results:

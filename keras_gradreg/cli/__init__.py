@@ -1,7 +1,8 @@
 """The ``keras-gradreg`` command: evaluate a saved model, or make it robust.
 
-``evaluate`` measures clean accuracy and accuracy under the L-inf attacks of
-:mod:`keras_gradreg.attacks` through :class:`keras_gradreg.RobustnessReport`;
+``evaluate`` measures clean accuracy and accuracy under the attacks of
+:mod:`keras_gradreg.attacks` (in L-inf, L2 or L1) through
+:class:`keras_gradreg.RobustnessReport`, at any scale (resumable shards);
 ``finetune`` trains a saved model for a few more epochs with a robust
 recipe and saves the result. The default recipe, ``--recipe n_fgsm``, is the
 one docs/RESULTS.md measured best for its cost: N-FGSM adversarial training
@@ -38,9 +39,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from keras_gradreg import _cli_parser
-from keras_gradreg._cli_parser import CommandLineError
-from keras_gradreg._cli_parser import one_line
+from keras_gradreg.cli import _parser
+from keras_gradreg.cli._parser import CommandLineError
+from keras_gradreg.cli._parser import one_line
 
 # PAPER_SETTINGS and AttackSettings resolve through __getattr__ below.
 __all__ = ["main", "build_parser", "PAPER_SETTINGS", "AttackSettings"]  # noqa: F822
@@ -50,11 +51,11 @@ PROG = "keras-gradreg"
 # Names read from the modules that import TensorFlow, on first use (PEP 562),
 # so that parsing and --help run without it.
 _LAZY = {
-    "PAPER_SETTINGS": "keras_gradreg._cli_settings",
-    "AttackSettings": "keras_gradreg._cli_settings",
-    "attack_settings": "keras_gradreg._cli_settings",
-    "EVALUATE_SECTION": "keras_gradreg._cli_evaluate",
-    "format_table": "keras_gradreg._cli_evaluate",
+    "PAPER_SETTINGS": "keras_gradreg.cli._settings",
+    "AttackSettings": "keras_gradreg.cli._settings",
+    "attack_settings": "keras_gradreg.cli._settings",
+    "EVALUATE_SECTION": "keras_gradreg.cli._evaluate",
+    "format_table": "keras_gradreg.cli._evaluate",
 }
 
 
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         >>> args.command, args.norm, args.shard
         ('evaluate', 'linf', None)
     """
-    return _cli_parser.build_parser(
+    return _parser.build_parser(
         PROG, "Evaluate the robustness of a saved Keras model, or fine-tune "
         "it with a robust recipe (N-FGSM adversarial training by default).")
 

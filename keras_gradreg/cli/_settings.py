@@ -12,9 +12,9 @@ from typing import Optional, Sequence
 from keras_gradreg import _checks
 from keras_gradreg import attacks
 from keras_gradreg import paper
-from keras_gradreg._cli_parser import DEFAULT_STEPS
-from keras_gradreg._cli_parser import NPZ_PREFIX
-from keras_gradreg._cli_parser import CommandLineError
+from keras_gradreg.cli._parser import DEFAULT_STEPS
+from keras_gradreg.cli._parser import NPZ_PREFIX
+from keras_gradreg.cli._parser import CommandLineError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +254,7 @@ def check_numbers(args) -> None:
         >>> check_numbers(argparse.Namespace(learning_rate=-1.0))
         Traceback (most recent call last):
         ...
-        keras_gradreg._cli_parser.CommandLineError: --learning_rate must be > 0.0, got -1.0.
+        keras_gradreg.cli._parser.CommandLineError: --learning_rate must be > 0.0, got -1.0.
     """
     for name, (integer, minimum, strict) in NUMERIC_FLAGS.items():
         value = getattr(args, name, None)

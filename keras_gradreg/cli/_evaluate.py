@@ -10,20 +10,20 @@ import os
 from typing import Sequence
 
 from keras_gradreg import evaluation
-from keras_gradreg._cli_io import check_compatible
-from keras_gradreg._cli_io import check_fresh
-from keras_gradreg._cli_io import load_data
-from keras_gradreg._cli_io import load_model
-from keras_gradreg._cli_io import one_line
-from keras_gradreg._cli_io import prepare_output
-from keras_gradreg._cli_settings import AttackSettings
-from keras_gradreg._cli_settings import CommandLineError
-from keras_gradreg._cli_settings import attack_settings
-from keras_gradreg._cli_settings import attack_specs
-from keras_gradreg._cli_settings import attacks_in_norm
-from keras_gradreg._cli_settings import check_dataset
-from keras_gradreg._cli_settings import check_numbers
-from keras_gradreg._cli_settings import takes_step_size
+from keras_gradreg.cli._io import check_compatible
+from keras_gradreg.cli._io import check_fresh
+from keras_gradreg.cli._io import load_data
+from keras_gradreg.cli._io import load_model
+from keras_gradreg.cli._io import one_line
+from keras_gradreg.cli._io import prepare_output
+from keras_gradreg.cli._settings import AttackSettings
+from keras_gradreg.cli._settings import CommandLineError
+from keras_gradreg.cli._settings import attack_settings
+from keras_gradreg.cli._settings import attack_specs
+from keras_gradreg.cli._settings import attacks_in_norm
+from keras_gradreg.cli._settings import check_dataset
+from keras_gradreg.cli._settings import check_numbers
+from keras_gradreg.cli._settings import takes_step_size
 
 EVALUATE_FILES = tuple(evaluation.Results.FILES.values())
 EVALUATE_SECTION = "evaluate"  # the section of the command's own table
@@ -194,7 +194,7 @@ def evaluate_command(args) -> evaluation.Results:
                                    f"{args.shard[1]}" if args.shard else "")
               + ".")
         if args.processes > 1:
-            from keras_gradreg._cli_processes import run_processes
+            from keras_gradreg.cli._processes import run_processes
 
             results = run_processes(args, output.target)
         else:

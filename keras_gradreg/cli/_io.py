@@ -15,10 +15,10 @@ import numpy as np
 from keras_gradreg import _checks
 from keras_gradreg import datasets
 from keras_gradreg._atomic import Output
-from keras_gradreg._cli_parser import one_line
-from keras_gradreg._cli_settings import NPZ_PREFIX
-from keras_gradreg._cli_settings import CommandLineError
-from keras_gradreg._cli_settings import check_dataset
+from keras_gradreg.cli._parser import one_line
+from keras_gradreg.cli._settings import NPZ_PREFIX
+from keras_gradreg.cli._settings import CommandLineError
+from keras_gradreg.cli._settings import check_dataset
 from keras_gradreg.model import GradRegModel
 
 

@@ -12,28 +12,28 @@ import os
 
 import keras
 
-from keras_gradreg import _cli_tensorboard
 from keras_gradreg import adversarial_training
 from keras_gradreg import attacks as attacks_lib
 from keras_gradreg._atomic import fault_point
-from keras_gradreg._cli_evaluate import print_warnings
-from keras_gradreg._cli_evaluate import robustness
-from keras_gradreg._cli_io import check_compatible
-from keras_gradreg._cli_io import check_fresh
-from keras_gradreg._cli_io import load_data
-from keras_gradreg._cli_io import load_model
-from keras_gradreg._cli_io import one_line
-from keras_gradreg._cli_io import prepare_output
-from keras_gradreg._cli_parser import DEFAULT_C
-from keras_gradreg._cli_parser import PENALTY_ONLY
-from keras_gradreg._cli_settings import PAPER_SETTINGS  # noqa: F401 (doctest)
-from keras_gradreg._cli_settings import AttackSettings
-from keras_gradreg._cli_settings import CommandLineError
-from keras_gradreg._cli_settings import attack_settings
-from keras_gradreg._cli_settings import check_dataset
-from keras_gradreg._cli_settings import check_numbers
-from keras_gradreg._cli_settings import takes_step_size
 from keras_gradreg.adversarial_training import AdversarialTrainingModel
+from keras_gradreg.cli import _tensorboard
+from keras_gradreg.cli._evaluate import print_warnings
+from keras_gradreg.cli._evaluate import robustness
+from keras_gradreg.cli._io import check_compatible
+from keras_gradreg.cli._io import check_fresh
+from keras_gradreg.cli._io import load_data
+from keras_gradreg.cli._io import load_model
+from keras_gradreg.cli._io import one_line
+from keras_gradreg.cli._io import prepare_output
+from keras_gradreg.cli._parser import DEFAULT_C
+from keras_gradreg.cli._parser import PENALTY_ONLY
+from keras_gradreg.cli._settings import PAPER_SETTINGS  # noqa: F401 (doctest)
+from keras_gradreg.cli._settings import AttackSettings
+from keras_gradreg.cli._settings import CommandLineError
+from keras_gradreg.cli._settings import attack_settings
+from keras_gradreg.cli._settings import check_dataset
+from keras_gradreg.cli._settings import check_numbers
+from keras_gradreg.cli._settings import takes_step_size
 from keras_gradreg.model import GradRegModel
 
 FINETUNE_ATTACKS = attacks_lib.QUICK_ATTACKS
@@ -130,7 +130,7 @@ def finetune_command(args) -> dict:
         args, iterative=any(map(takes_step_size, FINETUNE_ATTACKS)))
     if not args.out.endswith(".keras"):
         raise CommandLineError(f"--out {args.out} must end in .keras.")
-    log_dir = None if args.no_tensorboard else _cli_tensorboard.run_dir(args)
+    log_dir = None if args.no_tensorboard else _tensorboard.run_dir(args)
     check_fresh([args.out] + ([log_dir] if log_dir else []), args.overwrite)
     optimizer = _optimizer(args)
     model = load_model(args.model)
@@ -172,12 +172,12 @@ def _fine_tune(robust, optimizer, train, held_out, settings, args, model_out,
     callbacks = [keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: fault_point(f"epoch {epoch + 1}"))]
     logged = {} if log_out is None else dict(
-        validation_data=tuple(a[:_cli_tensorboard.HELD_OUT_SIZE]
+        validation_data=tuple(a[:_tensorboard.HELD_OUT_SIZE]
                               for a in held_out))
     if log_out is not None:
-        callbacks[:0] = _cli_tensorboard.training_callbacks(
+        callbacks[:0] = _tensorboard.training_callbacks(
             log_out.target, robust, train, held_out, settings)
-    with _cli_tensorboard.Timer() as timer:
+    with _tensorboard.Timer() as timer:
         robust.fit(*train, batch_size=args.batch_size or 50,
                    epochs=args.epochs, verbose=1, callbacks=callbacks,
                    **logged)
@@ -185,7 +185,7 @@ def _fine_tune(robust, optimizer, train, held_out, settings, args, model_out,
     report, after = robustness(robust, held_out, FINETUNE_ATTACKS, settings,
                                args)
     if log_out is not None:
-        _cli_tensorboard.finish(log_out.target, robust, args,
+        _tensorboard.finish(log_out.target, robust, args,
                                 report.results.model_entry("model"),
                                 timer.seconds)
     robust.save(model_out.target)
@@ -197,5 +197,5 @@ def _fine_tune(robust, optimizer, train, held_out, settings, args, model_out,
     print(f"Saved the fine-tuned {type(robust).__name__} to {args.out}.")
     if log_out is not None:
         print("TensorBoard: tensorboard --logdir "
-              f"{os.path.dirname(_cli_tensorboard.run_dir(args))}")
+              f"{os.path.dirname(_tensorboard.run_dir(args))}")
     return {"before": before, "after": after}

@@ -24,7 +24,7 @@ from typing import List
 import tensorflow as tf
 
 from keras_gradreg import evaluation
-from keras_gradreg._cli_parser import command_argv
+from keras_gradreg.cli._parser import command_argv
 
 SHARDS_FOLDER = ".shards"
 """The parts' folder inside the output's scratch folder (removed before
