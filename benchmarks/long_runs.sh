@@ -95,15 +95,13 @@ merge() {
     grep -vxFf "$2" "$1" >> "$2" || true
 }
 
-keep() {
+# `kept keep|restore`: the grids' result lines from RUNS into KEEP, or back.
+kept() {
     local i
-    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do merge "${KEPT[i]}" "$KEEP/${KEPT[i + 1]}"; done
-    echo "kept: the grids' result lines are in $KEEP (commit them)"
-}
-
-restore() {
-    local i
-    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do merge "$KEEP/${KEPT[i + 1]}" "${KEPT[i]}"; done
+    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do
+        if [ "$1" = keep ]; then merge "${KEPT[i]}" "$KEEP/${KEPT[i + 1]}"
+        else merge "$KEEP/${KEPT[i + 1]}" "${KEPT[i]}"; fi
+    done
 }
 
 # `grid_settings EPOCHS OUT [FLAGS]`: the grids' shared settings (cost: CPU time, the
@@ -143,9 +141,9 @@ report() {
 
 case "${1:-all}" in
     models|autoattack) "$1" ;;
-    front|grid|gridaa|grid10|report) restore && "$1" ;;
-    keep) keep ;;
-    all) restore && models && autoattack && front && gridaa && grid10 && grid ;;
+    front|grid|gridaa|grid10|report) kept restore && "$1" ;;
+    keep) kept keep && echo "kept: the grids' result lines are in $KEEP (commit them)" ;;
+    all) kept restore && models && autoattack && front && gridaa && grid10 && grid ;;
     *) echo "usage: $0 [models|autoattack|front|grid|gridaa|grid10|all|keep|report]" >&2
        exit 2 ;;
 esac

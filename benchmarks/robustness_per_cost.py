@@ -1,14 +1,9 @@
 r"""Robustness per cost: a grid of training recipes on MNIST, robust accuracy against cost.
 
-Trains each recipe of ``_recipes.recipe_table`` with the paper's CNN, every recipe from
-the same weights and batch order, times it against natural training (``natural_relu``,
-always first; with ``--shard i/n`` against natural training timed in the same process just
-before and after each recipe) and evaluates it by ``keras_gradreg.RobustnessReport``: the
-per-example worst case over ``--eval_attacks``, in its worst-case mode with
-``--attack_survivors``. Each finished recipe appends one line to ``OUT/results.jsonl``;
-an unfinished one goes on from ``OUT/backup/<recipe>/``. ``_grid_report`` writes
-``OUT/robustness_per_cost.md`` and ``.png``; ``--report`` only redraws them. Usage:
-benchmarks/README.md.
+Each recipe of ``_recipes.recipe_table`` is trained, timed against natural training and
+evaluated by ``keras_gradreg.RobustnessReport``; one line per recipe goes to
+``OUT/results.jsonl`` and ``_grid_report`` draws ``OUT/robustness_per_cost.md`` and
+``.png`` from them. How and why: benchmarks/README.md.
 
     python benchmarks/robustness_per_cost.py --data_dir ../shared/data/mnist \
         --epochs 3 --test_size 1000 --out runs/robustness_per_cost
