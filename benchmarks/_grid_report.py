@@ -1,10 +1,8 @@
 """The robustness-per-cost report: tables, front statements, notes, chart.
 
-Pure functions of the grid's result rows (``OUT/results.jsonl``: ``recipe``,
-``ratio[cost]``, ``clean``, ``robust[eps]``, ``correct`` bits, timings) and of
-AutoAttack's lines on some of the grid's models
-(``OUT/autoattack/results.jsonl``, written by ``autoattack_eval.py``); the
-front and the noise test are ``keras_gradreg.evaluation``'s.
+Pure functions of the grid's result rows (``OUT/results.jsonl``) and of AutoAttack's
+lines on some of the grid's models (``OUT/autoattack/results.jsonl``); the front and the
+noise test are ``keras_gradreg.evaluation``'s.
 """
 
 from __future__ import annotations
@@ -16,6 +14,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from keras_gradreg import evaluation
+
+from _common import table
 
 REFERENCE = "natural_relu"
 COLLAPSED = 0.2  # final training accuracy flagged as a collapse (chance: 0.1)
@@ -38,34 +38,22 @@ def front_at(rows: Sequence[Mapping], key: str, cost: str) -> List[Mapping]:
         [row["ratio"][cost] for row in rows], [row["robust"][key] for row in rows])]
 
 
-def _noise(better: Mapping, worse: Mapping, key: str,
-           images: Optional[int]) -> Optional[str]:
+def _noise(better: Mapping, worse: Mapping, key: str, images: Optional[int]) -> Optional[str]:
     """A remark when ``better``'s lead over ``worse`` is within noise."""
     count = min(filter(None, [row.get("images", {}).get(key, images)
                               for row in (better, worse)]), default=None)
     high, low = better["robust"][key], worse["robust"][key]
     if not count or not evaluation.within_noise(high, low, count):
         return None
-    return (f"{better['recipe']} leads {worse['recipe']} by "
-            f"{100 * (high - low):.1f} points, within two standard errors "
+    return (f"{better['recipe']} leads {worse['recipe']} by {100 * (high - low):.1f} points, "
+            "within two standard errors "
             f"({100 * evaluation.two_standard_errors(high, low, count):.1f})")
 
 
 def statements(rows: Sequence[Mapping], eps_keys: Sequence[str], cost: str,
                images: Optional[int] = None) -> List[str]:
-    """One sentence per eps naming the front, and where a step along it (or
-    the most robust recipe's lead) is within two standard errors.
-
-    Example:
-        >>> rows = [{"recipe": "a", "ratio": {"cpu": 1.0}, "robust": {"0.1": 0.5}},
-        ...         {"recipe": "b", "ratio": {"cpu": 2.0}, "robust": {"0.1": 0.9}},
-        ...         {"recipe": "c", "ratio": {"cpu": 3.0}, "robust": {"0.1": 0.89}}]
-        >>> print(statements(rows, ["0.1"], "cpu", 1000)[0])
-        ... # doctest: +NORMALIZE_WHITESPACE
-        eps 0.1: on the front, by cost: a (1.00x natural, 50.0%),
-        b (2.00x natural, 90.0%); most robust: b (b leads c by 1.0 points,
-        within two standard errors (2.7)).
-    """
+    """One sentence per eps naming the front, and where a step along it (or the most
+    robust recipe's lead) is within two standard errors on ``images`` images."""
     lines = []
     for key in eps_keys:
         front = front_at(rows, key, cost)
@@ -75,20 +63,14 @@ def statements(rows: Sequence[Mapping], eps_keys: Sequence[str], cost: str,
                            f"{_percent(row['robust'][key])}%)" for row in front)
         remarks = [_noise(b, a, key, images) for a, b in zip(front, front[1:])]
         best = front[-1]
-        others = sorted((row for row in rows if key in row["robust"]
-                         and row is not best), key=lambda row: -row["robust"][key])
+        others = sorted((row for row in rows if key in row["robust"] and row is not best),
+                        key=lambda row: -row["robust"][key])
         if others and others[0] not in front:
             remarks.append(_noise(best, others[0], key, images))
         remarks = [remark for remark in remarks if remark]
-        lines.append(f"eps {key}: on the front, by cost: {points}; "
-                     f"most robust: {best['recipe']}"
-                     + (f" ({'; '.join(remarks)})" if remarks else "") + ".")
+        lines.append(f"eps {key}: on the front, by cost: {points}; most robust: "
+                     f"{best['recipe']}" + (f" ({'; '.join(remarks)})" if remarks else "") + ".")
     return lines
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def _cost_name(cost: str) -> str:
@@ -98,118 +80,80 @@ def _cost_name(cost: str) -> str:
 def cost_table(rows: Sequence[Mapping], eps_keys: Sequence[str], notes: Sequence[str],
                cost: str, images: Optional[int]) -> str:
     """The table by cost (the front in bold), the statements and ``notes``."""
-    on_front = {key: {row["recipe"] for row in front_at(rows, key, cost)}
-                for key in eps_keys}
+    on_front = {key: {row["recipe"] for row in front_at(rows, key, cost)} for key in eps_keys}
     cells = []
     for row in by_cost(rows, cost):
         line = [row["recipe"], f"{row['ratio'][cost]:.2f}", _percent(row["clean"])]
         for key in eps_keys:
             value = _percent(row["robust"].get(key))
-            line.append(f"**{value}**" if value and row["recipe"] in on_front[key]
-                        else value)
+            line.append(f"**{value}**" if value and row["recipe"] in on_front[key] else value)
         cells.append(line)
-    lines = _table(["recipe", _cost_name(cost), "clean"]
-                   + [f"eps {key}" for key in eps_keys], cells)
-    lines += ["", "Bold: on the Pareto front (no recipe is both cheaper and "
-              "more robust) at that eps.", ""]
-    lines += [f"- {line}" for line in statements(rows, eps_keys, cost, images)]
-    if notes:
-        lines += [""] + [f"- {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    lines = table(["recipe", _cost_name(cost), "clean"] + [f"eps {k}" for k in eps_keys], cells)
+    lines += ["", "Bold: on the Pareto front (no recipe is both cheaper and more robust) at "
+              "that eps.", ""] + [f"- {line}" for line in statements(rows, eps_keys, cost, images)]
+    return "\n".join(lines + ([""] + [f"- {note}" for note in notes] if notes else [])) + "\n"
 
 
 def times_table(rows: Sequence[Mapping], cost: str) -> str:
-    """Each recipe's training (wall, CPU) and attack minutes, its median
-    epoch's CPU seconds and their ratio to natural_relu's own epoch."""
-    natural = next((row["seconds"].get("cpu") for row in rows
-                    if row["recipe"] == REFERENCE), None)
+    """Each recipe's training (wall, CPU) and attack minutes, its median epoch's CPU
+    seconds and their ratio to natural_relu's own epoch."""
+    natural = next((row["seconds"].get("cpu") for row in rows if row["recipe"] == REFERENCE),
+                   None)
     cells = []
     for row in by_cost(rows, cost):
         seconds = row["seconds"]
         total, epoch = seconds.get("fit_cpu"), seconds.get("cpu")
-        cells.append([
-            row["recipe"], f"{seconds['fit'] / 60:.1f}",
-            "" if total is None else f"{total / 60:.1f}",
-            "" if epoch is None else f"{epoch:.0f}",
-            "" if epoch is None or not natural else f"{epoch / natural:.2f}",
-            f"{row['eval_seconds'] / 60:.1f}"])
-    return "\n".join(_table(
-        ["recipe", "training, wall (min)", "training, CPU (min)",
-         "CPU s per epoch", f"x {REFERENCE}'s epoch", "attacks, wall (min)"], cells))
+        cells.append([row["recipe"], f"{seconds['fit'] / 60:.1f}",
+                      "" if total is None else f"{total / 60:.1f}",
+                      "" if epoch is None else f"{epoch:.0f}",
+                      "" if epoch is None or not natural else f"{epoch / natural:.2f}",
+                      f"{row['eval_seconds'] / 60:.1f}"])
+    return "\n".join(table(["recipe", "training, wall (min)", "training, CPU (min)",
+                            "CPU s per epoch", f"x {REFERENCE}'s epoch",
+                            "attacks, wall (min)"], cells))
 
 
-def drift_notes(rows: Sequence[Mapping], cost: str, limit: float = DRIFT) -> List[str]:
-    """Notes on rows whose natural-training reference, timed again after the
-    fit, moved by more than ``limit`` from the one before: that cost is
-    uncertain by about as much.
+def collapse_note(name: str, final: Mapping) -> str:
+    """The warning for a recipe whose training accuracy ended near chance."""
+    return f"{name}: final training accuracy {final['accuracy']:.3f}, near chance: collapsed?"
 
-    Example:
-        >>> row = {"recipe": "a", "reference_seconds": {"cpu": 100.0},
-        ...        "reference_after_seconds": {"cpu": 125.0}}
-        >>> print(*drift_notes([row, {"recipe": "b"}], "cpu"))
-        Natural training timed again after the fit took 25% more cpu time
-        than before it: a (the load changed during the fit; that cost is
-        uncertain by about as much).
-    """
-    notes = []
+
+def notes(rows: Sequence[Mapping], cost: str, limit: float = DRIFT) -> List[str]:
+    """The report's notes: collapses, calibrated costs, and rows whose natural-training
+    reference, timed again after the fit, moved by more than ``limit``."""
+    found = [collapse_note(row["recipe"], row["train_final"]) for row in rows
+             if row["train_final"].get("accuracy", 1.0) < COLLAPSED]
+    calibrated = [row["recipe"] for row in rows
+                  if row.get("reference", "").startswith("calibrated")]
+    if calibrated:
+        found.append(f"Costs of {', '.join(calibrated)}: against natural training timed just "
+                     "before each in the same worker process (--workers, one TensorFlow "
+                     "thread; results.jsonl's `reference`); the others' against "
+                     f"{REFERENCE}'s own fit.")
     for row in rows:
         after = row.get("reference_after_seconds")
         change = after and after[cost] / row["reference_seconds"][cost] - 1
         if after and abs(change) > limit:
-            notes.append(
+            found.append(
                 f"Natural training timed again after the fit took {abs(change):.0%} "
                 f"{'more' if change > 0 else 'less'} {cost} time than before it: "
-                f"{row['recipe']} (the load changed during the fit; that cost is "
-                "uncertain by about as much).")
-    return notes
+                f"{row['recipe']} (the load changed during the fit; that cost is uncertain "
+                "by about as much).")
+    return found
 
 
-def collapse_note(name: str, final: Mapping) -> str:
-    return (f"{name}: final training accuracy {final['accuracy']:.3f}, near "
-            "chance: collapsed?")
+# AutoAttack on the grid's models ------------------------------------------------------
 
 
-def notes(rows: Sequence[Mapping], cost: str) -> List[str]:
-    """The report's notes: collapses, re-timed and calibrated costs, drift."""
-    found = [collapse_note(row["recipe"], row["train_final"]) for row in rows
-             if row["train_final"].get("accuracy", 1.0) < COLLAPSED]
-    retimed = [row["recipe"] for row in rows if "first_timing" in row]
-    calibrated = [row["recipe"] for row in rows
-                  if row.get("reference", "").startswith("calibrated")]
-    if retimed:
-        found.append(f"Costs of {', '.join(retimed)}: from a second training run "
-                     "(--retime), timed as the --workers rows are; their robust "
-                     "accuracy is the first run's.")
-    if calibrated:
-        found.append(f"Costs of {', '.join(calibrated)}: against natural training "
-                     "timed just before each in the same worker process (--workers,"
-                     " one TensorFlow thread; results.jsonl's `reference`); the "
-                     f"others' against {REFERENCE}'s own fit.")
-    return found + drift_notes(rows, cost)
-
-
-# AutoAttack on the grid's models ------------------------------------------
-
-
-def read_autoattack(out: str) -> List[dict]:
-    """AutoAttack's lines for the grid in ``out``: one per model and eps
-    (``clean`` and ``robust`` bits over the first test images)."""
-    path = os.path.join(out, "autoattack", "results.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path) as handle:
-        return [json.loads(text) for text in handle if text.strip()]
-
-
-def _bits(text: str) -> np.ndarray:
+def _bools(text: str) -> np.ndarray:
     return np.array([char == "1" for char in text], bool)
 
 
 def with_autoattack(rows: Mapping[str, Mapping], lines: Sequence[Mapping],
                     eps_keys: Sequence[str]) -> List[dict]:
-    """Per recipe AutoAttack has run on, and eps: the grid's worst case and
-    the per-image worst of the grid and AutoAttack, on AutoAttack's images
-    (the first ``images[eps]``; a later line for a model and eps wins).
+    """Per recipe AutoAttack has run on, and eps: the grid's worst case and the per-image
+    worst of the grid and AutoAttack, on AutoAttack's images (the first ``images[eps]``;
+    a later line for a model and eps wins).
 
     Raises:
         ValueError: If AutoAttack's clean predictions differ from the grid's.
@@ -217,59 +161,50 @@ def with_autoattack(rows: Mapping[str, Mapping], lines: Sequence[Mapping],
     latest = {(line["model"], f"{float(line['eps']):g}"): line for line in lines}
     combined = []
     for name, row in rows.items():
-        result = {"recipe": name, "ratio": row["ratio"], "images": {},
-                  "grid": {}, "robust": {}}
+        result = {"recipe": name, "ratio": row["ratio"], "images": {}, "grid": {},
+                  "robust": {}}
         for key in eps_keys:
             line = latest.get((name, key))
             if line is None or key not in row["correct"]:
                 continue
             count = len(line["clean"])
-            clean = _bits(row["correct"]["clean"][:count])
-            if not np.array_equal(clean, _bits(line["clean"])):
-                raise ValueError(
-                    f"{name}, eps {key}: AutoAttack's clean predictions on the "
-                    f"first {count} test images differ from the grid's; they "
-                    "did not attack the same model or images.")
+            clean = _bools(row["correct"]["clean"][:count])
+            if not np.array_equal(clean, _bools(line["clean"])):
+                raise ValueError(f"{name}, eps {key}: AutoAttack's clean predictions on the "
+                                 f"first {count} test images differ from the grid's; they "
+                                 "did not attack the same model or images.")
             grid = clean.copy()
             for text in row["correct"][key].values():
-                grid &= _bits(text[:count])
+                grid &= _bools(text[:count])
             result["images"][key] = count
             result["grid"][key] = float(grid.mean())
-            result["robust"][key] = float((grid & _bits(line["robust"])).mean())
+            result["robust"][key] = float((grid & _bools(line["robust"])).mean())
         if result["robust"]:
             combined.append(result)
     return combined
 
 
-def autoattack_table(combined: Sequence[Mapping], eps_keys: Sequence[str],
-                     cost: str) -> str:
+def autoattack_table(combined: Sequence[Mapping], eps_keys: Sequence[str], cost: str) -> str:
     """Per eps the grid's worst case and the worst case with AutoAttack."""
-    if not combined:
-        return ""
     header = ["recipe", _cost_name(cost)]
     for key in eps_keys:
-        header += [f"images (eps {key})", f"eps {key}: grid",
-                   f"eps {key}: with AutoAttack"]
+        header += [f"images (eps {key})", f"eps {key}: grid", f"eps {key}: with AutoAttack"]
     cells = []
     for row in by_cost(combined, cost):
         line = [row["recipe"], f"{row['ratio'][cost]:.2f}"]
         for key in eps_keys:
             line += ([str(row["images"][key]), _percent(row["grid"][key]),
-                      _percent(row["robust"][key])] if key in row["robust"]
-                     else ["0", "", ""])
+                      _percent(row["robust"][key])] if key in row["robust"] else ["0", "", ""])
         cells.append(line)
-    lines = _table(header, cells) + [
-        "", "With AutoAttack: per image, robust only if it survived the "
-        "grid's attacks and the standard AutoAttack ensemble; grid: the "
-        "grid's worst case on the same images.", ""]
-    lines += [f"- {line}" for line in statements(combined, eps_keys, cost)]
-    return "\n".join(lines) + "\n"
+    lines = table(header, cells) + [
+        "", "With AutoAttack: per image, robust only if it survived the grid's attacks and "
+        "the standard AutoAttack ensemble; grid: the grid's worst case on the same images.", ""]
+    return "\n".join(lines + [f"- {line}" for line in statements(combined, eps_keys, cost)]) + "\n"
 
 
-# The chart -------------------------------------------------------------------
+# The chart ---------------------------------------------------------------------------
 
-FAMILY_COLOURS = {"natural training": "tab:gray",
-                  "input-gradient penalty": "tab:orange",
+FAMILY_COLOURS = {"natural training": "tab:gray", "input-gradient penalty": "tab:orange",
                   "adversarial training": "tab:blue",
                   "penalty at adversarial examples": "tab:purple"}
 ACTIVATION_MARKERS = {"relu": "o", "gelu": "s"}  # others: "D"
@@ -305,12 +240,41 @@ def numbered(rows: Sequence[Mapping], cost: str,
                      for start in range(0, len(entries), columns)]
 
 
+def _panel(axis, rows, key: str, cost: str, numbers, checked, images, largest) -> None:
+    """One eps: numbered points, AutoAttack's markers, the front as a step line."""
+    shown = [row for row in rows if key in row["robust"]]
+    for row in shown:
+        ratio, accuracy = row["ratio"][cost], 100 * row["robust"][key]
+        kind, activation = family(row)
+        axis.plot(ratio, accuracy, ACTIVATION_MARKERS.get(activation, "D"),
+                  color=FAMILY_COLOURS[kind], markersize=5)
+        axis.annotate(str(numbers[row["recipe"]]), (ratio, accuracy), fontsize=7,
+                      xytext=(3, 3), textcoords="offset points")
+    done = [row for row in checked if key in row["robust"] and row["images"][key] == images]
+    for number, row in enumerate(done):
+        ratio, grid, robust = row["ratio"][cost], 100 * row["grid"][key], 100 * row["robust"][key]
+        axis.plot([ratio, ratio], [grid, robust], color="tab:green", linewidth=0.8)
+        axis.plot(ratio, robust, "v", color="tab:green",
+                  label=None if number else "with AutoAttack")
+    front = front_at(shown, key, cost)
+    if front:
+        accuracies = [100 * row["robust"][key] for row in front]
+        axis.step([row["ratio"][cost] for row in front] + [largest],
+                  accuracies + accuracies[-1:], where="post", color="tab:red",
+                  label="Pareto front")
+    if front or done:
+        axis.legend(fontsize="small", loc="best")
+    axis.margins(x=0.2)
+    axis.set_title(f"eps {key}")
+    axis.set_xlabel(f"training cost (x natural, {cost} time)")
+    axis.set_ylim(-2, 102)
+
+
 def plot(rows: Sequence[Mapping], eps_keys: Sequence[str], path: str, cost: str,
          checked: Sequence[Mapping] = (), images: Optional[int] = None) -> None:
-    """Robust accuracy against cost, one panel per eps: numbered points
-    coloured by kind, marked by activation, the front as a step line, and
-    where AutoAttack did all ``images`` images a marker at the accuracy with
-    it (``checked``: :func:`with_autoattack`)."""
+    """Robust accuracy against cost, one panel per eps: numbered points coloured by kind,
+    marked by activation, the front as a step line, and where AutoAttack did all
+    ``images`` images a marker at the accuracy with it (``checked``: :func:`with_autoattack`)."""
     from matplotlib.figure import Figure  # Agg, pyplot's backend untouched
     from matplotlib.lines import Line2D
 
@@ -320,85 +284,59 @@ def plot(rows: Sequence[Mapping], eps_keys: Sequence[str], path: str, cost: str,
     axes = figure.subplots(1, len(eps_keys), squeeze=False)[0]
     largest = max(row["ratio"][cost] for row in rows)
     for axis, key in zip(axes, eps_keys):
-        shown = [row for row in rows if key in row["robust"]]
-        for row in shown:
-            ratio, accuracy = row["ratio"][cost], 100 * row["robust"][key]
-            kind, activation = family(row)
-            axis.plot(ratio, accuracy, ACTIVATION_MARKERS.get(activation, "D"),
-                      color=FAMILY_COLOURS[kind], markersize=5)
-            axis.annotate(str(numbers[row["recipe"]]), (ratio, accuracy),
-                          fontsize=7, xytext=(3, 3), textcoords="offset points")
-        done = [row for row in checked if key in row["robust"]
-                and row["images"][key] == images]
-        for number, row in enumerate(done):
-            ratio = row["ratio"][cost]
-            grid, robust = 100 * row["grid"][key], 100 * row["robust"][key]
-            axis.plot([ratio, ratio], [grid, robust], color="tab:green", linewidth=0.8)
-            axis.plot(ratio, robust, "v", color="tab:green",
-                      label=None if number else "with AutoAttack")
-        front = front_at(shown, key, cost)
-        if front:
-            accuracies = [100 * row["robust"][key] for row in front]
-            axis.step([row["ratio"][cost] for row in front] + [largest],
-                      accuracies + accuracies[-1:], where="post",
-                      color="tab:red", label="Pareto front")
-        if front or done:
-            axis.legend(fontsize="small", loc="best")
-        axis.margins(x=0.2)
-        axis.set_title(f"eps {key}")
-        axis.set_xlabel(f"training cost (x natural, {cost} time)")
-        axis.set_ylim(-2, 102)
+        _panel(axis, rows, key, cost, numbers, checked, images, largest)
     axes[0].set_ylabel("robust accuracy (%), worst case over attacks")
     kinds = sorted({family(row)[0] for row in rows}, key=list(FAMILY_COLOURS).index)
     handles = [Line2D([], [], linestyle="", marker="o", color=FAMILY_COLOURS[kind],
                       label=kind) for kind in kinds]
     handles += [Line2D([], [], linestyle="", color="black", label=activation,
-                       marker=ACTIVATION_MARKERS.get(activation, "D"),
-                       fillstyle="none")
+                       marker=ACTIVATION_MARKERS.get(activation, "D"), fillstyle="none")
                 for activation in sorted({family(row)[1] for row in rows})]
     previous = axes[0].get_legend()
     axes[0].legend(handles=handles, fontsize="x-small", loc="center right")
     if previous is not None:
         axes[0].add_artist(previous)
-    figure.text(0.01, 0.01, "\n".join(key_lines), fontsize=8,
-                family="monospace", va="bottom")
+    figure.text(0.01, 0.01, "\n".join(key_lines), fontsize=8, family="monospace",
+                va="bottom")
     figure.tight_layout(rect=(0, key_height / (4.5 + key_height), 1, 1))
     figure.savefig(path, dpi=120)
 
 
-def write(rows: Dict[str, Mapping], settings: Mapping, out: str,
-          command: str, drawn_only: bool = False) -> str:
+def write(rows: Dict[str, Mapping], settings: Mapping, out: str, command: str,
+          drawn_only: bool = False) -> str:
     """Writes OUT/robustness_per_cost.md and .png; returns the Markdown.
 
-    The header names ``command``: the one that made the rows, or with
-    ``drawn_only`` the one that drew them from the stored lines.
+    The header names ``command``: the one that made the rows, or with ``drawn_only`` the
+    one that drew them from the stored lines.
     """
     eps_keys = [f"{eps:g}" for eps in settings["eval_eps"]]
     cost, ordered = settings["cost"], list(rows.values())
-    text = (f"Robustness per cost: MNIST, paper's CNN, {settings['epochs']} "
-            f"epochs on {settings['train_size']} images (batch "
-            f"{settings['batch_size']}, Adam {settings['learning_rate']:g}, "
-            f"seed {settings['seed']}); robust = per-example worst case of "
-            f"{', '.join(settings['eval_attacks'])} ({settings['eval_steps']}"
-            f" steps) on the first {settings['test_size']} test images; cost"
-            f" = training {cost} time over {REFERENCE}'s.\n\n"
-            + ("Drawn from the stored result lines (training nothing) by"
-               if drawn_only else "Command") + f": `{command}`\n\n")
-    text += cost_table(ordered, eps_keys, notes(ordered, cost), cost,
-                       settings["test_size"])
-    text += ("\n## Times (the whole fit, then the grid's attacks on the "
-             "test images; each recipe in one worker; the median epoch's CPU"
-             f" seconds, also over {REFERENCE}'s own fit's)\n\n"
-             + times_table(ordered, cost) + "\n")
-    checked = with_autoattack(rows, read_autoattack(out), eps_keys)
+    text = (f"Robustness per cost: MNIST, paper's CNN, {settings['epochs']} epochs on "
+            f"{settings['train_size']} images (batch {settings['batch_size']}, Adam "
+            f"{settings['learning_rate']:g}, seed {settings['seed']}); robust = per-example "
+            f"worst case of {', '.join(settings['eval_attacks'])} ({settings['eval_steps']}"
+            f" steps) on the first {settings['test_size']} test images; cost = training "
+            f"{cost} time over {REFERENCE}'s.\n\n"
+            + ("Drawn from the stored result lines (training nothing) by" if drawn_only
+               else "Command") + f": `{command}`\n\n")
+    text += cost_table(ordered, eps_keys, notes(ordered, cost), cost, settings["test_size"])
+    text += ("\n## Times (the whole fit, then the grid's attacks on the test images; each "
+             "recipe in one worker; the median epoch's CPU seconds, also over "
+             f"{REFERENCE}'s own fit's)\n\n" + times_table(ordered, cost) + "\n")
+    path = os.path.join(out, "autoattack", "results.jsonl")
+    lines = []
+    if os.path.exists(path):
+        with open(path) as handle:
+            lines = [json.loads(line) for line in handle if line.strip()]
+    checked = with_autoattack(rows, lines, eps_keys)
     if checked:
-        text += ("\n## Under AutoAttack (the recipes it has run on, the "
-                 "images it has done)\n\n" + autoattack_table(checked, eps_keys, cost))
+        text += ("\n## Under AutoAttack (the recipes it has run on, the images it has "
+                 "done)\n\n" + autoattack_table(checked, eps_keys, cost))
     with open(os.path.join(out, "robustness_per_cost.md"), "w") as file:
         file.write(text)
     try:
-        plot(ordered, eps_keys, os.path.join(out, "robustness_per_cost.png"),
-             cost, checked, settings["test_size"])
+        plot(ordered, eps_keys, os.path.join(out, "robustness_per_cost.png"), cost, checked,
+             settings["test_size"])
     except ImportError:
         print("matplotlib is not installed: no robustness_per_cost.png.")
     return text

@@ -1,33 +1,13 @@
 #!/usr/bin/env bash
-# The long reproductions behind docs/RESULTS.md and docs/ATTACKS.md: hours of
-# CPU on 2 cores. Every step resumes: run the same command again after an
-# interruption and finished models, chunks of AutoAttack and grid recipes
-# are kept, the model in training goes on from its last finished epoch.
+# The long reproductions behind docs/RESULTS.md and docs/ATTACKS.md, each resumable (run
+# the same command again after an interruption). What each step runs and writes:
+# benchmarks/README.md.
 #
 #   benchmarks/long_runs.sh [models|autoattack|front|grid|gridaa|grid10|all|keep|report]
 #
-# models:     the 10-epoch MNIST models of the paper's example (Natural,
-#             Xent-reg, Logit-reg, FGSM-RS at eps 0.3), evaluated on 1,000
-#             test images                                 -> runs/mnist_10ep_aa
-# autoattack: AutoAttack on those models, 1,000 images, eps 0.1/0.2/0.3, in
-#             SHARDS shards, beside the models' earlier worst case
-#                                                        -> .../autoattack
-# front:      the grid's front-runners (3 epochs, full training set, 1,000
-#             test images, models saved)         -> runs/robustness_per_cost
-# grid:       `front`, then the rest of the grid (21 recipes)
-# gridaa:     the README's recipes, natural and the paper's penalty (trained
-#             first where missing), then AutoAttack on their saved models
-#                                       -> runs/robustness_per_cost/autoattack
-# grid10:     those four recipes for 10 epochs  -> runs/robustness_per_cost_10ep
-# all:        models, autoattack, front, gridaa, grid10, grid, in that order
-# report:     the grids' tables and charts from the result lines RUNS and
-#             KEEP hold, training nothing: seconds, from a fresh clone
-# keep:       copies the grids' result lines into KEEP, to be committed;
-#             every grid step first takes back the lines KEEP holds
-#
-# DATA (default ../shared/data/mnist; empty: tensorflow-datasets), RUNS
-# (runs), PYTHON (python), SHARDS (2: processes side by side, one TensorFlow
-# thread each) and KEEP (benchmarks/measured) override the defaults.
+# DATA (default ../shared/data/mnist; empty: tensorflow-datasets), RUNS (runs), PYTHON
+# (python), SHARDS (2: processes side by side, one TensorFlow thread each) and KEEP
+# (benchmarks/measured) override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,54 +32,58 @@ FRONT_RUNNERS=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_
 AA_RECIPES=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.03_gelu
 TEN_EPOCH_MODELS=fgsm_rs_at,logit_reg,xent_reg,natural
 
-# `sharded COMMAND...`: COMMAND --shard i/SHARDS for every i, side by side,
-# one TensorFlow thread each; fails if one of them failed.
+# `sharded COMMAND...`: `COMMAND... i/SHARDS` for every i, side by side, one TensorFlow
+# thread each; fails if one of them failed.
 sharded() {
     local i pids=() failed=0
     for ((i = 0; i < SHARDS; i++)); do
-        TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 "$@" --shard "$i/$SHARDS" &
+        TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 "$@" "$i/$SHARDS" &
         pids+=($!)
     done
     for i in "${pids[@]}"; do wait "$i" || failed=1; done
     return "$failed"
 }
 
-# `autoattack_on OUT MODELS [FLAGS]`: AutoAttack's shards, then their merge.
-autoattack_on() {
-    local out=$1 models=$2
-    shift 2
-    local run=("$PYTHON" benchmarks/autoattack_eval.py "${DATA_FLAG[@]}"
-               --models "$models" --num_examples 1000 --chunk 100
-               --eps 0.1,0.2,0.3 --out "$out" "$@")
-    sharded "${run[@]}"
-    "${run[@]}" --merge "$SHARDS"
+# `autoattack_shard FOLDER OUT NAMES i/n`: shard i/n of AutoAttack on FOLDER/NAME.keras
+# for each of the comma-separated NAMES, 1,000 test images in chunks of 100.
+autoattack_shard() {
+    local name
+    for name in ${3//,/ }; do
+        "$PYTHON" -m keras_gradreg evaluate "$1/$name.keras" --dataset mnist "${DATA_FLAG[@]}" \
+            --num_examples 1000 --batch_size 100 --attacks autoattack --eps 0.1,0.2,0.3 \
+            --worst_case_only --resume "$2/$name/chunks" --shard "$4" --overwrite \
+            --out "$2/$name/shard-${4/\//-of-}"
+    done
 }
 
-# `paths FOLDER NAMES`: FOLDER/NAME.keras for each of the comma-separated NAMES.
-paths() {
-    local name list=""
-    for name in ${2//,/ }; do list="$list${list:+,}$1/$name.keras"; done
-    echo "$list"
+# `autoattack_on FOLDER OUT NAMES [FLAGS]`: AutoAttack's shards, their merge into
+# OUT/NAME, then the result lines (FLAGS: autoattack_lines.py's).
+autoattack_on() {
+    local folder=$1 out=$2 names=$3 name
+    shift 3
+    sharded autoattack_shard "$folder" "$out" "$names"
+    for name in ${names//,/ }; do
+        "$PYTHON" -m keras_gradreg merge --overwrite "$out/$name" "$out/$name"/shard-*-of-"$SHARDS"
+    done
+    "$PYTHON" benchmarks/autoattack_lines.py --out "$out" --models "$names" "$@"
 }
 
 models() {
     # Done when results.json is newer than every model.
     local name
-    if [ -f "$MODELS_OUT/results.json" ]; then
-        for name in ${TEN_EPOCH_MODELS//,/ } ""; do
-            if [ -z "$name" ]; then
-                echo "models: trained and evaluated ($MODELS_OUT/results.json); skipped"
-                return
-            fi
-            [ "$MODELS_OUT/$name.keras" -ot "$MODELS_OUT/results.json" ] || break
-        done
-    fi
+    for name in ${TEN_EPOCH_MODELS//,/ } ""; do
+        if [ -z "$name" ]; then
+            echo "models: trained and evaluated ($MODELS_OUT/results.json); skipped"
+            return
+        fi
+        [ "$MODELS_OUT/$name.keras" -ot "$MODELS_OUT/results.json" ] || break
+    done
     "$PYTHON" examples/mnist.py "${DATA_FLAG[@]}" --test_size 1000 \
         --baselines fgsm_rs --resume --out "$MODELS_OUT"
 }
 
 autoattack() {
-    autoattack_on "$MODELS_OUT/autoattack" "$(paths "$MODELS_OUT" "$TEN_EPOCH_MODELS")" \
+    autoattack_on "$MODELS_OUT" "$MODELS_OUT/autoattack" "$TEN_EPOCH_MODELS" \
         --compare "$MODELS_OUT"
 }
 
@@ -111,19 +95,17 @@ merge() {
     grep -vxFf "$2" "$1" >> "$2" || true
 }
 
-keep() {
+# `kept keep|restore`: the grids' result lines from RUNS into KEEP, or back.
+kept() {
     local i
-    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do merge "${KEPT[i]}" "$KEEP/${KEPT[i + 1]}"; done
-    echo "kept: the grids' result lines are in $KEEP (commit them)"
+    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do
+        if [ "$1" = keep ]; then merge "${KEPT[i]}" "$KEEP/${KEPT[i + 1]}"
+        else merge "$KEEP/${KEPT[i + 1]}" "${KEPT[i]}"; fi
+    done
 }
 
-restore() {
-    local i
-    for ((i = 0; i < ${#KEPT[@]}; i += 2)); do merge "$KEEP/${KEPT[i + 1]}" "${KEPT[i]}"; done
-}
-
-# `grid_settings EPOCHS OUT [FLAGS]`: the grids' shared settings (cost: CPU
-# time, the steadier one on a shared machine).
+# `grid_settings EPOCHS OUT [FLAGS]`: the grids' shared settings (cost: CPU time, the
+# steadier one on a shared machine).
 grid_settings() {
     local epochs=$1 out=$2
     shift 2
@@ -132,11 +114,9 @@ grid_settings() {
         --out "$out" "$@"
 }
 
-grid_run() { grid_settings 3 "$GRID_OUT" "$@"; }
-
 # `grid_of EPOCHS OUT RECIPES`: the recipes in shards, then the report.
 grid_of() {
-    sharded grid_settings "$1" "$2" --recipes "$3"
+    sharded grid_settings "$1" "$2" --recipes "$3" --shard
     grid_settings "$1" "$2" --report
 }
 
@@ -149,21 +129,21 @@ grid() {
 
 gridaa() {
     grid_of 3 "$GRID_OUT" "$AA_RECIPES"
-    autoattack_on "$GRID_OUT/autoattack" "$(paths "$GRID_OUT" "$AA_RECIPES")"
+    autoattack_on "$GRID_OUT" "$GRID_OUT/autoattack" "$AA_RECIPES"
 }
 
 grid10() { grid_of 10 "$GRID10_OUT" "$AA_RECIPES"; }
 
 report() {
-    if [ -s "$GRID_OUT/results.jsonl" ]; then grid_run --report; fi
+    if [ -s "$GRID_OUT/results.jsonl" ]; then grid_settings 3 "$GRID_OUT" --report; fi
     if [ -s "$GRID10_OUT/results.jsonl" ]; then grid_settings 10 "$GRID10_OUT" --report; fi
 }
 
 case "${1:-all}" in
     models|autoattack) "$1" ;;
-    front|grid|gridaa|grid10|report) restore && "$1" ;;
-    keep) keep ;;
-    all) restore && models && autoattack && front && gridaa && grid10 && grid ;;
+    front|grid|gridaa|grid10|report) kept restore && "$1" ;;
+    keep) kept keep && echo "kept: the grids' result lines are in $KEEP (commit them)" ;;
+    all) kept restore && models && autoattack && front && gridaa && grid10 && grid ;;
     *) echo "usage: $0 [models|autoattack|front|grid|gridaa|grid10|all|keep|report]" >&2
        exit 2 ;;
 esac

@@ -1,32 +1,9 @@
-r"""Robustness per cost: a grid of training recipes on MNIST, one chart.
+r"""Robustness per cost: a grid of training recipes on MNIST, robust accuracy against cost.
 
-Trains each recipe of ``_recipes.recipe_table`` (natural training, Logit-reg
-and Xent-reg with the squared L2 and L1 norms, FGSM-RS, N-FGSM, PGD-7, N-FGSM
-with the Logit-reg penalty; ReLU and GELU) on the first ``--train_size`` MNIST
-training images for ``--epochs`` epochs with the paper's CNN, every recipe
-from the same weights and batch order (``--seed``). Then:
-
-* **Cost**: training time over natural training's (``natural_relu``, always
-  first): the median epoch after the first (or the whole fit for one epoch),
-  wall-clock and CPU; ``--cost`` picks the one shown. With ``--shard i/n``
-  (one of n processes side by side, each taking every n-th recipe), each
-  recipe is timed against natural training timed in its own process just
-  before it (``_recipes.calibrate``) and again just after.
-* **Robust accuracy** on the first ``--test_size`` test images at each
-  ``--eval_eps``: the per-example worst case over ``--eval_attacks`` (names
-  of ``keras_gradreg.attacks.ATTACKS``, APGD once per loss: ``apgd_ce``,
-  ``apgd_dlr``), by ``keras_gradreg.RobustnessReport``; with
-  ``--attack_survivors`` (default) in its worst-case mode, each attack on
-  the images every earlier one left correct.
-
-Resumable: each finished recipe appends one JSON line to
-``OUT/results.jsonl``; a rerun with the same settings skips the recipes
-there. An unfinished recipe goes on from its last finished epoch and its
-last finished chunk of test images (``OUT/backup/<recipe>/``). Writes
-``OUT/robustness_per_cost.md`` and ``.png`` (``_grid_report``), with
-AutoAttack's results on saved models (``OUT/autoattack/results.jsonl``,
-``autoattack_eval.py --grid_lines``) beside the grid's; ``--report``
-redraws them from the stored lines, training nothing.
+Each recipe of ``_recipes.recipe_table`` is trained, timed against natural training and
+evaluated by ``keras_gradreg.RobustnessReport``; one line per recipe goes to
+``OUT/results.jsonl`` and ``_grid_report`` draws ``OUT/robustness_per_cost.md`` and
+``.png`` from them. How and why: benchmarks/README.md.
 
     python benchmarks/robustness_per_cost.py --data_dir ../shared/data/mnist \
         --epochs 3 --test_size 1000 --out runs/robustness_per_cost
@@ -44,7 +21,6 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-import numpy as np
 import tensorflow as tf
 from absl import app
 from absl import flags
@@ -57,59 +33,56 @@ import keras_gradreg  # noqa: E402
 from keras_gradreg import attacks  # noqa: E402
 from keras_gradreg import datasets  # noqa: E402
 
-from _machine import machine  # noqa: E402
+from _common import bits  # noqa: E402
+from _common import machine  # noqa: E402
+from _common import parse_shard  # noqa: E402
 
 FLAGS = flags.FLAGS
 REFERENCE = _recipes.REFERENCE
 LOSSES = {"apgd_ce": ("apgd", "ce"), "apgd_dlr": ("apgd", "dlr")}
 # The settings that only change the report or how data is found.
 REPORT_ONLY = ("eval_batch_size", "data_dir", "save_models", "cost")
+POSITIVE = ("epochs", "train_size", "batch_size", "eval_steps", "pgd_restarts", "test_size",
+            "eval_batch_size")
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """Defines the script's flags in ``flag_values`` (under ``__main__``)."""
-    where = {"flag_values": flag_values}
-    flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md, .png).", **where)
-    flags.DEFINE_string("data_dir", None, "Folder with the four MNIST IDX .gz "
-                        "files (default: tensorflow-datasets).", **where)
-    flags.DEFINE_list("recipes", None, "Recipes in this order (default: all); a "
-                      "last name `all` adds the rest. natural_relu always runs "
-                      "first.", **where)
-    flags.DEFINE_integer("epochs", 3, "Training epochs of every recipe.", **where)
-    flags.DEFINE_integer("train_size", 60000, "First N training images.", **where)
-    flags.DEFINE_integer("batch_size", 50, "Training batch size.", **where)
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.", **where)
-    flags.DEFINE_integer("seed", 0, "Seed of weights, batch order and attacks.", **where)
-    flags.DEFINE_float("train_eps", 0.1, "L-inf radius of adversarial training.", **where)
-    flags.DEFINE_list("eval_eps", ["0.1", "0.2", "0.3"], "Evaluation radii.", **where)
-    flags.DEFINE_list("eval_attacks", ["apgd_ce", "apgd_dlr", "pgd"],
-                      "Attacks of the worst case: names in ATTACKS, APGD once "
-                      "per loss (apgd_ce, apgd_dlr).", **where)
-    flags.DEFINE_integer("eval_steps", 50, "Iterations of the attacks that take "
-                         "steps (autoattack keeps its own).", **where)
-    flags.DEFINE_integer("pgd_restarts", 3, "Random restarts of PGD.", **where)
-    flags.DEFINE_integer("test_size", 1000, "First N test images.", **where)
-    flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack call "
-                         "(and per resumable chunk).", **where)
-    flags.DEFINE_bool("attack_survivors", True, "Each attack only on the images "
-                      "earlier attacks left correct (AutoAttack's way).", **where)
-    flags.DEFINE_enum("cost", "wall", ["wall", "cpu"], "The cost shown: wall-clock "
-                      "or process CPU time ratio (both are stored).", **where)
-    flags.DEFINE_bool("save_models", False, "Also save OUT/<recipe>.keras.", **where)
-    flags.DEFINE_string("shard", None, "i/n: this process takes every n-th "
-                        "recipe from the i-th (0-based), timed against its own "
-                        "natural training; run n of them side by side.", **where)
-    flags.DEFINE_bool("report", False, "Train and attack nothing: redraw the "
-                      "report of OUT/results.jsonl.", **where)
-
-
-# Evaluation -------------------------------------------------------------------
+    on = {"flag_values": flag_values}
+    flags.DEFINE_string("out", None, "Output folder (results.jsonl, .md, .png).", **on)
+    flags.DEFINE_string("data_dir", None, "Folder with the four MNIST IDX .gz files "
+                        "(default: tensorflow-datasets).", **on)
+    flags.DEFINE_list("recipes", None, "Recipes in this order (default: all); a last name "
+                      "`all` adds the rest. natural_relu always runs first.", **on)
+    flags.DEFINE_integer("epochs", 3, "Training epochs of every recipe.", **on)
+    flags.DEFINE_integer("train_size", 60000, "First N training images.", **on)
+    flags.DEFINE_integer("batch_size", 50, "Training batch size.", **on)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.", **on)
+    flags.DEFINE_integer("seed", 0, "Seed of weights, batch order and attacks.", **on)
+    flags.DEFINE_float("train_eps", 0.1, "L-inf radius of adversarial training.", **on)
+    flags.DEFINE_list("eval_eps", ["0.1", "0.2", "0.3"], "Evaluation radii.", **on)
+    flags.DEFINE_list("eval_attacks", ["apgd_ce", "apgd_dlr", "pgd"], "Attacks of the worst "
+                      "case: names in ATTACKS, APGD once per loss (apgd_ce, apgd_dlr).", **on)
+    flags.DEFINE_integer("eval_steps", 50, "Iterations of the attacks that take steps "
+                         "(autoattack keeps its own).", **on)
+    flags.DEFINE_integer("pgd_restarts", 3, "Random restarts of PGD.", **on)
+    flags.DEFINE_integer("test_size", 1000, "First N test images.", **on)
+    flags.DEFINE_integer("eval_batch_size", 500, "Examples per attack call (and per "
+                         "resumable chunk).", **on)
+    flags.DEFINE_bool("attack_survivors", True, "Each attack only on the images earlier "
+                      "attacks left correct (AutoAttack's way).", **on)
+    flags.DEFINE_enum("cost", "wall", ["wall", "cpu"], "The cost shown: wall-clock or "
+                      "process CPU time ratio (both are stored).", **on)
+    flags.DEFINE_bool("save_models", False, "Also save OUT/<recipe>.keras.", **on)
+    flags.DEFINE_string("shard", None, "i/n: this process takes every n-th recipe from the "
+                        "i-th (0-based), timed against its own natural training.", **on)
+    flags.DEFINE_bool("report", False, "Train and attack nothing: redraw the report of "
+                      "OUT/results.jsonl.", **on)
 
 
 def attack_specs(settings: dict) -> Dict[str, tuple]:
-    """``RobustnessReport`` attacks: key -> (registry name, options): the seed,
-    clip range and batch, ``--eval_steps`` (not for the headline attack) and
-    PGD's restarts, those each attack takes."""
+    """``RobustnessReport`` attacks: key -> (registry name, options): seed, clip range,
+    batch, ``--eval_steps`` (not for the headline attack) and PGD's restarts, where taken."""
     specs = {}
     for key in settings["eval_attacks"]:
         name, loss = LOSSES.get(key, (key, None))
@@ -126,18 +99,13 @@ def attack_specs(settings: dict) -> Dict[str, tuple]:
     return specs
 
 
-def bits(correct: np.ndarray) -> str:
-    """Per-example correctness as a string of 0s and 1s."""
-    return "".join("1" if value else "0" for value in correct)
-
-
 def evaluate(network, x, y, settings: dict, resume_dir: Optional[str] = None) -> dict:
     """Clean accuracy, worst case and per-attack accuracies of ``network``.
 
-    Returns ``clean``, ``robust`` (eps key -> worst case), ``per_attack`` and
-    ``attacked`` (eps key -> attack -> accuracy after it / images it
-    attacked) and ``correct`` (bits: clean, and per eps and attack; with
-    ``attack_survivors`` what is left after it and every earlier attack).
+    Returns ``clean``, ``robust`` (eps key -> worst case), ``per_attack`` and ``attacked``
+    (eps key -> attack -> accuracy after it / images it attacked) and ``correct`` (bits:
+    clean, and per eps and attack; with ``attack_survivors`` what is left after it and
+    every earlier attack).
     """
     report = keras_gradreg.RobustnessReport(
         {"grid": network}, attack_specs(settings), settings["eval_eps"],
@@ -145,8 +113,8 @@ def evaluate(network, x, y, settings: dict, resume_dir: Optional[str] = None) ->
         worst_case_only=settings["attack_survivors"])
     results = report.run((x, y), resume_dir=resume_dir)
     clean = results.correct("grid")
-    row = {"clean": float(clean.mean()), "robust": {}, "per_attack": {},
-           "attacked": {}, "correct": {"clean": bits(clean)}}
+    row = {"clean": float(clean.mean()), "robust": {}, "per_attack": {}, "attacked": {},
+           "correct": {"clean": bits(clean)}}
     for eps in settings["eval_eps"]:
         key, before = f"{eps:g}", clean
         for field in ("per_attack", "attacked", "correct"):
@@ -164,41 +132,13 @@ def evaluate(network, x, y, settings: dict, resume_dir: Optional[str] = None) ->
     return row
 
 
-# Result lines -------------------------------------------------------------------
-
-
 @contextlib.contextmanager
 def _locked(out: str):
-    """Holds OUT/.lock: one process at a time appends to results.jsonl."""
+    """Holds OUT/.lock: one process at a time reads or appends results.jsonl."""
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, ".lock"), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-
-
-def append_row(out: str, row: dict) -> None:
-    with _locked(out), open(os.path.join(out, "results.jsonl"), "a") as handle:
-        handle.write(json.dumps(row) + "\n")
-
-
-def stored_rows(settings: dict, out: str) -> Dict[str, dict]:
-    """The finished recipes in OUT/results.jsonl by name (last line wins); a
-    usage error if they were run with other settings."""
-    path, rows = os.path.join(out, "results.jsonl"), {}
-    if os.path.exists(path):
-        with _locked(out), open(path) as file:
-            rows = {row["recipe"]: row for row in map(json.loads, filter(str.strip, file))}
-    now = training_settings(settings)
-    for name, row in rows.items():
-        before = row["settings"]["run"]
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        if changed:
-            raise app.UsageError(
-                f"{path} holds {name}, run with other settings ("
-                + ", ".join(f"{k}: {before.get(k)!r} then, {now.get(k)!r} now"
-                            for k in changed)
-                + "); use another --out to compare different settings.")
-    return rows
 
 
 def training_settings(settings: dict) -> dict:
@@ -206,9 +146,22 @@ def training_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in REPORT_ONLY}
 
 
-def threads() -> str:
-    """This process's TensorFlow intra-op threads: a number, or "default"."""
-    return os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
+def stored_rows(settings: dict, out: str) -> Dict[str, dict]:
+    """The finished recipes in OUT/results.jsonl by name (last line wins); a usage error
+    if they were run with other settings."""
+    path, rows, now = os.path.join(out, "results.jsonl"), {}, training_settings(settings)
+    if os.path.exists(path):
+        with _locked(out), open(path) as file:
+            rows = {row["recipe"]: row for row in map(json.loads, filter(str.strip, file))}
+    for name, row in rows.items():
+        then = row["settings"]["run"]
+        changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+        if changed:
+            raise app.UsageError(
+                f"{path} holds {name}, run with other settings (" + ", ".join(
+                    f"{k}: {then.get(k)!r} then, {now.get(k)!r} now" for k in changed)
+                + "); use another --out to compare different settings.")
+    return rows
 
 
 def _ratio(seconds: dict, reference: dict) -> dict:
@@ -217,28 +170,18 @@ def _ratio(seconds: dict, reference: dict) -> dict:
             "wall_fit": seconds["fit"] / reference["fit"]}
 
 
-def _calibrated(reference: dict) -> str:
-    return f"calibrated: {reference['basis']} (TensorFlow threads: {threads()})"
-
-
 def _load(settings: dict, split: str, size: int):
-    return datasets.to_arrays(datasets.load("mnist", f"{split}[:{size}]",
-                                            settings["data_dir"]))
-
-
-# Running --------------------------------------------------------------------------
+    return datasets.to_arrays(datasets.load("mnist", f"{split}[:{size}]", settings["data_dir"]))
 
 
 def run(settings: dict, names: List[str], out: str,
         shard: Optional[tuple] = None) -> Dict[str, dict]:
-    """Trains and evaluates the recipes of ``names`` not yet stored (with
-    ``shard=(i, n)`` every n-th from the i-th, each against its own
-    calibrated natural training); returns the stored rows."""
-    stored = stored_rows(settings, out)
-    table = _recipes.recipe_table(settings["train_eps"])
+    """Trains and evaluates the recipes of ``names`` not yet stored (with ``shard=(i, n)``
+    every n-th from the i-th, each against its own calibrated natural training); returns
+    the stored rows."""
+    stored, table = stored_rows(settings, out), _recipes.recipe_table(settings["train_eps"])
     run_settings = training_settings(settings)
-    if shard is not None:
-        names = names[shard[0]::shard[1]]
+    names = names if shard is None else names[shard[0]::shard[1]]
     todo = [name for name in names if name not in stored]
     for name in set(names) - set(todo):
         print(f"{name}: already in {out}/results.jsonl, skipped", flush=True)
@@ -247,50 +190,46 @@ def run(settings: dict, names: List[str], out: str,
         x_test, y_test = _load(settings, "test", settings["test_size"])
     reference = stored.get(REFERENCE, {}).get("seconds")
     kind = "stored (an earlier process)" if reference is not None else "same process"
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
     for index, name in enumerate(todo):
-        recipe = table[name]
-        print(f"[{index + 1}/{len(todo)}] {name}: training {recipe.as_dict()}",
-              flush=True)
+        recipe, after = table[name], None
+        print(f"[{index + 1}/{len(todo)}] {name}: training {recipe.as_dict()}", flush=True)
         if shard is not None:
             reference = _recipes.calibrate(x_train, y_train, run_settings)
-            kind = _calibrated(reference)
+            kind = f"calibrated: {reference['basis']} (TensorFlow threads: {threads})"
         backup = os.path.join(out, "backup", name)
-        network, seconds, final = _recipes.train(recipe, x_train, y_train,
-                                                 run_settings, backup)
-        after = (_recipes.calibrate(x_train, y_train, run_settings)
-                 if shard is not None else None)
+        network, seconds, final = _recipes.train(recipe, x_train, y_train, run_settings,
+                                                 backup)
+        if shard is not None:
+            after = _recipes.calibrate(x_train, y_train, run_settings)
         if settings["save_models"]:
             network.save(os.path.join(out, f"{name}.keras"))
         if name == REFERENCE and shard is None:
             reference = seconds
         ratio = _ratio(seconds, reference)
-        print(f"  cost: {ratio['wall']:.2f}x natural (CPU {ratio['cpu']:.2f}x, "
-              f"whole fit {ratio['wall_fit']:.2f}x); evaluating", flush=True)
+        print(f"  cost: {ratio['wall']:.2f}x natural (CPU {ratio['cpu']:.2f}x, whole fit "
+              f"{ratio['wall_fit']:.2f}x); evaluating", flush=True)
         if final.get("accuracy", 1.0) < _grid_report.COLLAPSED:
             print(f"  WARNING: {_grid_report.collapse_note(name, final)}", flush=True)
         start = time.perf_counter()
-        evaluation = evaluate(network, x_test, y_test, settings,
-                              os.path.join(backup, "chunks"))
-        row = {"recipe": name,
-               "settings": {"recipe": recipe.as_dict(), "run": run_settings},
+        evaluation = evaluate(network, x_test, y_test, settings, os.path.join(backup, "chunks"))
+        row = {"recipe": name, "settings": {"recipe": recipe.as_dict(), "run": run_settings},
                "seconds": seconds, "ratio": ratio, "reference_seconds": reference,
-               "reference": kind,
-               **({"reference_after_seconds": after} if after else {}),
-               "threads": threads(), "train_final": final, **evaluation,
+               "reference": kind, **({"reference_after_seconds": after} if after else {}),
+               "threads": threads, "train_final": final, **evaluation,
                "eval_seconds": time.perf_counter() - start, "machine": machine(),
                "finished": datetime.datetime.now().isoformat(timespec="seconds")}
-        append_row(out, row)
+        with _locked(out), open(os.path.join(out, "results.jsonl"), "a") as handle:
+            handle.write(json.dumps(row) + "\n")
         shutil.rmtree(backup, ignore_errors=True)
         stored[name] = row
-        print(f"  {name}: clean {100 * row['clean']:.1f}%, robust "
-              + ", ".join(f"eps {k} {100 * v:.1f}%" for k, v in row["robust"].items()),
-              flush=True)
+        print(f"  {name}: clean {100 * row['clean']:.1f}%, robust " + ", ".join(
+            f"eps {k} {100 * v:.1f}%" for k, v in row["robust"].items()), flush=True)
     return stored
 
 
 def _settings(flag_values: flags.FlagValues) -> dict:
-    for name in ("epochs", "train_size", "batch_size", "eval_steps",
-                 "pgd_restarts", "test_size", "eval_batch_size"):
+    for name in POSITIVE:
         if flag_values[name].value < 1:
             raise app.UsageError(f"--{name} must be >= 1.")
     if flag_values.learning_rate <= 0 or flag_values.train_eps <= 0:
@@ -301,9 +240,9 @@ def _settings(flag_values: flags.FlagValues) -> dict:
         raise app.UsageError(f"--eval_eps must be numbers: {error}") from error
     if not eval_eps or min(eval_eps) <= 0:
         raise app.UsageError("--eval_eps needs numbers > 0.")
-    names = ("epochs", "train_size", "batch_size", "learning_rate", "seed",
-             "train_eps", "eval_steps", "pgd_restarts", "test_size",
-             "eval_batch_size", "attack_survivors", "data_dir", "save_models", "cost")
+    names = ("epochs", "train_size", "batch_size", "learning_rate", "seed", "train_eps",
+             "eval_steps", "pgd_restarts", "test_size", "eval_batch_size", "attack_survivors",
+             "data_dir", "save_models", "cost")
     return {**{name: flag_values[name].value for name in names},
             "eval_eps": eval_eps, "eval_attacks": list(flag_values.eval_attacks)}
 
@@ -316,21 +255,9 @@ def recipes(flag_values: flags.FlagValues, train_eps: float) -> List[str]:
         names = names[:-1] + [name for name in table if name not in names]
     unknown = [name for name in names if name not in table]
     if unknown:
-        raise app.UsageError(f"Unknown recipes {unknown} (at --train_eps "
-                             f"{train_eps:g}). Use some of {list(table)}.")
+        raise app.UsageError(f"Unknown recipes {unknown} (at --train_eps {train_eps:g}). "
+                             f"Use some of {list(table)}.")
     return [REFERENCE] + [name for name in names if name != REFERENCE]
-
-
-def _shard(text: Optional[str]) -> Optional[tuple]:
-    if text is None:
-        return None
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        index = count = -1
-    if not 0 <= index < count:
-        raise app.UsageError(f"--shard must be i/n with 0 <= i < n, got {text!r}.")
-    return index, count
 
 
 def main(argv, flag_values: flags.FlagValues = FLAGS):
@@ -342,12 +269,10 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     settings = _settings(flag_values)
     attack_specs(settings)
     names = recipes(flag_values, settings["train_eps"])
-    shard = _shard(flag_values.shard)
+    shard, out = parse_shard(flag_values.shard), flag_values.out
     tf.get_logger().setLevel("ERROR")
-    out = flag_values.out
     command = "python benchmarks/robustness_per_cost.py " + " ".join(sys.argv[1:])
-    exists = os.path.exists(os.path.join(out, "results.jsonl"))
-    if flag_values.report and not exists:
+    if flag_values.report and not os.path.exists(os.path.join(out, "results.jsonl")):
         raise app.UsageError(f"--report: no {out}/results.jsonl yet.")
     if flag_values.report:
         stored = stored_rows(settings, out)
@@ -355,8 +280,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
         print(f"Machine: {machine()}", flush=True)
         stored = run(settings, names, out, shard)
     if stored and (shard is None or flag_values.report):
-        print(_grid_report.write(stored, settings, out, command,
-                                 drawn_only=flag_values.report))
+        print(_grid_report.write(stored, settings, out, command, drawn_only=flag_values.report))
 
 
 if __name__ == "__main__":

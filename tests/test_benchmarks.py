@@ -116,12 +116,13 @@ def test_natural_is_always_timed_first(monkeypatch, tmp_path):
     ({"attacks": "deepfool"}, "Unknown attacks"),
     ({"steps_per_epoch": "2,3"}, "one per network"),
     ({"steps_per_epoch": "many"}, "must be integers"),
-    ({"rounds": 0}, "--rounds must be >= 1"),
+    ({"rounds": 0}, "--rounds=0: 0 is not a positive integer"),
+    ({"warmup_steps": -1}, "--warmup_steps=-1: -1 is not a non-negative integer"),
     ({"attack_model": "m.keras", "networks": "tiny,mnist"},
      "one --networks value"),
 ])
 def test_bad_flags_raise_usage_errors(monkeypatch, flag_values, message):
-    with pytest.raises(app.UsageError, match=message):
+    with pytest.raises((app.UsageError, flags.IllegalFlagValueError), match=message):
         _run_main(monkeypatch, **{"networks": "tiny", **flag_values})
 
 

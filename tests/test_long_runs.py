@@ -1,7 +1,7 @@
 """benchmarks/long_runs.sh: every command it would run parses with the flags
-its script defines (the run itself takes hours; ``PYTHON=echo`` prints the
-commands instead), the shards cover every part once, kept lines come back,
-and ``report`` redraws the committed grid exactly."""
+its script (or ``keras-gradreg``) defines (the run itself takes hours;
+``PYTHON=echo`` prints the commands instead), the shards cover every part
+once, kept lines come back, and ``report`` redraws the committed grid exactly."""
 
 import os
 import pathlib
@@ -13,6 +13,8 @@ import sys
 
 import pytest
 from absl import flags
+
+from keras_gradreg import cli
 
 from _scripts import load_script  # noqa: E402  (tests/ is on sys.path)
 
@@ -28,32 +30,50 @@ def _commands(step, **env):
     return [shlex.split(line) for line in done.stdout.splitlines()]
 
 
+def _script(command):
+    """The script a command runs: a path, or ``keras-gradreg <command>``."""
+    return f"keras-gradreg {command[2]}" if command[:2] == ["-m", "keras_gradreg"] else (
+        command[0])
+
+
 def _value(command, flag):
     return command[command.index(flag) + 1] if flag in command else None
 
 
-RPC, AA = "benchmarks/robustness_per_cost.py", "benchmarks/autoattack_eval.py"
+RPC, LINES = "benchmarks/robustness_per_cost.py", "benchmarks/autoattack_lines.py"
+EVALUATE, MERGE = "keras-gradreg evaluate", "keras-gradreg merge"
+# AutoAttack on four models in two shards, the merges, the lines.
+AA = [EVALUATE] * 8 + [MERGE] * 4 + [LINES]
 
 
 @pytest.mark.parametrize("step, scripts", [
     ("models", ["examples/mnist.py"]),
-    ("autoattack", [AA] * 3),
+    ("autoattack", AA),
     ("front", [RPC] * 3),
     ("grid", [RPC] * 6),
-    ("gridaa", [RPC] * 3 + [AA] * 3),
+    ("gridaa", [RPC] * 3 + AA),
     ("grid10", [RPC] * 3),
-    ("all", ["examples/mnist.py"] + [AA] * 3 + [RPC] * 6 + [AA] * 3 + [RPC] * 9),
+    ("all", ["examples/mnist.py"] + AA + [RPC] * 6 + AA + [RPC] * 9),
 ])
 def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
     commands = _commands(step, DATA=str(tmp_path), RUNS=str(tmp_path / "r"))
-    assert [command[0] for command in commands] == scripts
-    for script, *argv in commands:
+    assert [_script(command) for command in commands] == scripts
+    for command in commands:
+        script = _script(command)
+        if script.startswith("keras-gradreg"):  # raises SystemExit on a bad flag
+            args = cli.build_parser().parse_args(command[2:])
+            paths = [args.out] + (args.parts if script == MERGE else [args.model, args.resume])
+            assert all(path.startswith(str(tmp_path / "r")) for path in paths)
+            if script == EVALUATE:
+                assert args.data_dir == str(tmp_path) and args.worst_case_only
+            continue
         module = load_script(ROOT / script)
         flag_values = flags.FlagValues()
         module.define_flags(flag_values)
-        flag_values([script, *argv])  # raises on an unknown or bad flag
-        assert flag_values["data_dir"].value == str(tmp_path)
+        flag_values([script, *command[1:]])  # raises on an unknown or bad flag
         assert flag_values["out"].value.startswith(str(tmp_path / "r"))
+        if script != LINES:
+            assert flag_values["data_dir"].value == str(tmp_path)
         if script == RPC:  # the steadier cost
             assert flag_values["cost"].value == "cpu"
 
@@ -61,11 +81,19 @@ def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
 @pytest.mark.parametrize("shards", ["2", "3"])
 def test_shards_run_side_by_side_then_one_process_joins_them(tmp_path, shards):
     runs = str(tmp_path)
-    *parts, merge = _commands("autoattack", RUNS=runs, SHARDS=shards)
-    assert sorted(_value(c, "--shard") for c in parts) == [
-        f"{i}/{shards}" for i in range(int(shards))]
-    assert _value(merge, "--merge") == shards and "--shard" not in merge
-    assert _value(merge, "--compare") == f"{runs}/mnist_10ep_aa"
+    commands = _commands("autoattack", RUNS=runs, SHARDS=shards)
+    parts = [c for c in commands if _script(c) == EVALUATE]
+    merges = [c for c in commands if _script(c) == MERGE]
+    for model in ("fgsm_rs_at", "logit_reg", "xent_reg", "natural"):
+        folder = f"{runs}/mnist_10ep_aa/autoattack/{model}"
+        mine = [c for c in parts if c[3] == f"{runs}/mnist_10ep_aa/{model}.keras"]
+        assert sorted(_value(c, "--shard") for c in mine) == [
+            f"{i}/{shards}" for i in range(int(shards))]
+        assert {_value(c, "--resume") for c in mine} == {f"{folder}/chunks"}
+        assert sorted(_value(c, "--out") for c in mine) == [
+            f"{folder}/shard-{i}-of-{shards}" for i in range(int(shards))]
+        assert [folder, f"{folder}/shard-*-of-{shards}"] in [c[-2:] for c in merges]
+    assert _value(commands[-1], "--compare") == f"{runs}/mnist_10ep_aa"
     *grid_parts, report = _commands("grid10", RUNS=runs, SHARDS=shards)
     assert len(grid_parts) == int(shards) and "--report" in report
     assert {_value(c, "--recipes") for c in grid_parts} == {_value(grid_parts[0], "--recipes")}
@@ -73,13 +101,14 @@ def test_shards_run_side_by_side_then_one_process_joins_them(tmp_path, shards):
 
 def test_autoattack_on_the_grid_reads_models_it_trained_first(tmp_path):
     commands = _commands("gridaa", RUNS=str(tmp_path))
-    grid, attack = commands[0], commands[-1]
+    grid, lines = commands[0], commands[-1]
     out = _value(grid, "--out")
     assert "--save_models" in grid
     trained = _value(grid, "--recipes").split(",")
     front_runners = _value(_commands("front", RUNS=str(tmp_path))[0], "--recipes")
-    paths = _value(attack, "--models").split(",")
-    assert len(paths) == 4 and _value(attack, "--out") == f"{out}/autoattack"
+    paths = {c[3] for c in commands if _script(c) == EVALUATE}
+    assert len(paths) == 4 and _value(lines, "--out") == f"{out}/autoattack"
+    assert _value(lines, "--models").split(",") == trained
     for path in paths:
         folder, name = os.path.split(path)
         assert folder == out and name[:-len(".keras")] in trained

@@ -1,0 +1,72 @@
+"""What the benchmarks share: the machine they ran on, Markdown tables, shards."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+from absl import app
+
+import keras_gradreg
+
+
+def machine() -> dict:
+    """The CPU model, core and GPU counts, and library versions of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo
+                     if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+            "keras_gradreg": keras_gradreg.__version__,
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version(),
+            "date": datetime.date.today().isoformat()}
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+    """The lines of a Markdown table.
+
+    Example:
+        >>> print("\\n".join(table(["a", "b"], [["1", "2"]])))
+        | a | b |
+        |---|---|
+        | 1 | 2 |
+    """
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def bits(correct) -> str:
+    """Per-example correctness as a string of 0s and 1s."""
+    return "".join("1" if value else "0" for value in correct)
+
+
+def timed(run: Callable[[], None]) -> Dict[str, float]:
+    """Wall-clock and process CPU seconds of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def parse_shard(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    """``"i/n"`` -> ``(i, n)`` (None stays None).
+
+    Raises:
+        app.UsageError: Unless ``0 <= i < n``.
+    """
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise app.UsageError(f"--shard must be i/n with 0 <= i < n, got {text!r}.")
+    return int(index), int(count)
