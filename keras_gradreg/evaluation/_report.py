@@ -20,8 +20,8 @@ from keras_gradreg.attacks import _norms
 from keras_gradreg.evaluation import _batches
 from keras_gradreg.evaluation import _chunks
 from keras_gradreg.evaluation import _masking
-from keras_gradreg.evaluation._results import ENTRY_KEYS
-from keras_gradreg.evaluation._results import META_KEYS
+from keras_gradreg.evaluation._layout import ENTRY_KEYS
+from keras_gradreg.evaluation._layout import META_KEYS
 from keras_gradreg.evaluation._results import Results
 from keras_gradreg.evaluation._results import eps_key
 
