@@ -6,7 +6,8 @@ al., 2018), FGSM-RS (Wong, Rice & Kolter, 2020, "Fast is better than free")
 and N-FGSM (de Jorge et al., 2022, "Make Some Noise: Reliable and Efficient
 Single-Step Adversarial Training"). It is a ``GradRegModel`` whose training
 inputs are those examples: with ``c > 0`` the input-gradient penalty of Yu et
-al. is added at the adversarial examples, sharing their forward pass.
+al. is added at the adversarial examples, sharing their forward pass. The
+attack that crafts them is in ``_training_attack.py``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import keras
 import tensorflow as tf
 
 from keras_gradreg import _checks
-from keras_gradreg.attacks import _core as attack_core
+from keras_gradreg import _training_attack
 from keras_gradreg.attacks import _norms as attack_norms
-from keras_gradreg.attacks import losses as attack_losses
 from keras_gradreg.model import GradRegModel
 
 __all__ = ["AdversarialTrainingModel", "RECIPES"]
@@ -288,60 +288,6 @@ class AdversarialTrainingModel(GradRegModel):
 
     # The training inputs -----------------------------------------------------
 
-    def _clip(self, x_adv):
-        if self.clip_min is not None:
-            x_adv = tf.maximum(x_adv, tf.cast(self.clip_min, x_adv.dtype))
-        if self.clip_max is not None:
-            x_adv = tf.minimum(x_adv, tf.cast(self.clip_max, x_adv.dtype))
-        return x_adv
-
-    def _projector(self, x) -> Callable:
-        if not self.project:
-            return self._clip
-        eps = tf.cast(self.eps, x.dtype)
-        if self.attack_norm == "linf":
-            return lambda x_adv: self._clip(
-                tf.clip_by_value(x_adv, x - eps, x + eps)
-            )
-        low, high = self._clip_values(x.dtype)
-        return lambda x_adv: attack_norms.project(
-            x_adv, x, eps, self.attack_norm, low, high,
-            self.clip_min is not None, self.clip_max is not None,
-        )
-
-    def _clip_values(self, dtype) -> tuple:
-        return tuple(tf.cast(0.0 if bound is None else bound, dtype)
-                     for bound in (self.clip_min, self.clip_max))
-
-    def _noise(self, x) -> tf.Tensor:
-        """The random start's perturbation, of radius ``start_radius``."""
-        if self.attack_norm == "linf":
-            return keras.random.uniform(
-                tf.shape(x), -self.start_radius, self.start_radius,
-                dtype=x.dtype, seed=self.seed_generator,
-            )
-        noise = keras.random.normal(tf.shape(x), dtype=x.dtype,
-                                    seed=self.seed_generator)
-        return attack_norms.gaussian_to_ball(
-            noise, tf.cast(self.start_radius, x.dtype), self.attack_norm)
-
-    def _check_in_clip_range(self, x) -> tf.Tensor:
-        checks = []
-        for bound, name, below in ((self.clip_min, "clip_min", True),
-                                   (self.clip_max, "clip_max", False)):
-            if bound is None:
-                continue
-            value = tf.cast(bound, x.dtype)
-            inside = tf.reduce_all(x >= value if below else x <= value)
-            side = "below" if below else "above"
-            checks.append(tf.debugging.Assert(inside, [
-                f"{type(self).__name__} inputs have values {side} "
-                f"{name}={bound}: rescale them (e.g. x / 255 for pixels) or "
-                f"pass {name}=None for unbounded features."
-            ]))
-        with tf.control_dependencies([op for op in checks if op is not None]):
-            return tf.identity(x)
-
     def adversarial_examples(self, x, y) -> tf.Tensor:
         """Crafts the training attack's adversarial examples for a batch.
 
@@ -354,25 +300,10 @@ class AdversarialTrainingModel(GradRegModel):
             ``project``, else within ``start_radius + steps * step_size``;
             always inside the clip range.
         """
-        x = self._check_in_clip_range(self._check_inputs(x))
-        labels = tf.convert_to_tensor(y)
-        objective = attack_losses.objective(self.loss_name, False, self.confidence)
-        project = self._projector(x)
-        x_adv = x
-        if self.random_start:
-            x_adv = project(x + self._noise(x))
-        direction = None
-        if self.attack_norm != "linf":
-            direction = attack_core.ascent_direction(
-                self.attack_norm, self.clip_min is not None,
-                self.clip_max is not None, *self._clip_values(x.dtype),
-            )
-        x_adv = attack_core.signed_gradient_steps(
-            lambda inputs: self.logits(inputs, training=False), objective,
-            x_adv, labels, self.steps, tf.cast(self.step_size, x.dtype), project,
-            direction,
-        )
-        return tf.stop_gradient(x_adv)
+        x = _training_attack.in_clip_range(
+            self._check_inputs(x), self.clip_min, self.clip_max,
+            type(self).__name__)
+        return _training_attack.craft(self, x, tf.convert_to_tensor(y))
 
     def _training_inputs(self, x, y) -> tf.Tensor:
         return self.adversarial_examples(x, y)

@@ -6,7 +6,9 @@ Networks by Regularizing Adversarial Gradients":
     L = CE(x, t) + c * L_norm(dReg(x)/dx)
 
 The penalty's weight gradient needs second derivatives; ``train_step`` gets
-them by double backpropagation with nested ``tf.GradientTape``s.
+them by double backpropagation with nested ``tf.GradientTape``s. The
+penalty's forward pass and norms are in ``_penalty.py``, the checks of the
+settings and their config entries in ``_gradreg_settings.py``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import tensorflow as tf
 
 from keras_gradreg import _checks
 from keras_gradreg import _collapse_guard
+from keras_gradreg import _gradreg_settings
 from keras_gradreg import _keras_compat
+from keras_gradreg import _penalty
 from keras_gradreg import _step_checks
 from keras_gradreg import regularizers as regs
 from keras_gradreg._wrapper import WrappedClassifier
 from keras_gradreg._wrapper import _after_label_checks
-from keras_gradreg._wrapper import _at_least_float32
 from keras_gradreg._wrapper import _check_logits
 from keras_gradreg._wrapper import _checked_labels
 from keras_gradreg._wrapper import _checked_sample_weight
@@ -31,10 +34,6 @@ from keras_gradreg._wrapper import _replica_count
 from keras_gradreg._wrapper import _Untracked
 
 __all__ = ["GradRegModel"]
-
-
-METHODS = ("double_backprop", "finite_difference")
-C_MAX = 3.4e38  # c lives in a float32 variable: it must fit there.
 
 
 @keras.saving.register_keras_serializable(package="keras_gradreg")
@@ -189,30 +188,21 @@ class GradRegModel(WrappedClassifier):
         penalty_fraction: float = 1.0,
         **kwargs,
     ):
-        c = _checks.number("c", c, 0.0, maximum=C_MAX)
-        method = _checks.choice("method", method, METHODS)
-        fd_step = _checks.number("fd_step", fd_step, 0.0, strict=True)
-        penalty_fraction = _checks.number(
-            "penalty_fraction", penalty_fraction, 0.0, strict=True, maximum=1.0
-        )
+        settings = _gradreg_settings.checked(
+            c, regularizer, norm, method, fd_step, penalty_fraction)
         super().__init__(base, **kwargs)
-        self.regularizer = regs.get_regularizer(regularizer)
-        self.norm = regs.get_norm(norm)
-        if method == "finite_difference" and self.norm not in regs.FD_DIRECTIONS:
-            raise ValueError(
-                "method='finite_difference' supports the norms "
-                "'squared_l2', 'l2' and 'l1', not a custom callable."
-            )
-        self.method = method
-        self.fd_step = fd_step
-        self.penalty_fraction = penalty_fraction
+        self.regularizer = settings["regularizer"]
+        self.norm = settings["norm"]
+        self.method = settings["method"]
+        self.fd_step = settings["fd_step"]
+        self.penalty_fraction = settings["penalty_fraction"]
         # A non-trainable variable, so that c can change during fit (see
         # callbacks.PenaltySchedule) without retracing the train step. Set
         # it through ``c``; the step also checks it in-graph.
         self._c_variable = keras.Variable(
-            c, trainable=False, dtype="float32", name="c"
+            settings["c"], trainable=False, dtype="float32", name="c"
         )
-        if penalty_fraction < 1.0:
+        if self.penalty_fraction < 1.0:
             self._fraction_seed = self._saved_seed_generator("fraction", None)
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
         # Epoch statistics of the collapse guard (not logged, not saved).
@@ -226,7 +216,7 @@ class GradRegModel(WrappedClassifier):
 
     @c.setter
     def c(self, value: float):
-        self._c_variable.assign(_checks.number("c", value, 0.0, maximum=C_MAX))
+        self._c_variable.assign(_gradreg_settings.checked_c(value))
 
     @property
     def c_variable(self):
@@ -263,7 +253,7 @@ class GradRegModel(WrappedClassifier):
         self._collapse.value.update(
             y_pred, labels, grad_loss,
             tf.cast(task_loss, tf.float32) * _replica_count(),
-            _penalized_count(x, c),
+            _penalty.penalized_count(x, c),
         )
         return self._update_metrics(x, y, y_pred, sample_weight, total,
                                     grad_loss, c)
@@ -296,8 +286,8 @@ class GradRegModel(WrappedClassifier):
         def penalized():
             logits, labels, penalties, index = self._forward_with_penalty(
                 x, y, training)
-            weights = _gather_weights(sample_weight, index)
-            return logits, labels, self._batch_mean(penalties, weights)
+            return logits, labels, _penalty.batch_mean(
+                penalties, sample_weight, index)
 
         logits, labels, grad_loss = tf.cond(
             c > 0, penalized, lambda: self._plain_forward(x, y, training))
@@ -321,18 +311,10 @@ class GradRegModel(WrappedClassifier):
             L_norm(dReg/dx) of the penalized examples (all of them, or a
             random ``penalty_fraction`` while training) and their indices.
         """
-        x_pen, index, order = self._penalty_split(x, training)
-        with tf.GradientTape() as input_tape:
-            input_tape.watch(x_pen)
-            logits = self._forward(x_pen, x, index, order, training)
-            labels = _checked_labels(y, logits)
-            reg = self._regularizer_values(  # Eq. 3: Reg(x) on the logits
-                tf.gather(logits, index), tf.gather(labels, index)
-            )
-        penalties = self._penalties(  # Eq. 4: L_norm(dReg/dx)
-            input_tape, x_pen, reg, index, labels, training
-        )
-        return logits, labels, penalties, index
+        return _penalty.penalized_forward(
+            self._logits_fn.value, self.regularizer, self.norm, self.method,
+            self.fd_step, self.penalty_fraction,
+            getattr(self, "_fraction_seed", None), x, y, training)
 
     # The pieces of the step ------------------------------------------------
 
@@ -358,70 +340,7 @@ class GradRegModel(WrappedClassifier):
         """The unpenalized branch: logits, labels and a zero penalty."""
         logits = _check_logits(self._logits_fn.value(x, training))
         labels = _checked_labels(y, logits)
-        return logits, labels, tf.zeros([], _penalty_dtype(x, logits))
-
-    def _penalty_split(self, x, training: bool = True):
-        """Which examples get the penalty: all, or (while training) a random
-        penalty_fraction.
-
-        Returns ``(x_pen, penalized, order)``: the penalized inputs, their
-        indices in the batch and, with a fraction, the permutation that
-        puts them first (None when every example is penalized).
-        """
-        batch = tf.shape(x)[0]
-        if self.penalty_fraction >= 1.0 or not training:
-            # identity: inside a tf.cond branch, a tensor from outside the
-            # branch is captured on first use, so watch the branch's own copy.
-            return tf.identity(x), tf.range(batch), None
-        order = keras.random.shuffle(tf.range(batch), seed=self._fraction_seed)
-        count = tf.cast(
-            tf.math.ceil(self.penalty_fraction * tf.cast(batch, tf.float32)),
-            tf.int32,
-        )
-        penalized = order[:count]
-        return tf.gather(x, penalized), penalized, order
-
-    def _forward(self, x_pen, x, penalized, order, training: bool):
-        """The base's raw logits for the whole batch, in batch order.
-
-        With ``penalty_fraction < 1`` the base runs on the penalized part
-        (recorded by the input tape) and on the rest separately.
-        """
-        if order is None:
-            return _check_logits(self._logits_fn.value(x_pen, training))
-        rest = tf.gather(x, order[tf.shape(penalized)[0]:])
-        logits = tf.concat(
-            [_check_logits(self._logits_fn.value(x_pen, training)),
-             _check_logits(self._logits_fn.value(rest, training))],
-            axis=0,
-        )
-        return tf.gather(logits, tf.math.invert_permutation(order))
-
-    def _regularizer_values(self, logits, labels) -> tf.Tensor:
-        """Eq. 3: Reg on float32 logits, checked to be one value per example."""
-        return _step_checks.per_example(
-            self.regularizer, self.regularizer(_at_least_float32(logits), labels),
-            logits,
-        )
-
-    def _penalties(self, input_tape, x, reg, penalized, labels, training):
-        """Eq. 4: per-example L_norm(dReg/dx) of the penalized examples.
-
-        ``input_tape`` recorded ``reg`` from ``x``; called inside the
-        caller's outer tape so that its weight gradient is recorded.
-        """
-        # The gradient of a vector target is that of its sum: each example's
-        # Reg depends only on its own input, so this is every dReg_i/dx_i.
-        input_grads = input_tape.gradient(reg, x)
-        if self.method == "finite_difference":
-            penalties = regs.finite_difference_norm(
-                lambda inputs: self._logits_fn.value(inputs, training),
-                self.regularizer, self.norm, x, tf.gather(labels, penalized),
-                reg, tf.stop_gradient(input_grads), self.fd_step,
-            )
-        else:
-            penalties = self.norm(input_grads)
-        return tf.cast(penalties, _penalty_dtype(x, reg))
+        return logits, labels, tf.zeros([], _penalty.dtype(x, logits))
 
     def input_gradients(self, x, y) -> tf.Tensor:
         """Returns dReg/dx for a batch, shaped like ``x``.
@@ -441,15 +360,6 @@ class GradRegModel(WrappedClassifier):
             self.regularizer,
         )
 
-    @staticmethod
-    def _batch_mean(values, sample_weight) -> tf.Tensor:
-        """Mean like Keras' "sum_over_batch_size" reduction."""
-        count = tf.cast(tf.shape(values)[0], values.dtype)
-        if sample_weight is not None:
-            weights = tf.reshape(tf.cast(sample_weight, values.dtype), [-1])
-            values = values * weights
-        return tf.reduce_sum(values) / tf.maximum(count, 1.0)
-
     def _update_metrics(self, x, y, y_pred, sample_weight, total, grad_loss,
                         c):
         """Updates ``loss`` (the total), ``grad_loss`` and the compiled
@@ -463,7 +373,7 @@ class GradRegModel(WrappedClassifier):
             total * _replica_count(), sample_weight=batch_size
         )
         self.grad_loss_tracker.update_state(
-            grad_loss, sample_weight=_penalized_count(x, c))
+            grad_loss, sample_weight=_penalty.penalized_count(x, c))
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return _keras_compat.multi_worker_logs(logs)
 
@@ -484,8 +394,9 @@ class GradRegModel(WrappedClassifier):
         config.update(
             {
                 "c": self.c,
-                "regularizer": _serialize_fn(self.regularizer, "regularizer"),
-                "norm": _serialize_fn(self.norm, "norm"),
+                "regularizer": _gradreg_settings.serialized(
+                    self.regularizer, "regularizer"),
+                "norm": _gradreg_settings.serialized(self.norm, "norm"),
                 "method": self.method,
                 "fd_step": self.fd_step,
                 "penalty_fraction": self.penalty_fraction,
@@ -495,36 +406,7 @@ class GradRegModel(WrappedClassifier):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        for key in ("regularizer", "norm"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(
-                    config[key], custom_objects=custom_objects
-                )
-        return super().from_config(config, custom_objects)
+        return super().from_config(
+            _gradreg_settings.deserialized(config, custom_objects),
+            custom_objects)
 
-
-def _penalty_dtype(x, logits) -> tf.DType:
-    """float64 for float64 models, else float32 (also under mixed precision)."""
-    if tf.float64 in (x.dtype, logits.dtype):
-        return tf.float64
-    return tf.float32
-
-
-def _penalized_count(x, c) -> tf.Tensor:
-    """The batch's examples counted in ``grad_loss``: all, or none at c = 0."""
-    return tf.where(c > 0, tf.shape(x)[0], 0)
-
-
-def _gather_weights(sample_weight, indices):
-    if sample_weight is None:
-        return None
-    return tf.gather(tf.reshape(sample_weight, [-1]), indices)
-
-
-def _serialize_fn(function: Callable, argument: str):
-    name = regs.name_of(function)
-    if isinstance(name, str):
-        return name
-    _step_checks.warn_unless_registered(function, argument)
-    return keras.saving.serialize_keras_object(function)

@@ -25,7 +25,9 @@ loss at the start point).
 
 In L1 the run adapts the sparsity of its steps instead, and by default
 shares its steps over a decreasing eps (Croce & Hein, ICCV 2021, "Mind the
-box"): :mod:`keras_gradreg.attacks._apgd_l1`.
+box"): :mod:`keras_gradreg.attacks._apgd_l1`. The runs themselves are in
+``_apgd_run`` (L-inf, L2) and ``_apgd_l1``; this module holds the attacks'
+arguments, restarts and targets.
 """
 
 from __future__ import annotations
@@ -35,114 +37,12 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gradreg import _checks
-from keras_gradreg.attacks import _apgd_l1
+from keras_gradreg.attacks import _apgd_run
 from keras_gradreg.attacks import _core
 from keras_gradreg.attacks import _norms
 from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["apgd", "apgd_t"]
-
-MOMENTUM = 0.75
-OSCILLATION_FRACTION = 0.75
-
-
-def _schedule(steps: tf.Tensor):
-    """First checkpoint interval, its decrement and its minimum (in steps)."""
-    first = tf.maximum(22 * steps // 100, 1)
-    decrement = tf.maximum(3 * steps // 100, 1)
-    minimum = tf.maximum(6 * steps // 100, 1)
-    return first, decrement, minimum
-
-
-def _single_run(logits_fn, objective, project, x, labels, targeted, steps,
-                eps, start, clip_min, clip_max, eot=1, norm="linf"):
-    """One L-inf or L2 APGD run from ``start``, shared by :func:`apgd` and
-    :func:`apgd_t`.
-
-    ``objective(logits, labels)`` is the per-example loss to maximize and
-    ``eot`` the number of gradient samples averaged per step.
-
-    Returns:
-        ``(best_point, best_loss, adversarial_point, fooled)``.
-    """
-    def bounded(point):
-        return project(point, x, eps, clip_min, clip_max)
-
-    x_adv = bounded(start)
-    logits, loss, gradient = _core.loss_and_gradient(
-        logits_fn, objective, x_adv, labels, eot
-    )
-    fooled = attack_losses.success(logits, labels, targeted)
-    x_best_adv, x_best, grad_best, loss_best = x_adv, x_adv, gradient, loss
-    best = (x_best_adv, fooled, x_best, grad_best, loss_best)
-    batch = tf.shape(x)[0]
-    step = tf.fill([batch], 2.0 * tf.cast(eps, tf.float32))
-    interval, decrement, minimum = _schedule(steps)
-    since_check = tf.constant(0)
-    increases = tf.zeros([batch], tf.float32)
-    previous_loss = loss
-    loss_best_at_check = loss_best
-    halved_at_check = tf.ones([batch], tf.bool)
-    x_previous = x_adv
-
-    for i in tf.range(steps):
-        momentum = tf.where(i > 0, MOMENTUM, 1.0)
-        step_x = tf.cast(_core.per_example(step, x_adv), x_adv.dtype)
-        momentum_x = tf.cast(momentum, x_adv.dtype)
-        if norm == "linf":
-            z = bounded(x_adv + step_x * tf.sign(gradient))
-        else:
-            z = bounded(x_adv + step_x * _norms.direction(gradient, norm))
-        x_next = bounded(
-            x_adv + momentum_x * (z - x_adv)
-            + (1 - momentum_x) * (x_adv - x_previous)
-        )
-        x_previous, x_adv = x_adv, x_next
-        loss, gradient, best = _apgd_l1.step_and_track(
-            logits_fn, objective, x_adv, labels, targeted, eot, best
-        )
-        x_best_adv, fooled, x_best, grad_best, loss_best = best
-        increases += tf.cast(loss > previous_loss, tf.float32)
-        previous_loss = loss
-
-        since_check += 1
-        at_check = tf.equal(since_check, interval)
-        oscillating = increases <= OSCILLATION_FRACTION * tf.cast(
-            interval, tf.float32
-        )
-        stalled = ~halved_at_check & (loss_best_at_check >= loss_best)
-        halve = at_check & (oscillating | stalled)
-        step = tf.where(halve, step / 2.0, step)
-        x_adv = _core.where(halve, x_best, x_adv)
-        gradient = _core.where(halve, grad_best, gradient)
-        halved_at_check = tf.where(at_check, halve, halved_at_check)
-        loss_best_at_check = tf.where(at_check, loss_best, loss_best_at_check)
-        increases = tf.where(at_check, tf.zeros_like(increases), increases)
-        interval = tf.where(
-            at_check, tf.maximum(interval - decrement, minimum), interval
-        )
-        since_check = tf.where(at_check, 0, since_check)
-    return x_best, loss_best, x_best_adv, fooled
-
-
-def _random_run(logits_fn, objective, project, x, labels, targeted, steps,
-                eps, seed, restart, clip_min, clip_max, has_min, has_max,
-                eot, norm, decreasing):
-    """One APGD run of ``norm`` from a random point of the ball (of the
-    first, largest radius of L1's decreasing-eps schedule)."""
-    if norm == "l1":
-        radius = eps * _apgd_l1.SCHEDULE[0][0] if decreasing else eps
-        start = _core.random_start(x, radius, seed, restart, "l1")
-        return _apgd_l1.run(
-            logits_fn, objective, x, labels, targeted, steps, eps, start,
-            clip_min, clip_max, has_min, has_max, eot, decreasing,
-        )
-    start = _core.random_start(x, eps, seed, restart, norm)
-    return _single_run(
-        logits_fn, objective, project, x, labels, targeted, steps, eps,
-        start, clip_min, clip_max, eot, norm,
-    )
-
 
 def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max,
            eot, norm="linf", decreasing=False):
@@ -156,7 +56,7 @@ def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max,
         best_loss = objective(logits, labels)
         fooled = attack_losses.success(logits, labels, targeted)
         for restart in tf.range(restarts):
-            point, point_loss, adversarial, run_fooled = _random_run(
+            point, point_loss, adversarial, run_fooled = _apgd_run.random_run(
                 logits_fn, objective, project, x, labels, targeted, steps,
                 eps, seed, restart, clip_min, clip_max, has_min, has_max,
                 eot, norm, decreasing,
@@ -308,7 +208,7 @@ def _build_targeted(logits_fn, x_example, targets, has_min, has_max,
             def objective(z, y, targets_left=targets_left):
                 return attack_losses.targeted_dlr_loss(z, y, targets_left)
 
-            _, _, adversarial, run_fooled = _random_run(
+            _, _, adversarial, run_fooled = _apgd_run.random_run(
                 logits_fn, objective, project, x_left, labels_left, False,
                 steps, eps, seed, index, clip_min, clip_max, has_min,
                 has_max, 1, norm, decreasing,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 from keras_gradreg import _checks
+from keras_gradreg._gradreg_settings import C_MAX
 from keras_gradreg.callbacks._summary import WriterCallback
-from keras_gradreg.model import C_MAX
 from keras_gradreg.model import GradRegModel
 
 

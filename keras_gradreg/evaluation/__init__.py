@@ -14,9 +14,10 @@
 
 The modules inside: ``_batches`` (attack lookup, crafting, batching),
 ``_robust_accuracy``, ``_report`` (runs the attacks), ``_results`` (the
-results type), ``_tables`` (accuracy tables from per-example correctness),
-``_files`` (its files, each written atomically), ``_masking`` (the masking
-checks as functions of a :class:`Results`).
+results type), ``_layout`` (its results.json layout and sections),
+``_merge`` (joining shards), ``_tables`` (accuracy tables from per-example
+correctness), ``_files`` (its files, each written atomically), ``_masking``
+(the masking checks as functions of a :class:`Results`).
 """
 
 from keras_gradreg import attacks as _attacks

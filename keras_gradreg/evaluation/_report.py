@@ -1,8 +1,9 @@
 """Robustness reports: several models, attacks and eps in one pass.
 
-:class:`RobustnessReport` runs the attacks and builds a
+:class:`RobustnessReport` runs the attacks, chunk by chunk, and builds a
 :class:`~keras_gradreg.evaluation.Results` (the paper's Tables 1-3 and
-4-6, the per-example worst case, masking checks).
+4-6, the per-example worst case, masking checks). Its arguments are checked
+and its settings recorded in ``_report_settings.py``.
 """
 
 from __future__ import annotations
@@ -20,72 +21,10 @@ from keras_gradreg.attacks import _norms
 from keras_gradreg.evaluation import _batches
 from keras_gradreg.evaluation import _chunks
 from keras_gradreg.evaluation import _masking
-from keras_gradreg.evaluation._results import ENTRY_KEYS
-from keras_gradreg.evaluation._results import META_KEYS
+from keras_gradreg.evaluation import _report_settings
+from keras_gradreg.evaluation._layout import META_KEYS
 from keras_gradreg.evaluation._results import Results
-from keras_gradreg.evaluation._results import eps_key
-
-
-def _black_box_last(specs: dict) -> dict:
-    """The attacks with the black-box ones (Square) last, the others in
-    their order: in worst-case mode a black-box attack then runs on what
-    every gradient attack missed, so the masking check can read it."""
-    names = sorted(specs, key=lambda name: bool(
-        getattr(specs[name][0], "black_box", False)))
-    return {name: specs[name] for name in names}
-
-
-def _shard(shard) -> Tuple[int, int]:
-    """``(index, count)`` of ``shard``: None (the whole run) or
-    ``(i, n)`` with ``0 <= i < n``."""
-    if shard is None:
-        return 0, 1
-    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
-            or not all(_checks.is_number(v) for v in shard)):
-        raise TypeError(f"shard must be a pair (index, count), got {shard!r}.")
-    count = _checks.integer("shard count", shard[1], 1)
-    index = _checks.integer("shard index", shard[0], 0)
-    if index >= count:
-        raise ValueError(f"shard index {index} must be below the shard "
-                         f"count {count}.")
-    return index, count
-
-
-def _normalize_attacks(attacks) -> dict:
-    if isinstance(attacks, str) or callable(attacks):
-        raise TypeError("attacks must be a list of names or a dict.")
-    if not isinstance(attacks, dict):
-        attacks = {name: (name, {}) for name in attacks}
-    specs = {}
-    for name in _batches.headline_first(attacks):
-        spec = attacks[name]
-        attack, kwargs = spec if isinstance(spec, tuple) else (spec, {})
-        specs[str(name)] = (_batches.attack_function(attack), dict(kwargs))
-    if not specs:
-        raise ValueError("attacks is empty.")
-    return specs
-
-
-def _in_norm(specs: dict, norm: str) -> dict:
-    """The attacks' specs with ``norm=`` added (none in L-inf, every
-    attack's default); an attack that does not support ``norm`` raises."""
-    checked = {}
-    for name, (fn, kwargs) in specs.items():
-        own = kwargs.get("norm", norm)
-        if own != norm:
-            raise ValueError(
-                f"Attack {name!r} has norm={own!r} but the report's norm is "
-                f"{norm!r}: one report holds one threat model."
-            )
-        supported = attacks_lib.supported_norms(fn)
-        if norm not in supported:
-            raise ValueError(
-                f"Attack {name!r} supports the norms {list(supported)}, not "
-                f"{norm!r}: leave it out of a {norm} report."
-            )
-        checked[name] = (fn, kwargs if norm == "linf" else dict(kwargs,
-                                                                norm=norm))
-    return checked
+from keras_gradreg.evaluation._tables import eps_key
 
 
 class RobustnessReport:
@@ -203,29 +142,8 @@ class RobustnessReport:
                 raise ValueError(f"Model name {name!r} is reserved: {META_KEYS}.")
         self.models = dict(models)
         self.norm = _norms.check(norm)
-        self.attacks = _in_norm(_normalize_attacks(attacks), self.norm)
-        for name in self.attacks:
-            if name in ENTRY_KEYS:
-                raise ValueError(
-                    f"Attack name {name!r} is reserved: {ENTRY_KEYS}.")
-        if _checks.is_number(eps_values):  # a bare radius: one-element list
-            eps_values = [eps_values]
-        if eps_values is None or isinstance(eps_values, str) or not hasattr(
-                eps_values, "__iter__"):
-            raise _checks.ArgumentTypeError(
-                "eps_values must be a radius > 0 or an iterable of them, e.g. "
-                f"(0.1, 0.2, 0.3), got {eps_values!r}."
-            )
-        self.eps_values = sorted(
-            _checks.number("eps", e, 0.0, strict=True) for e in eps_values
-        )
-        if not self.eps_values:
-            raise ValueError("eps_values is empty.")
-        if len(set(self.eps_values)) != len(self.eps_values):
-            raise ValueError(
-                f"eps_values repeats a radius: {list(eps_values)}; give each "
-                "eps once."
-            )
+        self.attacks = _report_settings.attack_specs(attacks, self.norm)
+        self.eps_values = _report_settings.eps_list(eps_values)
         if transfer_eps is None:
             transfer_eps = self.eps_values[-1]
         if transfer_eps not in self.eps_values:
@@ -250,7 +168,7 @@ class RobustnessReport:
                             f"{worst_case_only!r}.")
         self.worst_case_only = worst_case_only
         if worst_case_only:
-            self.attacks = _black_box_last(self.attacks)
+            self.attacks = _report_settings.black_box_last(self.attacks)
         self.results: Optional[Results] = None
 
     # Running --------------------------------------------------------------
@@ -331,16 +249,6 @@ class RobustnessReport:
                     tick()
         return found
 
-    def _identity(self) -> dict:
-        """What a resumed run must share with the run whose chunks it
-        reads: the settings, the batch size and each model's weights."""
-        settings = self._settings(None, None)
-        for key in ("num_classes", "num_examples"):
-            settings.pop(key)
-        return {"settings": settings, "batch_size": self.batch_size,
-                "models": {name: _chunks.fingerprint_model(model)
-                           for name, model in self.models.items()}}
-
     def run(self, data, resume_dir: Optional[str] = None,
             shard: Optional[Tuple[int, int]] = None) -> Results:
         """Evaluates every model, attack and eps on ``data``; returns results.
@@ -382,7 +290,7 @@ class RobustnessReport:
             ...       == whole.correct("a", "worst_case", 0.1)).all())
             True
         """
-        index, count = _shard(shard)
+        index, count = _report_settings.shard(shard)
         any_model = next(iter(self.models.values()))
         batches, num_batches = _batches.batches(data, self.batch_size,
                                                 any_model)
@@ -393,7 +301,8 @@ class RobustnessReport:
             None if mine is None else mine * units, verbose=self.verbose)
         store = None
         if resume_dir is not None:
-            store = _chunks.ChunkStore(resume_dir, self._identity())
+            store = _chunks.ChunkStore(resume_dir,
+                                      _report_settings.identity(self))
         pieces: Dict[tuple, list] = {}
         held, offset, num_classes = [], 0, None
         for chunk, (x, labels) in enumerate(batches):
@@ -424,7 +333,7 @@ class RobustnessReport:
                                 if count > 1 else "."))
         correct = {key: np.concatenate(values) for key, values in pieces.items()}
         num_examples = len(correct[("clean", next(iter(self.models)))])
-        settings = self._settings(num_classes, num_examples)
+        settings = _report_settings.settings(self, num_classes, num_examples)
         if count > 1:
             settings["shard"] = [index, count]
             settings["examples"] = _chunks.ranges(np.concatenate(held))
@@ -435,34 +344,6 @@ class RobustnessReport:
         _masking.record(results)
         self.results = results
         return results
-
-    def _settings(self, num_classes: int, num_examples: int) -> dict:
-        def plain(value):
-            simple = (int, float, str, bool, type(None))
-            return value if isinstance(value, simple) else repr(value)
-
-        registered = {id(fn): name for name, fn in attacks_lib.ATTACKS.items()}
-        attacks = {
-            name: {
-                "attack": getattr(fn, "__name__", repr(fn)),
-                "registered": registered.get(id(fn)),
-                "single_step": attacks_lib.is_single_step(fn),
-                "kwargs": {k: plain(v) for k, v in kwargs.items()},
-            }
-            for name, (fn, kwargs) in self.attacks.items()
-        }
-        return {
-            "attacks": attacks,
-            "eps_values": self.eps_values,
-            "large_eps": self.large_eps,
-            "tolerance": self.tolerance,
-            "chance_margin": self.chance_margin,
-            "attack_spread": self.attack_spread,
-            "worst_case_only": self.worst_case_only,
-            "norm": self.norm,
-            "num_classes": num_classes,
-            "num_examples": num_examples,
-        }
 
     # Writing ----------------------------------------------------------------
 

@@ -5,56 +5,26 @@ measured (accuracies per model, attack and eps; the per-example worst case;
 the transfer matrix; which part of an ensemble broke each example), the
 per-example correctness behind every accuracy, the settings, the masking
 checks, and named extra sections that the command line and the examples
-add. It writes and reads its own files (``_files.py``).
+add. Its layout is ``_layout.py``; it writes and reads its own files
+(``_files.py``) and joins the results of shards (``_merge.py``).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from keras_gradreg.evaluation import _chunks
 from keras_gradreg.evaluation import _files
+from keras_gradreg.evaluation import _layout
 from keras_gradreg.evaluation import _masking
+from keras_gradreg.evaluation import _merge
 from keras_gradreg.evaluation import _tables
+from keras_gradreg.evaluation._layout import CLEAN
+from keras_gradreg.evaluation._layout import FORMAT_VERSION
+from keras_gradreg.evaluation._layout import WORST_CASE
 from keras_gradreg.evaluation._tables import eps_key
-
-FORMAT_VERSION = 2
-"""Version of the ``results.json`` layout."""
-
-META_KEYS = ("transfer", "transfer_eps", "masking_checks", "warnings",
-             "settings")
-"""Keys beside ``models`` at the top level of results.json (no model may take
-them as its name)."""
-
-ENTRY_KEYS = ("clean", "worst_case", "broken_by", "black_box_only",
-              "large_eps")
-"""Keys of a model's entry that are not attacks (no attack may take them)."""
-
-_CLEAN, _WORST = "clean", "worst_case"
-
-
-_PART_KEYS = ("shard", "examples", "total_examples", "num_examples")
-"""Settings in which the shards of one evaluation differ."""
-
-
-def _common_settings(results: "Results") -> dict:
-    return {key: value for key, value in results.settings.items()
-            if key not in _PART_KEYS}
-
-
-def _plain(data, name: str):
-    """A JSON round-trip copy of ``data``; TypeError if it is not JSON."""
-    try:
-        return json.loads(json.dumps(data))
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"{name} must be JSON-serializable (dicts with string keys, "
-            f"lists, numbers, strings, booleans, None): {error}"
-        ) from None
 
 
 class Results:
@@ -94,21 +64,7 @@ class Results:
     ``"md"``, ``"csv"``, ``"npz"``: correct.npz, ``"png"``)."""
 
     def __init__(self, data: dict, correct: Optional[dict] = None):
-        data = copy.deepcopy(dict(data))
-        version = data.get("format_version", FORMAT_VERSION)
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"results format_version {version} is not "
-                f"{FORMAT_VERSION}; this keras-gradreg cannot read it."
-            )
-        for key in ("models", "transfer", "transfer_eps", "settings"):
-            if key not in data:
-                raise ValueError(f"results lack {key!r}.")
-        data["format_version"] = FORMAT_VERSION
-        data.setdefault("masking_checks", [])
-        data.setdefault("warnings", [])
-        data.setdefault("sections", {})
-        self._data = data
+        self._data = _layout.checked(data)
         self._correct = {}
         for key, values in (correct or {}).items():
             self._correct[tuple(key)] = np.asarray(values)
@@ -145,7 +101,7 @@ class Results:
         results = cls({"format_version": FORMAT_VERSION, "models": models,
                        "transfer": transfer,
                        "transfer_eps": float(transfer_eps),
-                       "settings": _plain(settings, "settings")})
+                       "settings": _layout.plain(settings, "settings")})
         wanted = set(results.array_keys())
         results._correct = {key: np.asarray(value)
                             for key, value in correct.items() if key in wanted}
@@ -154,12 +110,7 @@ class Results:
     def _record_checks(self, checks: List[dict],
                        black_box_only: dict) -> None:
         """Stores the masking checks (``_masking.record`` calls this)."""
-        for model, shares in black_box_only.items():
-            if shares:
-                self._data["models"][model]["black_box_only"] = dict(shares)
-        self._data["masking_checks"] = _plain(checks, "masking checks")
-        self._data["warnings"] = [c["message"] for c in checks
-                                  if not c["passed"]]
+        _layout.record_checks(self._data, checks, black_box_only)
 
     # Reading -------------------------------------------------------------
 
@@ -229,14 +180,6 @@ class Results:
             raise KeyError(f"No model {model!r}; the results hold "
                            f"{self.model_names}.") from None
 
-    def _attack(self, attack: Optional[str]) -> str:
-        if attack is None or attack == _CLEAN:
-            return _CLEAN
-        if attack != _WORST and attack not in self.attack_names:
-            raise KeyError(f"No attack {attack!r}; the results hold "
-                           f"{self.attack_names} and {_WORST!r}.")
-        return attack
-
     def accuracy(self, model: str, attack: Optional[str] = None,
                  eps: Union[float, str, None] = None) -> float:
         """Accuracy of ``model`` under ``attack`` at ``eps`` (white-box).
@@ -249,30 +192,23 @@ class Results:
             eps: One of :attr:`eps_values` or :attr:`large_eps` (a number
                 or its key, e.g. ``"0.1"``); ignored for clean accuracy.
         """
-        entry, attack = self._entry(model), self._attack(attack)
-        if attack == _CLEAN:
-            return entry[_CLEAN]
-        key = self._eps(eps, attack != _WORST)
+        entry, attack = self._entry(model), _layout.attack_key(attack, self.attack_names)
+        if attack == CLEAN:
+            return entry[CLEAN]
+        key = self._eps(eps, attack != WORST_CASE)
         if key in entry[attack]:
             return entry[attack][key]
         return entry["large_eps"][attack]
 
     def _eps(self, eps, large_ok: bool) -> str:
-        if eps is None:
-            raise ValueError("eps is needed for an attack's accuracy.")
-        key = eps_key(eps)
-        allowed = [eps_key(e) for e in self.eps_values]
-        if large_ok and self.large_eps is not None:
-            allowed.append(eps_key(self.large_eps))
-        if key not in allowed:
-            raise KeyError(f"No eps {eps!r}; the results hold {allowed}.")
-        return key
+        return _layout.eps_key_in(
+            eps, self.eps_values, self.large_eps if large_ok else None)
 
     def transfer(self, source: str, target: str, attack: str) -> float:
         """Accuracy of ``target`` on examples crafted on ``source`` with
         ``attack`` at :attr:`transfer_eps` (white-box when equal)."""
         self._entry(source), self._entry(target)
-        if self._attack(attack) in (_CLEAN, _WORST):
+        if _layout.attack_key(attack, self.attack_names) in (CLEAN, WORST_CASE):
             raise KeyError("transfer needs an attack of attack_names.")
         if source != target and self.worst_case_only:
             raise KeyError("A worst-case-only report crafts no transfer "
@@ -293,22 +229,11 @@ class Results:
 
     def array_keys(self) -> List[tuple]:
         """The keys of the per-example arrays these results can hold."""
-        keys = []
-        all_eps = [eps_key(e) for e in self.eps_values]
-        if self.large_eps is not None and eps_key(self.large_eps) not in all_eps:
-            all_eps.append(eps_key(self.large_eps))
-        for model in self.model_names:
-            keys.append((_CLEAN, model))
-            keys += [("white_box", model, attack, key)
-                     for attack in self.attack_names for key in all_eps]
-            for attack, by_eps in self._entry(model).get("broken_by", {}).items():
-                keys += [("broken_by", model, attack, key) for key in by_eps]
-        if not self.worst_case_only:
-            keys += [("transfer", source, target, attack)
-                     for source in self.model_names
-                     for target in self.model_names
-                     for attack in self.attack_names if source != target]
-        return keys
+        broken_by = {model: self._entry(model).get("broken_by", {})
+                     for model in self.model_names}
+        return _tables.array_keys(
+            self.model_names, self.attack_names, self.eps_values,
+            self.large_eps, broken_by, with_transfer=not self.worst_case_only)
 
     def _array(self, key: tuple) -> np.ndarray:
         if key not in self._correct:
@@ -335,20 +260,18 @@ class Results:
             A boolean array, one entry per example, in data order.
         """
         self._entry(model)
-        attack = self._attack(attack)
-        if attack == _CLEAN:
-            return self._array((_CLEAN, model))
+        attack = _layout.attack_key(attack, self.attack_names)
+        if attack == CLEAN:
+            return self._array((CLEAN, model))
         if source is not None and source != model:
             self._entry(source)
             if eps is not None and eps_key(eps) != eps_key(self.transfer_eps):
                 raise KeyError(f"Transfer attacks ran at eps "
                                f"{self.transfer_eps:g} only.")
             return self._array(("transfer", source, model, attack))
-        if attack == _WORST:
-            key, robust = self._eps(eps, False), self.correct(model)
-            for name in self.attack_names:
-                robust &= self._array(("white_box", model, name, key))
-            return robust
+        if attack == WORST_CASE:
+            return _tables.worst_case(self._array, model, self.attack_names,
+                                      self._eps(eps, False))
         return self._array(("white_box", model, attack,
                             self._eps(eps, True))).astype(bool)
 
@@ -386,22 +309,7 @@ class Results:
             ValueError: For a name that is taken.
             TypeError: For data that is not JSON-serializable.
         """
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"A section name is a non-empty string, got "
-                            f"{name!r}.")
-        if name in META_KEYS or name in self._data["models"] or name in (
-                "models", "sections", "format_version"):
-            raise ValueError(f"Section name {name!r} is taken by a model or "
-                             f"a key of the results; choose another.")
-        if name in self._data["sections"] and not replace:
-            raise ValueError(f"Section {name!r} exists; pass replace=True.")
-        if isinstance(markdown, str):
-            markdown = markdown.splitlines()
-        self._data["sections"][name] = {
-            "title": str(title or name), "data": _plain(data, "data"),
-            "markdown": None if markdown is None else [
-                str(line) for line in markdown],
-        }
+        _layout.add_section(self._data, name, data, markdown, title, replace)
 
     # Files ---------------------------------------------------------------
 
@@ -478,58 +386,15 @@ class Results:
             KeyError: If a part lacks its per-example arrays.
         """
         parts = list(parts)
-        if not parts:
-            raise ValueError("merge needs at least one Results.")
         for part in parts:
             if not isinstance(part, Results):
                 raise TypeError(f"merge takes Results, got "
                                 f"{type(part).__name__}.")
-        first = _common_settings(parts[0])
-        for number, part in enumerate(parts[1:], 1):
-            other = _common_settings(part)
-            if other != first or part.model_names != parts[0].model_names:
-                differ = sorted(k for k in set(first) | set(other)
-                                if first.get(k) != other.get(k))
-                raise ValueError(
-                    f"Results {number} and 0 are not parts of one "
-                    f"evaluation: they differ in "
-                    f"{', '.join(differ) or 'models'}.")
-        if len(parts) > 1:
-            for number, part in enumerate(parts):
-                if "examples" not in part.settings:
-                    raise ValueError(
-                        f"Results {number} are not a shard (no "
-                        "settings['examples']): run each part with "
-                        "RobustnessReport.run(..., shard=(i, n)).")
-        totals = {part.settings.get("total_examples") for part in parts}
-        if len(totals) > 1:
-            raise ValueError(f"The parts come from data of different sizes: "
-                             f"{sorted(t for t in totals if t is not None)}.")
-        total = totals.pop()
-        held = []
-        for part in parts:
-            examples = part.settings.get(
-                "examples", [[0, part.settings["num_examples"]]])
-            held.append(_chunks.indices(examples))
-        every = np.concatenate(held)
-        order = np.argsort(every, kind="stable")
-        ordered = every[order]
-        repeated = ordered[1:][np.diff(ordered) == 0]
-        if len(repeated):
-            raise ValueError(
-                f"The parts overlap: example {int(repeated[0])} (and "
-                f"{len(repeated) - 1} more) is in more than one part.")
-        keys = parts[0].array_keys()
-        correct = {key: np.concatenate([part._array(key) for part in parts])[
-            order] for key in keys}
-        settings = dict(first, num_examples=int(len(every)))
-        if total is None or not np.array_equal(ordered, np.arange(total)):
-            settings["examples"] = _chunks.ranges(ordered)
-            settings["total_examples"] = total
+        correct, settings = _merge.join(parts)
+        first = parts[0]
         results = cls.from_correct(
-            correct, parts[0].model_names, parts[0].attack_names,
-            parts[0].eps_values, parts[0].transfer_eps, settings,
-            large_eps=parts[0].large_eps)
+            correct, first.model_names, first.attack_names, first.eps_values,
+            first.transfer_eps, settings, large_eps=first.large_eps)
         _masking.record(results)
         return results
 
