@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import warnings
 import weakref
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -292,6 +292,55 @@ def signature(x: tf.Tensor, scalars: int) -> list:
         tf.TensorSpec([2], tf.int64),
         tf.TensorSpec([], tf.int32),
     ] + [tf.TensorSpec([], x.dtype)] * scalars
+
+
+# The shell every attack shares -------------------------------------------
+
+
+def run_attack(model, x, y, *, settings: tuple, build: Callable,
+               steps: int, scalars: Sequence[float], seed: int = 0,
+               batch_size: Optional[int] = None, target=None,
+               clip_min: Optional[float] = None,
+               clip_max: Optional[float] = None) -> tf.Tensor:
+    """Runs one attack whose own settings are already checked.
+
+    Checks ``batch_size`` and ``seed``, prepares ``x`` and the labels
+    (:func:`prepare`), finds the model's compiled attack for these settings
+    (or builds it once, :func:`compiled`) and runs it per batch
+    (:func:`run_batched`).
+
+    Args:
+        model: The attacked model.
+        x: Inputs.
+        y: Labels (integer or one-hot).
+        settings: What the compiled attack depends on besides the model, its
+            name first; whether it is targeted, which clip bounds are set,
+            and x's example shape and dtype are added here.
+        build: ``build(logits_fn, x, targeted, has_min, has_max)`` returns
+            the attack ``run(x, labels, seed, steps, *scalars, clip_min,
+            clip_max)``.
+        steps: Iterations (queries for a black-box attack).
+        scalars: The attack's float settings, in ``run``'s order.
+        seed: The random seed; batch ``i`` gets ``[seed, i]``.
+        batch_size: Examples per batch (default: all at once).
+        target: Optional target classes.
+        clip_min: Lower bound of valid inputs, or None.
+        clip_max: Upper bound of valid inputs, or None.
+
+    Returns:
+        The adversarial examples, shaped and typed as x.
+    """
+    if batch_size is not None:
+        batch_size = _checks.integer("batch_size", batch_size)
+    seed = _checks.seed(seed)
+    x, labels, targeted = prepare(model, x, y, target, clip_min, clip_max)
+    has_min, has_max = clip_min is not None, clip_max is not None
+    key = tuple(settings) + (targeted, has_min, has_max,
+                             tuple(x.shape.as_list()[1:]), x.dtype.name)
+    run = compiled(model, key, lambda logits_fn: build(
+        logits_fn, x, targeted, has_min, has_max))
+    values = [*scalars, clip_min or 0.0, clip_max or 0.0]
+    return run_batched(run, x, labels, seed, steps, values, batch_size)
 
 
 # Batching ---------------------------------------------------------------

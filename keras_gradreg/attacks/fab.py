@@ -23,6 +23,7 @@ tried in order on the examples not yet broken within eps.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import tensorflow as tf
@@ -180,7 +181,8 @@ def project_l1(points, normal, offset, low, high) -> tf.Tensor:
 _PROJECTIONS = {"linf": project_linf, "l2": project_l2, "l1": project_l1}
 
 
-def _build(logits_fn, x_example, targets, has_min, has_max, norm="linf"):
+def _build(logits_fn, x_example, targeted, has_min, has_max, *, targets,
+           norm="linf"):
     """Compiles FAB-T for one (model, settings)."""
     shape = x_example.shape.as_list()[1:]
     project = _PROJECTIONS[norm]
@@ -323,23 +325,11 @@ def fab_t(
     eps = _checks.number("eps", eps, 0.0, strict=False)
     steps = _checks.integer("steps", steps)
     targets = _checks.integer("targets", targets)
-    if batch_size is not None:
-        batch_size = _checks.integer("batch_size", batch_size)
-    x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
-    settings = (
-        "fab_t", targets, clip_min is not None, clip_max is not None,
-        tuple(x.shape.as_list()[1:]), x.dtype.name, norm,
-    )
-    run = _core.compiled(
-        model,
-        settings,
-        lambda logits_fn: _build(
-            logits_fn, x, targets, clip_min is not None, clip_max is not None,
-            norm,
-        ),
-    )
-    scalars = [eps, clip_min or 0.0, clip_max or 0.0]
-    return _core.run_batched(run, x, labels, 0, steps, scalars, batch_size)
+    return _core.run_attack(
+        model, x, y, clip_min=clip_min, clip_max=clip_max,
+        settings=("fab_t", targets, norm),
+        build=functools.partial(_build, targets=targets, norm=norm),
+        steps=steps, scalars=[eps], batch_size=batch_size)
 
 
 fab_t.title = "FAB-T"

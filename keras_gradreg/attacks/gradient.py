@@ -25,6 +25,7 @@ the start point and restarts:
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import tensorflow as tf
@@ -37,13 +38,13 @@ from keras_gradreg.attacks import losses as attack_losses
 __all__ = ["fgsm", "bim", "cw_linf", "pgd"]
 
 
-def _build(logits_fn, x_example, loss, random_start, targeted, restarts,
-           has_min, has_max, norm):
+def _build(logits_fn, x_example, targeted, has_min, has_max, *, loss,
+           random_start, restarts, norm):
     """Compiles the steepest-ascent loop for one (model, settings)."""
     project = _core.projector(has_min, has_max, norm)
 
-    def run(x, labels, seed, steps, eps, step_size, confidence, clip_min,
-            clip_max, sparsity):
+    def run(x, labels, seed, steps, eps, step_size, confidence, sparsity,
+            clip_min, clip_max):
         objective = attack_losses.objective(loss, targeted, confidence)
         direction = None
         if norm != "linf":
@@ -102,27 +103,15 @@ def _sign_gradient_attack(
     step_size = _checks.number("step_size", step_size, 0.0, strict=True)
     restarts = _checks.integer("restarts", restarts)
     confidence = _checks.number("confidence", confidence, 0.0, strict=False)
-    if batch_size is not None:
-        batch_size = _checks.integer("batch_size", batch_size)
     _checks.choice("loss", loss, ("ce", "cw"))
-    seed = _checks.seed(seed)
-    x, labels, targeted = _core.prepare(model, x, y, target, clip_min, clip_max)
-    settings = (
-        "sign_gradient", loss, bool(random_start), targeted, restarts,
-        clip_min is not None, clip_max is not None, norm,
-        tuple(x.shape.as_list()[1:]), x.dtype.name,
-    )
-    run = _core.compiled(
-        model,
-        settings,
-        lambda logits_fn: _build(
-            logits_fn, x, loss, bool(random_start), targeted, restarts,
-            clip_min is not None, clip_max is not None, norm,
-        ),
-    )
-    scalars = [eps, step_size, confidence, clip_min or 0.0, clip_max or 0.0,
-               sparsity]
-    return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
+    random_start = bool(random_start)
+    return _core.run_attack(
+        model, x, y, target=target, clip_min=clip_min, clip_max=clip_max,
+        settings=("sign_gradient", loss, random_start, restarts, norm),
+        build=functools.partial(_build, loss=loss, random_start=random_start,
+                                restarts=restarts, norm=norm),
+        steps=steps, scalars=[eps, step_size, confidence, sparsity],
+        seed=seed, batch_size=batch_size)
 
 
 def fgsm(

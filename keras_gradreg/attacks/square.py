@@ -36,6 +36,7 @@ features whose windows are runs of ``round(p * n)`` features.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -140,7 +141,8 @@ def _placed(pattern, top, left, height, width):
     return tf.where(inside, values, tf.zeros_like(values))[..., None]
 
 
-def _build(logits_fn, x_example, has_min, has_max, norm="linf"):  # noqa: C901
+def _build(logits_fn, x_example, targeted, has_min, has_max, *,  # noqa: C901
+           norm="linf"):
     """Compiles the Square Attack for one (model, settings)."""
     shape = x_example.shape.as_list()[1:]
     height, width, channels = _image_shape(shape)
@@ -371,23 +373,12 @@ def square(
     eps = _checks.number("eps", eps, 0.0, strict=False)
     queries = _checks.integer("queries", queries)
     p_init = _checks.number("p_init", p_init, 0.0, strict=True, maximum=1.0)
-    if batch_size is not None:
-        batch_size = _checks.integer("batch_size", batch_size)
-    seed = _checks.seed(seed)
-    x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
-    settings = (
-        "square", clip_min is not None, clip_max is not None,
-        tuple(x.shape.as_list()[1:]), x.dtype.name, norm,
-    )
-    run = _core.compiled(
-        model,
-        settings,
-        lambda logits_fn: _build(
-            logits_fn, x, clip_min is not None, clip_max is not None, norm
-        ),
-    )
-    scalars = [eps, p_init, clip_min or 0.0, clip_max or 0.0]
-    return _core.run_batched(run, x, labels, seed, queries, scalars, batch_size)
+    return _core.run_attack(
+        model, x, y, clip_min=clip_min, clip_max=clip_max,
+        settings=("square", norm),
+        build=functools.partial(_build, norm=norm),
+        steps=queries, scalars=[eps, p_init], seed=seed,
+        batch_size=batch_size)
 
 
 square.title = "Square"
