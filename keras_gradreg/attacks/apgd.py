@@ -32,6 +32,7 @@ arguments, restarts and targets.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import tensorflow as tf
@@ -44,8 +45,8 @@ from keras_gradreg.attacks import losses as attack_losses
 
 __all__ = ["apgd", "apgd_t"]
 
-def _build(logits_fn, x_example, loss, targeted, restarts, has_min, has_max,
-           eot, norm="linf", decreasing=False):
+def _build(logits_fn, x_example, targeted, has_min, has_max, *, loss,
+           restarts, eot, norm="linf", decreasing=False):
     """Compiles APGD with restarts for one (model, settings)."""
     project = _core.projector(has_min, has_max, norm)
 
@@ -143,28 +144,16 @@ def apgd(
     steps = _checks.integer("steps", steps)
     restarts = _checks.integer("restarts", restarts)
     eot_iter = _checks.integer("eot_iter", eot_iter)
-    if batch_size is not None:
-        batch_size = _checks.integer("batch_size", batch_size)
     _checks.choice("loss", loss, ("ce", "dlr"))
     if loss == "dlr" and target is not None:
         raise ValueError("loss='dlr' is untargeted; use loss='ce' with target.")
-    seed = _checks.seed(seed)
-    x, labels, targeted = _core.prepare(model, x, y, target, clip_min, clip_max)
-    settings = (
-        "apgd", loss, targeted, restarts, clip_min is not None,
-        clip_max is not None, eot_iter, tuple(x.shape.as_list()[1:]),
-        x.dtype.name, norm, decreasing,
-    )
-    run = _core.compiled(
-        model,
-        settings,
-        lambda logits_fn: _build(
-            logits_fn, x, loss, targeted, restarts, clip_min is not None,
-            clip_max is not None, eot_iter, norm, decreasing,
-        ),
-    )
-    scalars = [eps, clip_min or 0.0, clip_max or 0.0]
-    return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
+    return _core.run_attack(
+        model, x, y, target=target, clip_min=clip_min, clip_max=clip_max,
+        settings=("apgd", loss, restarts, eot_iter, norm, decreasing),
+        build=functools.partial(_build, loss=loss, restarts=restarts,
+                                eot=eot_iter, norm=norm,
+                                decreasing=decreasing),
+        steps=steps, scalars=[eps], seed=seed, batch_size=batch_size)
 
 
 def _decreasing(decreasing_eps, norm: str) -> bool:
@@ -181,8 +170,8 @@ def _decreasing(decreasing_eps, norm: str) -> bool:
 # APGD-T -----------------------------------------------------------------
 
 
-def _build_targeted(logits_fn, x_example, targets, has_min, has_max,
-                    norm="linf", decreasing=False):
+def _build_targeted(logits_fn, x_example, targeted, has_min, has_max, *,
+                    targets, norm="linf", decreasing=False):
     """Compiles APGD-T (one run per target) for one (model, settings)."""
     project = _core.projector(has_min, has_max, norm)
 
@@ -286,24 +275,12 @@ def apgd_t(
     eps = _checks.number("eps", eps, 0.0, strict=False)
     steps = _checks.integer("steps", steps)
     targets = _checks.integer("targets", targets)
-    if batch_size is not None:
-        batch_size = _checks.integer("batch_size", batch_size)
-    seed = _checks.seed(seed)
-    x, labels, _ = _core.prepare(model, x, y, None, clip_min, clip_max)
-    settings = (
-        "apgd_t", targets, clip_min is not None, clip_max is not None,
-        tuple(x.shape.as_list()[1:]), x.dtype.name, norm, decreasing,
-    )
-    run = _core.compiled(
-        model,
-        settings,
-        lambda logits_fn: _build_targeted(
-            logits_fn, x, targets, clip_min is not None, clip_max is not None,
-            norm, decreasing,
-        ),
-    )
-    scalars = [eps, clip_min or 0.0, clip_max or 0.0]
-    return _core.run_batched(run, x, labels, seed, steps, scalars, batch_size)
+    return _core.run_attack(
+        model, x, y, clip_min=clip_min, clip_max=clip_max,
+        settings=("apgd_t", targets, norm, decreasing),
+        build=functools.partial(_build_targeted, targets=targets, norm=norm,
+                                decreasing=decreasing),
+        steps=steps, scalars=[eps], seed=seed, batch_size=batch_size)
 
 
 apgd.title = "APGD"
