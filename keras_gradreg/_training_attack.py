@@ -85,19 +85,16 @@ def _clip(model, x_adv):
 
 def _projector(model, x) -> Callable:
     """The projection after each step: onto the eps-ball around ``x`` and
-    the clip range, or (without ``project``) onto the clip range only."""
+    the clip range (the attacks' own, :func:`attacks._core.projector`), or
+    (without ``project``) onto the clip range only."""
     if not model.project:
         return lambda x_adv: _clip(model, x_adv)
+    project = attack_core.projector(model.clip_min is not None,
+                                    model.clip_max is not None,
+                                    model.attack_norm)
     eps = tf.cast(model.eps, x.dtype)
-    if model.attack_norm == "linf":
-        return lambda x_adv: _clip(
-            model, tf.clip_by_value(x_adv, x - eps, x + eps)
-        )
     low, high = _clip_values(model, x.dtype)
-    return lambda x_adv: attack_norms.project(
-        x_adv, x, eps, model.attack_norm, low, high,
-        model.clip_min is not None, model.clip_max is not None,
-    )
+    return lambda x_adv: project(x_adv, x, eps, low, high)
 
 
 def _clip_values(model, dtype) -> tuple:
