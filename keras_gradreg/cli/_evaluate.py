@@ -24,6 +24,7 @@ from keras_gradreg.cli._settings import attacks_in_norm
 from keras_gradreg.cli._settings import check_dataset
 from keras_gradreg.cli._settings import check_numbers
 from keras_gradreg.cli._settings import takes_step_size
+from keras_gradreg.evaluation._tables import eps_keys
 
 EVALUATE_FILES = tuple(evaluation.Results.FILES.values())
 EVALUATE_SECTION = "evaluate"  # the section of the command's own table
@@ -31,14 +32,14 @@ MODEL = "model"  # the model's name in the results
 DEFAULT_BATCH = 256
 
 
-def command_table(results: evaluation.Results, eps: tuple) -> dict:
-    """The command's table of ``results``: ``{"clean", attack: {eps: acc}}``
-    with eps keys spelled as the user gave them."""
+def command_table(results: evaluation.Results) -> dict:
+    """The command's table of ``results``: ``{"clean", attack: {eps: acc}}``,
+    eps keyed as in the results (``"0.1"``)."""
     entry = results.model_entry(MODEL)
     table = {"clean": entry["clean"]}
     for attack in results.attack_names:
-        table[attack] = {value: entry[attack][f"{float(value):g}"]
-                         for value in eps}
+        table[attack] = {key: entry[attack][key]
+                         for key in eps_keys(results.eps_values)}
     return table
 
 
@@ -46,7 +47,7 @@ def robustness(model, data, attacks: Sequence[str],
                settings: AttackSettings, args, norm: str = "linf",
                worst_case_only: bool = False, resume_dir=None,
                shard=None) -> tuple:
-    """Runs a RobustnessReport; returns it and its accuracies by user eps.
+    """Runs a RobustnessReport; returns it and its table (:func:`command_table`).
 
     Args:
         model: The model to attack.
@@ -61,12 +62,12 @@ def robustness(model, data, attacks: Sequence[str],
     """
     report = evaluation.RobustnessReport(
         {MODEL: model}, attack_specs(attacks, settings, args),
-        [float(value) for value in settings.eps],
+        list(settings.eps),
         batch_size=args.batch_size or DEFAULT_BATCH, verbose=1,
         worst_case_only=worst_case_only, norm=norm,
     )
     results = report.run(data, resume_dir=resume_dir, shard=shard)
-    return report, command_table(results, settings.eps)
+    return report, command_table(results)
 
 
 def print_warnings(results: evaluation.Results, when: str = "") -> None:
@@ -76,15 +77,16 @@ def print_warnings(results: evaluation.Results, when: str = "") -> None:
         print(f"WARNING{when}: {one_line(warning)}")
 
 
-def format_table(results: dict, eps: tuple) -> str:
-    """Formats ``{"clean", attack: {eps: acc}}`` as a text table.
+def format_table(results: dict, eps: Sequence[float]) -> str:
+    """Formats ``{"clean", attack: {eps_key: acc}}`` as a text table.
 
     Example:
-        >>> print(format_table({"clean": 0.9, "mine": {"0.1": 0.5}}, ("0.1",)))
+        >>> print(format_table({"clean": 0.9, "mine": {"0.1": 0.5}}, (0.1,)))
         clean accuracy: 90.00%
         attack  eps=0.1
         mine     50.00%
     """
+    eps = eps_keys(eps)
     headers = [f"eps={value}" for value in eps]
     width = max(len(h) for h in headers + ["100.00%"])
     names = max([7] + [len(attack) for attack in results if attack != "clean"])
@@ -99,21 +101,21 @@ def format_table(results: dict, eps: tuple) -> str:
     return "\n".join(lines)
 
 
-def write_evaluation(results: evaluation.Results, eps: tuple, out: str,
-                     output) -> None:
+def write_evaluation(results: evaluation.Results, out: str, output) -> None:
     """Writes ``results`` with the command's table into ``out`` and prints
     the table, the masking warnings and the files written.
 
-    The table (eps as given) is added as a section; the files are written
+    The table is added as a section; the files are written
     into the output's scratch folder and swapped in place of the old folder
     with one rename (the old folder's other files are carried over): a kill
     leaves the old outputs or the new, never a mix.
     """
-    table = command_table(results, eps)
+    table = command_table(results)
+    eps = results.eps_values
     try:
         results.add_section(
             EVALUATE_SECTION, table, title="keras-gradreg evaluate",
-            markdown=["Accuracy by eps as given on the command line:", "",
+            markdown=["Accuracy by eps:", "",
                       "```", *format_table(table, eps).splitlines(), "```"])
         results.save(output.target)
         output.commit()
@@ -206,5 +208,5 @@ def evaluate_command(args) -> evaluation.Results:
     except BaseException:
         output.discard()
         raise
-    write_evaluation(results, settings.eps, args.out, output)
+    write_evaluation(results, args.out, output)
     return results

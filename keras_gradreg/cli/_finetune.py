@@ -34,6 +34,7 @@ from keras_gradreg.cli._settings import attack_settings
 from keras_gradreg.cli._settings import check_dataset
 from keras_gradreg.cli._settings import check_numbers
 from keras_gradreg.cli._settings import takes_step_size
+from keras_gradreg.evaluation._tables import eps_keys
 from keras_gradreg.model import GradRegModel
 
 FINETUNE_ATTACKS = attacks_lib.QUICK_ATTACKS
@@ -81,7 +82,7 @@ def train_eps(args, settings: AttackSettings) -> float:
     """
     if args.train_eps is not None:
         return float(args.train_eps)
-    return min(float(eps) for eps in settings.eps)
+    return min(settings.eps)
 
 
 def _describe(robust: GradRegModel, args) -> str:
@@ -111,9 +112,8 @@ def _optimizer(args) -> keras.optimizers.Optimizer:
 
 def _print_comparison(before: dict, after: dict, eps: tuple) -> None:
     rows = [("clean", before["clean"], after["clean"])]
-    rows += [(f"{attack} eps={value}", before[attack][value],
-              after[attack][value])
-             for attack in FINETUNE_ATTACKS for value in eps]
+    rows += [(f"{attack} eps={key}", before[attack][key], after[attack][key])
+             for attack in FINETUNE_ATTACKS for key in eps_keys(eps)]
     width = max(len(row[0]) for row in rows)
     print(f"{'accuracy':<{width}}   before    after")
     for name, old, new in rows:

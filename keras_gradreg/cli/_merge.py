@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from keras_gradreg import evaluation
-from keras_gradreg.cli._evaluate import EVALUATE_SECTION
 from keras_gradreg.cli._evaluate import check_out
 from keras_gradreg.cli._evaluate import prepare_results_output
 from keras_gradreg.cli._evaluate import write_evaluation
@@ -23,14 +22,6 @@ def _load(part: str) -> evaluation.Results:
             f"cannot read part {part}: {one_line(error)}") from None
 
 
-def _eps_as_given(results: evaluation.Results, part) -> tuple:
-    """The radii as ``evaluate`` was given them (its table's keys)."""
-    if EVALUATE_SECTION in part.section_names:
-        table = part.section(EVALUATE_SECTION)
-        return tuple(table[results.attack_names[0]])
-    return tuple(f"{eps:g}" for eps in results.eps_values)
-
-
 def merge_command(args) -> evaluation.Results:
     """Runs ``keras-gradreg merge``; returns the results written."""
     check_out(args.out, args.overwrite, "OUT")
@@ -43,6 +34,5 @@ def merge_command(args) -> evaluation.Results:
     output = prepare_results_output(args.out, "OUT")
     print(f"Merged {len(parts)} parts: {merged.settings['num_examples']} "
           "examples.")
-    write_evaluation(merged, _eps_as_given(merged, parts[0]), args.out,
-                     output)
+    write_evaluation(merged, args.out, output)
     return merged

@@ -19,11 +19,11 @@ from keras_gradreg.cli._parser import CommandLineError
 
 @dataclasses.dataclass(frozen=True)
 class AttackSettings:
-    """L-inf attack settings: radii (as given), steps, step size, clip range.
+    """Attack settings: radii (floats), steps, step size, clip range.
 
     Example:
         >>> PAPER_SETTINGS["mnist"].eps
-        ('0.1', '0.2', '0.3')
+        (0.1, 0.2, 0.3)
     """
 
     eps: tuple
@@ -34,9 +34,9 @@ class AttackSettings:
 
 
 def _attack_settings(settings: paper.PaperSettings) -> AttackSettings:
-    """The attack half of the paper's settings, radii as ``:g`` strings."""
+    """The attack half of the paper's settings."""
     return AttackSettings(
-        tuple(f"{eps:g}" for eps in settings.eps_values), settings.step_size,
+        tuple(float(eps) for eps in settings.eps_values), settings.step_size,
         settings.steps, settings.clip_min, settings.clip_max)
 
 
@@ -47,19 +47,28 @@ PAPER_SETTINGS = {name: _attack_settings(settings)
 
 
 def parse_eps(text: str) -> tuple:
-    """``"0.1,0.2"`` -> ``("0.1", "0.2")``, each a finite number > 0."""
-    values = tuple(part.strip() for part in text.split(","))
-    for value in values:
+    """``"0.1,0.2"`` -> ``(0.1, 0.2)``, each a finite number > 0.
+
+    The radii stay floats from here to the attacks; results key them by
+    their ``:g`` form (``"0.1"`` for ``0.10``).
+
+    Example:
+        >>> parse_eps("0.10, 0.2")
+        (0.1, 0.2)
+    """
+    values = []
+    for part in text.split(","):
         try:
-            _checks.number("eps", float(value), minimum=0.0, strict=True)
+            values.append(_checks.number("eps", float(part.strip()),
+                                         minimum=0.0, strict=True))
         except ValueError:
             raise CommandLineError(
-                f"--eps {text!r}: {value!r} is not a finite number > 0; give "
-                "comma-separated radii such as 0.1,0.2,0.3."
+                f"--eps {text!r}: {part.strip()!r} is not a finite number > "
+                "0; give comma-separated radii such as 0.1,0.2,0.3."
             ) from None
-    if len({float(value) for value in values}) != len(values):
+    if len(set(values)) != len(values):
         raise CommandLineError(f"--eps {text!r} repeats a radius.")
-    return values
+    return tuple(values)
 
 
 def parse_attacks(text: str) -> tuple:
@@ -178,7 +187,7 @@ def attack_settings(args, iterative: bool,
 
     eps = parse_eps(args.eps) if args.eps is not None else pick("eps")
     if eps is None and getattr(args, "train_eps", None) is not None:
-        eps = (f"{float(args.train_eps):g}",)  # finetune: the training eps
+        eps = (float(args.train_eps),)  # finetune: the training eps
     eps = _required(eps, "--eps", args.dataset)
     step_size, steps = pick("step_size"), pick("steps")
     if iterative and steps is None:
