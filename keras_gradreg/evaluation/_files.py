@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_gradreg import _atomic
 from keras_gradreg.attacks import _norms
+from keras_gradreg.evaluation._tables import eps_keys
 
 FILES = {
     "json": "results.json",
@@ -167,9 +168,9 @@ def _percent(value: float) -> str:
 def markdown(results) -> str:
     """results.md: accuracy table, which part of an ensemble broke the
     examples, transfer matrix (two or more models), checks, sections."""
-    eps_keys = [f"{e:g}" for e in results.eps_values]
+    keys = eps_keys(results.eps_values)
     attacks, models = results.attack_names, results.model_names
-    columns = [(a, e) for a in attacks + ["worst_case"] for e in eps_keys]
+    columns = [(a, e) for a in attacks + ["worst_case"] for e in keys]
     lines = [
         "# Robustness report",
         "",

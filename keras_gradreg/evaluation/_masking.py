@@ -34,6 +34,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from keras_gradreg import attacks as attacks_lib
+from keras_gradreg.evaluation._tables import eps_key
+from keras_gradreg.evaluation._tables import eps_keys
 
 # Share of examples a black-box attack may break beyond every gradient attack.
 BLACK_BOX_MARGIN = 0.01
@@ -56,7 +58,7 @@ def _check(kind, passed, failure, **where) -> dict:
 
 
 def _keys(results) -> list:
-    return [f"{e:g}" for e in results.eps_values]
+    return eps_keys(results.eps_values)
 
 
 def _registered(results, attack: str) -> Optional[Callable]:
@@ -187,7 +189,7 @@ def _chance_check(results, model: str, chance_margin: float) -> dict:
         f"{model}: at eps={large:g} the strongest attack leaves "
         f"{best:.2%} accuracy, above chance + margin ({bound:.2%}): the "
         "attacks may be failing.",
-        model=model, eps=f"{large:g}",
+        model=model, eps=eps_key(large),
     )
 
 
@@ -206,7 +208,7 @@ def _transfer_checks(results, tolerance: float) -> list:
                     f"{target}: white-box {attack} ({white:.2%}) is weaker "
                     f"than {attack} transferred from {source} ({moved:.2%}) "
                     f"at eps={eps:g}: a sign of masked gradients.",
-                    model=target, source=source, attack=attack, eps=f"{eps:g}",
+                    model=target, source=source, attack=attack, eps=eps_key(eps),
                 ))
     return checks
 
@@ -240,7 +242,7 @@ def black_box_only(results, model: str, eps) -> Optional[float]:
     reported = results.model_entry(model).get("broken_by", {})
     for name, fn in kinds.items():
         parts = getattr(fn, "parts", None)
-        if parts is None or f"{float(eps):g}" not in reported.get(name, {}):
+        if parts is None or eps_key(eps) not in reported.get(name, {}):
             continue
         options = results.settings["attacks"][name]["kwargs"]
         if black_box & set(parts(**options)):
@@ -268,7 +270,7 @@ def _black_box_only_worst_case(results, model: str, eps) -> Optional[float]:
         elif parts is not None:
             options = results.settings["attacks"][name]["kwargs"]
             if (black_box & set(parts(**options))
-                    and f"{float(eps):g}" in reported.get(name, {})):
+                    and eps_key(eps) in reported.get(name, {})):
                 names = results.breakers(model, name, eps)
                 shares.append(float(np.mean(before & np.isin(
                     names, list(black_box)))))
