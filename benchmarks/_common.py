@@ -1,4 +1,4 @@
-"""What the benchmarks share: the machine they ran on, Markdown tables, shards."""
+"""What the benchmarks share: the machine they ran on, shards, timing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime
 import os
 import platform
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -31,19 +31,6 @@ def machine() -> dict:
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "python": platform.python_version(),
             "date": datetime.date.today().isoformat()}
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-    """The lines of a Markdown table.
-
-    Example:
-        >>> print("\\n".join(table(["a", "b"], [["1", "2"]])))
-        | a | b |
-        |---|---|
-        | 1 | 2 |
-    """
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def bits(correct) -> str:

@@ -14,8 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from keras_gradreg import evaluation
-
-from _common import table
+from keras_gradreg.evaluation import markdown_table as table
 
 REFERENCE = "natural_relu"
 COLLAPSED = 0.2  # final training accuracy flagged as a collapse (chance: 0.1)

@@ -27,9 +27,9 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras_gradreg  # noqa: E402
+from keras_gradreg.evaluation import markdown_table as table  # noqa: E402
 
 from _common import bits  # noqa: E402
-from _common import table  # noqa: E402
 
 FLAGS = flags.FLAGS
 ATTACK = "autoattack"

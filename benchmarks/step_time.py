@@ -35,8 +35,9 @@ from keras_gradreg import datasets
 from keras_gradreg import models
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from keras_gradreg.evaluation import markdown_table as table  # noqa: E402
+
 from _common import machine  # noqa: E402
-from _common import table  # noqa: E402
 from _common import timed  # noqa: E402
 
 FLAGS = flags.FLAGS

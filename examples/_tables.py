@@ -9,6 +9,7 @@ import warnings
 from typing import List, Optional
 
 from keras_gradreg import attacks
+from keras_gradreg.evaluation import markdown_table
 from keras_gradreg.paper import PaperSettings
 
 ROW_TITLES = {
@@ -39,12 +40,7 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _accuracy_table(results, names: List[str], columns: dict,
+def _accuracymarkdown_table(results, names: List[str], columns: dict,
                     with_clean: bool) -> List[str]:
     """Rows: models; columns: ``{attack: title}`` at every eps."""
     eps_values = results.eps_values
@@ -58,10 +54,10 @@ def _accuracy_table(results, names: List[str], columns: dict,
         row += [_pct(results.accuracy(name, a, e)) for a in columns
                 for e in eps_values]
         rows.append(row)
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
-def _transfer_table(results, names: List[str]) -> List[str]:
+def _transfermarkdown_table(results, names: List[str]) -> List[str]:
     short = {"natural": "Natural", "xent_reg": "Xent", "logit_reg": "Logit",
              "fgsm_rs_at": "FGSM-RS AT", "nfgsm_at": "N-FGSM AT",
              "pgd_at": "PGD AT"}
@@ -70,10 +66,10 @@ def _transfer_table(results, names: List[str]) -> List[str]:
         f"{attack_title(a)} / {short.get(s, s)}" for a, s in pairs]
     rows = [[ROW_TITLES.get(t, t)] + [
         _pct(results.transfer(s, t, a)) for a, s in pairs] for t in names]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
-def _time_table(training: dict, evaluation_s: float) -> List[str]:
+def _timemarkdown_table(training: dict, evaluation_s: float) -> List[str]:
     def seconds(entry: dict, per_epoch: bool) -> str:
         if entry["wall_time_s"] is None:  # resumed without its record
             return "not recorded"
@@ -82,7 +78,7 @@ def _time_table(training: dict, evaluation_s: float) -> List[str]:
     rows = [[name, str(entry["epochs"]), f"{entry.get('c', '')}",
              seconds(entry, False), seconds(entry, True)]
             for name, entry in training.items()]
-    lines = _table(["Model", "epochs", "c", "training (s)", "s / epoch"], rows)
+    lines = markdown_table(["Model", "epochs", "c", "training (s)", "s / epoch"], rows)
     return lines + ["", f"Evaluation (all models and attacks): "
                         f"{evaluation_s:.1f} s."]
 
@@ -99,18 +95,18 @@ def paper_tables(settings: PaperSettings, results) -> List[str]:
         f"{size} test examples; white-box L-inf attacks; BIM and C&W "
         f"{settings.steps} iterations of step {settings.step_size:g}, C&W "
         f"k = {settings.confidence:g}. Natural = clean accuracy.", "",
-    ] + _accuracy_table(results, names, paper, with_clean=True)
+    ] + _accuracymarkdown_table(results, names, paper, with_clean=True)
     if extras:
         lines += ["", "### Stronger attacks (honesty checks, not in the "
                   "paper)", "", "Worst case: per example, over all attacks "
                   "and the clean prediction.", ""]
-        lines += _accuracy_table(results, names,
+        lines += _accuracymarkdown_table(results, names,
                                  dict(extras, worst_case="Worst case"),
                                  with_clean=False)
     lines += ["", f"### Transfer attacks at eps={results.transfer_eps:g} (%)",
               "", "Rows: the model evaluated; columns: attack / model the "
               "examples were crafted on (the diagonal is white-box).", ""]
-    return lines + _transfer_table(results, names)
+    return lines + _transfermarkdown_table(results, names)
 
 
 def add_sections(results, settings: PaperSettings, training: dict,
@@ -125,7 +121,7 @@ def add_sections(results, settings: PaperSettings, training: dict,
     results.add_section("wall_time_s", {
         "training": {name: e["wall_time_s"] for name, e in training.items()},
         "evaluation": evaluation_s,
-    }, markdown=_time_table(training, evaluation_s), title="Wall time")
+    }, markdown=_timemarkdown_table(training, evaluation_s), title="Wall time")
     results.add_section("c", c, markdown=[
         f"Xent-reg c = {c['xent_reg']:g}, Logit-reg c = {c['logit_reg']:g}."])
     results.add_section("flags", flag_record)

@@ -53,6 +53,7 @@ from keras_gradreg import attacks
 from keras_gradreg import datasets
 from keras_gradreg import models
 from keras_gradreg import paper
+from keras_gradreg.evaluation import markdown_table
 
 FLAGS = flags.FLAGS
 MNIST = paper.SETTINGS["mnist"]
@@ -275,16 +276,13 @@ def _seconds(value) -> str:
 
 
 def _training_markdown(training: dict) -> List[str]:
-    lines = ["| Model | Epochs | Fine-tuning (s) | Wall time (s) | Source |",
-             "|---|---|---|---|---|"]
-    for name, entry in training.items():
-        source = entry.get("loaded_from", "trained here")
-        lines.append(
-            f"| {name} | {entry['epochs'] or '-'} | "
-            f"{_seconds(entry.get('finetune_wall_time_s'))} | "
-            f"{_seconds(entry['wall_time_s'])} | {source} |"
-        )
-    return lines
+    return markdown_table(
+        ["Model", "Epochs", "Fine-tuning (s)", "Wall time (s)", "Source"],
+        [[name, str(entry["epochs"] or "-"),
+          _seconds(entry.get("finetune_wall_time_s")),
+          _seconds(entry["wall_time_s"]),
+          entry.get("loaded_from", "trained here")]
+         for name, entry in training.items()])
 
 
 def write_results(results, training: dict, config: FineTuneConfig) -> None:

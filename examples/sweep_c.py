@@ -39,6 +39,7 @@ import keras_gradreg
 from keras_gradreg import attacks
 from keras_gradreg import datasets
 from keras_gradreg import paper
+from keras_gradreg.evaluation import markdown_table
 
 import _experiment  # examples/, first on sys.path when run as a script
 import _tensorboard_logging
@@ -192,17 +193,17 @@ def _markdown(sweep: dict) -> str:
         "accuracy; chosen: "
         f"{sweep['chosen']} (clean at most "
         f"{100 * sweep['settings']['max_clean_drop']:.1f} points below "
-        "Natural).", "",
-        "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        "Natural).", ""]
     rows = [("natural", natural)] + [
         (name, e) for name in REGULARIZERS for e in sweep[name]]
+    table = []
     for name, e in rows:
         cells = [name, f"{e['c'] if e['c'] is not None else ''}",
                  f"{100 * e['clean']:.1f}"]
         cells += [f"{100 * e[a][k]:.1f}" for a in CRITERION for k in eps]
         cells += [f"{100 * e['score']:.1f}", f"{e['train_time_s']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append(cells)
+    return "\n".join(lines + markdown_table(header, table)) + "\n"
 
 
 def run(config: SweepConfig, settings=None) -> dict:

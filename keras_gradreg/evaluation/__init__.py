@@ -25,6 +25,7 @@ from keras_gradreg.evaluation._frontier import pareto_front
 from keras_gradreg.evaluation._frontier import pareto_fronts
 from keras_gradreg.evaluation._frontier import two_standard_errors
 from keras_gradreg.evaluation._frontier import within_noise
+from keras_gradreg.evaluation._markdown import markdown_table
 from keras_gradreg.evaluation._masking import BLACK_BOX_MARGIN
 from keras_gradreg.evaluation._report import RobustnessReport
 from keras_gradreg.evaluation._results import Results
@@ -34,4 +35,4 @@ ATTACKS = _attacks.ATTACKS  # the registry itself, not a copy
 
 __all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS",
            "BLACK_BOX_MARGIN", "pareto_front", "pareto_fronts",
-           "two_standard_errors", "within_noise"]
+           "two_standard_errors", "within_noise", "markdown_table"]

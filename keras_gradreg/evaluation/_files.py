@@ -22,6 +22,8 @@ import numpy as np
 
 from keras_gradreg import _atomic
 from keras_gradreg.attacks import _norms
+from keras_gradreg.evaluation._markdown import markdown_table
+from keras_gradreg.evaluation._tables import eps_key
 from keras_gradreg.evaluation._tables import eps_keys
 
 FILES = {
@@ -181,14 +183,12 @@ def markdown(results) -> str:
            "attacks before it left correct; its column is what is left "
            "after it." if results.worst_case_only else ""),
         "",
-        "| Model | Natural | "
-        + " | ".join(f"{a} eps={e}" for a, e in columns) + " |",
-        "|---" * (len(columns) + 2) + "|",
     ]
-    for name in models:
-        row = [name, _percent(results.accuracy(name))]
-        row += [_percent(results.accuracy(name, a, e)) for a, e in columns]
-        lines.append("| " + " | ".join(row) + " |")
+    lines += markdown_table(
+        ["Model", "Natural"] + [f"{a} eps={e}" for a, e in columns],
+        [[name, _percent(results.accuracy(name))]
+         + [_percent(results.accuracy(name, a, e)) for a, e in columns]
+         for name in models])
     lines += _attack_lines(results)
     lines += _breakers_table(results)
     lines += (_transfer_table(results)
@@ -283,15 +283,15 @@ def _breakers_table(results) -> List[str]:
         "classified correctly; `clean` = misclassified without attack; "
         "`robust` = left correct by every part.",
         "",
-        "| Model | attack | eps | " + " | ".join(parts) + " | robust |",
-        "|---" * (len(parts) + 4) + "|",
     ]
+    cells = []
     for model, attack, eps in rows:
         shares = results.broken_by(model, attack, eps)
-        cells = [_percent(shares.get(part, 0.0)) for part in parts]
-        lines.append(f"| {model} | {attack} | {eps:g} | " + " | ".join(cells)
-                     + f" | {_percent(results.accuracy(model, attack, eps))} |")
-    return lines
+        cells.append([model, attack, eps_key(eps)]
+                     + [_percent(shares.get(part, 0.0)) for part in parts]
+                     + [_percent(results.accuracy(model, attack, eps))])
+    return lines + markdown_table(
+        ["Model", "attack", "eps", *parts, "robust"], cells)
 
 
 def _ensemble_parts(results, attack: str) -> tuple:
@@ -318,14 +318,11 @@ def _transfer_table(results) -> List[str]:
         "Rows: the model evaluated; columns: attack / model the examples were "
         "crafted on (the diagonal is white-box).",
         "",
-        "| Model | " + " | ".join(f"{a} / {s}" for a, s in pairs) + " |",
-        "|---" * (len(pairs) + 1) + "|",
     ]
-    for target in models:
-        row = [target] + [_percent(results.transfer(s, target, a))
-                          for a, s in pairs]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+    return lines + markdown_table(
+        ["Model"] + [f"{a} / {s}" for a, s in pairs],
+        [[target] + [_percent(results.transfer(s, target, a))
+                     for a, s in pairs] for target in models])
 
 
 def csv_rows(results) -> List[list]:
