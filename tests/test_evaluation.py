@@ -610,3 +610,12 @@ def test_the_progress_bar_counts_models_attacks_and_eps(
                               large_eps=large_eps, batch_size=10, verbose=1)
     report.run(_data(24))  # 3 batches
     assert f"{units}/{units}" in capsys.readouterr().out
+
+
+def test_markdown_table_rows_must_fit_the_header():
+    from keras_gradreg.evaluation import markdown_table
+
+    assert markdown_table(["a", "b"], [[1, 2.5]]) == [
+        "| a | b |", "|---|---|", "| 1 | 2.5 |"]
+    with pytest.raises(ValueError, match="a row of 1 cells under a header of 2"):
+        markdown_table(["a", "b"], [["only"]])
