@@ -124,8 +124,8 @@ def evaluate(args) -> None:
 
 
 def table(lines) -> str:
-    """The Markdown table of robust accuracy (%): a row per model, a column
-    per threat norm and eps, clean first; a missing cell is ``-``."""
+    """The Markdown table of robust accuracy (%): a row per model (in the order of
+    ``RECIPES``), a column per threat norm and eps, clean first; a missing cell is ``-``."""
     cells, clean, images = {}, {}, {}
     for line in lines:
         cells[(line["model"], line["norm"], float(line["eps"]))] = line["robust"]
@@ -135,7 +135,8 @@ def table(lines) -> str:
     header = ["model", "images"] + [
         "clean" if e is None else f"{names[n]} {e:g}" for n, e in COLUMNS]
     rows = []
-    for model in clean:
+    order = list(RECIPES)
+    for model in sorted(clean, key=lambda m: order.index(m) if m in order else len(order)):
         row = [model, "/".join(str(n) for n in sorted(images[model])),
                f"{clean[model]:.1f}"]
         for norm, eps in COLUMNS[1:]:
