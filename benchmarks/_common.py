@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -13,6 +14,7 @@ import tensorflow as tf
 from absl import app
 
 import keras_gradreg
+from keras_gradreg.cli import _parser as cli_parser
 
 
 def machine() -> dict:
@@ -46,14 +48,15 @@ def timed(run: Callable[[], None]) -> Dict[str, float]:
 
 
 def parse_shard(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    """``"i/n"`` -> ``(i, n)`` (None stays None).
+    """``"i/n"`` -> ``(i, n)`` (None stays None), by the command line's own rule
+    (``keras-gradreg evaluate --shard``).
 
     Raises:
         app.UsageError: Unless ``0 <= i < n``.
     """
     if text is None:
         return None
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise app.UsageError(f"--shard must be i/n with 0 <= i < n, got {text!r}.")
-    return int(index), int(count)
+    try:
+        return cli_parser.parse_shard(text)
+    except argparse.ArgumentTypeError as error:
+        raise app.UsageError(f"--shard must be i/n with 0 <= i < n: {error}.") from None
