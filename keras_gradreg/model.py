@@ -200,8 +200,7 @@ class GradRegModel(WrappedClassifier):
         # callbacks.PenaltySchedule) without retracing the train step. Set
         # it through ``c``; the step also checks it in-graph.
         self._c_variable = keras.Variable(
-            settings["c"], trainable=False, dtype="float32", name="c"
-        )
+            settings["c"], trainable=False, dtype="float32", name="c")
         if self.penalty_fraction < 1.0:
             self._fraction_seed = self._saved_seed_generator("fraction", None)
         self.grad_loss_tracker = keras.metrics.Mean(name="grad_loss")
@@ -247,16 +246,14 @@ class GradRegModel(WrappedClassifier):
             scaled = self.optimizer.scale_loss(total)
         weights = self.trainable_weights
         gradients = _step_checks.finite_step(
-            self, tape.gradient(scaled, weights), total, task_loss, c, grad_loss
-        )
+            self, tape.gradient(scaled, weights), total, task_loss, c, grad_loss)
         self.optimizer.apply(gradients, weights)
+        penalized = _penalty.penalized_count(x, c)
         self._collapse.value.update(
             y_pred, labels, grad_loss,
-            tf.cast(task_loss, tf.float32) * _replica_count(),
-            _penalty.penalized_count(x, c),
-        )
+            tf.cast(task_loss, tf.float32) * _replica_count(), penalized)
         return self._update_metrics(x, y, y_pred, sample_weight, total,
-                                    grad_loss, c)
+                                    grad_loss, penalized)
 
     def test_step(self, data):
         """The loss, ``grad_loss`` and metrics of a batch: Eq. 2 as in the
@@ -267,7 +264,7 @@ class GradRegModel(WrappedClassifier):
         y_pred, _, grad_loss, _, total = self._eq2(
             x, y, sample_weight, c, training=False)
         return self._update_metrics(x, y, y_pred, sample_weight, total,
-                                    grad_loss, c)
+                                    grad_loss, _penalty.penalized_count(x, c))
 
     def _eq2(self, x, y, sample_weight, c, training: bool):
         """Eq. 2 on a batch: the compiled loss plus ``c`` times the mean
@@ -333,8 +330,7 @@ class GradRegModel(WrappedClassifier):
     def _checked_c(self) -> tf.Tensor:
         """c, checked in-graph (``c_variable`` can be assigned directly)."""
         return _checks.number_in_graph(
-            "c", self._c_variable, 0.0, hint="set it through model.c"
-        )
+            "c", self._c_variable, 0.0, hint="set it through model.c")
 
     def _plain_forward(self, x, y, training: bool = True):
         """The unpenalized branch: logits, labels and a zero penalty."""
@@ -354,26 +350,22 @@ class GradRegModel(WrappedClassifier):
         """
         x = self._check_inputs(x)
         return regs.input_gradients(
-            lambda inputs: self._logits_fn.value(inputs, False),
-            x,
-            y,
-            self.regularizer,
-        )
+            lambda inputs: self._logits_fn.value(inputs, False), x, y,
+            self.regularizer)
 
     def _update_metrics(self, x, y, y_pred, sample_weight, total, grad_loss,
-                        c):
+                        penalized):
         """Updates ``loss`` (the total), ``grad_loss`` and the compiled
         metrics; returns the logs.
 
-        ``grad_loss`` counts only the batches whose penalty was computed
-        (``c > 0``).
+        ``grad_loss`` is weighted by ``penalized``, the number of examples
+        whose penalty was computed (0 for a batch at ``c = 0``).
         """
         batch_size = tf.shape(x)[0]
         _keras_compat.loss_tracker(self).update_state(
             total * _replica_count(), sample_weight=batch_size
         )
-        self.grad_loss_tracker.update_state(
-            grad_loss, sample_weight=_penalty.penalized_count(x, c))
+        self.grad_loss_tracker.update_state(grad_loss, sample_weight=penalized)
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return _keras_compat.multi_worker_logs(logs)
 
@@ -391,17 +383,13 @@ class GradRegModel(WrappedClassifier):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "c": self.c,
-                "regularizer": _gradreg_settings.serialized(
-                    self.regularizer, "regularizer"),
-                "norm": _gradreg_settings.serialized(self.norm, "norm"),
-                "method": self.method,
-                "fd_step": self.fd_step,
-                "penalty_fraction": self.penalty_fraction,
-            }
-        )
+        config.update({
+            "c": self.c,
+            "regularizer": _gradreg_settings.serialized(
+                self.regularizer, "regularizer"),
+            "norm": _gradreg_settings.serialized(self.norm, "norm"),
+            "method": self.method, "fd_step": self.fd_step,
+            "penalty_fraction": self.penalty_fraction})
         return config
 
     @classmethod

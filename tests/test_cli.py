@@ -522,12 +522,12 @@ def test_evaluate_interrupted_while_writing_keeps_the_old_results(
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(before) >= {"results.json", "correct.npz", "results.md"}
 
-    def half_then_fail(results, out_dir, overwrite):
-        with open(os.path.join(out_dir, "results.json"), "w") as handle:
+    def half_then_fail(results, folder):
+        with open(os.path.join(folder, "results.json"), "w") as handle:
             handle.write('{"cut')
         raise OSError("disk full")
 
-    monkeypatch.setattr(_files, "save", half_then_fail)
+    monkeypatch.setattr(_files, "write_into", half_then_fail)
     argv = _evaluate_argv(files, out, "--num_examples", "8", "--overwrite")
     assert "disk full" in _fails(argv, capsys, status=1)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -804,7 +804,7 @@ def _hidden(folder) -> list:
 # (step, --overwrite, what is left: "old", "new" or "none")
 EVALUATE_KILLS = [
     ("scratch", True, "old"),   # the scratch folder has just appeared
-    ("rename 2", True, "old"),  # between the renames of the files
+    ("written 2", True, "old"),  # between the files written into scratch
     ("swap", False, "none"),    # every file complete, before the swap
     ("swapped", True, "new"),   # after the swap, the old folder not removed
 ]
@@ -880,6 +880,26 @@ def test_finetune_killed_while_writing(step, overwrite, model_left, logs_left,
     cli.main(argv + ["--overwrite"])
     assert _hidden(tmp_path) == [] and _hidden(logs) == []
     assert _hidden(logs / "robust") == []
+
+
+def test_evaluate_has_one_atomic_layer(files, tmp_path, capsys, monkeypatch):
+    """The command writes its files straight into its scratch folder and
+    renames only that folder: no file of its own is renamed into place."""
+    out = tmp_path / "report"
+    cli.main(_evaluate_argv(files, out, "--num_examples", "8"))
+    replace, rename, moved = os.replace, os.rename, []
+
+    def spy(real):
+        def call(source, target, *args, **kwargs):
+            moved.append(os.path.basename(str(target)))
+            return real(source, target, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "replace", spy(replace))
+    monkeypatch.setattr(os, "rename", spy(rename))
+    cli.main(_evaluate_argv(files, out, "--num_examples", "12", "--overwrite"))
+    assert not set(moved) & set(_files.FILES.values()), moved
+    assert Results.load(str(out)).settings["num_examples"] == 12
 
 
 def test_results_load_refuses_a_folder_a_kill_left_between_renames(

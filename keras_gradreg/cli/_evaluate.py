@@ -24,6 +24,7 @@ from keras_gradreg.cli._settings import attacks_in_norm
 from keras_gradreg.cli._settings import check_dataset
 from keras_gradreg.cli._settings import check_numbers
 from keras_gradreg.cli._settings import takes_step_size
+from keras_gradreg.evaluation import _files
 from keras_gradreg.evaluation._tables import eps_keys
 
 EVALUATE_FILES = tuple(evaluation.Results.FILES.values())
@@ -105,8 +106,8 @@ def write_evaluation(results: evaluation.Results, out: str, output) -> None:
     """Writes ``results`` with the command's table into ``out`` and prints
     the table, the masking warnings and the files written.
 
-    The table is added as a section; the files are written
-    into the output's scratch folder and swapped in place of the old folder
+    The table is added as a section; the files are written straight into
+    the output's scratch folder, which then takes the old folder's place
     with one rename (the old folder's other files are carried over): a kill
     leaves the old outputs or the new, never a mix.
     """
@@ -117,7 +118,7 @@ def write_evaluation(results: evaluation.Results, out: str, output) -> None:
             EVALUATE_SECTION, table, title="keras-gradreg evaluate",
             markdown=["Accuracy by eps:", "",
                       "```", *format_table(table, eps).splitlines(), "```"])
-        results.save(output.target)
+        _files.write_into(results, output.target)
         output.commit()
     except BaseException:
         output.discard()

@@ -1,10 +1,12 @@
 """The files of a :class:`Results`: JSON, Markdown, CSV, NumPy and a plot.
 
-Each is written to a temporary file in the output folder and renamed over
-the old one only once all of them are complete (``os.replace`` is atomic
-within a folder): a failure leaves the old files intact. correct.npz records
-the SHA-256 of the others, so that a folder left half renamed by a kill
-(or mixed by hand) does not load (:func:`check_consistent`).
+:func:`save` writes each to a temporary file in the output folder and
+renames them over the old ones only once all are complete (``os.replace``
+is atomic within a folder): a failure leaves the old files intact.
+:func:`write_into` writes them straight into a scratch folder that its
+caller swaps in whole (the command line's one atomic layer). correct.npz
+records the SHA-256 of the others, so that a folder left half renamed by a
+kill (or mixed by hand) does not load (:func:`check_consistent`).
 """
 
 from __future__ import annotations
@@ -51,45 +53,12 @@ _WRITE_ORDER = ("json", "md", "csv", "png", "npz")
 
 
 def save(results, out_dir: str, overwrite: bool) -> Dict[str, str]:
-    """Writes every file of ``results`` into ``out_dir`` (see Results.save)."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {kind: os.path.join(out_dir, name) for kind, name in FILES.items()}
-    if not overwrite:
-        existing = [p for p in paths.values() if os.path.exists(p)]
-        if existing:
-            raise FileExistsError(
-                f"{', '.join(existing)} exist; pass overwrite=True to "
-                "replace them.")
+    """Writes every file of ``results`` into ``out_dir`` (see Results.save):
+    each to a temporary file beside it, then all renamed into place."""
+    paths = _paths(out_dir, overwrite)
     written: Dict[str, str] = {}
-
-    def manifest() -> dict:
-        return {f"{MANIFEST}/{FILES[kind]}": np.array(_sha256(temporary))
-                for kind, temporary in written.items()}
-
-    writers: Dict[str, Callable] = {
-        "json": lambda handle: handle.write(
-            json.dumps(results.to_dict(), indent=2).encode()),
-        "md": lambda handle: handle.write(markdown(results).encode()),
-        "csv": lambda handle: handle.write(_csv_text(results).encode()),
-        "png": lambda handle: _plot(results, handle),
-        "npz": lambda handle: np.savez_compressed(handle, **manifest(), **{
-            array_name(key): value for key, value in results.arrays().items()}),
-    }
     try:
-        for kind in _WRITE_ORDER:
-            temporary = _atomic.temporary_beside(paths[kind])
-            try:
-                with open(temporary, "wb") as handle:
-                    writers[kind](handle)
-            except ImportError:  # matplotlib, for the plot only
-                warnings.warn("matplotlib is not installed: no "
-                              f"{FILES[kind]}.")
-                os.remove(temporary)
-                continue
-            except BaseException:
-                os.remove(temporary)
-                raise
-            written[kind] = temporary
+        _write(results, lambda kind: _atomic.temporary_beside(paths[kind]), written)
         for kind in set(paths) - set(written):  # an old plot would not match
             with contextlib.suppress(FileNotFoundError):
                 os.remove(paths[kind])
@@ -104,6 +73,61 @@ def save(results, out_dir: str, overwrite: bool) -> Dict[str, str]:
                     os.remove(path)
         raise
     return {kind: paths[kind] for kind in FILES if kind in written}
+
+
+def write_into(results, folder: str) -> Dict[str, str]:
+    """Writes every file of ``results`` straight into ``folder``, a scratch
+    folder no one reads until it is swapped in whole (``keras-gradreg
+    evaluate``'s :class:`~keras_gradreg._atomic.Output`): no file of its own
+    is renamed, the folder's one rename makes the set atomic."""
+    paths, written = _paths(folder, overwrite=True), {}
+    _write(results, paths.__getitem__, written)
+    return {kind: paths[kind] for kind in FILES if kind in written}
+
+
+def _paths(out_dir: str, overwrite: bool) -> Dict[str, str]:
+    """Each kind's path in ``out_dir`` (created); with ``overwrite`` False a
+    FileExistsError if one exists."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {kind: os.path.join(out_dir, name) for kind, name in FILES.items()}
+    existing = [p for p in paths.values() if os.path.exists(p)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist; pass overwrite=True "
+                              "to replace them.")
+    return paths
+
+
+def _write(results, target: Callable[[str], str], written: Dict[str, str]) -> None:
+    """Writes each kind to the path ``target(kind)`` (correct.npz last, with the
+    others' SHA-256), recording it in ``written``; without matplotlib the
+    plot is skipped with a warning. A failed file is removed."""
+    def manifest() -> dict:
+        return {f"{MANIFEST}/{FILES[kind]}": np.array(_sha256(path))
+                for kind, path in written.items()}
+
+    writers: Dict[str, Callable] = {
+        "json": lambda handle: handle.write(
+            json.dumps(results.to_dict(), indent=2).encode()),
+        "md": lambda handle: handle.write(markdown(results).encode()),
+        "csv": lambda handle: handle.write(_csv_text(results).encode()),
+        "png": lambda handle: _plot(results, handle),
+        "npz": lambda handle: np.savez_compressed(handle, **manifest(), **{
+            array_name(key): value for key, value in results.arrays().items()}),
+    }
+    for step, kind in enumerate(_WRITE_ORDER, 1):
+        path = target(kind)
+        try:
+            with open(path, "wb") as handle:
+                writers[kind](handle)
+        except ImportError:  # matplotlib, for the plot only
+            warnings.warn(f"matplotlib is not installed: no {FILES[kind]}.")
+            os.remove(path)
+            continue
+        except BaseException:
+            os.remove(path)
+            raise
+        written[kind] = path
+        _atomic.fault_point(f"written {step}")
 
 
 def _sha256(path: str) -> str:

@@ -4,7 +4,8 @@ Each shard of ``RobustnessReport.run(shard=(i, n))`` holds the per-example
 arrays of some chunks of the data and records which examples they are
 (``settings["examples"]``, runs of indices). :func:`join` checks that the
 parts belong to one evaluation and do not overlap, and puts their arrays
-back in data order.
+back in data order; :func:`merged` builds the joined results and their
+masking checks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from keras_gradreg.evaluation import _chunks
+from keras_gradreg.evaluation import _masking
 
 PART_KEYS = ("shard", "examples", "total_examples", "num_examples")
 """Settings in which the shards of one evaluation differ."""
@@ -88,3 +90,19 @@ def join(parts: Sequence) -> Tuple[dict, dict]:
         settings["examples"] = _chunks.ranges(ordered)
         settings["total_examples"] = total
     return correct, settings
+
+
+def merged(results_type, parts: Sequence):
+    """The ``results_type`` (:class:`Results`) of the joined ``parts``: its
+    accuracies and masking checks computed anew from the joined arrays."""
+    parts = list(parts)
+    for part in parts:
+        if not isinstance(part, results_type):
+            raise TypeError(f"merge takes Results, got {type(part).__name__}.")
+    correct, settings = join(parts)
+    first = parts[0]
+    results = results_type.from_correct(
+        correct, first.model_names, first.attack_names, first.eps_values,
+        first.transfer_eps, settings, large_eps=first.large_eps)
+    _masking.record(results)
+    return results

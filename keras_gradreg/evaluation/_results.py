@@ -18,7 +18,6 @@ import numpy as np
 
 from keras_gradreg.evaluation import _files
 from keras_gradreg.evaluation import _layout
-from keras_gradreg.evaluation import _masking
 from keras_gradreg.evaluation import _merge
 from keras_gradreg.evaluation import _tables
 from keras_gradreg.evaluation._layout import CLEAN
@@ -99,8 +98,7 @@ class Results:
         settings = dict(settings, eps_values=[float(e) for e in eps_values],
                         large_eps=large_eps)
         results = cls({"format_version": FORMAT_VERSION, "models": models,
-                       "transfer": transfer,
-                       "transfer_eps": float(transfer_eps),
+                       "transfer": transfer, "transfer_eps": float(transfer_eps),
                        "settings": _layout.plain(settings, "settings")})
         wanted = set(results.array_keys())
         results._correct = {key: np.asarray(value)
@@ -237,10 +235,8 @@ class Results:
 
     def _array(self, key: tuple) -> np.ndarray:
         if key not in self._correct:
-            raise KeyError(
-                f"No per-example array {key}: these results were built "
-                f"without it, or loaded without {_files.FILES['npz']}."
-            )
+            raise KeyError(f"No per-example array {key}: these results were built "
+                           f"without it, or loaded without {_files.FILES['npz']}.")
         return self._correct[key].copy()
 
     def correct(self, model: str, attack: Optional[str] = None,
@@ -333,10 +329,8 @@ class Results:
         then renamed over the old one once all are complete: a failure
         leaves the old files intact, and a folder that a kill left between
         the renames does not :meth:`load` (correct.npz records the SHA-256
-        of the other files). ``keras-gradreg evaluate`` replaces the whole
-        folder with one rename. Without matplotlib (the
-        ``examples`` extra) the PNG is skipped with a warning (and an old
-        one removed, since it would not match).
+        of the other files). Without matplotlib (the ``examples`` extra)
+        the PNG is skipped with a warning (an old one is removed).
 
         Args:
             out_dir: Folder to write into (created if missing).
@@ -385,18 +379,7 @@ class Results:
                 example is in more than one part.
             KeyError: If a part lacks its per-example arrays.
         """
-        parts = list(parts)
-        for part in parts:
-            if not isinstance(part, Results):
-                raise TypeError(f"merge takes Results, got "
-                                f"{type(part).__name__}.")
-        correct, settings = _merge.join(parts)
-        first = parts[0]
-        results = cls.from_correct(
-            correct, first.model_names, first.attack_names, first.eps_values,
-            first.transfer_eps, settings, large_eps=first.large_eps)
-        _masking.record(results)
-        return results
+        return _merge.merged(cls, parts)
 
     def arrays(self) -> dict:
         """The per-example arrays by key (copies)."""
