@@ -1,4 +1,4 @@
-"""What the benchmarks share: the machine they ran on, shards, timing."""
+"""What the benchmarks share: the machine they ran on, shards."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import argparse
 import datetime
 import os
 import platform
-import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -38,13 +37,6 @@ def machine() -> dict:
 def bits(correct) -> str:
     """Per-example correctness as a string of 0s and 1s."""
     return "".join("1" if value else "0" for value in correct)
-
-
-def timed(run: Callable[[], None]) -> Dict[str, float]:
-    """Wall-clock and process CPU seconds of ``run()``."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run()
-    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
 
 
 def parse_shard(text: Optional[str]) -> Optional[Tuple[int, int]]:

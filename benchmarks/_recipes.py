@@ -11,8 +11,7 @@ import keras_gradreg
 from keras_gradreg import models
 from keras_gradreg.callbacks import TrainingRecord
 from keras_gradreg.callbacks import resumable
-
-from _common import timed
+from keras_gradreg.evaluation import timed
 
 REFERENCE = "natural_relu"  # the cost reference, always trained first
 CALIBRATION_STEPS = 200  # steps of natural training timed by calibrate

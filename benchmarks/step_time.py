@@ -4,7 +4,8 @@ Times one "epoch" (``--steps_per_epoch`` optimizer steps on random data of the n
 input shape) of each training method (``MODELS``) on the paper's MNIST and CIFAR-10
 networks, round-robin over ``--rounds`` rounds after tracing and warm-up, and the
 throughput of each attack of ``keras_gradreg.attacks.ATTACKS``; ratios are taken within
-each round and reported as medians with their min-max. How and why:
+each round and reported as medians with their min-max, by
+``keras_gradreg.evaluation.training_cost`` and ``attack_cost``. How and why:
 benchmarks/README.md.
 
     python benchmarks/step_time.py --networks mnist,cifar10 --rounds 5 \\
@@ -19,7 +20,6 @@ import dataclasses
 import inspect
 import json
 import os
-import statistics
 import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -32,13 +32,13 @@ from absl import flags
 import keras_gradreg
 from keras_gradreg import attacks
 from keras_gradreg import datasets
+from keras_gradreg import evaluation
 from keras_gradreg import models
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from keras_gradreg.evaluation import markdown_table as table  # noqa: E402
 
 from _common import machine  # noqa: E402
-from _common import timed  # noqa: E402
 
 FLAGS = flags.FLAGS
 # natural: the reference; gradreg: Logit-reg, squared L2, double backpropagation;
@@ -177,36 +177,6 @@ def random_dataset(network: Network, batch_size: int, seed: int,
     return dataset.batch(batch_size, drop_remainder=True).cache().repeat()
 
 
-def _epoch_runner(model: keras.Model, dataset, steps: int, warmup_steps: int):
-    """Traces ``model``'s train step; returns a function running one epoch by calling the
-    train function ``fit`` calls (``fit`` adds a fixed cost per call)."""
-    model.fit(dataset, epochs=1, steps_per_epoch=max(warmup_steps, 1), verbose=0)
-    iterator = iter(dataset)
-
-    def epoch():
-        for _ in range(steps):
-            logs = model.train_function(iterator)
-        float(logs["loss"])  # waits for the last step
-
-    return epoch
-
-
-def _attack_runner(name: str, model, network: Network, x, y, eps: float, steps: int,
-                   queries: int):
-    """Runs the attack ``name`` on ``x``; the first call traces it on two examples."""
-    attack, calls = attacks.ATTACKS[name], []
-    options = {"clip_min": 0.0, "clip_max": network.clip_max, "batch_size": len(x),
-               "steps": steps, "queries": queries, "seed": 0}
-    options = {key: value for key, value in options.items() if attacks.accepts(attack, key)}
-
-    def run():
-        some = slice(None) if calls else slice(2)
-        calls.append(1)
-        np.asarray(attack(model, x[some], y[some], eps, **options))
-
-    return run
-
-
 def attack_batch(network: Network, batch_size: int, seed: int,
                  model_path: Optional[str] = None, data_dir: Optional[str] = None):
     """``(model, x, y)`` the attacks are timed on: the untrained network and random inputs
@@ -227,76 +197,40 @@ def attack_batch(network: Network, batch_size: int, seed: int,
     return model, x[correct][:batch_size], y[correct][:batch_size]
 
 
-def round_robin(runners: Dict[str, Callable[[], None]], rounds: int,
-                warmup: int = 0) -> Dict[str, List[Dict[str, float]]]:
-    """Times every runner once per round, in turn, after ``warmup`` calls; returns each
-    runner's ``{"wall": s, "cpu": s}`` per round."""
-    for run in runners.values():
-        for _ in range(warmup):
-            run()
-    times = {name: [] for name in runners}
-    for index in range(rounds):
-        for name, run in runners.items():
-            times[name].append(timed(run))
-        print(f"  round {index + 1}/{rounds}: " + ", ".join(
-            f"{name} {t[-1]['wall']:.2f}s" for name, t in times.items()), flush=True)
-    return times
+def time_training(network_name: str, s: dict) -> List[dict]:
+    """One row per model of ``s["models"]`` (``s``: :func:`_settings`): seconds per epoch and
+    ratios to natural (and GradReg) within each round, by ``evaluation.training_cost``."""
+    network, built = NETWORKS[network_name], {}
+    for name in s["models"]:
+        keras.utils.set_random_seed(s["seed"])
+        built[name] = build_model(name, network, s["jit_compile"])
+    steps = s["steps_per_epoch"][network_name]
+    print(f"{network_name}: training", flush=True)
+    cost = evaluation.training_cost(
+        built, random_dataset(network, s["batch_size"], s["seed"]), steps, s["rounds"],
+        s["warmup_steps"], references=[m for m in ("natural", "gradreg") if m in built])
+    return [{"network": network_name, "model": name, "steps_per_epoch": steps,
+             **{key: own[key] for key in ("seconds_per_epoch", "cpu_seconds_per_epoch")},
+             **{f"{cpu}ratio_to_{ref}": ratios[kind] for ref, ratios in own["ratio_to"].items()
+                for cpu, kind in (("", "wall"), ("cpu_", "cpu")) if ref == "natural" or not cpu}}
+            for name, own in cost.items()]
 
 
-def summarize(values: Sequence[float]) -> Dict[str, float]:
-    """Median, min and max of a list of numbers (and the list itself)."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "all": list(values)}
-
-
-def _ratios(times, reference, kind: str = "wall") -> Dict[str, float]:
-    return summarize([t[kind] / r[kind] for t, r in zip(times, reference)])
-
-
-def time_training(network_name: str, model_names: Sequence[str], steps: int,
-                  batch_size: int, rounds: int, warmup_steps: int, seed: int,
-                  jit_compile="auto") -> List[dict]:
-    """One row per model: seconds per epoch and ratios to natural (and GradReg) within
-    each round, each summarized by :func:`summarize`."""
-    network = NETWORKS[network_name]
-    dataset, runners = random_dataset(network, batch_size, seed), {}
-    for name in model_names:
-        keras.utils.set_random_seed(seed)
-        print(f"{network_name}/{name}: tracing", flush=True)
-        runners[name] = _epoch_runner(build_model(name, network, jit_compile), dataset,
-                                      steps, warmup_steps)
-    times, rows = round_robin(runners, rounds), []
-    for name, own in times.items():
-        rows.append({"network": network_name, "model": name, "steps_per_epoch": steps,
-                     "seconds_per_epoch": summarize([t["wall"] for t in own]),
-                     "cpu_seconds_per_epoch": summarize([t["cpu"] for t in own]),
-                     "ratio_to_natural": _ratios(own, times["natural"]),
-                     "cpu_ratio_to_natural": _ratios(own, times["natural"], "cpu")})
-        if "gradreg" in times:
-            rows[-1]["ratio_to_gradreg"] = _ratios(own, times["gradreg"])
-    return rows
-
-
-def time_attacks(network_name: str, attack_names: Sequence[str], attack_steps: int,
-                 batch_size: int, rounds: int, seed: int, queries: int = 5000,
-                 model_path: Optional[str] = None, data_dir: Optional[str] = None,
-                 eps: Optional[float] = None) -> List[dict]:
-    """One row per attack: examples per second on :func:`attack_batch`'s batch."""
-    network = NETWORKS[network_name]
-    eps = network.eps if eps is None else eps
-    model, x, y = attack_batch(network, batch_size, seed, model_path, data_dir)
+def time_attacks(network_name: str, s: dict) -> List[dict]:
+    """One row per attack of ``s["attacks"]``: examples per second on :func:`attack_batch`'s
+    batch, by ``evaluation.attack_cost``."""
+    network, steps, queries = NETWORKS[network_name], s["attack_steps"], s["queries"]
+    eps = network.eps if s["attack_eps"] is None else s["attack_eps"]
+    model, x, y = attack_batch(network, s["batch_size"], s["seed"], s["attack_model"],
+                               s["data_dir"])
     print(f"{network_name}: attacks", flush=True)
-    times = round_robin({name: _attack_runner(name, model, network, x, y, eps, attack_steps,
-                                              queries) for name in attack_names},
-                        rounds, warmup=1)
-    return [{"network": network_name, "model": model_path or "untrained", "attack": name,
-             "eps": eps, "steps": attack_steps if attacks.accepts(name, "steps") else 1,
+    cost = evaluation.attack_cost(model, x, y, s["attacks"], eps, s["rounds"], clip_min=0.0,
+                                  clip_max=network.clip_max, steps=steps, queries=queries,
+                                  seed=0)
+    return [{"network": network_name, "model": s["attack_model"] or "untrained",
+             "attack": name, "eps": eps, "steps": steps if attacks.accepts(name, "steps") else 1,
              "queries": queries if attacks.accepts(name, "queries") else None,
-             "batch_size": batch_size,
-             "examples_per_second": summarize([batch_size / t["wall"] for t in times[name]]),
-             "cpu_seconds_per_example": summarize([t["cpu"] / batch_size
-                                                   for t in times[name]])}
-            for name in attack_names]
+             "batch_size": s["batch_size"], **own} for name, own in cost.items()]
 
 
 def _spread(stats: Optional[dict]) -> str:
@@ -359,16 +293,11 @@ def _settings(flag_values: flags.FlagValues) -> dict:
 def run(settings: dict, out: Optional[str] = None) -> dict:
     """Runs the benchmark; returns ``machine``, ``settings``, ``training`` and ``attacks``
     and writes them to ``out``/step_time.json and the tables to step_time.md."""
-    s = settings
-    results = {"machine": machine(), "settings": s, "training": [], "attacks": []}
-    for network in s["networks"]:
-        results["training"] += time_training(
-            network, s["models"], s["steps_per_epoch"][network], s["batch_size"],
-            s["rounds"], s["warmup_steps"], s["seed"], s["jit_compile"])
-        if s["attacks"]:
-            results["attacks"] += time_attacks(
-                network, s["attacks"], s["attack_steps"], s["batch_size"], s["rounds"],
-                s["seed"], s["queries"], s["attack_model"], s["data_dir"], s["attack_eps"])
+    results = {"machine": machine(), "settings": settings, "training": [], "attacks": []}
+    for network in settings["networks"]:
+        results["training"] += time_training(network, settings)
+        if settings["attacks"]:
+            results["attacks"] += time_attacks(network, settings)
     text = markdown(results)
     print(text)
     if out:

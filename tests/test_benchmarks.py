@@ -189,7 +189,7 @@ def test_xla_suffix_forces_jit_compile(jit_compile):
 
 
 def test_summarize():
-    assert step_time.summarize([3.0, 1.0, 2.0, 10.0]) == {
+    assert keras_gradreg.evaluation.summarize([3.0, 1.0, 2.0, 10.0]) == {
         "median": 2.5, "min": 1.0, "max": 10.0, "all": [3.0, 1.0, 2.0, 10.0]}
 
 
