@@ -228,77 +228,23 @@ def family(row: Mapping) -> Tuple[str, str]:
     return "adversarial training", activation
 
 
-def numbered(rows: Sequence[Mapping], cost: str,
-             columns: int = 4) -> Tuple[Dict[str, int], List[str]]:
-    """The chart's point numbers (the tables' order) and the key's lines."""
-    numbers = {row["recipe"]: i + 1 for i, row in enumerate(by_cost(rows, cost))}
-    entries = [f"{number:>2} {name}" for name, number in numbers.items()]
-    width = max(map(len, entries), default=0)
-    return numbers, ["   ".join(entry.ljust(width) for entry in
-                                entries[start:start + columns]).rstrip()
-                     for start in range(0, len(entries), columns)]
-
-
-def _panel(axis, rows, key: str, cost: str, numbers, checked, images, largest) -> None:
-    """One eps: numbered points, AutoAttack's markers, the front as a step line."""
-    shown = [row for row in rows if key in row["robust"]]
-    for row in shown:
-        ratio, accuracy = row["ratio"][cost], 100 * row["robust"][key]
-        kind, activation = family(row)
-        axis.plot(ratio, accuracy, ACTIVATION_MARKERS.get(activation, "D"),
-                  color=FAMILY_COLOURS[kind], markersize=5)
-        axis.annotate(str(numbers[row["recipe"]]), (ratio, accuracy), fontsize=7,
-                      xytext=(3, 3), textcoords="offset points")
-    done = [row for row in checked if key in row["robust"] and row["images"][key] == images]
-    for number, row in enumerate(done):
-        ratio, grid, robust = row["ratio"][cost], 100 * row["grid"][key], 100 * row["robust"][key]
-        axis.plot([ratio, ratio], [grid, robust], color="tab:green", linewidth=0.8)
-        axis.plot(ratio, robust, "v", color="tab:green",
-                  label=None if number else "with AutoAttack")
-    front = front_at(shown, key, cost)
-    if front:
-        accuracies = [100 * row["robust"][key] for row in front]
-        axis.step([row["ratio"][cost] for row in front] + [largest],
-                  accuracies + accuracies[-1:], where="post", color="tab:red",
-                  label="Pareto front")
-    if front or done:
-        axis.legend(fontsize="small", loc="best")
-    axis.margins(x=0.2)
-    axis.set_title(f"eps {key}")
-    axis.set_xlabel(f"training cost (x natural, {cost} time)")
-    axis.set_ylim(-2, 102)
-
-
 def plot(rows: Sequence[Mapping], eps_keys: Sequence[str], path: str, cost: str,
          checked: Sequence[Mapping] = (), images: Optional[int] = None) -> None:
-    """Robust accuracy against cost, one panel per eps: numbered points coloured by kind,
-    marked by activation, the front as a step line, and where AutoAttack did all
-    ``images`` images a marker at the accuracy with it (``checked``: :func:`with_autoattack`)."""
-    from matplotlib.figure import Figure  # Agg, pyplot's backend untouched
-    from matplotlib.lines import Line2D
-
-    numbers, key_lines = numbered(rows, cost)
-    key_height = 0.22 * len(key_lines) + 0.2
-    figure = Figure(figsize=(5.0 * len(eps_keys), 4.5 + key_height))
-    axes = figure.subplots(1, len(eps_keys), squeeze=False)[0]
-    largest = max(row["ratio"][cost] for row in rows)
-    for axis, key in zip(axes, eps_keys):
-        _panel(axis, rows, key, cost, numbers, checked, images, largest)
-    axes[0].set_ylabel("robust accuracy (%), worst case over attacks")
-    kinds = sorted({family(row)[0] for row in rows}, key=list(FAMILY_COLOURS).index)
-    handles = [Line2D([], [], linestyle="", marker="o", color=FAMILY_COLOURS[kind],
-                      label=kind) for kind in kinds]
-    handles += [Line2D([], [], linestyle="", color="black", label=activation,
-                       marker=ACTIVATION_MARKERS.get(activation, "D"), fillstyle="none")
-                for activation in sorted({family(row)[1] for row in rows})]
-    previous = axes[0].get_legend()
-    axes[0].legend(handles=handles, fontsize="x-small", loc="center right")
-    if previous is not None:
-        axes[0].add_artist(previous)
-    figure.text(0.01, 0.01, "\n".join(key_lines), fontsize=8, family="monospace",
-                va="bottom")
-    figure.tight_layout(rect=(0, key_height / (4.5 + key_height), 1, 1))
-    figure.savefig(path, dpi=120)
+    """The chart of ``rows`` by kind and activation, numbered as in the tables, with the
+    accuracy with AutoAttack (``checked``: :func:`with_autoattack`) where it did all
+    ``images`` images."""
+    rank = {row["recipe"]: number for number, row in enumerate(by_cost(rows, cost), 1)}
+    aa = {(row["recipe"], key): value for row in checked for key, value in row["robust"].items()
+          if row["images"][key] == images}
+    kinds, activations = zip(*map(family, rows))
+    evaluation.plot_robustness_per_cost(
+        path, [row["ratio"][cost] for row in rows],
+        {key: [row["robust"].get(key) for row in rows] for key in eps_keys},
+        [row["recipe"] for row in rows], numbers=[rank[row["recipe"]] for row in rows],
+        groups=kinds, styles=activations, colours=FAMILY_COLOURS, markers=ACTIVATION_MARKERS,
+        lower={key: [aa.get((row["recipe"], key)) for row in rows] for key in eps_keys},
+        lower_label="with AutoAttack", cost_label=f"training cost (x natural, {cost} time)",
+        accuracy_label="robust accuracy (%), worst case over attacks")
 
 
 def write(rows: Dict[str, Mapping], settings: Mapping, out: str, command: str,

@@ -10,7 +10,8 @@
   results.md, results.csv, correct.npz and accuracy_vs_eps.png itself
   (:meth:`Results.save`) and reads them back (:meth:`Results.load`).
 * :func:`pareto_front`, :func:`pareto_fronts`, :func:`two_standard_errors`,
-  :func:`within_noise`: robustness against cost, and whether a gap is noise.
+  :func:`within_noise`: robustness against cost, and whether a gap is noise;
+  :func:`plot_robustness_per_cost` draws it, the front as a step line.
 * :func:`training_cost`, :func:`attack_cost`: seconds per epoch of training
   models and their ratios to a reference, taken within round-robin rounds,
   and attack throughput; :func:`timed` and :func:`summarize`, the timer and
@@ -20,8 +21,9 @@ The modules inside: ``_batches`` (attack lookup, crafting, batching),
 ``_robust_accuracy``, ``_report`` (runs the attacks), ``_results`` (the
 results type), ``_layout`` (its results.json layout and sections),
 ``_merge`` (joining shards), ``_tables`` (accuracy tables from per-example
-correctness), ``_files`` (its files, each written atomically), ``_masking``
-(the masking checks as functions of a :class:`Results`), ``_cost`` (training
+correctness), ``_files`` (its files), ``_masking``
+(the masking checks as functions of a :class:`Results`), ``_frontier`` (the
+front and the noise test), ``_front_plot`` (their chart), ``_cost`` (training
 and attack cost).
 """
 
@@ -30,6 +32,7 @@ from keras_gradreg.evaluation._cost import attack_cost
 from keras_gradreg.evaluation._cost import summarize
 from keras_gradreg.evaluation._cost import timed
 from keras_gradreg.evaluation._cost import training_cost
+from keras_gradreg.evaluation._front_plot import plot_robustness_per_cost
 from keras_gradreg.evaluation._frontier import pareto_front
 from keras_gradreg.evaluation._frontier import pareto_fronts
 from keras_gradreg.evaluation._frontier import two_standard_errors
@@ -44,5 +47,5 @@ ATTACKS = _attacks.ATTACKS  # the registry itself, not a copy
 
 __all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS",
            "BLACK_BOX_MARGIN", "pareto_front", "pareto_fronts",
-           "two_standard_errors", "within_noise", "markdown_table",
-           "training_cost", "attack_cost", "timed", "summarize"]
+           "two_standard_errors", "within_noise", "plot_robustness_per_cost",
+           "markdown_table", "training_cost", "attack_cost", "timed", "summarize"]
