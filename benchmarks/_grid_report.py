@@ -126,7 +126,7 @@ def notes(rows: Sequence[Mapping], cost: str, limit: float = DRIFT) -> List[str]
                   if row.get("reference", "").startswith("calibrated")]
     if calibrated:
         found.append(f"Costs of {', '.join(calibrated)}: against natural training timed just "
-                     "before each in the same worker process (--workers, one TensorFlow "
+                     "before each in the same shard process (--shard, one TensorFlow "
                      "thread; results.jsonl's `reference`); the others' against "
                      f"{REFERENCE}'s own fit.")
     for row in rows:
@@ -266,7 +266,7 @@ def write(rows: Dict[str, Mapping], settings: Mapping, out: str, command: str,
                else "Command") + f": `{command}`\n\n")
     text += cost_table(ordered, eps_keys, notes(ordered, cost), cost, settings["test_size"])
     text += ("\n## Times (the whole fit, then the grid's attacks on the test images; each "
-             "recipe in one worker; the median epoch's CPU seconds, also over "
+             "recipe in one process; the median epoch's CPU seconds, also over "
              f"{REFERENCE}'s own fit's)\n\n" + times_table(ordered, cost) + "\n")
     path = os.path.join(out, "autoattack", "results.jsonl")
     lines = []

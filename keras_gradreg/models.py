@@ -20,7 +20,9 @@ from keras_gradreg import _checks
 __all__ = ["mnist_cnn", "cifar10_cnn", "speech_cnn"]
 
 
-def _check_arguments(input_shape, num_classes, dropout=0.0) -> tuple:
+def _check_arguments(input_shape, num_classes, dropout=0.0,
+                     activation="relu") -> tuple:
+    """``(shape, num_classes, dropout, activation)``, checked and resolved."""
     try:
         shape = tuple(int(size) for size in input_shape)
     except (TypeError, ValueError) as error:
@@ -35,7 +37,7 @@ def _check_arguments(input_shape, num_classes, dropout=0.0) -> tuple:
     num_classes = _checks.integer("num_classes", num_classes, 2)
     dropout = _checks.number("dropout", dropout, 0.0, maximum=1.0,
                              strict_maximum=True)
-    return shape, num_classes, dropout
+    return shape, num_classes, dropout, _check_activation(activation)
 
 
 def _check_activation(activation):
@@ -96,8 +98,8 @@ def mnist_cnn(
         >>> mnist_cnn(activation="gelu").get_layer("fc1").activation.__name__
         'gelu'
     """
-    shape, num_classes, _ = _check_arguments(input_shape, num_classes)
-    act = _check_activation(activation)
+    shape, num_classes, _, act = _check_arguments(
+        input_shape, num_classes, activation=activation)
     layers = keras.layers
     return keras.Sequential(
         [
@@ -150,10 +152,8 @@ def cifar10_cnn(
         >>> cifar10_cnn().output_shape
         (None, 10)
     """
-    shape, num_classes, dropout = _check_arguments(
-        input_shape, num_classes, dropout
-    )
-    act = _check_activation(activation)
+    shape, num_classes, dropout, act = _check_arguments(
+        input_shape, num_classes, dropout, activation)
     layers = keras.layers
     conv_blocks = []
     for index, filters in enumerate((64, 128, 256), start=1):
@@ -212,10 +212,8 @@ def speech_cnn(
         >>> speech_cnn().output_shape
         (None, 12)
     """
-    shape, num_classes, dropout = _check_arguments(
-        input_shape, num_classes, dropout
-    )
-    act = _check_activation(activation)
+    shape, num_classes, dropout, act = _check_arguments(
+        input_shape, num_classes, dropout, activation)
     layers = keras.layers
     stack = [
         keras.Input(shape),

@@ -334,7 +334,7 @@ def test_the_measured_report_is_the_one_docs_quote(measured_report):
 
 
 MEASURED_REPORT_SHA256 = (
-    "cfb694f7ad988dbab4a60fafc38b6ccf6892b699b77c0734d2f85cfc9e971edf")
+    "9d84caa80db533f595d7dbd17a774ad9fd2c3276fb491334e2a372bb91ccfa2c")
 
 
 def test_autoattack_on_other_images_is_refused():
