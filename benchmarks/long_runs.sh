@@ -33,7 +33,7 @@ AA_RECIPES=natural_relu,nfgsm_eps0.1_relu,nfgsm+logit_l1_c0.03_gelu,logit_l1_c0.
 TEN_EPOCH_MODELS=fgsm_rs_at,logit_reg,xent_reg,natural
 
 # `sharded COMMAND...`: `COMMAND... i/SHARDS` for every i, side by side, one TensorFlow
-# thread each; fails if one of them failed.
+# thread each; fails if one of them failed (the grid's recipes; AutoAttack shards itself).
 sharded() {
     local i pids=() failed=0
     for ((i = 0; i < SHARDS; i++)); do
@@ -44,26 +44,17 @@ sharded() {
     return "$failed"
 }
 
-# `autoattack_shard FOLDER OUT NAMES i/n`: shard i/n of AutoAttack on FOLDER/NAME.keras
-# for each of the comma-separated NAMES, 1,000 test images in chunks of 100.
-autoattack_shard() {
-    local name
-    for name in ${3//,/ }; do
-        "$PYTHON" -m keras_gradreg evaluate "$1/$name.keras" --dataset mnist "${DATA_FLAG[@]}" \
-            --num_examples 1000 --batch_size 100 --attacks autoattack --eps 0.1,0.2,0.3 \
-            --worst_case_only --resume "$2/$name/chunks" --shard "$4" --overwrite \
-            --out "$2/$name/shard-${4/\//-of-}"
-    done
-}
-
-# `autoattack_on FOLDER OUT NAMES [FLAGS]`: AutoAttack's shards, their merge into
-# OUT/NAME, then the result lines (FLAGS: autoattack_lines.py's).
+# `autoattack_on FOLDER OUT NAMES [FLAGS]`: AutoAttack on FOLDER/NAME.keras for each of the
+# comma-separated NAMES, 1,000 test images in resumable chunks of 100 over SHARDS processes
+# (merged into OUT/NAME), then the result lines (FLAGS: autoattack_lines.py's).
 autoattack_on() {
     local folder=$1 out=$2 names=$3 name
     shift 3
-    sharded autoattack_shard "$folder" "$out" "$names"
     for name in ${names//,/ }; do
-        "$PYTHON" -m keras_gradreg merge --overwrite "$out/$name" "$out/$name"/shard-*-of-"$SHARDS"
+        "$PYTHON" -m keras_gradreg evaluate "$folder/$name.keras" --dataset mnist "${DATA_FLAG[@]}" \
+            --num_examples 1000 --batch_size 100 --attacks autoattack --eps 0.1,0.2,0.3 \
+            --worst_case_only --resume "$out/$name/chunks" --processes "$SHARDS" --overwrite \
+            --out "$out/$name"
     done
     "$PYTHON" benchmarks/autoattack_lines.py --out "$out" --models "$names" "$@"
 }

@@ -41,9 +41,9 @@ def _value(command, flag):
 
 
 RPC, LINES = "benchmarks/robustness_per_cost.py", "benchmarks/autoattack_lines.py"
-EVALUATE, MERGE = "keras-gradreg evaluate", "keras-gradreg merge"
-# AutoAttack on four models in two shards, the merges, the lines.
-AA = [EVALUATE] * 8 + [MERGE] * 4 + [LINES]
+EVALUATE = "keras-gradreg evaluate"
+# AutoAttack on four models (each in SHARDS processes of one command), the lines.
+AA = [EVALUATE] * 4 + [LINES]
 
 
 @pytest.mark.parametrize("step, scripts", [
@@ -62,10 +62,9 @@ def test_each_command_parses_with_its_scripts_flags(step, scripts, tmp_path):
         script = _script(command)
         if script.startswith("keras-gradreg"):  # raises SystemExit on a bad flag
             args = cli.build_parser().parse_args(command[2:])
-            paths = [args.out] + (args.parts if script == MERGE else [args.model, args.resume])
+            paths = [args.out, args.model, args.resume]
             assert all(path.startswith(str(tmp_path / "r")) for path in paths)
-            if script == EVALUATE:
-                assert args.data_dir == str(tmp_path) and args.worst_case_only
+            assert args.data_dir == str(tmp_path) and args.worst_case_only
             continue
         module = load_script(ROOT / script)
         flag_values = flags.FlagValues()
@@ -83,16 +82,12 @@ def test_shards_run_side_by_side_then_one_process_joins_them(tmp_path, shards):
     runs = str(tmp_path)
     commands = _commands("autoattack", RUNS=runs, SHARDS=shards)
     parts = [c for c in commands if _script(c) == EVALUATE]
-    merges = [c for c in commands if _script(c) == MERGE]
     for model in ("fgsm_rs_at", "logit_reg", "xent_reg", "natural"):
         folder = f"{runs}/mnist_10ep_aa/autoattack/{model}"
-        mine = [c for c in parts if c[3] == f"{runs}/mnist_10ep_aa/{model}.keras"]
-        assert sorted(_value(c, "--shard") for c in mine) == [
-            f"{i}/{shards}" for i in range(int(shards))]
-        assert {_value(c, "--resume") for c in mine} == {f"{folder}/chunks"}
-        assert sorted(_value(c, "--out") for c in mine) == [
-            f"{folder}/shard-{i}-of-{shards}" for i in range(int(shards))]
-        assert [folder, f"{folder}/shard-*-of-{shards}"] in [c[-2:] for c in merges]
+        mine, = [c for c in parts if c[3] == f"{runs}/mnist_10ep_aa/{model}.keras"]
+        args = cli.build_parser().parse_args(mine[2:])
+        assert (args.processes, args.shard) == (int(shards), None)
+        assert (args.resume, args.out) == (f"{folder}/chunks", folder)
     assert _value(commands[-1], "--compare") == f"{runs}/mnist_10ep_aa"
     *grid_parts, report = _commands("grid10", RUNS=runs, SHARDS=shards)
     assert len(grid_parts) == int(shards) and "--report" in report
