@@ -12,8 +12,8 @@ table layout, training times and c as sections, ``results.csv``,
 ``_tensorboard_logging.py``). The recorded training wall times include the
 logging's per-epoch work; compare training costs with ``--notensorboard``.
 ``sweep_c.py`` reuses the training code to choose the penalty weights c.
-The configuration and flags are in ``_config.py``, the tables in
-``_tables.py``. Only the package's public API is used here.
+The configuration and flags are in ``_config.py``, the attacks in
+``_attack_specs.py``, the tables in ``_tables.py``. Only the package's public API is used here.
 
 Example:
     >>> config = Config("mnist", epochs=2, train_size=5000, test_size=500,
@@ -35,12 +35,13 @@ import tensorflow as tf
 
 import keras_gradreg
 from keras_gradreg import adversarial_training
-from keras_gradreg import attacks
 from keras_gradreg import datasets
 from keras_gradreg.paper import SETTINGS
 from keras_gradreg.paper import PaperSettings
 
 import _tensorboard_logging  # noqa: E402  (examples/ is on sys.path)
+from _attack_specs import extra_attacks  # noqa: E402,F401
+from _attack_specs import paper_attacks  # noqa: E402,F401
 from _config import (  # noqa: E402,F401  (the experiment's names, one import)
     Config,
     TrainingConfig,
@@ -254,73 +255,6 @@ def batched(dataset: tf.data.Dataset, batch_size: int, seed: int):
     """Caches, shuffles (reshuffled each epoch) and batches training data."""
     return (dataset.cache().shuffle(20_000, seed=seed)
             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-
-
-def _accepted(name: str, options: dict) -> dict:
-    """The ``options`` that the attack ``name`` takes."""
-    return {key: value for key, value in options.items()
-            if attacks.accepts(name, key)}
-
-
-def paper_attacks(settings: PaperSettings) -> dict:
-    """The paper's attacks with its step size, iterations and k.
-
-    Returns:
-        ``{name: (attack, kwargs)}`` for :class:`RobustnessReport`; the step
-        is given explicitly (the attacks' default is 2.5 eps / steps).
-
-    Example:
-        >>> [kwargs.get("step_size")
-        ...  for _, kwargs in paper_attacks(SETTINGS["mnist"]).values()]
-        [None, 0.05, 0.05]
-    """
-    options = dict(step_size=settings.step_size, steps=settings.steps,
-                   **settings.clip)
-    specs = {}
-    for name in attacks.PAPER_ATTACKS:
-        step = attacks.accepts(name, "step_size")
-        paper = dict(options, confidence=settings.confidence) if step else (
-            settings.clip)
-        specs[name] = (name, _accepted(name, paper))
-    return specs
-
-
-def extra_attacks(settings: PaperSettings, names: List[str], steps: int,
-                  restarts: int, seed: int) -> dict:
-    """Attacks beyond the paper's, with their own step (2.5 eps / steps).
-
-    Args:
-        settings: The dataset's settings (for the clip range).
-        names: Names in ``keras_gradreg.attacks.ATTACKS``; an attack with
-            ``losses`` runs once per loss (APGD gives APGD-CE and
-            APGD-DLR).
-        steps: Iterations per restart.
-        restarts: Random restarts.
-        seed: Seed of the random starts.
-
-    Raises:
-        ValueError: For an unknown attack name.
-
-    Example:
-        >>> print(*extra_attacks(SETTINGS["mnist"],
-        ...                      list(attacks.EXTRA_ATTACKS), 10, 1, 0))
-        pgd apgd_ce apgd_dlr
-    """
-    unknown = sorted(set(names) - set(attacks.ATTACKS))
-    if unknown:
-        raise ValueError(
-            f"Unknown extra attacks {unknown}: use a comma-separated subset of "
-            f"{list(attacks.ATTACKS)}, or '' for none.")
-    common = dict(steps=steps, restarts=restarts, seed=seed, **settings.clip)
-    specs = {}
-    for name in names:
-        options = _accepted(name, common)
-        losses = getattr(attacks.get(name), "losses", ())
-        if not losses:
-            specs[name] = (name, options)
-        for loss in losses:
-            specs[f"{name}_{loss}"] = (name, dict(options, loss=loss))
-    return specs
 
 
 # The experiment -------------------------------------------------------------
