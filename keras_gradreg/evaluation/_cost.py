@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gradreg import _checks
 from keras_gradreg import attacks as attacks_lib
 
 
@@ -95,11 +96,6 @@ def _round_robin(runners: Mapping[str, Callable[[], object]], rounds: int, warmu
 
 def _ratio(value: float, reference: float) -> float:
     return value / reference if reference else math.nan
-
-
-def _check_at_least(name: str, value: int, lowest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
-        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}.")
 
 
 def _epoch_runner(model: keras.Model, dataset: tf.data.Dataset, steps: int,
@@ -191,9 +187,8 @@ def training_cost(models: Mapping[str, keras.Model], data: tf.data.Dataset, step
     if unknown:
         raise ValueError(f"Unknown references {unknown}: each must be one of the models "
                          f"{list(models)}.")
-    _check_at_least("steps", steps, 1)
-    _check_at_least("rounds", rounds, 1)
-    _check_at_least("warmup_steps", warmup_steps, 0)
+    steps, rounds = _checks.integer("steps", steps), _checks.integer("rounds", rounds)
+    warmup_steps = _checks.integer("warmup_steps", warmup_steps, 0)
     if not isinstance(data, tf.data.Dataset):
         raise TypeError(f"data must be a tf.data.Dataset, got {type(data).__name__}.")
     if data.cardinality() != tf.data.INFINITE_CARDINALITY:
@@ -261,7 +256,7 @@ def attack_cost(model, x, y, attacks: Sequence[str], eps: float, rounds: int = 5
     unknown = [name for name in attacks if name not in known]
     if unknown:
         raise ValueError(f"Unknown attacks {unknown}. Use some of {list(known)}.")
-    _check_at_least("rounds", rounds, 1)
+    rounds = _checks.integer("rounds", rounds)
     x, y = np.asarray(x), np.asarray(y)
     count = len(x)
     if count < 1 or len(y) != count:
