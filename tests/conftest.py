@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: quiet TensorFlow, seeds, the shared data folder."""
+"""Shared pytest fixtures: quiet TensorFlow, seeds, the shared data folder,
+and the command line tests' fixtures (from _cli.py)."""
 
 import os
 import pathlib
@@ -16,6 +17,10 @@ tf.config.set_logical_device_configuration(
     _CPUS[0], [tf.config.LogicalDeviceConfiguration()] * 2
 )
 
+# The command line tests' fixtures (test_cli*.py), defined beside their helpers.
+from _cli import files  # noqa: E402, F401  (tests/ is on sys.path)
+from _cli import model_calls  # noqa: E402, F401
+
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_DIR = SHARED_DATA / "mnist"
 SPEECH_DIR = SHARED_DATA / "speech_commands_standin"
@@ -31,8 +36,8 @@ def _seed_and_clear():
     tf.get_logger().setLevel(level)
     # Without Python's full garbage collection after every test (Keras'
     # default): it took a third of the suite's time, and the automatic
-    # collector still frees the cycles (1.3 GB peak for test_model.py and
-    # test_attacks.py in one process).
+    # collector still frees the cycles (1.3 GB peak for the tests then in
+    # test_model.py and test_attacks.py, in one process).
     keras.backend.clear_session(free_memory=False)
 
 
