@@ -21,12 +21,12 @@ import os
 import sys
 from typing import Dict, List
 
-import numpy as np
 from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras_gradreg  # noqa: E402
+from keras_gradreg import evaluation  # noqa: E402
 from keras_gradreg.evaluation import markdown_table as table  # noqa: E402
 
 from _common import bits  # noqa: E402
@@ -58,28 +58,18 @@ def lines(name: str, results: keras_gradreg.Results) -> List[dict]:
 
 
 def compare(everything: Dict[str, keras_gradreg.Results], earlier) -> str:
-    """AutoAttack beside ``earlier``'s per-example worst case on the same images: the
-    worst of both, and the images only the earlier attacks broke.
-
-    Raises:
-        ValueError: If the clean predictions differ (not the same images or model).
-    """
-    rows = []
+    """AutoAttack beside ``earlier``'s per-example worst case on the same images
+    (``evaluation.compare_worst_case``): the worst of both, and the images only the
+    earlier attacks broke."""
+    cells = []
     for name, results in everything.items():
-        if name not in earlier.model_names:
-            continue
-        clean = results.correct(MODEL)
-        if not np.array_equal(earlier.correct(name)[:len(clean)], clean):
-            raise ValueError(f"{name}: the clean predictions differ from the earlier "
-                             "results': not the same images or model.")
-        for eps in results.eps_values:
-            if f"{eps:g}" in {f"{e:g}" for e in earlier.eps_values}:
-                robust = results.correct(MODEL, "worst_case", eps)
-                worst = earlier.correct(name, "worst_case", eps)[:len(clean)]
-                rows.append([name, f"{eps:g}"] + [f"{100 * v.mean():.1f}" for v in (
-                    robust, worst, robust & worst)] + [str(int(np.sum(robust & ~worst)))])
+        if name in earlier.model_names:
+            cells += [[name, row["eps"]]
+                      + [f"{100 * row[k]:.1f}" for k in ("results", "earlier", "both")]
+                      + [str(row["missed"])]
+                      for row in evaluation.compare_worst_case(results, earlier, {MODEL: name})]
     return "\n".join(table(["model", "eps", "AutoAttack", "earlier worst case", "both",
-                            "missed"], rows)) + "\n"
+                            "missed"], cells)) + "\n"
 
 
 def main(argv, flag_values: flags.FlagValues = FLAGS):

@@ -16,6 +16,9 @@
   models and their ratios to a reference, taken within round-robin rounds,
   and attack throughput; :func:`timed` and :func:`summarize`, the timer and
   the median / min-max summary behind them.
+* :func:`compare_worst_case`: a later evaluation (AutoAttack, say) beside an
+  earlier one of the same model, per example: the examples only the earlier
+  attacks broke.
 
 The modules inside: ``_batches`` (attack lookup, crafting, batching),
 ``_robust_accuracy``, ``_report`` (runs the attacks), ``_results`` (the
@@ -24,10 +27,11 @@ results type), ``_layout`` (its results.json layout and sections),
 correctness), ``_files`` (its files), ``_masking``
 (the masking checks as functions of a :class:`Results`), ``_frontier`` (the
 front and the noise test), ``_front_plot`` (their chart), ``_cost`` (training
-and attack cost).
+and attack cost), ``_compare`` (two evaluations of one model, per example).
 """
 
 from keras_gradreg import attacks as _attacks
+from keras_gradreg.evaluation._compare import compare_worst_case
 from keras_gradreg.evaluation._cost import attack_cost
 from keras_gradreg.evaluation._cost import summarize
 from keras_gradreg.evaluation._cost import timed
@@ -48,4 +52,5 @@ ATTACKS = _attacks.ATTACKS  # the registry itself, not a copy
 __all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS",
            "BLACK_BOX_MARGIN", "pareto_front", "pareto_fronts",
            "two_standard_errors", "within_noise", "plot_robustness_per_cost",
-           "markdown_table", "training_cost", "attack_cost", "timed", "summarize"]
+           "markdown_table", "training_cost", "attack_cost", "timed", "summarize",
+           "compare_worst_case"]
