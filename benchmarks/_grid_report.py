@@ -30,46 +30,20 @@ def by_cost(rows: Sequence[Mapping], cost: str) -> List[Mapping]:
     return sorted(rows, key=lambda r: (r["ratio"][cost], r["recipe"]))
 
 
-def front_at(rows: Sequence[Mapping], key: str, cost: str) -> List[Mapping]:
-    """The rows on the cost / robust-accuracy front at eps ``key``."""
-    rows = [row for row in rows if key in row["robust"]]
-    return [rows[i] for i in evaluation.pareto_front(
-        [row["ratio"][cost] for row in rows], [row["robust"][key] for row in rows])]
-
-
-def _noise(better: Mapping, worse: Mapping, key: str, images: Optional[int]) -> Optional[str]:
-    """A remark when ``better``'s lead over ``worse`` is within noise."""
-    count = min(filter(None, [row.get("images", {}).get(key, images)
-                              for row in (better, worse)]), default=None)
-    high, low = better["robust"][key], worse["robust"][key]
-    if not count or not evaluation.within_noise(high, low, count):
-        return None
-    return (f"{better['recipe']} leads {worse['recipe']} by {100 * (high - low):.1f} points, "
-            "within two standard errors "
-            f"({100 * evaluation.two_standard_errors(high, low, count):.1f})")
+def _columns(rows: Sequence[Mapping], eps_keys: Sequence[str], cost: str):
+    """``(costs, robust, labels)`` of ``rows`` for the library's front functions."""
+    return ([row["ratio"][cost] for row in rows],
+            {key: [row["robust"].get(key) for row in rows] for key in eps_keys},
+            [row["recipe"] for row in rows])
 
 
 def statements(rows: Sequence[Mapping], eps_keys: Sequence[str], cost: str,
-               images: Optional[int] = None) -> List[str]:
+               images=None) -> List[str]:
     """One sentence per eps naming the front, and where a step along it (or the most
-    robust recipe's lead) is within two standard errors on ``images`` images."""
-    lines = []
-    for key in eps_keys:
-        front = front_at(rows, key, cost)
-        if not front:
-            continue
-        points = ", ".join(f"{row['recipe']} ({row['ratio'][cost]:.2f}x natural, "
-                           f"{_percent(row['robust'][key])}%)" for row in front)
-        remarks = [_noise(b, a, key, images) for a, b in zip(front, front[1:])]
-        best = front[-1]
-        others = sorted((row for row in rows if key in row["robust"] and row is not best),
-                        key=lambda row: -row["robust"][key])
-        if others and others[0] not in front:
-            remarks.append(_noise(best, others[0], key, images))
-        remarks = [remark for remark in remarks if remark]
-        lines.append(f"eps {key}: on the front, by cost: {points}; most robust: "
-                     f"{best['recipe']}" + (f" ({'; '.join(remarks)})" if remarks else "") + ".")
-    return lines
+    robust recipe's lead) is within two standard errors on ``images`` images
+    (``evaluation.front_statements``)."""
+    return evaluation.front_statements(*_columns(rows, eps_keys, cost), images,
+                                       cost_unit="x natural")
 
 
 def _cost_name(cost: str) -> str:
@@ -79,17 +53,10 @@ def _cost_name(cost: str) -> str:
 def cost_table(rows: Sequence[Mapping], eps_keys: Sequence[str], notes: Sequence[str],
                cost: str, images: Optional[int]) -> str:
     """The table by cost (the front in bold), the statements and ``notes``."""
-    on_front = {key: {row["recipe"] for row in front_at(rows, key, cost)} for key in eps_keys}
-    cells = []
-    for row in by_cost(rows, cost):
-        line = [row["recipe"], f"{row['ratio'][cost]:.2f}", _percent(row["clean"])]
-        for key in eps_keys:
-            value = _percent(row["robust"].get(key))
-            line.append(f"**{value}**" if value and row["recipe"] in on_front[key] else value)
-        cells.append(line)
-    lines = table(["recipe", _cost_name(cost), "clean"] + [f"eps {k}" for k in eps_keys], cells)
-    lines += ["", "Bold: on the Pareto front (no recipe is both cheaper and more robust) at "
-              "that eps.", ""] + [f"- {line}" for line in statements(rows, eps_keys, cost, images)]
+    costs, robust, labels = _columns(rows, eps_keys, cost)
+    lines = evaluation.robustness_per_cost_table(
+        costs, robust, labels, [row["clean"] for row in rows], _cost_name(cost))
+    lines += [""] + [f"- {line}" for line in statements(rows, eps_keys, cost, images)]
     return "\n".join(lines + ([""] + [f"- {note}" for note in notes] if notes else [])) + "\n"
 
 
@@ -198,7 +165,9 @@ def autoattack_table(combined: Sequence[Mapping], eps_keys: Sequence[str], cost:
     lines = table(header, cells) + [
         "", "With AutoAttack: per image, robust only if it survived the grid's attacks and "
         "the standard AutoAttack ensemble; grid: the grid's worst case on the same images.", ""]
-    return "\n".join(lines + [f"- {line}" for line in statements(combined, eps_keys, cost)]) + "\n"
+    images = {key: [row["images"].get(key) for row in combined] for key in eps_keys}
+    return "\n".join(lines + [f"- {line}" for line in statements(
+        combined, eps_keys, cost, images)]) + "\n"
 
 
 # The chart ---------------------------------------------------------------------------

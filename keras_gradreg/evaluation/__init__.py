@@ -11,7 +11,9 @@
   (:meth:`Results.save`) and reads them back (:meth:`Results.load`).
 * :func:`pareto_front`, :func:`pareto_fronts`, :func:`two_standard_errors`,
   :func:`within_noise`: robustness against cost, and whether a gap is noise;
-  :func:`plot_robustness_per_cost` draws it, the front as a step line.
+  :func:`plot_robustness_per_cost` draws it, the front as a step line;
+  :func:`front_statements` and :func:`robustness_per_cost_table` say it in
+  words and as a Markdown table.
 * :func:`training_cost`, :func:`attack_cost`: seconds per epoch of training
   models and their ratios to a reference, taken within round-robin rounds,
   and attack throughput; :func:`timed` and :func:`summarize`, the timer and
@@ -26,8 +28,9 @@ results type), ``_layout`` (its results.json layout and sections),
 ``_merge`` (joining shards), ``_tables`` (accuracy tables from per-example
 correctness), ``_files`` (its files), ``_masking``
 (the masking checks as functions of a :class:`Results`), ``_frontier`` (the
-front and the noise test), ``_front_plot`` (their chart), ``_cost`` (training
-and attack cost), ``_compare`` (two evaluations of one model, per example).
+front and the noise test), ``_front_plot`` (their chart), ``_front_table``
+(their table and sentences), ``_cost`` (training and attack cost),
+``_compare`` (two evaluations of one model, per example).
 """
 
 from keras_gradreg import attacks as _attacks
@@ -37,6 +40,8 @@ from keras_gradreg.evaluation._cost import summarize
 from keras_gradreg.evaluation._cost import timed
 from keras_gradreg.evaluation._cost import training_cost
 from keras_gradreg.evaluation._front_plot import plot_robustness_per_cost
+from keras_gradreg.evaluation._front_table import front_statements
+from keras_gradreg.evaluation._front_table import robustness_per_cost_table
 from keras_gradreg.evaluation._frontier import pareto_front
 from keras_gradreg.evaluation._frontier import pareto_fronts
 from keras_gradreg.evaluation._frontier import two_standard_errors
@@ -53,4 +58,4 @@ __all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS",
            "BLACK_BOX_MARGIN", "pareto_front", "pareto_fronts",
            "two_standard_errors", "within_noise", "plot_robustness_per_cost",
            "markdown_table", "training_cost", "attack_cost", "timed", "summarize",
-           "compare_worst_case"]
+           "compare_worst_case", "front_statements", "robustness_per_cost_table"]
