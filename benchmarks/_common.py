@@ -1,37 +1,13 @@
-"""What the benchmarks share: the machine they ran on, shards."""
+"""What the benchmarks share: per-example bits, shards."""
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 from typing import Optional, Tuple
 
-import keras
-import tensorflow as tf
 from absl import app
 
-import keras_gradreg
 from keras_gradreg.cli import _parser as cli_parser
-
-
-def machine() -> dict:
-    """The CPU model, core and GPU counts, and library versions of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo
-                     if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "gpus": len(tf.config.list_physical_devices("GPU")),
-            "keras_gradreg": keras_gradreg.__version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version(),
-            "date": datetime.date.today().isoformat()}
 
 
 def bits(correct) -> str:

@@ -95,8 +95,7 @@ def evaluate(args) -> None:
 
     import keras_gradreg
     from keras_gradreg import datasets
-
-    from _common import machine
+    from keras_gradreg import evaluation
     x, y = datasets.to_arrays(datasets.load("mnist", "test", data_dir=args.data_dir),
                               limit=args.examples)
     model = keras.models.load_model(_model_path(args.runs, args.name))
@@ -117,7 +116,7 @@ def evaluate(args) -> None:
                                                         eps).mean()),
                   "broken_by": results.broken_by(args.name, "autoattack", eps),
                   "attack": "autoattack standard, seed 0", "wall_s": seconds,
-                  "machine": machine()} for eps in RADII[norm]]
+                  "machine": evaluation.environment()} for eps in RADII[norm]]
         with open(args.jsonl, "a") as handle:
             handle.writelines(json.dumps(line) + "\n" for line in lines)
         print(results.to_markdown(), f"({seconds:.0f} s)", flush=True)

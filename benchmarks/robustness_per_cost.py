@@ -32,9 +32,9 @@ import _recipes  # noqa: E402
 import keras_gradreg  # noqa: E402
 from keras_gradreg import attacks  # noqa: E402
 from keras_gradreg import datasets  # noqa: E402
+from keras_gradreg import evaluation  # noqa: E402
 
 from _common import bits  # noqa: E402
-from _common import machine  # noqa: E402
 from _common import parse_shard  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -212,12 +212,12 @@ def run(settings: dict, names: List[str], out: str,
         if final.get("accuracy", 1.0) < _grid_report.COLLAPSED:
             print(f"  WARNING: {_grid_report.collapse_note(name, final)}", flush=True)
         start = time.perf_counter()
-        evaluation = evaluate(network, x_test, y_test, settings, os.path.join(backup, "chunks"))
+        measured = evaluate(network, x_test, y_test, settings, os.path.join(backup, "chunks"))
         row = {"recipe": name, "settings": {"recipe": recipe.as_dict(), "run": run_settings},
                "seconds": seconds, "ratio": ratio, "reference_seconds": reference,
                "reference": kind, **({"reference_after_seconds": after} if after else {}),
-               "threads": threads, "train_final": final, **evaluation,
-               "eval_seconds": time.perf_counter() - start, "machine": machine(),
+               "threads": threads, "train_final": final, **measured,
+               "eval_seconds": time.perf_counter() - start, "machine": evaluation.environment(),
                "finished": datetime.datetime.now().isoformat(timespec="seconds")}
         with _locked(out), open(os.path.join(out, "results.jsonl"), "a") as handle:
             handle.write(json.dumps(row) + "\n")
@@ -277,7 +277,7 @@ def main(argv, flag_values: flags.FlagValues = FLAGS):
     if flag_values.report:
         stored = stored_rows(settings, out)
     else:
-        print(f"Machine: {machine()}", flush=True)
+        print(f"Machine: {evaluation.environment()}", flush=True)
         stored = run(settings, names, out, shard)
     if stored and (shard is None or flag_values.report):
         print(_grid_report.write(stored, settings, out, command, drawn_only=flag_values.report))

@@ -20,7 +20,6 @@ import dataclasses
 import inspect
 import json
 import os
-import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 import keras
@@ -34,11 +33,7 @@ from keras_gradreg import attacks
 from keras_gradreg import datasets
 from keras_gradreg import evaluation
 from keras_gradreg import models
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from keras_gradreg.evaluation import markdown_table as table  # noqa: E402
-
-from _common import machine  # noqa: E402
+from keras_gradreg.evaluation import markdown_table as table
 
 FLAGS = flags.FLAGS
 # natural: the reference; gradreg: Logit-reg, squared L2, double backpropagation;
@@ -293,7 +288,8 @@ def _settings(flag_values: flags.FlagValues) -> dict:
 def run(settings: dict, out: Optional[str] = None) -> dict:
     """Runs the benchmark; returns ``machine``, ``settings``, ``training`` and ``attacks``
     and writes them to ``out``/step_time.json and the tables to step_time.md."""
-    results = {"machine": machine(), "settings": settings, "training": [], "attacks": []}
+    results = {"machine": evaluation.environment(), "settings": settings, "training": [],
+               "attacks": []}
     for network in settings["networks"]:
         results["training"] += time_training(network, settings)
         if settings["attacks"]:

@@ -18,6 +18,8 @@
   models and their ratios to a reference, taken within round-robin rounds,
   and attack throughput; :func:`timed` and :func:`summarize`, the timer and
   the median / min-max summary behind them.
+* :func:`environment`: the versions, processor, devices and date a report
+  records with its results (the ``"environment"`` section).
 * :func:`compare_worst_case`: a later evaluation (AutoAttack, say) beside an
   earlier one of the same model, per example: the examples only the earlier
   attacks broke.
@@ -30,7 +32,8 @@ correctness), ``_files`` (its files), ``_masking``
 (the masking checks as functions of a :class:`Results`), ``_frontier`` (the
 front and the noise test), ``_front_plot`` (their chart), ``_front_table``
 (their table and sentences), ``_cost`` (training and attack cost),
-``_compare`` (two evaluations of one model, per example).
+``_compare`` (two evaluations of one model, per example), ``_environment``
+(where a measurement ran).
 """
 
 from keras_gradreg import attacks as _attacks
@@ -39,6 +42,7 @@ from keras_gradreg.evaluation._cost import attack_cost
 from keras_gradreg.evaluation._cost import summarize
 from keras_gradreg.evaluation._cost import timed
 from keras_gradreg.evaluation._cost import training_cost
+from keras_gradreg.evaluation._environment import environment
 from keras_gradreg.evaluation._front_plot import plot_robustness_per_cost
 from keras_gradreg.evaluation._front_table import front_statements
 from keras_gradreg.evaluation._front_table import robustness_per_cost_table
@@ -58,4 +62,5 @@ __all__ = ["robust_accuracy", "RobustnessReport", "Results", "ATTACKS",
            "BLACK_BOX_MARGIN", "pareto_front", "pareto_fronts",
            "two_standard_errors", "within_noise", "plot_robustness_per_cost",
            "markdown_table", "training_cost", "attack_cost", "timed", "summarize",
-           "compare_worst_case", "front_statements", "robustness_per_cost_table"]
+           "compare_worst_case", "front_statements", "robustness_per_cost_table",
+           "environment"]

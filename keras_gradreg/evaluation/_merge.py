@@ -15,6 +15,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from keras_gradreg.evaluation import _chunks
+from keras_gradreg.evaluation import _environment
 from keras_gradreg.evaluation import _masking
 
 PART_KEYS = ("shard", "examples", "total_examples", "num_examples")
@@ -105,4 +106,7 @@ def merged(results_type, parts: Sequence):
         correct, first.model_names, first.attack_names, first.eps_values,
         first.transfer_eps, settings, large_eps=first.large_eps)
     _masking.record(results)
+    environments = [env for part in parts for env in _environment.of(part)]
+    if environments:
+        _environment.record(results, environments)
     return results

@@ -20,6 +20,7 @@ from keras_gradreg.attacks import _core
 from keras_gradreg.attacks import _norms
 from keras_gradreg.evaluation import _batches
 from keras_gradreg.evaluation import _chunks
+from keras_gradreg.evaluation import _environment
 from keras_gradreg.evaluation import _masking
 from keras_gradreg.evaluation import _report_settings
 from keras_gradreg.evaluation._layout import META_KEYS
@@ -342,6 +343,7 @@ class RobustnessReport:
             correct, list(self.models), list(self.attacks), self.eps_values,
             self.transfer_eps, settings, large_eps=self.large_eps)
         _masking.record(results)
+        _environment.record(results, [_environment.environment()])
         self.results = results
         return results
 
