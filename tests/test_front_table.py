@@ -90,13 +90,25 @@ def test_per_point_images_and_no_images():
     assert evaluation.front_statements(costs, {"0.1": [None, None]}, labels) == []
 
 
-@pytest.mark.parametrize("call", [
-    lambda: evaluation.front_statements([1.0, 2.0], {"0.1": [0.5]}, ["a", "b"]),
-    lambda: evaluation.front_statements([1.0, 2.0], {"0.1": [0.5, 0.6]}, ["a"]),
-    lambda: evaluation.robustness_per_cost_table([1.0], {"0.1": [0.5]}, ["a", "b"]),
-    lambda: evaluation.robustness_per_cost_table([1.0], {"0.1": [0.5]}, ["a"], [0.9, 0.9]),
-    lambda: evaluation.robustness_per_cost_table([1.0], {"0.1": [0.5, 0.1]}, ["a"]),
+@pytest.mark.parametrize("function", [evaluation.front_statements,
+                                      evaluation.robustness_per_cost_table])
+@pytest.mark.parametrize("costs, robust, labels, message", [
+    ([1.0, 2.0], {"0.1": [0.5]}, ["a", "b"], "one accuracy per point"),
+    ([1.0, 2.0], {"0.1": [0.5, 0.6]}, ["a"], "one of each per point"),
+    ([1.0], {"0.1": [0.5]}, "a", "one name per point"),
+    ([1.0, 2.0], {"0.1": [0.5, 94.0]}, ["a", "b"], "not a percentage"),
+    ([1.0, float("nan")], {"0.1": [0.5, 0.6]}, ["a", "b"], "finite and > 0"),
+    ([1.0, 2.0], {"0.1": [0.5, "x"]}, ["a", "b"], "is not a number"),
 ])
-def test_refuses_columns_that_are_not_one_per_point(call):
-    with pytest.raises(ValueError, match="one (value )?per point"):
-        call()
+def test_refuses_bad_points_before_writing_anything(function, costs, robust, labels,
+                                                    message):
+    with pytest.raises(ValueError, match=message):
+        function(costs, robust, labels)
+
+
+def test_the_clean_column_is_checked_and_nan_is_not_measured():
+    with pytest.raises(ValueError, match="clean: one accuracy per point"):
+        evaluation.robustness_per_cost_table([1.0], {"0.1": [0.5]}, ["a"], [0.9, 0.9])
+    lines = evaluation.robustness_per_cost_table(
+        [1.0, 2.0], {"0.1": [float("nan"), 0.5]}, ["a", "b"], [0.9, 0.8])
+    assert lines[2:4] == ["| a | 1.00 | 90.0 |  |", "| b | 2.00 | 80.0 | **50.0** |"]

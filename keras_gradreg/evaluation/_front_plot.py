@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import os
 from numbers import Integral
-from numbers import Real
 from typing import IO, TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Union
 
+from keras_gradreg.evaluation._frontier import accuracies
+from keras_gradreg.evaluation._frontier import checked_costs
 from keras_gradreg.evaluation._frontier import pareto_front
 
 if TYPE_CHECKING:
@@ -25,23 +26,6 @@ if TYPE_CHECKING:
 _MARKERS = ("o", "s", "D", "P", "X", "*", "h", "p")
 _LOWER_COLOUR = "tab:green"
 _FRONT_COLOUR = "tab:red"
-
-
-def _fractions(name: str, values: Sequence[Optional[float]], count: int) -> List[float]:
-    """``values`` as floats (None: NaN), each NaN or in [0, 1], ``count`` of them."""
-    if isinstance(values, (str, bytes)) or len(values) != count:
-        got = repr(values) if isinstance(values, (str, bytes)) else len(values)
-        raise ValueError(f"{name}: one accuracy per point ({count}), got {got}.")
-    found = []
-    for index, value in enumerate(values):
-        if not (value is None or isinstance(value, Real)):
-            raise ValueError(f"{name}[{index}]: {value!r} is not a number.")
-        value = math.nan if value is None else float(value)
-        if not (math.isnan(value) or 0.0 <= value <= 1.0):
-            raise ValueError(f"{name}[{index}]: {value} is not an accuracy in [0, 1] (a "
-                             "fraction, not a percentage; None or NaN: not measured).")
-        found.append(value)
-    return found
 
 
 def _names(name: str, values: Optional[Sequence[str]], count: int) -> Optional[List[str]]:
@@ -196,16 +180,12 @@ def _checked(costs, robust, labels, numbers, lower):
     count = len(labels)
     if isinstance(labels, str) or count == 0:
         raise ValueError(f"labels: one name per point, got {labels!r}.")
-    if len(costs) != count:
-        raise ValueError(f"{len(costs)} costs but {count} labels: one of each per point.")
-    for index, cost in enumerate(costs):
-        if not (isinstance(cost, Real) and math.isfinite(cost) and cost > 0):
-            raise ValueError(f"costs[{index}]: {cost!r}; costs must be finite and > 0.")
+    costs = checked_costs(costs, count)
     if not robust:
         raise ValueError("robust holds no eps key: nothing to draw.")
-    robust = {key: _fractions(f"robust[{key!r}]", column, count)
+    robust = {key: accuracies(f"robust[{key!r}]", column, count)
               for key, column in robust.items()}
-    lower = {key: _fractions(f"lower[{key!r}]", column, count)
+    lower = {key: accuracies(f"lower[{key!r}]", column, count)
              for key, column in (lower or {}).items()}
     for key, column in lower.items():
         if key not in robust:
@@ -219,7 +199,7 @@ def _checked(costs, robust, labels, numbers, lower):
             or not all(isinstance(n, Integral) and n >= 1 for n in numbers)):
         raise ValueError(f"numbers: one distinct integer >= 1 per point ({count}), got "
                          f"{numbers}.")
-    return [float(cost) for cost in costs], robust, lower, numbers
+    return costs, robust, lower, numbers
 
 
 def _panel(axis: Axes, costs: List[float], column: List[float], numbers: List[int],

@@ -10,8 +10,11 @@ in bold (:func:`robustness_per_cost_table`). The chart of the same numbers is
 
 from __future__ import annotations
 
+import math
 from typing import List, Mapping, Optional, Sequence, Union
 
+from keras_gradreg.evaluation._frontier import accuracies
+from keras_gradreg.evaluation._frontier import checked_costs
 from keras_gradreg.evaluation._frontier import pareto_front
 from keras_gradreg.evaluation._frontier import two_standard_errors
 from keras_gradreg.evaluation._frontier import within_noise
@@ -20,24 +23,29 @@ from keras_gradreg.evaluation._markdown import markdown_table
 Images = Union[None, int, Mapping[str, Sequence[Optional[int]]]]
 
 
-def _percent(value: Optional[float]) -> str:
-    return "" if value is None else f"{100 * value:.1f}"
+def _percent(value: float) -> str:
+    return "" if math.isnan(value) else f"{100 * value:.1f}"
 
 
-def _measured(robust: Mapping[str, Sequence[Optional[float]]], key: str,
-              count: int) -> List[int]:
-    column = list(robust[key])
-    if len(column) != count:
-        raise ValueError(f"robust[{key!r}] has {len(column)} values for {count} "
-                         "points: one per point (None where not measured).")
-    return [i for i, value in enumerate(column) if value is not None]
+def _checked(costs, robust, labels, clean=None):
+    """The inputs as floats (NaN: not measured), or a ValueError."""
+    if isinstance(labels, str):
+        raise ValueError(f"labels: one name per point, got {labels!r}.")
+    count = len(labels)
+    costs = checked_costs(costs, count)
+    robust = {key: accuracies(f"robust[{key!r}]", column, count)
+              for key, column in robust.items()}
+    return (costs, robust, [str(label) for label in labels],
+            None if clean is None else accuracies("clean", clean, count))
+
+
+def _measured(column: Sequence[float]) -> List[int]:
+    return [i for i, value in enumerate(column) if not math.isnan(value)]
 
 
 def _front(costs, robust, key) -> List[int]:
-    """The indices on the front at ``key``, cheapest first (None: not measured)."""
-    points = _measured(robust, key, len(costs))
-    front = pareto_front([costs[i] for i in points], [robust[key][i] for i in points])
-    return [points[i] for i in front]
+    """The indices on the front at ``key``, cheapest first (NaN: not measured)."""
+    return pareto_front(costs, robust[key])
 
 
 def _images(images: Images, key: str, index: int) -> Optional[int]:
@@ -68,7 +76,7 @@ def front_statements(costs: Sequence[float],
 
     Args:
         costs: Each point's cost (e.g. training time over natural training's).
-        robust: eps key -> each point's robust accuracy, a fraction (None: not
+        robust: eps key -> each point's robust accuracy, a fraction (None or NaN: not
             measured at that eps).
         labels: Each point's name.
         images: The test images behind each accuracy, for the noise test: one
@@ -80,7 +88,9 @@ def front_statements(costs: Sequence[float],
         A sentence per eps that has a measured point, in ``robust``'s order.
 
     Raises:
-        ValueError: If a column or ``labels`` is not one per point.
+        ValueError: If ``labels`` or a column is not one per point, a cost is
+            not finite and > 0, or an accuracy is not in [0, 1] (a
+            percentage given for a fraction).
 
     Example:
         >>> line, = front_statements([1.0, 2.0, 3.0], {"0.1": [0.2, 0.90, 0.91]},
@@ -90,8 +100,7 @@ def front_statements(costs: Sequence[float],
         >>> line.split("; most robust: ")[1]
         'c (c leads b by 1.0 points, within two standard errors (2.6)).'
     """
-    if len(labels) != len(costs):
-        raise ValueError(f"{len(labels)} labels for {len(costs)} points: one per point.")
+    costs, robust, labels, _ = _checked(costs, robust, labels)
     lines = []
     for key in robust:
         front = _front(costs, robust, key)
@@ -101,7 +110,7 @@ def front_statements(costs: Sequence[float],
                            f"{_percent(robust[key][i])}%)" for i in front)
         remarks = [_noise(labels, robust, images, key, b, a) for a, b in zip(front, front[1:])]
         best = front[-1]
-        others = sorted((i for i in _measured(robust, key, len(costs)) if i != best),
+        others = sorted((i for i in _measured(robust[key]) if i != best),
                         key=lambda i: -robust[key][i])
         if others and others[0] not in front:
             remarks.append(_noise(labels, robust, images, key, best, others[0]))
@@ -123,7 +132,7 @@ def robustness_per_cost_table(costs: Sequence[float],
 
     Args:
         costs: Each point's cost.
-        robust: eps key -> each point's robust accuracy (None: not measured,
+        robust: eps key -> each point's robust accuracy (None or NaN: not measured,
             an empty cell).
         labels: Each point's name, the first column.
         clean: Each point's clean accuracy, a column after the cost if given.
@@ -136,7 +145,8 @@ def robustness_per_cost_table(costs: Sequence[float],
         line and the sentence that says what bold means.
 
     Raises:
-        ValueError: If ``labels``, ``clean`` or a column is not one per point.
+        ValueError: If ``labels``, ``clean`` or a column is not one per point,
+            a cost is not finite and > 0, or an accuracy is not in [0, 1].
 
     Example:
         >>> print("\\n".join(robustness_per_cost_table(
@@ -148,8 +158,7 @@ def robustness_per_cost_table(costs: Sequence[float],
         <BLANKLINE>
         Bold: on the Pareto front (no recipe is both cheaper and more robust) at that eps.
     """
-    if len(labels) != len(costs) or (clean is not None and len(clean) != len(costs)):
-        raise ValueError(f"labels and clean need one value per point ({len(costs)}).")
+    costs, robust, labels, clean = _checked(costs, robust, labels, clean)
     on_front = {key: set(_front(costs, robust, key)) for key in robust}
     cells = []
     for i in sorted(range(len(costs)), key=lambda i: (costs[i], labels[i])):

@@ -17,7 +17,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Mapping, Sequence
+from numbers import Real
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -123,3 +124,33 @@ def within_noise(high: float, low: float, images: int) -> bool:
         (True, False)
     """
     return high - low < two_standard_errors(high, low, images)
+
+
+# The inputs of the front's table, sentences and chart, checked ---------------
+
+
+def accuracies(name: str, values: Sequence[Optional[float]], count: int) -> List[float]:
+    """``values`` as floats (None: NaN), each NaN or in [0, 1], ``count`` of them."""
+    if isinstance(values, (str, bytes)) or len(values) != count:
+        got = repr(values) if isinstance(values, (str, bytes)) else len(values)
+        raise ValueError(f"{name}: one accuracy per point ({count}), got {got}.")
+    found = []
+    for index, value in enumerate(values):
+        if not (value is None or isinstance(value, Real)):
+            raise ValueError(f"{name}[{index}]: {value!r} is not a number.")
+        value = math.nan if value is None else float(value)
+        if not (math.isnan(value) or 0.0 <= value <= 1.0):
+            raise ValueError(f"{name}[{index}]: {value} is not an accuracy in [0, 1] (a "
+                             "fraction, not a percentage; None or NaN: not measured).")
+        found.append(value)
+    return found
+
+
+def checked_costs(costs: Sequence[float], count: int) -> List[float]:
+    """``costs`` as floats, ``count`` of them, each finite and > 0."""
+    if len(costs) != count:
+        raise ValueError(f"{len(costs)} costs but {count} labels: one of each per point.")
+    for index, cost in enumerate(costs):
+        if not (isinstance(cost, Real) and math.isfinite(cost) and cost > 0):
+            raise ValueError(f"costs[{index}]: {cost!r}; costs must be finite and > 0.")
+    return [float(cost) for cost in costs]
